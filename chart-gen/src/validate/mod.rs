@@ -1,0 +1,1 @@
+//! Validation of values and rendered objects (owned by the validate module work).

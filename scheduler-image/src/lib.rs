@@ -1,0 +1,1 @@
+//! The DataJump workflow scheduler.
