@@ -1,1 +1,8 @@
-//! The DataJump workflow scheduler.
+//! DataJump's workflow scheduler: a Kubernetes controller that runs cron-scheduled DAGs of tasks
+//! as Jobs.
+//!
+//! Layout: [`api`] holds the custom resources and their validation (shared with the kubectl
+//! plugin); the planning modules are pure (they take `now` and observed state and return
+//! actions); the controller is the only code that talks to the API server.
+
+pub mod api;

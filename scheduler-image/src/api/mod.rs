@@ -1,0 +1,454 @@
+//! The scheduler's public API: the `Workflow` and `WorkflowRun` custom resources (group
+//! `datajump.io`, version `v1alpha1`), their CRDs, the labels the scheduler puts on what it
+//! creates, and the validation shared with the `kubectl datajump` plugin.
+//!
+//! The scheduler owns its API: chart-gen writes [`crds()`] into the chart and the plugin imports
+//! these types, so there is exactly one definition of each field.
+
+// kube's `printcolumn(...)` repeats keys by design; clippy mistakes them for duplicates.
+#![allow(clippy::duplicated_attributes)]
+
+pub mod schedule;
+pub mod validate;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{CustomResource, CustomResourceExt, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// API group of both resources.
+pub const GROUP: &str = "datajump.io";
+/// API version of both resources.
+pub const VERSION: &str = "v1alpha1";
+
+/// Label naming the Workflow a WorkflowRun or Job belongs to.
+pub const LABEL_WORKFLOW: &str = "datajump.io/workflow";
+/// Label naming the WorkflowRun a Job belongs to.
+pub const LABEL_RUN: &str = "datajump.io/run";
+/// Label naming the task a Job executes.
+pub const LABEL_TASK: &str = "datajump.io/task";
+/// Label carrying the attempt number (1-based) of a task's Job.
+pub const LABEL_ATTEMPT: &str = "datajump.io/attempt";
+/// Annotation on a scheduled WorkflowRun with the tick (RFC 3339, UTC) it was created for.
+pub const ANNOTATION_SCHEDULED_TIME: &str = "datajump.io/scheduled-time";
+
+/// A workflow: a DAG of tasks, each run as a Kubernetes Job, optionally on a cron schedule.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "datajump.io",
+    version = "v1alpha1",
+    kind = "Workflow",
+    namespaced,
+    status = "WorkflowStatus",
+    shortname = "wf",
+    category = "datajump",
+    doc = "A DAG of tasks run as Kubernetes Jobs, optionally on a cron schedule.",
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
+    printcolumn(name = "Timezone", type_ = "string", json_path = ".spec.timezone"),
+    printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
+    printcolumn(name = "Active", type_ = "integer", json_path = ".status.activeRuns"),
+    printcolumn(
+        name = "Last Schedule",
+        type_ = "date",
+        json_path = ".status.lastScheduleTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowSpec {
+    /// Cron schedule: 5 fields (minute hour day-of-month month day-of-week) as a Kubernetes
+    /// CronJob accepts them, or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight,
+    /// @hourly. Without a schedule the workflow only runs when a WorkflowRun is created by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// IANA time zone the schedule is evaluated in (e.g. `Europe/Berlin`); UTC when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Stop creating scheduled runs; runs already started carry on.
+    #[serde(default)]
+    pub suspend: bool,
+    /// What to do when a tick is due while an earlier run is still active.
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// A tick later than this many seconds is missed and not started. Unset: no deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub starting_deadline_seconds: Option<i64>,
+    /// Which missed ticks (still within the starting deadline) get a run.
+    #[serde(default)]
+    pub catch_up_policy: CatchUpPolicy,
+    /// With `catchUpPolicy: All`, at most this many missed ticks (the newest) get a run.
+    #[serde(default = "default_max_catch_up_runs")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_catch_up_runs: u32,
+    /// At most this many tasks of one run execute at the same time. Unset: no per-run limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub parallelism: Option<u32>,
+    /// A run still unfinished this many seconds after it started fails and its Jobs are stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+    /// Number of succeeded runs to keep.
+    #[serde(default = "default_successful_history")]
+    #[schemars(range(max = 100))]
+    pub successful_runs_history_limit: u32,
+    /// Number of failed runs to keep.
+    #[serde(default = "default_failed_history")]
+    #[schemars(range(max = 100))]
+    pub failed_runs_history_limit: u32,
+    /// The tasks; `dependsOn` edges must form a DAG.
+    #[schemars(length(min = 1, max = 1000))]
+    pub tasks: Vec<TaskSpec>,
+}
+
+fn default_max_catch_up_runs() -> u32 {
+    5
+}
+fn default_successful_history() -> u32 {
+    3
+}
+fn default_failed_history() -> u32 {
+    1
+}
+
+/// Concurrency policy of scheduled runs, with the semantics of a Kubernetes CronJob.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum ConcurrencyPolicy {
+    /// Start the new run alongside the active ones.
+    #[default]
+    Allow,
+    /// Skip the tick while a run is active.
+    Forbid,
+    /// Delete the active runs (and their Jobs), then start the new run.
+    Replace,
+}
+
+/// Which missed ticks get a run once the scheduler notices them (after downtime, say).
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum CatchUpPolicy {
+    /// Only the most recent missed tick runs (a Kubernetes CronJob's behaviour).
+    #[default]
+    Latest,
+    /// Every missed tick within the starting deadline runs, at most `maxCatchUpRuns` of them.
+    All,
+}
+
+/// One task of a workflow: a container run as a Kubernetes Job.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(self.name in self.dependsOn)").message("a task cannot depend on itself"))]
+pub struct TaskSpec {
+    /// Task name, unique in the workflow (DNS-1123 label, at most 63 characters).
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// Container image.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Entrypoint override.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment variables, including values from Secrets and ConfigMaps (`valueFrom`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Whole Secrets or ConfigMaps exposed as environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    /// Resource requests and limits; the scheduler's task defaults fill what is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Names of tasks that must succeed before this one starts.
+    #[serde(default)]
+    #[schemars(length(max = 1000))]
+    pub depends_on: Vec<String>,
+    /// Retries after a failed attempt (so at most `retries + 1` attempts).
+    #[serde(default)]
+    #[schemars(range(max = 10))]
+    pub retries: u32,
+    /// Delay before the first retry; it doubles for each further retry (capped at one hour).
+    #[serde(default = "default_retry_backoff")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub retry_backoff_seconds: u32,
+    /// An attempt running longer than this fails (its Job is deleted). Unset: no timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: Option<i64>,
+}
+
+fn default_retry_backoff() -> u32 {
+    10
+}
+
+/// Observed state of a Workflow.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowStatus {
+    /// The most recent tick a run was created for (or considered and skipped/missed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<DateTime<Utc>>,
+    /// When the most recent run succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<DateTime<Utc>>,
+    /// The next tick, as computed at the last reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<DateTime<Utc>>,
+    /// Number of runs not yet finished.
+    #[serde(default)]
+    pub active_runs: u32,
+    /// Total ticks missed (beyond the starting deadline or dropped by the catch-up policy).
+    #[serde(default)]
+    pub missed_ticks: u64,
+    /// Why the workflow is not being scheduled, when its spec is invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One execution of a workflow, created by a schedule tick or by hand.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "datajump.io",
+    version = "v1alpha1",
+    kind = "WorkflowRun",
+    namespaced,
+    status = "WorkflowRunStatus",
+    shortname = "wfr",
+    category = "datajump",
+    doc = "One execution of a Workflow.",
+    printcolumn(name = "Workflow", type_ = "string", json_path = ".spec.workflowName"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Succeeded",
+        type_ = "integer",
+        json_path = ".status.succeededTasks"
+    ),
+    printcolumn(name = "Total", type_ = "integer", json_path = ".status.totalTasks"),
+    printcolumn(name = "Started", type_ = "date", json_path = ".status.startTime"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("a WorkflowRun's spec is immutable"))]
+pub struct WorkflowRunSpec {
+    /// Name of the Workflow (same namespace) to execute.
+    #[schemars(length(min = 1, max = 253))]
+    pub workflow_name: String,
+    /// The schedule tick this run was created for; unset for runs created by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_time: Option<DateTime<Utc>>,
+}
+
+/// Lifecycle phase of a task within a run.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
+)]
+pub enum TaskPhase {
+    /// Waiting for dependencies, a parallelism slot, or a retry backoff.
+    #[default]
+    Pending,
+    /// A Job for the current attempt exists.
+    Running,
+    /// The task's Job completed.
+    Succeeded,
+    /// All attempts failed (or timed out).
+    Failed,
+    /// Not run because an upstream task failed or the run ended.
+    Skipped,
+}
+
+impl TaskPhase {
+    /// Whether the task will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Skipped)
+    }
+}
+
+/// Lifecycle phase of a run.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
+)]
+pub enum RunPhase {
+    /// Accepted; no task started yet.
+    #[default]
+    Pending,
+    /// At least one task started; not finished.
+    Running,
+    /// Every task succeeded.
+    Succeeded,
+    /// A task failed terminally, the run hit its deadline, or its workflow is invalid.
+    Failed,
+}
+
+impl RunPhase {
+    /// Whether the run is finished.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Observed state of a run; the scheduler rebuilds everything else from it and the Jobs.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowRunStatus {
+    /// Run phase.
+    #[serde(default)]
+    pub phase: RunPhase,
+    /// When the run was accepted by the scheduler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<Utc>>,
+    /// When the run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<DateTime<Utc>>,
+    /// Per-task state, in the workflow's task order.
+    #[serde(default)]
+    pub tasks: Vec<TaskStatus>,
+    /// Number of succeeded tasks (for printer columns).
+    #[serde(default)]
+    pub succeeded_tasks: u32,
+    /// Number of tasks.
+    #[serde(default)]
+    pub total_tasks: u32,
+    /// Human-readable reason for the current phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Standard conditions (`Complete`, `Failed`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<RunCondition>,
+}
+
+/// State of one task within a run.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStatus {
+    /// Task name.
+    pub name: String,
+    /// Task phase.
+    #[serde(default)]
+    pub phase: TaskPhase,
+    /// Attempts started so far (the Job of attempt `n` is named after `n`).
+    #[serde(default)]
+    pub attempts: u32,
+    /// Job of the current (or last) attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// When the current attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<Utc>>,
+    /// When the task reached a terminal phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<DateTime<Utc>>,
+    /// Earliest time the next attempt may start (retry backoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_time: Option<DateTime<Utc>>,
+    /// Why the task is in its phase (failure reason, skipped because of ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A condition in the Kubernetes style.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCondition {
+    /// Condition type: `Complete` or `Failed`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// Machine-readable reason in CamelCase.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+    /// When the condition last changed.
+    pub last_transition_time: DateTime<Utc>,
+}
+
+/// The CRDs of this API, for chart-gen to write into the chart.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![Workflow::crd(), WorkflowRun::crd()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crds_have_status_subresource_printer_columns_and_cel_rules() {
+        let crds = crds();
+        let names: Vec<_> = crds
+            .iter()
+            .map(|c| c.metadata.name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["workflows.datajump.io", "workflowruns.datajump.io"]);
+        for crd in &crds {
+            assert_eq!(crd.spec.group, GROUP);
+            assert_eq!(crd.spec.scope, "Namespaced");
+            let version = &crd.spec.versions[0];
+            assert_eq!(version.name, VERSION);
+            assert!(
+                version
+                    .subresources
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .is_some()
+            );
+            assert!(
+                version
+                    .additional_printer_columns
+                    .as_ref()
+                    .is_some_and(|c| c.len() >= 4)
+            );
+        }
+        let json = serde_json::to_string(&crds).expect("CRDs serialize");
+        assert!(
+            json.contains("a task cannot depend on itself"),
+            "task CEL rule missing"
+        );
+        assert!(
+            json.contains("self == oldSelf"),
+            "run immutability rule missing"
+        );
+    }
+
+    #[test]
+    fn workflow_yaml_round_trips_with_defaults() {
+        let yaml = r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: etl, namespace: data}
+spec:
+  schedule: "@hourly"
+  tasks:
+    - name: extract
+      image: busybox
+    - name: load
+      image: busybox
+      dependsOn: [extract]
+      env:
+        - name: PASSWORD
+          valueFrom: {secretKeyRef: {name: db, key: password}}
+"#;
+        let wf: Workflow = serde_yaml::from_str(yaml).expect("valid workflow yaml");
+        assert_eq!(wf.spec.concurrency_policy, ConcurrencyPolicy::Allow);
+        assert_eq!(wf.spec.successful_runs_history_limit, 3);
+        assert_eq!(wf.spec.failed_runs_history_limit, 1);
+        assert_eq!(wf.spec.tasks[1].depends_on, ["extract"]);
+        assert_eq!(wf.spec.tasks[1].retry_backoff_seconds, 10);
+        let back = serde_json::to_value(&wf).expect("serializes");
+        assert_eq!(back["spec"]["tasks"][1]["dependsOn"][0], "extract");
+        assert_eq!(back["spec"]["concurrencyPolicy"], "Allow");
+    }
+}
