@@ -20,9 +20,10 @@ const HOSTED_RUNNER_LABELS = new Set([
   "ubuntu-24.04",
   "ubuntu-24.04-arm",
   "ubuntu-22.04-arm",
-  "macos-13",
   "macos-14",
   "macos-15",
+  "macos-15-intel",
+  "macos-26",
   "windows-2025",
 ]);
 
