@@ -1,1 +1,5 @@
 //! Helpers shared by the cross-crate tests (locating tools, starting servers).
+
+pub mod backup_data;
+pub mod backup_scripts;
+pub mod mariadb;

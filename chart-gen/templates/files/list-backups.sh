@@ -1,7 +1,9 @@
 #!/bin/sh
 # Lists the backups in BACKUP_DIR as a JSON array (newest first) of their manifests, each with a
-# `status`: "verified" (archive present, size and sha256 match the manifest), "corrupt" (manifest
-# unreadable, or archive differs from it; `reason` says how) or "missing-archive". `kubectl datajump
+# `status`: "verified" (restore.sh would accept it: archive present, size and sha256 match the
+# manifest, it decompresses completely into a finished dump of exactly the manifest's databases),
+# "corrupt" (any of that fails, or the manifest is unreadable; `reason` says how) or
+# "missing-archive". `kubectl datajump
 # backup list` runs this and refuses to restore anything not "verified". Needs no server.
 #
 # Environment: BACKUP_DIR (required), BACKUP_PREFIX (datajump), BACKUP_NAME (only this backup).
@@ -75,6 +77,33 @@ check_archive() {
     { m_problem="archive sha256 is $actual_sha, manifest says $m_sha256"; return 1; }
   return 0
 }
+# Decompresses the archive once (the same checks restore.sh applies before touching a server):
+# gzip must succeed, the dump must end with mysqldump's completion line, and the databases it
+# creates must be exactly the manifest's. Sets m_problem and returns 1 otherwise. gzip's exit
+# status travels as a last line through the pipe because POSIX sh has no pipefail.
+check_dump() {
+  scan=$(
+    {
+      gzip -dc "$1" 2>/dev/null
+      printf '\ngzip-exit %s\n' "$?"
+    } | awk '
+      /^CREATE DATABASE / { n = split($0, part, "`"); if (n >= 3) print "db " part[2] }
+      /^gzip-exit / { status = $2; next }
+      $0 != "" { last = $0 }
+      END { print "status " status; print "last " last }
+    '
+  ) || { m_problem="reading the dump failed"; return 1; }
+  [ "$(printf '%s\n' "$scan" | sed -n 's/^status //p')" = 0 ] ||
+    { m_problem="archive does not decompress completely"; return 1; }
+  printf '%s\n' "$scan" | grep -q '^last -- Dump completed' ||
+    { m_problem="dump is truncated: it lacks mysqldump's final 'Dump completed' line"; return 1; }
+  in_dump=$(printf '%s\n' "$scan" | sed -n 's/^db //p' | sort | tr '\n' ' ' | sed 's/ *$//')
+  # shellcheck disable=SC2086 # validated names, one per line
+  in_manifest=$(printf '%s\n' $m_databases | sort | tr '\n' ' ' | sed 's/ *$//')
+  [ "$in_dump" = "$in_manifest" ] ||
+    { m_problem="manifest lists databases '$in_manifest' but the dump creates '$in_dump'"; return 1; }
+  return 0
+}
 # --- end of manifest reading --------------------------------------------------------------------
 
 json_string() { printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"; }
@@ -95,7 +124,7 @@ entry() {
     status=corrupt reason="manifest names $m_name but the file is $base.json"
   elif [ ! -f "$archive" ]; then
     status=missing-archive reason="$base.sql.gz is not in $dir"
-  elif ! check_archive "$archive"; then
+  elif ! check_archive "$archive" || ! check_dump "$archive"; then
     status=corrupt reason=$m_problem
   fi
   dbs=

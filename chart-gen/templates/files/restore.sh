@@ -102,6 +102,33 @@ check_archive() {
     { m_problem="archive sha256 is $actual_sha, manifest says $m_sha256"; return 1; }
   return 0
 }
+# Decompresses the archive once (the same checks restore.sh applies before touching a server):
+# gzip must succeed, the dump must end with mysqldump's completion line, and the databases it
+# creates must be exactly the manifest's. Sets m_problem and returns 1 otherwise. gzip's exit
+# status travels as a last line through the pipe because POSIX sh has no pipefail.
+check_dump() {
+  scan=$(
+    {
+      gzip -dc "$1" 2>/dev/null
+      printf '\ngzip-exit %s\n' "$?"
+    } | awk '
+      /^CREATE DATABASE / { n = split($0, part, "`"); if (n >= 3) print "db " part[2] }
+      /^gzip-exit / { status = $2; next }
+      $0 != "" { last = $0 }
+      END { print "status " status; print "last " last }
+    '
+  ) || { m_problem="reading the dump failed"; return 1; }
+  [ "$(printf '%s\n' "$scan" | sed -n 's/^status //p')" = 0 ] ||
+    { m_problem="archive does not decompress completely"; return 1; }
+  printf '%s\n' "$scan" | grep -q '^last -- Dump completed' ||
+    { m_problem="dump is truncated: it lacks mysqldump's final 'Dump completed' line"; return 1; }
+  in_dump=$(printf '%s\n' "$scan" | sed -n 's/^db //p' | sort | tr '\n' ' ' | sed 's/ *$//')
+  # shellcheck disable=SC2086 # validated names, one per line
+  in_manifest=$(printf '%s\n' $m_databases | sort | tr '\n' ' ' | sed 's/ *$//')
+  [ "$in_dump" = "$in_manifest" ] ||
+    { m_problem="manifest lists databases '$in_manifest' but the dump creates '$in_dump'"; return 1; }
+  return 0
+}
 # --- end of manifest reading --------------------------------------------------------------------
 
 # --- verify everything before touching the server -----------------------------------------------
@@ -112,26 +139,7 @@ read_manifest "$manifest" || refuse "manifest $manifest is invalid: $m_problem"
 check_archive "$archive" || refuse "backup $name does not match its manifest: $m_problem"
 log "archive matches its manifest (sha256 $m_sha256); checking that it decompresses completely"
 
-# One decompression pass collects the databases the dump creates and its last line; gzip's exit
-# status goes through a file because POSIX sh has no pipefail.
-{
-  gzip -dc "$archive" 2>"$work/gzip.err"
-  echo $? >"$work/gzip.rc"
-} | awk '
-  /^CREATE DATABASE / { n = split($0, part, "`"); if (n >= 3) print "db " part[2] }
-  { last = $0 }
-  END { print "last " last }
-' >"$work/scan" || refuse "reading the dump of $name failed"
-gzip_rc=$(cat "$work/gzip.rc" 2>/dev/null || echo missing)
-[ "$gzip_rc" = 0 ] ||
-  refuse "archive $archive does not decompress completely (gzip: $(tr '\n' ' ' <"$work/gzip.err"))"
-grep -q '^last -- Dump completed' "$work/scan" ||
-  refuse "the dump in $archive is truncated: it lacks mysqldump's final 'Dump completed' line"
-in_dump=$(sed -n 's/^db //p' "$work/scan" | sort | tr '\n' ' ' | sed 's/ *$//')
-# shellcheck disable=SC2086 # validated names, one per line
-in_manifest=$(printf '%s\n' $m_databases | sort | tr '\n' ' ' | sed 's/ *$//')
-[ "$in_dump" = "$in_manifest" ] ||
-  refuse "manifest lists databases '$in_manifest' but the dump creates '$in_dump'"
+check_dump "$archive" || refuse "backup $name is unusable: $m_problem"
 
 # --- connect --------------------------------------------------------------------------------------
 option_value() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g')"; }
