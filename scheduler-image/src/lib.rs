@@ -6,3 +6,6 @@
 //! actions); the controller is the only code that talks to the API server.
 
 pub mod api;
+pub mod cron;
+pub mod names;
+pub mod plan;

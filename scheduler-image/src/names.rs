@@ -1,0 +1,75 @@
+//! Deterministic object names: a run is named after its workflow and scheduled tick, a Job after
+//! its run, task and attempt. A restarted scheduler, or a second replica that briefly believes it
+//! leads, computes the same name and gets AlreadyExists instead of creating a duplicate.
+//!
+//! Names stay within 63 characters (they also appear in label values and the Job controller's
+//! pod labels); longer ones are shortened with a stable hash of the full name.
+
+use chrono::{DateTime, Utc};
+
+/// Longest name that is also a valid label value.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Name of the run created for the tick `scheduled` (UTC, minute precision).
+pub fn scheduled_run_name(workflow: &str, scheduled: DateTime<Utc>) -> String {
+    bounded(workflow, &scheduled.format("%Y%m%d%H%M").to_string())
+}
+
+/// Name of the Job executing `attempt` (1-based) of `task` in `run`.
+pub fn job_name(run: &str, task: &str, attempt: u32) -> String {
+    bounded(&format!("{run}-{task}"), &attempt.to_string())
+}
+
+/// `{base}-{suffix}`, or when too long `{base prefix}-{hash of base}-{suffix}`.
+fn bounded(base: &str, suffix: &str) -> String {
+    let full = format!("{base}-{suffix}");
+    if full.len() <= MAX_NAME_LEN {
+        return full;
+    }
+    let hash = format!("{:08x}", fnv1a(base.as_bytes()) as u32);
+    let keep = MAX_NAME_LEN - suffix.len() - hash.len() - 2;
+    // Names are ASCII (DNS-1123), so byte slicing is safe; trim '-' so the result stays valid.
+    let prefix = base[..keep.min(base.len())].trim_end_matches('-');
+    format!("{prefix}-{hash}-{suffix}")
+}
+
+/// FNV-1a: tiny, stable across Rust versions and platforms (unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn short_names_are_readable() {
+        let t = Utc
+            .with_ymd_and_hms(2026, 3, 29, 1, 0, 0)
+            .single()
+            .expect("valid");
+        assert_eq!(scheduled_run_name("etl", t), "etl-202603290100");
+        assert_eq!(
+            job_name("etl-202603290100", "load", 2),
+            "etl-202603290100-load-2"
+        );
+    }
+
+    #[test]
+    fn long_names_are_bounded_distinct_and_stable() {
+        let run = "a".repeat(60);
+        let a = job_name(&run, "extract-customers-from-the-warehouse", 1);
+        let b = job_name(&run, "extract-customers-from-the-warehouse-2", 1);
+        assert!(
+            a.len() <= MAX_NAME_LEN && b.len() <= MAX_NAME_LEN,
+            "{a} {b}"
+        );
+        assert_ne!(a, b);
+        assert_eq!(a, job_name(&run, "extract-customers-from-the-warehouse", 1));
+        assert!(a.ends_with("-1"));
+        assert!(crate::api::validate::check_dns1123_label(&a).is_ok(), "{a}");
+    }
+}
