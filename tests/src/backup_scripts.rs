@@ -133,8 +133,24 @@ impl Scripts {
 
     /// Runs `script` with `/bin/sh` (dash on Debian: catches bashisms) and the configured env.
     pub fn run(&self, script: Script) -> Result<Run, ScriptError> {
+        self.run_sh(script, &[])
+    }
+
+    /// Like [`Scripts::run`], but no file the script writes may grow past `limit_blocks` blocks
+    /// of 512 bytes (`ulimit -f`): a full disk, as the writing process experiences it.
+    pub fn run_with_file_size_limit(
+        &self,
+        script: Script,
+        limit_blocks: u64,
+    ) -> Result<Run, ScriptError> {
+        let wrapper = format!("ulimit -f {limit_blocks} && exec /bin/sh \"$0\"");
+        self.run_sh(script, &["-c", &wrapper])
+    }
+
+    fn run_sh(&self, script: Script, sh_args: &[&str]) -> Result<Run, ScriptError> {
         let path = self.path(script);
         let output = Command::new("/bin/sh")
+            .args(sh_args)
             .arg(&path)
             .env_clear()
             .envs(&self.env)

@@ -3,3 +3,4 @@
 pub mod backup_data;
 pub mod backup_scripts;
 pub mod mariadb;
+pub mod s3;

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail, ensure};
 use datajump_tests::backup_data::{DATABASES, DataSet, Snapshot};
 use datajump_tests::backup_scripts::{BackupStatus, Manifest, Run, Script, Scripts, sha256_hex};
 use datajump_tests::mariadb::{Binaries, Credentials, MariaDb, sql_ident};
+use datajump_tests::s3::S3Server;
 use tempfile::TempDir;
 
 /// A loaded server plus a backup directory and TMPDIR, as the backup CronJob sees them.
@@ -454,6 +455,72 @@ fn stopped_server_fails_clearly_and_leaves_no_files() -> Result<()> {
         "{run}"
     );
     assert!(file_names(tmp.path())?.is_empty(), "files left in TMPDIR");
+    Ok(())
+}
+
+#[test]
+fn full_disk_fails_clearly_and_leaves_no_files() -> Result<()> {
+    let Some(fx) = Fixture::start("full_disk", DataSet::SMALL)? else {
+        return Ok(());
+    };
+    // 32 KiB per file: the compressed small data set (about 250 kB) cannot fit.
+    let run = fx.scripts()?.run_with_file_size_limit(Script::Backup, 64)?;
+    ensure!(
+        run.status.code() == Some(1),
+        "backup onto a full disk: {run}"
+    );
+    ensure!(run.stderr.contains("full?"), "unclear message: {run}");
+    assert!(
+        file_names(fx.backups.path())?.is_empty(),
+        "files left in BACKUP_DIR"
+    );
+    assert!(
+        file_names(fx.tmp.path())?.is_empty(),
+        "files left in TMPDIR"
+    );
+    Ok(())
+}
+
+#[test]
+fn upload_puts_signed_copies_in_the_bucket() -> Result<()> {
+    let Some(fx) = Fixture::start("s3_upload", DataSet::SMALL)? else {
+        return Ok(());
+    };
+    let Some(moto) = S3Server::locate_or_skip("s3_upload")? else {
+        return Ok(());
+    };
+    let s3 = S3Server::start(&moto)?;
+    s3.create_bucket("dj-backups")?;
+    let scripts = fx
+        .scripts()?
+        .with("S3_BUCKET", "dj-backups")
+        .with("S3_ENDPOINT", s3.endpoint())
+        .with("S3_ACCESS_KEY", &s3.access_key)
+        .with("S3_SECRET_KEY", &s3.secret_key)
+        .with("S3_PREFIX", "nightly/");
+    let name = fx.backup(&scripts)?;
+    for file in [format!("{name}.sql.gz"), format!("{name}.json")] {
+        let uploaded = s3.get("dj-backups", &format!("nightly/{file}"))?;
+        assert_eq!(
+            uploaded,
+            fs::read(fx.backups.path().join(&file))?,
+            "{file} differs"
+        );
+    }
+
+    // The server checks signatures: a wrong secret is refused and the job fails loudly.
+    let run = scripts
+        .with("S3_SECRET_KEY", "not-the-secret")
+        .run(Script::Backup)?;
+    ensure!(
+        run.status.code() == Some(1),
+        "upload with a wrong secret: {run}"
+    );
+    ensure!(
+        run.stderr.contains("uploading") && run.stderr.contains("dj-backups"),
+        "unclear message: {run}"
+    );
+    ensure!(!run.stderr.contains(&s3.secret_key), "secret leaked: {run}");
     Ok(())
 }
 
