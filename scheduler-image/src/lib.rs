@@ -7,5 +7,9 @@
 
 pub mod api;
 pub mod cron;
+pub mod jobs;
+pub mod metrics;
 pub mod names;
 pub mod plan;
+pub mod reconcile;
+pub mod sim;

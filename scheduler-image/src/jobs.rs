@@ -1,0 +1,346 @@
+//! Pure builders for the objects the scheduler creates (WorkflowRuns and Jobs) and the reverse
+//! mapping from an observed Job to the planner's view of it.
+//!
+//! Jobs run one attempt each (`backoffLimit: 0`): retries are the scheduler's, so every attempt
+//! has its own deterministically named Job. A task's timeout becomes the Job's
+//! `activeDeadlineSeconds`, so Kubernetes stops the pod and the Job keeps the verdict
+//! (`DeadlineExceeded`) even if the scheduler is down at that moment.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use kube::Resource;
+
+use crate::api::{
+    ANNOTATION_SCHEDULED_TIME, LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK, LABEL_WORKFLOW, TaskSpec,
+    Workflow, WorkflowRun, WorkflowRunSpec,
+};
+use crate::names::scheduled_run_name;
+use crate::plan::{JobState, ObservedJob};
+
+/// Label every object created by the scheduler carries, so its watches see only its own Jobs.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGER: &str = "datajump-scheduler";
+
+/// Settings applied to every task Job.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskDefaults {
+    /// Service account of task pods (unset: the namespace default).
+    pub service_account: Option<String>,
+    /// Requests for tasks that set none (cpu, memory).
+    pub requests: BTreeMap<String, String>,
+    /// Limits for tasks that set none (cpu, memory).
+    pub limits: BTreeMap<String, String>,
+}
+
+/// Converts a chrono time into the Kubernetes wire type.
+pub fn to_k8s_time(t: DateTime<Utc>) -> Option<Time> {
+    k8s_openapi::jiff::Timestamp::new(t.timestamp(), t.timestamp_subsec_nanos() as i32)
+        .ok()
+        .map(Time)
+}
+
+/// Converts a Kubernetes time into chrono.
+pub fn from_k8s_time(t: &Time) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+}
+
+fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference> {
+    let mut reference = owner.controller_owner_ref(&())?;
+    reference.block_owner_deletion = Some(true);
+    Some(reference)
+}
+
+/// The run for tick `scheduled` of `wf`, owned by it (deleting the workflow deletes its runs).
+pub fn build_run(wf: &Workflow, scheduled: DateTime<Utc>) -> WorkflowRun {
+    let wf_name = wf.metadata.name.clone().unwrap_or_default();
+    let mut run = WorkflowRun::new(
+        &scheduled_run_name(&wf_name, scheduled),
+        WorkflowRunSpec {
+            workflow_name: wf_name.clone(),
+            scheduled_time: Some(scheduled),
+        },
+    );
+    run.metadata.namespace = wf.metadata.namespace.clone();
+    run.metadata.labels = Some(BTreeMap::from([
+        (LABEL_WORKFLOW.to_string(), wf_name),
+        (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
+    ]));
+    run.metadata.annotations = Some(BTreeMap::from([(
+        ANNOTATION_SCHEDULED_TIME.to_string(),
+        scheduled.to_rfc3339(),
+    )]));
+    run.metadata.owner_references = owner_reference(wf).map(|o| vec![o]);
+    run
+}
+
+fn merged_resources(
+    task: Option<&ResourceRequirements>,
+    defaults: &TaskDefaults,
+) -> ResourceRequirements {
+    let fill = |given: Option<&BTreeMap<String, Quantity>>, default: &BTreeMap<String, String>| {
+        let mut out: BTreeMap<String, Quantity> = given.cloned().unwrap_or_default();
+        for (k, v) in default {
+            out.entry(k.clone()).or_insert_with(|| Quantity(v.clone()));
+        }
+        (!out.is_empty()).then_some(out)
+    };
+    ResourceRequirements {
+        requests: fill(task.and_then(|r| r.requests.as_ref()), &defaults.requests),
+        limits: fill(task.and_then(|r| r.limits.as_ref()), &defaults.limits),
+        claims: task.and_then(|r| r.claims.clone()),
+    }
+}
+
+/// A container security context that passes the `restricted` Pod Security Standard, which the
+/// DataJump namespaces enforce by default.
+fn restricted_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+/// The Job for `attempt` of `task` in `run`, owned by the run.
+pub fn build_job(
+    run: &WorkflowRun,
+    task: &TaskSpec,
+    attempt: u32,
+    job_name: &str,
+    defaults: &TaskDefaults,
+) -> Job {
+    let run_name = run.metadata.name.clone().unwrap_or_default();
+    let labels = BTreeMap::from([
+        (LABEL_WORKFLOW.to_string(), run.spec.workflow_name.clone()),
+        (LABEL_RUN.to_string(), run_name),
+        (LABEL_TASK.to_string(), task.name.clone()),
+        (LABEL_ATTEMPT.to_string(), attempt.to_string()),
+        (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
+    ]);
+    let container = Container {
+        name: "task".into(),
+        image: Some(task.image.clone()),
+        command: (!task.command.is_empty()).then(|| task.command.clone()),
+        args: (!task.args.is_empty()).then(|| task.args.clone()),
+        env: (!task.env.is_empty()).then(|| task.env.clone()),
+        env_from: (!task.env_from.is_empty()).then(|| task.env_from.clone()),
+        resources: Some(merged_resources(task.resources.as_ref(), defaults)),
+        security_context: Some(restricted_security_context()),
+        ..Container::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(job_name.to_string()),
+            namespace: run.metadata.namespace.clone(),
+            labels: Some(labels.clone()),
+            owner_references: owner_reference(run).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: task.timeout_seconds,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: defaults.service_account.clone(),
+                    containers: vec![container],
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Reads a Job the scheduler created back into the planner's terms; `None` for Jobs without
+/// the task/attempt labels (not ours).
+pub fn observe_job(job: &Job) -> Option<ObservedJob> {
+    let labels = job.metadata.labels.as_ref()?;
+    let task = labels.get(LABEL_TASK)?.clone();
+    let attempt = labels.get(LABEL_ATTEMPT)?.parse().ok()?;
+    let status = job.status.as_ref();
+    let failed = status.and_then(|s| s.conditions.as_ref()).and_then(|cs| {
+        cs.iter()
+            .find(|c| c.type_ == "Failed" && c.status == "True")
+    });
+    let succeeded = status.and_then(|s| s.succeeded).unwrap_or(0) > 0;
+    let state = match (succeeded, failed) {
+        (true, _) => JobState::Succeeded,
+        (false, Some(c)) => JobState::Failed {
+            reason: c.reason.clone().unwrap_or_else(|| "Failed".into()),
+        },
+        (false, None) => JobState::Active,
+    };
+    let started = status
+        .and_then(|s| s.start_time.as_ref())
+        .or(job.metadata.creation_timestamp.as_ref())
+        .and_then(from_k8s_time);
+    let finished = status
+        .and_then(|s| s.completion_time.as_ref())
+        .or(failed.and_then(|c| c.last_transition_time.as_ref()))
+        .and_then(from_k8s_time);
+    Some(ObservedJob {
+        task,
+        attempt,
+        name: job.metadata.name.clone()?,
+        state,
+        started,
+        finished,
+    })
+}
+
+/// Whether a Job is still running (counts against the global cap).
+pub fn job_is_active(job: &Job) -> bool {
+    observe_job(job).is_some_and(|o| o.state == JobState::Active)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+
+    fn workflow() -> Workflow {
+        let mut wf: Workflow = serde_json::from_value(serde_json::json!({
+            "apiVersion": "datajump.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"name": "etl", "namespace": "data", "uid": "wf-uid"},
+            "spec": {"tasks": [{"name": "load", "image": "busybox", "timeoutSeconds": 600,
+                                "resources": {"requests": {"cpu": "2"}}}]},
+        }))
+        .expect("valid workflow");
+        wf.metadata.resource_version = None;
+        wf
+    }
+
+    #[test]
+    fn runs_are_named_after_the_tick_and_owned_by_the_workflow() {
+        let tick = Utc
+            .with_ymd_and_hms(2026, 5, 1, 2, 0, 0)
+            .single()
+            .expect("valid");
+        let run = build_run(&workflow(), tick);
+        assert_eq!(run.metadata.name.as_deref(), Some("etl-202605010200"));
+        assert_eq!(run.metadata.namespace.as_deref(), Some("data"));
+        let owner = &run.metadata.owner_references.as_ref().expect("owner")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Workflow", "wf-uid")
+        );
+        assert_eq!(run.spec.scheduled_time, Some(tick));
+        assert_eq!(
+            run.metadata.labels.as_ref().expect("labels")[LABEL_WORKFLOW],
+            "etl"
+        );
+    }
+
+    #[test]
+    fn jobs_carry_labels_owner_timeout_defaults_and_a_restricted_context() {
+        let tick = Utc
+            .with_ymd_and_hms(2026, 5, 1, 2, 0, 0)
+            .single()
+            .expect("valid");
+        let mut run = build_run(&workflow(), tick);
+        run.metadata.uid = Some("run-uid".into());
+        let defaults = TaskDefaults {
+            service_account: Some("tasks".into()),
+            requests: BTreeMap::from([
+                ("cpu".into(), "100m".into()),
+                ("memory".into(), "128Mi".into()),
+            ]),
+            limits: BTreeMap::from([("memory".into(), "1Gi".into())]),
+        };
+        let wf = workflow();
+        let job = build_job(
+            &run,
+            &wf.spec.tasks[0],
+            2,
+            "etl-202605010200-load-2",
+            &defaults,
+        );
+        let labels = job.metadata.labels.as_ref().expect("labels");
+        assert_eq!(labels[LABEL_RUN], "etl-202605010200");
+        assert_eq!(labels[LABEL_TASK], "load");
+        assert_eq!(labels[LABEL_ATTEMPT], "2");
+        assert_eq!(
+            job.metadata.owner_references.as_ref().expect("owner")[0].uid,
+            "run-uid"
+        );
+        let spec = job.spec.as_ref().expect("spec");
+        assert_eq!(
+            (spec.backoff_limit, spec.active_deadline_seconds),
+            (Some(0), Some(600))
+        );
+        let pod = spec.template.spec.as_ref().expect("pod");
+        assert_eq!(pod.service_account_name.as_deref(), Some("tasks"));
+        let c = &pod.containers[0];
+        let res = c.resources.as_ref().expect("resources");
+        let requests = res.requests.as_ref().expect("requests");
+        assert_eq!(requests["cpu"].0, "2", "the task's own request wins");
+        assert_eq!(requests["memory"].0, "128Mi", "the default fills the gap");
+        assert_eq!(res.limits.as_ref().expect("limits")["memory"].0, "1Gi");
+        let sc = c.security_context.as_ref().expect("security context");
+        assert_eq!(
+            (sc.allow_privilege_escalation, sc.run_as_non_root),
+            (Some(false), Some(true))
+        );
+    }
+
+    #[test]
+    fn observes_job_states() {
+        let wf = workflow();
+        let run = build_run(&wf, Utc::now());
+        let mut job = build_job(&run, &wf.spec.tasks[0], 1, "j", &TaskDefaults::default());
+        assert_eq!(observe_job(&job).expect("ours").state, JobState::Active);
+        let t = Utc
+            .with_ymd_and_hms(2026, 5, 1, 3, 0, 0)
+            .single()
+            .expect("valid");
+        job.status = Some(JobStatus {
+            conditions: Some(vec![JobCondition {
+                type_: "Failed".into(),
+                status: "True".into(),
+                reason: Some("DeadlineExceeded".into()),
+                last_transition_time: to_k8s_time(t),
+                ..JobCondition::default()
+            }]),
+            ..JobStatus::default()
+        });
+        let o = observe_job(&job).expect("ours");
+        assert_eq!(
+            o.state,
+            JobState::Failed {
+                reason: "DeadlineExceeded".into()
+            }
+        );
+        assert_eq!((o.attempt, o.finished), (1, Some(t)));
+        job.status = Some(JobStatus {
+            succeeded: Some(1),
+            ..JobStatus::default()
+        });
+        assert_eq!(observe_job(&job).expect("ours").state, JobState::Succeeded);
+        job.metadata.labels = None;
+        assert!(observe_job(&job).is_none());
+    }
+}

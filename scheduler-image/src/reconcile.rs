@@ -1,0 +1,443 @@
+//! The reconcilers: glue between the pure planners and a [`Cluster`].
+//!
+//! [`Cluster`] is the seam between scheduling logic and the API server: the production
+//! implementation lives in `controller.rs` (kube reflector caches + API calls), an in-memory
+//! one in [`crate::sim`] drives the end-to-end simulations and benchmarks. The reconcilers keep
+//! no state that matters across restarts; everything is re-derived from the cluster.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use k8s_openapi::api::batch::v1::Job;
+
+use crate::api::schedule::Schedule;
+use crate::api::validate::{Limits, validate_workflow_with};
+use crate::api::{
+    RunCondition, RunPhase, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
+};
+use crate::cron::{CronInput, plan_ticks};
+use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time, observe_job};
+use crate::metrics::Metrics;
+use crate::plan::{Action, EventType, FinishedRun, RunInput, plan_run, prune_history};
+
+/// Outcome of a create call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The object was created.
+    New,
+    /// An object with that name existed already (a restart or a second replica got there
+    /// first): nothing to do.
+    AlreadyExists,
+}
+
+/// A failed call to the cluster.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} {kind} {namespace}/{name}: {message}")]
+pub struct ClusterError {
+    /// What was attempted (create, delete, patch status).
+    pub operation: &'static str,
+    /// Object kind.
+    pub kind: &'static str,
+    /// Namespace.
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+    /// The API server's (or transport's) message.
+    pub message: String,
+}
+
+/// What the reconcilers need from the cluster. Reads come from caches (synchronous); writes
+/// go to the API server.
+pub trait Cluster: Send + Sync {
+    /// A workflow by namespace and name.
+    fn workflow(&self, namespace: &str, name: &str) -> Option<Arc<Workflow>>;
+    /// All runs of a workflow.
+    fn runs_of(&self, namespace: &str, workflow: &str) -> Vec<Arc<WorkflowRun>>;
+    /// All Jobs of a run.
+    fn jobs_of(&self, namespace: &str, run: &str) -> Vec<Arc<Job>>;
+    /// Whether a Job is visible in the cache.
+    fn job_cached(&self, namespace: &str, name: &str) -> bool;
+    /// Number of active task Jobs across all runs.
+    fn running_tasks(&self) -> usize;
+    /// Creates a run.
+    fn create_run(
+        &self,
+        run: WorkflowRun,
+    ) -> impl Future<Output = Result<Created, ClusterError>> + Send;
+    /// Deletes a run (its Jobs follow through their owner reference).
+    fn delete_run(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Writes a run's status.
+    fn patch_run_status(
+        &self,
+        run: &WorkflowRun,
+        status: &WorkflowRunStatus,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Writes a workflow's status.
+    fn patch_workflow_status(
+        &self,
+        wf: &Workflow,
+        status: &WorkflowStatus,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Creates a Job.
+    fn create_job(&self, job: Job) -> impl Future<Output = Result<Created, ClusterError>> + Send;
+    /// Deletes a Job and its pods.
+    fn delete_job(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Records an Event about a run (best effort).
+    fn publish_event(
+        &self,
+        run: &WorkflowRun,
+        type_: EventType,
+        reason: &'static str,
+        message: &str,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// Scheduler-wide settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Global cap of task Jobs running at once.
+    pub max_running_tasks: usize,
+    /// Defaults applied to every task Job.
+    pub task_defaults: TaskDefaults,
+    /// Validation limits.
+    pub limits: Limits,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            max_running_tasks: 100,
+            task_defaults: TaskDefaults::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// How long a created Job may stay invisible in the cache before it stops counting as running.
+const CREATE_VISIBILITY_GRACE: i64 = 60;
+
+/// Reconciles Workflows (schedule ticks, history) and WorkflowRuns (tasks as Jobs).
+pub struct Reconciler<C> {
+    /// The cluster.
+    pub cluster: C,
+    /// Settings.
+    pub config: SchedulerConfig,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Jobs created but not yet seen in the cache, so the global cap also counts them.
+    pending_creates: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+}
+
+fn ns_name(meta: &kube::api::ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+impl<C: Cluster> Reconciler<C> {
+    /// A reconciler over `cluster`.
+    pub fn new(cluster: C, config: SchedulerConfig, metrics: Arc<Metrics>) -> Self {
+        Self {
+            cluster,
+            config,
+            metrics,
+            pending_creates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Running tasks: active Jobs in the cache plus recent creates the cache has not shown yet.
+    fn running_tasks(&self, now: DateTime<Utc>) -> usize {
+        let mut pending = self
+            .pending_creates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        pending.retain(|(ns, name), at| {
+            !self.cluster.job_cached(ns, name)
+                && now - *at < Duration::seconds(CREATE_VISIBILITY_GRACE)
+        });
+        self.cluster.running_tasks() + pending.len()
+    }
+
+    /// Schedules a workflow: creates runs for due ticks, prunes history, updates its status.
+    /// Returns when to reconcile it again.
+    pub async fn reconcile_workflow(
+        &self,
+        wf: &Workflow,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, ClusterError> {
+        let (ns, name) = ns_name(&wf.metadata);
+        let old = wf.status.clone().unwrap_or_default();
+        let mut status = old.clone();
+        let runs = self.cluster.runs_of(&ns, &name);
+        let mut active: Vec<String> = Vec::new();
+        let mut finished = Vec::new();
+        for run in &runs {
+            let st = run.status.as_ref();
+            let run_name = run.metadata.name.clone().unwrap_or_default();
+            match st.map(|s| s.phase) {
+                Some(phase) if phase.is_finished() => {
+                    let completed = st
+                        .and_then(|s| s.completion_time)
+                        .or_else(|| {
+                            run.metadata
+                                .creation_timestamp
+                                .as_ref()
+                                .and_then(from_k8s_time)
+                        })
+                        .unwrap_or(now);
+                    if phase == RunPhase::Succeeded {
+                        status.last_successful_time =
+                            status.last_successful_time.max(Some(completed));
+                    }
+                    finished.push(FinishedRun {
+                        name: run_name,
+                        phase,
+                        completed,
+                    });
+                }
+                _ => active.push(run_name),
+            }
+        }
+        for run in prune_history(
+            &finished,
+            wf.spec.successful_runs_history_limit,
+            wf.spec.failed_runs_history_limit,
+        ) {
+            self.cluster.delete_run(&ns, &run).await?;
+        }
+        status.active_runs = active.len() as u32;
+
+        let mut wake = None;
+        match validate_workflow_with(wf, &self.config.limits) {
+            Err(errors) => {
+                status.message = Some(format!("invalid workflow, not scheduled:\n{errors}"));
+                status.next_schedule_time = None;
+            }
+            Ok(_) => {
+                status.message = None;
+                if let Some(expr) = &wf.spec.schedule {
+                    wake = self
+                        .schedule_ticks(wf, expr, &active, &mut status, now)
+                        .await?;
+                } else {
+                    status.next_schedule_time = None;
+                }
+            }
+        }
+        if status != old {
+            self.cluster.patch_workflow_status(wf, &status).await?;
+        }
+        Ok(wake)
+    }
+
+    async fn schedule_ticks(
+        &self,
+        wf: &Workflow,
+        expr: &str,
+        active: &[String],
+        status: &mut WorkflowStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, ClusterError> {
+        let (ns, name) = ns_name(&wf.metadata);
+        let schedule = match Schedule::parse(expr, wf.spec.timezone.as_deref()) {
+            Ok(s) => s,
+            // Validation passed, so this cannot happen; report instead of panicking.
+            Err(e) => {
+                status.message = Some(e.to_string());
+                return Ok(None);
+            }
+        };
+        let created_at = wf
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(from_k8s_time);
+        let last = status.last_schedule_time.or(created_at).unwrap_or(now);
+        let plan = plan_ticks(&CronInput {
+            now,
+            schedule: &schedule,
+            spec: &wf.spec,
+            last_scheduled: last,
+            active_runs: active,
+        });
+        for run in &plan.delete_runs {
+            tracing::info!(namespace = %ns, workflow = %name, run = %run, "replacing active run");
+            self.cluster.delete_run(&ns, run).await?;
+        }
+        for tick in &plan.create {
+            let run = build_run(wf, *tick);
+            let run_name = run.metadata.name.clone().unwrap_or_default();
+            let outcome = self.cluster.create_run(run).await?;
+            tracing::info!(namespace = %ns, workflow = %name, run = %run_name, tick = %tick, ?outcome, "scheduled run");
+        }
+        if plan.missed > 0 {
+            tracing::warn!(namespace = %ns, workflow = %name, missed = plan.missed, "missed schedule ticks");
+            self.metrics.missed_ticks.inc_by(plan.missed);
+        }
+        if plan.last_scheduled != last || status.last_schedule_time.is_some() {
+            status.last_schedule_time = Some(plan.last_scheduled);
+        }
+        status.missed_ticks += plan.missed;
+        status.active_runs = (active.len() - plan.delete_runs.len() + plan.create.len()) as u32;
+        status.next_schedule_time = schedule.next_after(now);
+        Ok(if wf.spec.suspend { None } else { plan.wake_at })
+    }
+
+    /// Moves a run forward: creates Jobs for ready tasks, records progress, finishes it.
+    /// Returns when to reconcile it again.
+    pub async fn reconcile_run(
+        &self,
+        run: &WorkflowRun,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, ClusterError> {
+        if run.metadata.deletion_timestamp.is_some() {
+            return Ok(None);
+        }
+        let (ns, run_name) = ns_name(&run.metadata);
+        let old = run.status.clone().unwrap_or_default();
+        let wf = match self.cluster.workflow(&ns, &run.spec.workflow_name) {
+            Some(wf) => wf,
+            None if old.phase.is_finished() => return Ok(None),
+            None => {
+                let msg = format!(
+                    "workflow {:?} not found in namespace {ns}",
+                    run.spec.workflow_name
+                );
+                return self.fail_run(run, &old, "WorkflowNotFound", msg, now).await;
+            }
+        };
+        let dag = match validate_workflow_with(&wf, &self.config.limits) {
+            Ok(dag) => dag,
+            Err(_) if old.phase.is_finished() => return Ok(None),
+            Err(errors) => {
+                let msg = format!(
+                    "workflow {:?} is invalid:\n{errors}",
+                    run.spec.workflow_name
+                );
+                return self.fail_run(run, &old, "InvalidWorkflow", msg, now).await;
+            }
+        };
+        let jobs: Vec<_> = self
+            .cluster
+            .jobs_of(&ns, &run_name)
+            .iter()
+            .filter_map(|j| observe_job(j))
+            .collect();
+        let free_slots = self
+            .config
+            .max_running_tasks
+            .saturating_sub(self.running_tasks(now));
+        let plan = plan_run(&RunInput {
+            now,
+            run_name: &run_name,
+            spec: &wf.spec,
+            dag: &dag,
+            status: &old,
+            jobs: &jobs,
+            free_slots,
+        });
+        for action in &plan.actions {
+            match action {
+                Action::CreateJob {
+                    task,
+                    attempt,
+                    job_name,
+                } => {
+                    let job = build_job(
+                        run,
+                        &wf.spec.tasks[*task],
+                        *attempt,
+                        job_name,
+                        &self.config.task_defaults,
+                    );
+                    let outcome = self.cluster.create_job(job).await?;
+                    if outcome == Created::New {
+                        self.pending_creates
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert((ns.clone(), job_name.clone()), now);
+                    }
+                    tracing::info!(namespace = %ns, run = %run_name, job = %job_name, attempt, ?outcome, "task job");
+                }
+                Action::DeleteJob { job_name } => {
+                    tracing::info!(namespace = %ns, run = %run_name, job = %job_name, "stopping task job");
+                    self.cluster.delete_job(&ns, job_name).await?;
+                }
+                Action::Event {
+                    type_,
+                    reason,
+                    message,
+                } => {
+                    self.cluster
+                        .publish_event(run, *type_, reason, message)
+                        .await;
+                }
+            }
+        }
+        if plan.status != old {
+            self.cluster.patch_run_status(run, &plan.status).await?;
+            // Metrics only after the status is stored, so a failed patch is not counted twice.
+            for (_, phase) in &plan.finished_tasks {
+                self.metrics.task_finished(*phase);
+            }
+            if plan.status.phase.is_finished() && !old.phase.is_finished() {
+                self.record_finished_run(run, &plan.status);
+            }
+        }
+        self.metrics
+            .running_tasks
+            .set(self.running_tasks(now) as i64);
+        Ok(plan.wake_at)
+    }
+
+    fn record_finished_run(&self, run: &WorkflowRun, status: &WorkflowRunStatus) {
+        let (ns, name) = ns_name(&run.metadata);
+        let seconds = match (status.start_time, status.completion_time) {
+            (Some(s), Some(c)) => (c - s).num_milliseconds() as f64 / 1000.0,
+            _ => 0.0,
+        };
+        tracing::info!(namespace = %ns, run = %name, phase = ?status.phase, seconds, "run finished");
+        self.metrics
+            .run_finished(&ns, &run.spec.workflow_name, status.phase, seconds);
+    }
+
+    async fn fail_run(
+        &self,
+        run: &WorkflowRun,
+        old: &WorkflowRunStatus,
+        reason: &'static str,
+        message: String,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, ClusterError> {
+        let mut status = old.clone();
+        status.phase = RunPhase::Failed;
+        status.start_time = status.start_time.or(Some(now));
+        status.completion_time = Some(now);
+        status.message = Some(message.clone());
+        status.conditions.retain(|c| c.type_ != "Failed");
+        status.conditions.push(RunCondition {
+            type_: "Failed".into(),
+            status: "True".into(),
+            reason: reason.into(),
+            message: message.clone(),
+            last_transition_time: now,
+        });
+        self.cluster
+            .publish_event(run, EventType::Warning, reason, &message)
+            .await;
+        self.cluster.patch_run_status(run, &status).await?;
+        self.record_finished_run(run, &status);
+        Ok(None)
+    }
+}

@@ -1,0 +1,296 @@
+//! End-to-end simulations: the real reconcilers drive workflows through an in-memory cluster
+//! (`datajump_scheduler::sim`), including a scheduler restart with a lost status write.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use datajump_scheduler::api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunSpec};
+use datajump_scheduler::metrics::Metrics;
+use datajump_scheduler::reconcile::{Reconciler, SchedulerConfig};
+use datajump_scheduler::sim::{MemoryCluster, reconcile_all};
+
+const NS: &str = "data";
+
+fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, h, m, s)
+        .single()
+        .expect("valid time")
+}
+
+fn workflow(yaml: &str) -> Workflow {
+    serde_yaml::from_str(yaml).expect("valid workflow yaml")
+}
+
+const DIAMOND: &str = r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: diamond, namespace: data}
+spec:
+  schedule: "@hourly"
+  tasks:
+    - {name: extract, image: busybox}
+    - {name: clean, image: busybox, dependsOn: [extract]}
+    - {name: enrich, image: busybox, dependsOn: [extract]}
+    - {name: load, image: busybox, dependsOn: [clean, enrich]}
+"#;
+
+fn reconciler(
+    cluster: &Arc<MemoryCluster>,
+    config: SchedulerConfig,
+) -> Reconciler<Arc<MemoryCluster>> {
+    Reconciler::new(cluster.clone(), config, Arc::new(Metrics::new()))
+}
+
+fn task_phase(run: &WorkflowRun, task: &str) -> TaskPhase {
+    run.status
+        .as_ref()
+        .and_then(|s| s.tasks.iter().find(|t| t.name == task))
+        .map(|t| t.phase)
+        .unwrap_or_default()
+}
+
+fn metric(reconciler: &Reconciler<Arc<MemoryCluster>>, name: &str) -> u64 {
+    let text = reconciler.metrics.render();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing in\n{text}"))
+}
+
+#[tokio::test]
+async fn diamond_runs_on_schedule_and_survives_a_restart_without_duplicate_jobs() {
+    let cluster = MemoryCluster::new(at(9, 59, 0));
+    cluster.apply_workflow(workflow(DIAMOND));
+    let first = reconciler(&cluster, SchedulerConfig::default());
+
+    // Before the tick: nothing happens, the scheduler asks to wake at 10:00.
+    let wake = reconcile_all(&first, at(9, 59, 30))
+        .await
+        .expect("reconcile");
+    assert_eq!(wake, Some(at(10, 0, 0)));
+    assert!(cluster.runs().is_empty());
+
+    // The tick: one run, named after it, whose first task starts.
+    reconcile_all(&first, at(10, 0, 1))
+        .await
+        .expect("reconcile");
+    let run_name = "diamond-202601011000";
+    assert_eq!(cluster.runs().len(), 1);
+    assert_eq!(cluster.job_names(), [format!("{run_name}-extract-1")]);
+    // Reconciling again (another watch event) changes nothing.
+    reconcile_all(&first, at(10, 0, 2))
+        .await
+        .expect("reconcile");
+    assert_eq!(cluster.runs().len(), 1);
+    assert_eq!(cluster.jobs_created().len(), 1);
+
+    assert!(cluster.succeed_job(NS, &format!("{run_name}-extract-1")));
+    // The scheduler crashes right after creating the next Jobs, before recording them.
+    cluster.drop_next_status_writes(1);
+    reconcile_all(&first, at(10, 1, 0))
+        .await
+        .expect("reconcile");
+    assert_eq!(
+        cluster.active_jobs().len(),
+        2,
+        "clean and enrich run in parallel"
+    );
+    drop(first);
+
+    // A new scheduler process rebuilds everything from the cluster.
+    let second = reconciler(&cluster, SchedulerConfig::default());
+    reconcile_all(&second, at(10, 1, 30))
+        .await
+        .expect("reconcile");
+    let run = cluster.run(NS, run_name).expect("run exists");
+    assert_eq!(
+        task_phase(&run, "clean"),
+        TaskPhase::Running,
+        "adopted, not recreated"
+    );
+    assert_eq!(task_phase(&run, "enrich"), TaskPhase::Running);
+    assert_eq!(
+        cluster.jobs_created().len(),
+        3,
+        "no duplicate Job after the restart"
+    );
+
+    cluster.succeed_job(NS, &format!("{run_name}-clean-1"));
+    reconcile_all(&second, at(10, 2, 0))
+        .await
+        .expect("reconcile");
+    assert_eq!(cluster.jobs_created().len(), 3, "load waits for enrich");
+    cluster.succeed_job(NS, &format!("{run_name}-enrich-1"));
+    reconcile_all(&second, at(10, 3, 0))
+        .await
+        .expect("reconcile");
+    cluster.succeed_job(NS, &format!("{run_name}-load-1"));
+    reconcile_all(&second, at(10, 4, 0))
+        .await
+        .expect("reconcile");
+
+    let run = cluster.run(NS, run_name).expect("run exists");
+    let status = run.status.as_ref().expect("status");
+    assert_eq!(status.phase, RunPhase::Succeeded);
+    assert_eq!((status.succeeded_tasks, status.total_tasks), (4, 4));
+    let mut created = cluster.jobs_created();
+    created.sort();
+    let mut want: Vec<String> = ["clean", "enrich", "extract", "load"]
+        .iter()
+        .map(|t| format!("{run_name}-{t}-1"))
+        .collect();
+    want.sort();
+    assert_eq!(created, want, "exactly one Job per task");
+    let reasons: Vec<&str> = cluster.events().iter().map(|e| e.reason).collect();
+    assert_eq!(reasons.first(), Some(&"RunStarted"));
+    assert_eq!(reasons.last(), Some(&"RunSucceeded"));
+    // The lost status write never recorded extract's success, so the new process saw it finish
+    // too: task counters are at-least-once across crashes, never missing a task.
+    assert_eq!(metric(&second, "task_total"), 4);
+    assert_eq!(metric(&second, "task_success_total"), 4);
+    let wf = cluster.workflows()[0].clone();
+    let wf_status = wf.status.as_ref().expect("workflow status");
+    assert_eq!(wf_status.last_schedule_time, Some(at(10, 0, 0)));
+    assert_eq!(wf_status.next_schedule_time, Some(at(11, 0, 0)));
+
+    // The next tick creates the next run exactly once.
+    reconcile_all(&second, at(11, 0, 0))
+        .await
+        .expect("reconcile");
+    reconcile_all(&second, at(11, 0, 5))
+        .await
+        .expect("reconcile");
+    assert_eq!(cluster.runs().len(), 2);
+    assert!(cluster.run(NS, "diamond-202601011100").is_some());
+}
+
+const FLAKY: &str = r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: flaky, namespace: data}
+spec:
+  failedRunsHistoryLimit: 1
+  tasks:
+    - {name: fetch, image: busybox, retries: 1, retryBackoffSeconds: 30}
+    - {name: report, image: busybox, dependsOn: [fetch]}
+    - {name: audit, image: busybox}
+"#;
+
+fn manual_run(name: &str) -> WorkflowRun {
+    let mut run = WorkflowRun::new(
+        name,
+        WorkflowRunSpec {
+            workflow_name: "flaky".into(),
+            scheduled_time: None,
+        },
+    );
+    run.metadata.namespace = Some(NS.into());
+    run
+}
+
+#[tokio::test]
+async fn failures_retry_then_skip_downstream_and_history_is_pruned() {
+    let cluster = MemoryCluster::new(at(8, 0, 0));
+    cluster.apply_workflow(workflow(FLAKY));
+    let r = reconciler(&cluster, SchedulerConfig::default());
+    cluster.create_manual_run(manual_run("flaky-by-hand-1"));
+    reconcile_all(&r, at(8, 0, 0)).await.expect("reconcile");
+    assert_eq!(cluster.active_jobs().len(), 2, "fetch and audit start");
+
+    cluster.set_now(at(8, 0, 10));
+    cluster.fail_job(NS, "flaky-by-hand-1-fetch-1", "BackoffLimitExceeded");
+    cluster.succeed_job(NS, "flaky-by-hand-1-audit-1");
+    let wake = reconcile_all(&r, at(8, 0, 10)).await.expect("reconcile");
+    assert_eq!(wake, Some(at(8, 0, 40)), "retry after the 30 s backoff");
+    reconcile_all(&r, at(8, 0, 40)).await.expect("reconcile");
+    assert!(
+        cluster
+            .job_names()
+            .contains(&"flaky-by-hand-1-fetch-2".to_string())
+    );
+
+    cluster.set_now(at(8, 1, 0));
+    cluster.fail_job(NS, "flaky-by-hand-1-fetch-2", "DeadlineExceeded");
+    reconcile_all(&r, at(8, 1, 0)).await.expect("reconcile");
+    let run = cluster.run(NS, "flaky-by-hand-1").expect("run");
+    assert_eq!(task_phase(&run, "fetch"), TaskPhase::Failed);
+    assert_eq!(task_phase(&run, "report"), TaskPhase::Skipped);
+    assert_eq!(task_phase(&run, "audit"), TaskPhase::Succeeded);
+    assert_eq!(run.status.as_ref().map(|s| s.phase), Some(RunPhase::Failed));
+    assert_eq!(metric(&r, "task_total"), 2);
+    assert_eq!(metric(&r, "task_success_total"), 1);
+
+    // A second failed run: only the newest failed run (failedRunsHistoryLimit: 1) is kept.
+    cluster.set_now(at(9, 0, 0));
+    cluster.create_manual_run(manual_run("flaky-by-hand-2"));
+    reconcile_all(&r, at(9, 0, 0)).await.expect("reconcile");
+    cluster.set_now(at(9, 0, 5));
+    cluster.fail_job(NS, "flaky-by-hand-2-fetch-1", "BackoffLimitExceeded");
+    cluster.fail_job(NS, "flaky-by-hand-2-audit-1", "BackoffLimitExceeded");
+    reconcile_all(&r, at(9, 0, 5)).await.expect("reconcile");
+    reconcile_all(&r, at(9, 0, 35)).await.expect("reconcile");
+    cluster.set_now(at(9, 0, 40));
+    cluster.fail_job(NS, "flaky-by-hand-2-fetch-2", "BackoffLimitExceeded");
+    reconcile_all(&r, at(9, 0, 40)).await.expect("reconcile");
+    reconcile_all(&r, at(9, 0, 41)).await.expect("reconcile");
+    let names: Vec<String> = cluster
+        .runs()
+        .iter()
+        .filter_map(|r| r.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["flaky-by-hand-2"]);
+    assert!(
+        cluster
+            .job_names()
+            .iter()
+            .all(|j| j.starts_with("flaky-by-hand-2-")),
+        "the pruned run's Jobs went with it"
+    );
+}
+
+#[tokio::test]
+async fn the_global_cap_bounds_running_tasks_across_runs() {
+    let cluster = MemoryCluster::new(at(7, 0, 0));
+    for i in 0..3 {
+        let yaml = format!(
+            "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: wide-{i}, namespace: data}}\n\
+             spec:\n  schedule: '0 * * * *'\n  tasks:\n{}",
+            (0..5)
+                .map(|t| format!("    - {{name: t{t}, image: busybox}}\n"))
+                .collect::<String>()
+        );
+        cluster.apply_workflow(workflow(&yaml));
+    }
+    let r = reconciler(
+        &cluster,
+        SchedulerConfig {
+            max_running_tasks: 4,
+            ..SchedulerConfig::default()
+        },
+    );
+    let mut now = at(8, 0, 0);
+    let mut peak = 0;
+    for _ in 0..40 {
+        reconcile_all(&r, now).await.expect("reconcile");
+        let active = cluster.active_jobs();
+        peak = peak.max(active.len());
+        assert!(active.len() <= 4, "cap exceeded: {active:?}");
+        for (ns, name) in active.iter().take(2) {
+            cluster.succeed_job(ns, name);
+        }
+        now += Duration::seconds(10);
+        cluster.set_now(now);
+    }
+    assert_eq!(peak, 4);
+    assert_eq!(
+        cluster.jobs_created().len(),
+        15,
+        "all 15 tasks ran, one Job each"
+    );
+    assert!(
+        cluster
+            .runs()
+            .iter()
+            .all(|r| r.status.as_ref().map(|s| s.phase) == Some(RunPhase::Succeeded))
+    );
+}
