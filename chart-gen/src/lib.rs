@@ -1,5 +1,13 @@
 //! chart-gen: the typed model of the DataJump platform, the generator of the Helm chart and values
 //! schema, and their validation.
 
+pub mod generate;
+pub mod helm;
 pub mod model;
+pub mod overlay;
+pub mod pipeline;
+pub mod profiles;
+pub mod render;
+pub mod schema;
 pub mod validate;
+pub mod values_doc;

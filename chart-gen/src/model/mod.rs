@@ -2,5 +2,149 @@
 //! descriptions and the README's values table.
 
 mod environment;
+mod infra;
+mod platform;
+mod quantity;
+mod workload;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 pub use environment::{Environment, UnknownEnvironment};
+pub use infra::{
+    Elasticsearch, ElasticsearchOperator, Embedded, External, Kafka, KafkaOperator, Minio,
+    MinioOperator, Mode, Mysql, MysqlOperator, NodeSet, Redis, RedisOperator, Storage,
+};
+pub use platform::{
+    AppConfig, Backup, BackupUpload, Executor, FluentBit, FluentBitOutput, Global,
+    GrafanaDashboard, HelmTest, Ingress, IngressTls, LeaderElection, NetworkPolicy, Observability,
+    PodSecurityLevel, PrometheusRule, Scheduler, SecretValues, Secrets, ServiceMonitor,
+    TaskServiceAccount,
+};
+pub use quantity::{Cpu, Memory, QuantityError};
+pub use workload::{
+    AntiAffinity, Autoscaling, DisruptionBudget, HttpProbe, Image, Overcommit, Placement,
+    PlatformService, Probes, PullPolicy, ResourceAmounts, Resources, ServicePort, ServiceType,
+    TopologySpread, WhenUnsatisfiable,
+};
+
+/// The values of the DataJump chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "DataJump chart values")]
+pub struct Values {
+    /// Settings shared by every component.
+    pub global: Global,
+    /// Web front end (served at `/`).
+    pub web: PlatformService,
+    /// API gateway (served at `/api`).
+    pub api_gateway: PlatformService,
+    /// Data integration service.
+    pub integration: PlatformService,
+    /// Data development service.
+    pub development: PlatformService,
+    /// Metadata service.
+    pub metadata: PlatformService,
+    /// Operations monitoring service.
+    pub ops_monitor: PlatformService,
+    /// Workflow scheduler.
+    pub scheduler: Scheduler,
+    /// MySQL.
+    pub mysql: Mysql,
+    /// Redis.
+    pub redis: Redis,
+    /// Kafka.
+    pub kafka: Kafka,
+    /// Elasticsearch.
+    pub elasticsearch: Elasticsearch,
+    /// MinIO.
+    pub minio: Minio,
+    /// Ingress.
+    pub ingress: Ingress,
+    /// Application configuration (application.yml).
+    pub config: AppConfig,
+    /// Credentials.
+    pub secrets: Secrets,
+    /// Metrics, dashboards, alerts, logs.
+    pub observability: Observability,
+    /// MySQL backups.
+    pub backup: Backup,
+    /// NetworkPolicies.
+    pub network_policy: NetworkPolicy,
+    /// `helm test` hook.
+    pub tests: HelmTest,
+}
+
+/// A platform service's key in the values and its component name in labels and object names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceKey {
+    /// Key under the values root, e.g. `apiGateway`.
+    pub values_key: &'static str,
+    /// Component name, e.g. `api-gateway`.
+    pub component: &'static str,
+}
+
+/// The six stateless platform services, in the order they are documented.
+pub const PLATFORM_SERVICES: [ServiceKey; 6] = [
+    ServiceKey {
+        values_key: "web",
+        component: "web",
+    },
+    ServiceKey {
+        values_key: "apiGateway",
+        component: "api-gateway",
+    },
+    ServiceKey {
+        values_key: "integration",
+        component: "integration",
+    },
+    ServiceKey {
+        values_key: "development",
+        component: "development",
+    },
+    ServiceKey {
+        values_key: "metadata",
+        component: "metadata",
+    },
+    ServiceKey {
+        values_key: "opsMonitor",
+        component: "ops-monitor",
+    },
+];
+
+impl Values {
+    /// The platform services with their keys, for code that treats them alike.
+    pub fn platform_services(&self) -> [(ServiceKey, &PlatformService); 6] {
+        [
+            (PLATFORM_SERVICES[0], &self.web),
+            (PLATFORM_SERVICES[1], &self.api_gateway),
+            (PLATFORM_SERVICES[2], &self.integration),
+            (PLATFORM_SERVICES[3], &self.development),
+            (PLATFORM_SERVICES[4], &self.metadata),
+            (PLATFORM_SERVICES[5], &self.ops_monitor),
+        ]
+    }
+
+    /// Mutable access to every platform service.
+    pub fn platform_services_mut(&mut self) -> [&mut PlatformService; 6] {
+        [
+            &mut self.web,
+            &mut self.api_gateway,
+            &mut self.integration,
+            &mut self.development,
+            &mut self.metadata,
+            &mut self.ops_monitor,
+        ]
+    }
+
+    /// The infrastructure modes, by component name.
+    pub fn infra_modes(&self) -> [(&'static str, Mode); 5] {
+        [
+            ("mysql", self.mysql.mode),
+            ("redis", self.redis.mode),
+            ("kafka", self.kafka.mode),
+            ("elasticsearch", self.elasticsearch.mode),
+            ("minio", self.minio.mode),
+        ]
+    }
+}

@@ -1,0 +1,226 @@
+//! Infrastructure the platform runs on: MySQL, Redis, Kafka, Elasticsearch, MinIO. Each is
+//! `embedded` (a single-replica StatefulSet, so dev installs on a bare cluster), `operator` (a
+//! custom resource for the operator named below) or `external` (connection settings only).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::quantity::Memory;
+use super::workload::{Image, Resources};
+
+/// How an infrastructure service is provided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A single-replica StatefulSet in the release namespace; needs no operator.
+    Embedded,
+    /// A custom resource reconciled by the service's operator (which must be installed).
+    Operator,
+    /// Runs outside the cluster; only connection settings are rendered.
+    External,
+}
+
+/// The single-replica StatefulSet used in `embedded` mode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Embedded {
+    /// Container image.
+    pub image: Image,
+    /// Container resources.
+    pub resources: Resources,
+    /// Size of the data volume.
+    pub storage: Memory,
+}
+
+/// Where an `external` service is reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct External {
+    /// Host name or address (for Kafka: a comma-separated bootstrap list is allowed).
+    pub host: String,
+    /// Port.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+}
+
+/// Persistent storage for operator-managed members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Storage {
+    /// Volume size per member.
+    pub size: Memory,
+    /// StorageClass; empty uses `global.storageClass`, then the cluster default.
+    pub storage_class: String,
+}
+
+/// MySQL Operator (mysql.oracle.com/v2 InnoDBCluster) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MysqlOperator {
+    /// MySQL server instances (Group Replication members).
+    #[schemars(range(min = 1, max = 9))]
+    pub instances: u32,
+    /// MySQL Router instances.
+    pub router_instances: u32,
+    /// MySQL server version; empty lets the operator choose.
+    pub version: String,
+    /// Existing Secret with keys rootUser, rootHost, rootPassword (required by the operator).
+    #[schemars(length(min = 1))]
+    pub root_secret: String,
+    /// Data volume per instance.
+    pub storage: Storage,
+    /// Server resources.
+    pub resources: Resources,
+}
+
+/// MySQL: the platform's metadata database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mysql {
+    /// How MySQL is provided.
+    pub mode: Mode,
+    /// Application database name.
+    pub database: String,
+    /// Application user name (its password is `db-password` in the platform Secret).
+    pub username: String,
+    /// `embedded` settings.
+    pub embedded: Embedded,
+    /// `operator` settings.
+    pub operator: MysqlOperator,
+    /// `external` settings.
+    pub external: External,
+}
+
+/// OT redis-operator (redis.redis.opstreelabs.in/v1beta2 RedisCluster) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisOperator {
+    /// Leader count (each with one follower).
+    #[schemars(range(min = 3))]
+    pub cluster_size: u32,
+    /// Redis image used by the operator.
+    pub image: Image,
+    /// Per-node resources.
+    pub resources: Resources,
+    /// Data volume per node.
+    pub storage: Storage,
+}
+
+/// Redis: cache and locks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redis {
+    /// How Redis is provided.
+    pub mode: Mode,
+    /// `embedded` settings.
+    pub embedded: Embedded,
+    /// `operator` settings.
+    pub operator: RedisOperator,
+    /// `external` settings.
+    pub external: External,
+}
+
+/// Strimzi (kafka.strimzi.io/v1 Kafka + KafkaNodePool, KRaft only) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KafkaOperator {
+    /// Kafka version (one the installed Strimzi supports).
+    pub version: String,
+    /// Nodes in the dual-role (controller + broker) node pool.
+    #[schemars(range(min = 1))]
+    pub replicas: u32,
+    /// Data volume per node.
+    pub storage: Storage,
+    /// Per-node resources.
+    pub resources: Resources,
+}
+
+/// Kafka: event streaming between services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Kafka {
+    /// How Kafka is provided.
+    pub mode: Mode,
+    /// `embedded` settings (single KRaft node).
+    pub embedded: Embedded,
+    /// `operator` settings.
+    pub operator: KafkaOperator,
+    /// `external` settings.
+    pub external: External,
+}
+
+/// One ECK node set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeSet {
+    /// Nodes in the set.
+    #[schemars(range(min = 1))]
+    pub count: u32,
+    /// Data volume per node.
+    pub storage: Storage,
+    /// Per-node resources.
+    pub resources: Resources,
+}
+
+/// ECK (elasticsearch.k8s.elastic.co/v1 Elasticsearch) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ElasticsearchOperator {
+    /// Elasticsearch version.
+    pub version: String,
+    /// Dedicated master nodes.
+    pub master: NodeSet,
+    /// Data + ingest nodes.
+    pub data: NodeSet,
+}
+
+/// Elasticsearch: search and log storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Elasticsearch {
+    /// How Elasticsearch is provided.
+    pub mode: Mode,
+    /// `embedded` settings (single node).
+    pub embedded: Embedded,
+    /// `operator` settings.
+    pub operator: ElasticsearchOperator,
+    /// `external` settings.
+    pub external: External,
+}
+
+/// MinIO Operator (minio.min.io/v2 Tenant) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MinioOperator {
+    /// MinIO image used by the tenant.
+    pub image: Image,
+    /// Servers in the pool.
+    #[schemars(range(min = 1))]
+    pub servers: u32,
+    /// Volumes per server.
+    #[schemars(range(min = 1))]
+    pub volumes_per_server: u32,
+    /// Size of each volume.
+    pub storage: Storage,
+    /// Existing Secret with the tenant's `config.env` (MINIO_ROOT_USER / MINIO_ROOT_PASSWORD).
+    #[schemars(length(min = 1))]
+    pub config_secret: String,
+    /// Per-server resources.
+    pub resources: Resources,
+}
+
+/// MinIO: object storage (artefacts, backups).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Minio {
+    /// How MinIO is provided.
+    pub mode: Mode,
+    /// Bucket the platform uses.
+    pub bucket: String,
+    /// `embedded` settings.
+    pub embedded: Embedded,
+    /// `operator` settings.
+    pub operator: MinioOperator,
+    /// `external` settings.
+    pub external: External,
+}

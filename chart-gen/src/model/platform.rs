@@ -1,0 +1,342 @@
+//! Cluster-facing settings around the services: globals, the scheduler, ingress, application
+//! configuration and secrets, observability, backup, network policy and the Helm test.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::environment::Environment;
+use super::quantity::Memory;
+use super::workload::{
+    AntiAffinity, DisruptionBudget, Image, Placement, Resources, TopologySpread,
+};
+
+/// Pod Security Admission level the release namespace enforces (replaces PodSecurityPolicy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PodSecurityLevel {
+    /// The hardened profile; every DataJump pod in the release namespace complies.
+    Restricted,
+    /// Minimal restrictions against known privilege escalations.
+    Baseline,
+    /// No restrictions.
+    Privileged,
+}
+
+/// Settings shared by every component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Global {
+    /// Registry (Harbor) for every image; when set it wins over each image's own registry.
+    pub image_registry: String,
+    /// Names of image pull Secrets in the release namespace.
+    pub image_pull_secrets: Vec<String>,
+    /// StorageClass for every volume that does not name its own; empty = cluster default.
+    pub storage_class: String,
+    /// The environment these values are for.
+    pub environment: Environment,
+    /// Pod Security Admission level for the release namespace (`kubectl datajump install` labels
+    /// the namespace with it).
+    pub pod_security: PodSecurityLevel,
+    /// Labels added to every object.
+    pub common_labels: BTreeMap<String, String>,
+    /// Annotations added to every object.
+    pub common_annotations: BTreeMap<String, String>,
+}
+
+/// Leader election among scheduler replicas (coordination.k8s.io Lease).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeaderElection {
+    /// Elect a leader; only the holder acts. Required when replicas > 1.
+    pub enabled: bool,
+    /// Lease duration; a failed leader is replaced within about this long.
+    #[schemars(range(min = 5, max = 120))]
+    pub lease_duration_seconds: u32,
+}
+
+/// The service account task Jobs run as.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskServiceAccount {
+    /// Create it (with no API permissions).
+    pub create: bool,
+    /// Name; empty = `<fullname>-task`.
+    pub name: String,
+}
+
+/// How workflow tasks are executed (each task is a Kubernetes Job).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Executor {
+    /// Most task Jobs running at once across all workflows.
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_running_tasks: u32,
+    /// Resources of tasks that do not set their own.
+    pub default_task_resources: Resources,
+    /// Service account of task pods.
+    pub service_account: TaskServiceAccount,
+}
+
+/// The DataJump workflow scheduler (a Kubernetes controller; see scheduler-image/).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scheduler {
+    /// Deploy the scheduler.
+    pub enabled: bool,
+    /// Container image.
+    pub image: Image,
+    /// Scheduler replicas ("masters"); only the Lease holder acts.
+    #[schemars(range(min = 1, max = 7))]
+    pub replicas: u32,
+    /// Leader election.
+    pub leader_election: LeaderElection,
+    /// Container resources.
+    pub resources: Resources,
+    /// Task execution.
+    pub executor: Executor,
+    /// PodDisruptionBudget.
+    pub pod_disruption_budget: DisruptionBudget,
+    /// Anti-affinity preset across nodes.
+    pub pod_anti_affinity: AntiAffinity,
+    /// Spread across zones.
+    pub topology_spread: TopologySpread,
+    /// Node selector, tolerations, full affinity.
+    pub placement: Placement,
+    /// Log filter (RUST_LOG syntax).
+    pub log_level: String,
+}
+
+/// TLS for the ingress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IngressTls {
+    /// Serve HTTPS.
+    pub enabled: bool,
+    /// Secret holding the certificate.
+    pub secret_name: String,
+    /// cert-manager ClusterIssuer that issues the certificate; empty = manage the Secret yourself.
+    pub cluster_issuer: String,
+}
+
+/// HTTP(S) entry: `/` → web, `/api` → API gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ingress {
+    /// Create the Ingress.
+    pub enabled: bool,
+    /// IngressClass (`spec.ingressClassName`; the old annotation is not used).
+    #[schemars(length(min = 1))]
+    pub class_name: String,
+    /// Host name.
+    #[schemars(length(min = 1))]
+    pub host: String,
+    /// TLS.
+    pub tls: IngressTls,
+    /// Largest request body (nginx `proxy-body-size`), e.g. `100m`.
+    pub body_size: String,
+    /// Extra annotations for the ingress controller.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The application configuration rendered into `application.yml` (ConfigMap).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppConfig {
+    /// Spring profile of the Java services.
+    pub spring_profile: String,
+    /// Hikari connection pool size per service instance.
+    #[schemars(range(min = 1, max = 500))]
+    pub db_max_pool_size: u32,
+    /// Root log level of the services.
+    pub log_level: String,
+}
+
+/// Plaintext secret values (dev and test only; prod must use `existingSecret`). Any key left
+/// out is generated randomly at install and kept on upgrades.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretValues {
+    /// MySQL application user's password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_password: Option<String>,
+    /// MySQL root password (embedded MySQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_root_password: Option<String>,
+    /// Redis password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_password: Option<String>,
+    /// Key that signs the platform's JWTs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    /// MinIO access key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minio_access_key: Option<String>,
+    /// MinIO secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minio_secret_key: Option<String>,
+}
+
+/// Credentials. With `existingSecret` the chart creates no Secret; it must hold the keys
+/// db-password, db-root-password, redis-password, jwt-secret, minio-access-key, minio-secret-key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Secrets {
+    /// Name of a Secret created outside the chart (required in prod).
+    pub existing_secret: String,
+    /// Values for the Secret the chart creates when `existingSecret` is empty (not allowed in prod);
+    /// when absent, random credentials are generated at install and kept on upgrades.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<SecretValues>,
+}
+
+/// prometheus-operator ServiceMonitor for the services' metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceMonitor {
+    /// Create ServiceMonitors (needs the monitoring.coreos.com CRDs).
+    pub enabled: bool,
+    /// Scrape interval.
+    #[schemars(regex(pattern = r"^[0-9]+(s|m)$"))]
+    pub interval: String,
+    /// Labels the Prometheus instance selects ServiceMonitors by.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Grafana dashboard ConfigMap (picked up by the Grafana sidecar).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrafanaDashboard {
+    /// Create the dashboard ConfigMap.
+    pub enabled: bool,
+    /// Labels the Grafana sidecar looks for.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// PrometheusRule alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrometheusRule {
+    /// Create the alert rules.
+    pub enabled: bool,
+    /// Alert when the task success rate over 15 minutes falls below this percentage.
+    #[schemars(range(min = 1, max = 100))]
+    pub task_success_rate_percent: u32,
+    /// Labels the Prometheus instance selects rules by.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Where Fluent Bit ships logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FluentBitOutput {
+    /// Elasticsearch host; empty = the platform's Elasticsearch.
+    pub host: String,
+    /// Elasticsearch port.
+    pub port: u16,
+    /// Index prefix.
+    pub logstash_prefix: String,
+}
+
+/// Fluent Bit DaemonSet collecting container logs from every node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FluentBit {
+    /// Deploy Fluent Bit.
+    pub enabled: bool,
+    /// Namespace it runs in. It reads host log files as root, which the release namespace's
+    /// `restricted` Pod Security level forbids, so it gets its own `privileged` namespace.
+    #[schemars(length(min = 1))]
+    pub namespace: String,
+    /// Container image.
+    pub image: Image,
+    /// Container resources.
+    pub resources: Resources,
+    /// Output.
+    pub output: FluentBitOutput,
+}
+
+/// Metrics, dashboards, alerts and logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Observability {
+    /// ServiceMonitor.
+    pub service_monitor: ServiceMonitor,
+    /// Grafana dashboard.
+    pub grafana_dashboard: GrafanaDashboard,
+    /// Alert rules.
+    pub prometheus_rule: PrometheusRule,
+    /// Log collection.
+    pub fluent_bit: FluentBit,
+}
+
+/// Upload of each backup to an S3-compatible bucket (the platform's MinIO or another).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupUpload {
+    /// Upload backups.
+    pub enabled: bool,
+    /// Endpoint URL; empty = the platform's MinIO.
+    pub endpoint: String,
+    /// Bucket.
+    pub bucket: String,
+    /// Region for request signing.
+    pub region: String,
+    /// Secret with keys access-key and secret-key; empty = the platform Secret's MinIO keys.
+    pub existing_secret: String,
+}
+
+/// Scheduled MySQL backups (CronJob) and the restore Job template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backup {
+    /// Schedule backups.
+    pub enabled: bool,
+    /// Cron schedule (5 fields).
+    #[schemars(regex(pattern = r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$"))]
+    pub schedule: String,
+    /// IANA time zone of the schedule.
+    pub time_zone: String,
+    /// Backups kept on the volume (older ones are pruned).
+    #[schemars(range(min = 1, max = 365))]
+    pub keep: u32,
+    /// Container image with the MySQL client tools (mysqldump/mariadb-dump, gzip, sha256sum).
+    pub image: Image,
+    /// Container resources.
+    pub resources: Resources,
+    /// Backup volume size.
+    pub storage: Memory,
+    /// Backup volume StorageClass; empty = `global.storageClass`.
+    pub storage_class: String,
+    /// Optional upload.
+    pub upload: BackupUpload,
+}
+
+/// NetworkPolicies: default deny plus the allows the platform needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkPolicy {
+    /// Create the policies.
+    pub enabled: bool,
+    /// Namespace of the ingress controller (allowed to reach web and the gateway).
+    pub ingress_controller_namespace: String,
+    /// Namespace of Prometheus (allowed to scrape metrics).
+    pub monitoring_namespace: String,
+    /// Namespaces of the infrastructure operators (they connect to the pods they manage).
+    pub operator_namespaces: Vec<String>,
+    /// CIDRs of the Kubernetes API server (the scheduler talks to it).
+    pub api_server_cidrs: Vec<String>,
+    /// CIDRs of `external` infrastructure (reached on the services' ports).
+    pub external_cidrs: Vec<String>,
+}
+
+/// The `helm test` hook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HelmTest {
+    /// Render the test pod.
+    pub enabled: bool,
+    /// Image with curl.
+    pub image: Image,
+}

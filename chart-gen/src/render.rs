@@ -1,0 +1,130 @@
+//! Turns the template files under `chart-gen/templates/` into chart files.
+//!
+//! The templates produce Helm templates, so they use minijinja with a custom syntax — `[[ … ]]`
+//! for expressions, `[% … %]` for statements, `[# … #]` for comments — and Helm's `{{ … }}`
+//! passes through untouched. minijinja does the generation-time work (one Deployment template per
+//! platform service, per-component folders); Helm does the install-time work (values).
+//!
+//! Template folders:
+//! - `chart/**`   → rendered once to the same path under `charts/datajump/`;
+//! - `service/*`  → rendered once per platform service to `templates/<component>/<file>`;
+//! - `files/**`   → copied verbatim to `files/` (shell scripts Helm mounts from ConfigMaps).
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{Environment, UndefinedBehavior, context};
+use serde::Serialize;
+
+use crate::model::PLATFORM_SERVICES;
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/templates.rs"));
+}
+
+/// A failure to render a template (a bug in a template file, reported with its name and line).
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {source:#}")]
+pub struct RenderError {
+    /// Template path under `chart-gen/templates/`.
+    pub name: String,
+    /// minijinja's error, with line information.
+    #[source]
+    pub source: minijinja::Error,
+}
+
+/// Facts about the chart the templates may use.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChartInfo {
+    /// Chart name.
+    pub name: &'static str,
+    /// Chart version (SemVer).
+    pub version: &'static str,
+    /// Version of the platform the chart deploys.
+    pub app_version: &'static str,
+    /// Kubernetes versions the chart supports (Chart.yaml `kubeVersion`).
+    pub kube_version: &'static str,
+}
+
+/// The chart this generator writes.
+pub const CHART: ChartInfo = ChartInfo {
+    name: "datajump",
+    version: env!("CARGO_PKG_VERSION"),
+    app_version: crate::profiles::APP_VERSION,
+    kube_version: ">=1.29.0-0 <1.36.0-0",
+};
+
+#[derive(Serialize)]
+struct ServiceCtx {
+    key: &'static str,
+    component: &'static str,
+}
+
+fn environment() -> Result<Environment<'static>, RenderError> {
+    let mut env = Environment::new();
+    let syntax = SyntaxConfig::builder()
+        .block_delimiters("[%", "%]")
+        .variable_delimiters("[[", "]]")
+        .comment_delimiters("[#", "#]")
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+        .map_err(|source| RenderError {
+            name: "<syntax>".into(),
+            source,
+        })?;
+    env.set_syntax(syntax);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let templated = embedded::TEMPLATES
+        .iter()
+        .filter(|(name, _)| name.starts_with("chart/") || name.starts_with("service/"));
+    for (name, source) in templated {
+        env.add_template(name, source)
+            .map_err(|source| RenderError {
+                name: (*name).into(),
+                source,
+            })?;
+    }
+    Ok(env)
+}
+
+/// Renders every template. Returns (path relative to the chart directory, contents), sorted.
+pub fn render_chart() -> Result<Vec<(String, String)>, RenderError> {
+    let env = environment()?;
+    let services: Vec<ServiceCtx> = PLATFORM_SERVICES
+        .iter()
+        .map(|s| ServiceCtx {
+            key: s.values_key,
+            component: s.component,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (name, source) in embedded::TEMPLATES {
+        let render = |ctx| {
+            env.get_template(name)
+                .and_then(|t| t.render(ctx))
+                .map_err(|source| RenderError {
+                    name: (*name).into(),
+                    source,
+                })
+        };
+        if let Some(rel) = name.strip_prefix("chart/") {
+            out.push((
+                rel.to_string(),
+                render(context! { chart => Serde(&CHART), services => Serde(&services) })?,
+            ));
+        } else if let Some(file) = name.strip_prefix("service/") {
+            for svc in &services {
+                let path = format!("templates/{}/{file}", svc.component);
+                out.push((
+                    path,
+                    render(context! { chart => Serde(&CHART), svc => Serde(svc) })?,
+                ));
+            }
+        } else if name.starts_with("files/") {
+            out.push(((*name).to_string(), (*source).to_string()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
