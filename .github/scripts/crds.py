@@ -77,7 +77,11 @@ def fetch(dest, sources, base):
 
 
 def strict(schema):
-    """A copy of an OpenAPI v3 schema where objects with listed properties reject unknown keys."""
+    """A copy of an OpenAPI v3 schema where objects with listed properties reject unknown keys.
+
+    As on the API server, apiVersion, kind and metadata are always allowed at the root, and
+    metadata is checked as ObjectMeta (here: left open), whatever the CRD's schema says of it.
+    """
     schema = copy.deepcopy(schema)
 
     def walk(node):
@@ -95,6 +99,10 @@ def strict(schema):
                 walk(value)
 
     walk(schema)
+    props = schema.setdefault("properties", {})
+    props.setdefault("apiVersion", {"type": "string"})
+    props.setdefault("kind", {"type": "string"})
+    props["metadata"] = {"type": "object"}
     return schema
 
 
