@@ -1,0 +1,321 @@
+//! The command-line surface: kubectl's global flags, the output format, and one clap struct per
+//! subcommand. Parsing only; the `cmd` modules do the work.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chart_gen::model::Environment;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The release name the chart is installed under unless `--release` says otherwise.
+pub const DEFAULT_RELEASE: &str = "datajump";
+
+/// `kubectl datajump`: install, operate, back up and restore the DataJump platform.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubectl-datajump",
+    bin_name = "kubectl datajump",
+    version,
+    about = "Install, operate, back up and restore the DataJump platform",
+    long_about = None,
+    after_help = "Examples:\n  kubectl datajump install --env dev --chart-dir charts/datajump --wait\n  kubectl datajump status --env prod -o json\n  kubectl datajump workflow submit -f etl.yaml --run-now --watch -n datajump-dev\n  kubectl datajump restore --env prod datajump-20260101-020000 --yes --confirm-env prod"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts, named as kubectl names them.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOpts {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Namespace (default: datajump-<env> with --env, else the context's namespace).
+    #[arg(short = 'n', long, global = true, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Environment: dev, test, staging or prod.
+    #[arg(short = 'e', long = "env", global = true, env = "DATAJUMP_ENV", value_name = "ENV",
+          value_parser = env_parser())]
+    pub env: Option<Environment>,
+    /// Helm release name.
+    #[arg(long, global = true, env = "DATAJUMP_RELEASE", default_value = DEFAULT_RELEASE)]
+    pub release: String,
+    /// Output format of read commands.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+    /// Disable colours (also when NO_COLOR is set).
+    #[arg(long, global = true, env = "NO_COLOR")]
+    pub no_color: bool,
+    /// Debug logs on stderr (-v: commands run and requests made).
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The helm binary (default: DATAJUMP_HELM, then `helm` on PATH).
+    #[arg(long, global = true, env = "DATAJUMP_HELM", value_name = "PATH")]
+    pub helm: Option<PathBuf>,
+}
+
+fn env_parser() -> impl TypedValueParser<Value = Environment> {
+    PossibleValuesParser::new(Environment::ALL.map(Environment::as_str))
+        .try_map(|s| s.parse::<Environment>())
+}
+
+/// How read commands print their answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+    /// YAML for scripts.
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate values, preflight the cluster, create the namespace and `helm upgrade --install`.
+    Install(InstallArgs),
+    /// Same path as install, for an existing release.
+    Upgrade(InstallArgs),
+    /// Remove the Helm release (the namespace and its PVCs are kept).
+    Uninstall(ConfirmArgs),
+    /// Release, components, infrastructure, scheduler leader and last backup.
+    Status,
+    /// Every image the environment would run (for mirroring into Harbor).
+    Images(ChartArgs),
+    /// Preview what an upgrade would change; warns about changes the API server refuses.
+    Diff(ChartArgs),
+    /// Validate, submit and operate scheduler workflows.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Take and list MySQL backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Restore a verified backup (suspends workflows and stops the scheduler meanwhile).
+    Restore(RestoreArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to generate completions for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where the chart comes from and which values to layer on top of it.
+#[derive(Debug, Clone, Args)]
+pub struct ChartArgs {
+    /// Chart reference in a registry, e.g. oci://harbor.example.com/datajump/datajump.
+    #[arg(
+        long,
+        value_name = "REF",
+        conflicts_with = "chart_dir",
+        requires = "version"
+    )]
+    pub chart: Option<String>,
+    /// Chart version (with --chart).
+    #[arg(long, value_name = "VERSION", requires = "chart")]
+    pub version: Option<String>,
+    /// Local chart directory.
+    #[arg(long, value_name = "DIR", default_value = "charts/datajump")]
+    pub chart_dir: PathBuf,
+    /// Values files layered after values-<env>.yaml (repeatable, later wins).
+    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+    /// Values on the command line, Helm syntax: a.b=c, list[0]=x, a=1,b=true (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Like --set but every value stays a string.
+    #[arg(long = "set-string", value_name = "KEY=VALUE")]
+    pub set_string: Vec<String>,
+}
+
+/// install / upgrade.
+#[derive(Debug, Clone, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub chart: ChartArgs,
+    /// Validate and render only (`helm --dry-run=client`); nothing touches the cluster.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait for every component to roll out, with progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long helm and --wait may take (e.g. 90s, 10m, 1h).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Skip the cluster preflight checks (version, CRDs, StorageClass, IngressClass).
+    #[arg(long)]
+    pub skip_preflight: bool,
+}
+
+/// Confirmation for destructive verbs.
+#[derive(Debug, Clone, Args)]
+pub struct ConfirmArgs {
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Required in addition to --yes for prod: repeat the environment name.
+    #[arg(long, value_name = "ENV")]
+    pub confirm_env: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowCommand {
+    /// Check a workflow file offline: schema, DAG, cron, names.
+    Validate {
+        /// The workflow manifest (YAML or JSON).
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Validate, then server-side apply a workflow.
+    Submit {
+        /// The workflow manifest (YAML or JSON).
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: PathBuf,
+        /// Also start a run now.
+        #[arg(long)]
+        run_now: bool,
+        /// Follow the run to its end; the exit code reflects its outcome (implies --run-now).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// List workflows.
+    List,
+    /// A workflow's DAG with each task's state in its latest run.
+    Get {
+        /// Workflow name.
+        name: String,
+    },
+    /// A workflow's runs, newest first.
+    Runs {
+        /// Workflow name.
+        name: String,
+    },
+    /// Logs of a run's task Jobs.
+    Logs {
+        /// WorkflowRun name.
+        run: String,
+        /// Only this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Stream new lines until the pods end.
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Start a run of a workflow now.
+    Run {
+        /// Workflow name.
+        name: String,
+        /// Follow the run to its end; the exit code reflects its outcome.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Stop scheduling new runs of a workflow.
+    Suspend {
+        /// Workflow name.
+        name: String,
+    },
+    /// Resume scheduling a suspended workflow.
+    Resume {
+        /// Workflow name.
+        name: String,
+    },
+    /// Delete a workflow and its runs.
+    Delete {
+        /// Workflow name.
+        name: String,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Start a backup Job from the chart's backup CronJob; prints the backup name.
+    Create {
+        /// Wait for the Job to finish and print the backup name from its log.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait may take.
+        #[arg(long, default_value = "30m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// List backups on the backup volume: name, time, size, checksum, status.
+    List {
+        /// How long listing may take.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+}
+
+/// restore BACKUP.
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The backup to restore (see `backup list`).
+    pub backup: String,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+    /// How long the restore Job may take.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Parses Go-style durations as kubectl and helm accept them: `90s`, `10m`, `1h30m`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let expected = || format!("invalid duration {s:?}: expected e.g. 90s, 10m, 1h30m");
+    if s.is_empty() {
+        return Err(expected());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(expected)?;
+        if digits == 0 {
+            return Err(expected());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| expected())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => return Err(expected()),
+        };
+        total += unit;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// Formats a duration the way helm's `--timeout` accepts it (`600s`).
+pub fn format_duration_for_helm(d: Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "10", "m", "5d", "1h-3m"] {
+            assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
+        }
+        assert_eq!(format_duration_for_helm(Duration::from_secs(600)), "600s");
+    }
+}

@@ -1,0 +1,204 @@
+//! `install` / `upgrade`: values are merged and checked against the chart's schema before
+//! anything touches the cluster; then preflight, namespaces, `helm upgrade --install`, an optional
+//! wait with per-component progress, and a summary. `prepare` is shared with `images` and `diff`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chart_gen::model::Environment;
+use serde::Serialize;
+
+use crate::cli::{ChartArgs, InstallArgs};
+use crate::cmd::Ctx;
+use crate::helm::{Helm, Release};
+use crate::kube::rollout::WorkloadReadiness;
+use crate::kube::{namespace, preflight, rollout};
+use crate::output::{self, Render, Style};
+use crate::values::{MergedValues, load_layers};
+use crate::{manifests, schema};
+
+/// A chart resolved to a directory, with validated values and the release to render.
+pub struct Prepared {
+    pub helm: Helm,
+    pub env: Environment,
+    pub release: Release,
+    pub values: MergedValues,
+    /// Keeps a pulled OCI chart on disk while we use it.
+    _pulled: Option<tempfile::TempDir>,
+}
+
+/// Locates helm, resolves the chart, merges the values and validates them against the schema.
+pub async fn prepare(
+    ctx: &Ctx,
+    chart: &ChartArgs,
+    timeout: Duration,
+    dry_run: bool,
+) -> anyhow::Result<Prepared> {
+    let env = ctx.env()?;
+    let namespace = ctx.namespace()?;
+    let helm = Helm::locate(&ctx.global)?;
+    let (chart_dir, pulled) = helm.resolve_chart(chart).await?;
+    let layers = load_layers(
+        &chart_dir,
+        &env.values_file_name(),
+        &chart.values,
+        &chart.set,
+        &chart.set_string,
+    )?;
+    let values = MergedValues::from_layers(layers)?;
+    let schema = schema::read_schema(&chart_dir)?;
+    schema::ensure_valid(&schema, &values)?;
+    let release = Release {
+        name: ctx.global.release.clone(),
+        namespace,
+        env_values: chart_dir.join(env.values_file_name()),
+        chart_dir,
+        values: chart.values.clone(),
+        set: chart.set.clone(),
+        set_string: chart.set_string.clone(),
+        timeout,
+        dry_run,
+    };
+    Ok(Prepared {
+        helm,
+        env,
+        release,
+        values,
+        _pulled: pulled,
+    })
+}
+
+/// install or upgrade (the same path; only the wording differs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Install,
+    Upgrade,
+}
+
+impl Verb {
+    fn done(self) -> &'static str {
+        match self {
+            Self::Install => "installed",
+            Self::Upgrade => "upgraded",
+        }
+    }
+}
+
+/// The answer of install/upgrade.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallSummary {
+    pub release: String,
+    pub namespace: String,
+    pub env: Environment,
+    pub result: String,
+    pub dry_run: bool,
+    /// Rendered objects by kind (dry run) — what helm would apply.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub objects: BTreeMap<String, usize>,
+    /// Rollout state per workload (after --wait).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<WorkloadReadiness>,
+}
+
+impl Render for InstallSummary {
+    fn human(&self, style: &Style) -> String {
+        let mut out = format!(
+            "{}: release {} in {} ({})\n",
+            self.result, self.release, self.namespace, self.env
+        );
+        if !self.objects.is_empty() {
+            let rows: Vec<Vec<String>> = self
+                .objects
+                .iter()
+                .map(|(k, n)| vec![k.clone(), n.to_string()])
+                .collect();
+            out.push_str(&output::table(&["KIND", "COUNT"], &rows));
+        }
+        if !self.components.is_empty() {
+            let rows: Vec<Vec<String>> = self
+                .components
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.component.clone(),
+                        format!("{}/{}", c.kind, c.name),
+                        format!("{}/{}", c.ready, c.desired),
+                        style.state(if c.rolled_out { "Ready" } else { "NotReady" }),
+                    ]
+                })
+                .collect();
+            out.push_str(&output::table(
+                &["COMPONENT", "WORKLOAD", "READY", "STATE"],
+                &rows,
+            ));
+        }
+        out
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()> {
+    let p = prepare(ctx, &args.chart, args.timeout, args.dry_run).await?;
+    ctx.progress.line(format!(
+        "values valid against {}",
+        p.release.chart_dir.join("values.schema.json").display()
+    ));
+    let mut summary = InstallSummary {
+        release: p.release.name.clone(),
+        namespace: p.release.namespace.clone(),
+        env: p.env,
+        result: String::new(),
+        dry_run: args.dry_run,
+        objects: BTreeMap::new(),
+        components: Vec::new(),
+    };
+    if args.dry_run {
+        let out = p.helm.run(&p.helm.upgrade_install_args(&p.release)).await?;
+        for obj in manifests::parse(&manifests::from_dry_run_output(&out))? {
+            let kind = obj
+                .get("kind")
+                .and_then(|k| k.as_str())
+                .unwrap_or("?")
+                .to_string();
+            *summary.objects.entry(kind).or_default() += 1;
+        }
+        summary.result = format!("dry run: would be {}", verb.done());
+        return output::print(&summary, &ctx.global);
+    }
+
+    let client = ctx.client().await?;
+    if !args.skip_preflight {
+        ctx.progress
+            .line("preflight: server version, operator CRDs, StorageClass, IngressClass ...");
+        let failures = preflight::run(&client, &preflight::plan(&p.values.merged)).await?;
+        if !failures.is_empty() {
+            anyhow::bail!(
+                "preflight failed ({} problem{}):\n  {}\n(--skip-preflight skips these checks)",
+                failures.len(),
+                if failures.len() == 1 { "" } else { "s" },
+                failures.join("\n  ")
+            );
+        }
+    }
+    let ns_plans = namespace::plan(p.env, &p.release.namespace, &p.values.merged);
+    namespace::apply(&client, &ns_plans).await?;
+    ctx.progress.line(format!(
+        "namespace {} ready; running helm upgrade --install ...",
+        p.release.namespace
+    ));
+    p.helm.run(&p.helm.upgrade_install_args(&p.release)).await?;
+    if args.wait {
+        ctx.progress.line("waiting for rollouts:");
+        let namespaces: Vec<String> = ns_plans.iter().map(|n| n.name.clone()).collect();
+        summary.components = rollout::wait(
+            &client,
+            &namespaces,
+            &p.release.name,
+            args.timeout,
+            ctx.progress,
+        )
+        .await?;
+    }
+    summary.result = verb.done().to_string();
+    output::print(&summary, &ctx.global)
+}

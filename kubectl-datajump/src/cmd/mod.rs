@@ -1,0 +1,173 @@
+//! Subcommands, one module each, and what they share: the resolved namespace and release names,
+//! the confirmation rule for destructive verbs, and the dispatch from the parsed command line.
+
+pub mod backup;
+pub mod completions;
+pub mod diff;
+pub mod images;
+pub mod install;
+pub mod restore;
+pub mod status;
+pub mod uninstall;
+pub mod workflow;
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use chart_gen::model::Environment;
+
+use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts, WorkflowCommand};
+use crate::error::InputError;
+use crate::output::Progress;
+
+/// What every command gets: the global flags and the progress channel.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub global: GlobalOpts,
+    pub progress: Progress,
+}
+
+impl Ctx {
+    pub fn new(global: GlobalOpts) -> Self {
+        let progress = Progress::new(&global);
+        Self { global, progress }
+    }
+
+    /// `--env`, required by commands that act on one environment.
+    pub fn env(&self) -> Result<Environment, InputError> {
+        self.global
+            .env
+            .ok_or_else(|| InputError::new("--env is required (dev, test, staging or prod)"))
+    }
+
+    /// `-n`, else `datajump-<env>`, else the kubeconfig context's namespace.
+    pub fn namespace_or(&self, context_default: &str) -> String {
+        self.global
+            .namespace
+            .clone()
+            .or_else(|| self.global.env.map(Environment::default_namespace))
+            .unwrap_or_else(|| context_default.to_string())
+    }
+
+    /// `-n`, else `datajump-<env>`; an input error when neither is given.
+    pub fn namespace(&self) -> Result<String, InputError> {
+        self.global
+            .namespace
+            .clone()
+            .or_else(|| self.global.env.map(Environment::default_namespace))
+            .ok_or_else(|| {
+                InputError::new("pass --env (namespace datajump-<env>) or -n/--namespace")
+            })
+    }
+
+    /// The chart's fullname: the release name when it contains "datajump", else
+    /// `<release>-datajump` (object names are `<fullname>-<component>`).
+    pub fn fullname(&self) -> String {
+        fullname(&self.global.release)
+    }
+
+    pub async fn client(&self) -> anyhow::Result<::kube::Client> {
+        crate::kube::connect(&self.global).await
+    }
+}
+
+/// The chart's fullname rule (see `Ctx::fullname`).
+pub fn fullname(release: &str) -> String {
+    if release.contains("datajump") {
+        release.to_string()
+    } else {
+        format!("{release}-datajump")
+    }
+}
+
+/// Destructive verbs: prod needs `--confirm-env prod`; then `--yes`, or a typed confirmation
+/// when a person is at the terminal. Without a terminal and without --yes it refuses.
+pub fn confirm(
+    env: Option<Environment>,
+    action: &str,
+    target: &str,
+    args: &ConfirmArgs,
+) -> Result<(), InputError> {
+    if env == Some(Environment::Prod) && args.confirm_env.as_deref() != Some("prod") {
+        return Err(InputError::new(format!(
+            "refusing to {action} in prod without --confirm-env prod"
+        )));
+    }
+    if args.yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(InputError::new(format!(
+            "{action} {target} needs --yes (no terminal to ask for confirmation)"
+        )));
+    }
+    eprint!("{action} {target}? Type {target:?} to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| InputError::new(format!("reading confirmation: {e}")))?;
+    if answer.trim() == target {
+        Ok(())
+    } else {
+        Err(InputError::new(format!(
+            "not confirmed: {action} {target} cancelled"
+        )))
+    }
+}
+
+/// Commands that need neither the cluster nor the async runtime; None for everything else.
+pub fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
+    match &cli.command {
+        Command::Completions { shell } => Some(completions::run(*shell)),
+        Command::Workflow(WorkflowCommand::Validate { file }) => {
+            Some(workflow::validate_file(file, &cli.global))
+        }
+        _ => None,
+    }
+}
+
+/// Dispatches a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Ctx::new(cli.global);
+    match cli.command {
+        Command::Install(args) => install::run(&ctx, &args, install::Verb::Install).await,
+        Command::Upgrade(args) => install::run(&ctx, &args, install::Verb::Upgrade).await,
+        Command::Uninstall(args) => uninstall::run(&ctx, &args).await,
+        Command::Status => status::run(&ctx).await,
+        Command::Images(args) => images::run(&ctx, &args).await,
+        Command::Diff(args) => diff::run(&ctx, &args).await,
+        Command::Workflow(cmd) => workflow::run(&ctx, cmd).await,
+        Command::Backup(cmd) => backup::run(&ctx, cmd).await,
+        Command::Restore(args) => restore::run(&ctx, &args).await,
+        Command::Completions { shell } => completions::run(shell),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fullname_follows_the_chart_helper() {
+        assert_eq!(fullname("datajump"), "datajump");
+        assert_eq!(fullname("datajump-blue"), "datajump-blue");
+        assert_eq!(fullname("blue"), "blue-datajump");
+    }
+
+    #[test]
+    fn prod_needs_confirm_env_even_with_yes() {
+        let yes = ConfirmArgs {
+            yes: true,
+            confirm_env: None,
+        };
+        let err = confirm(Some(Environment::Prod), "restore", "datajump-prod", &yes).unwrap_err();
+        assert!(err.to_string().contains("--confirm-env prod"));
+        let both = ConfirmArgs {
+            yes: true,
+            confirm_env: Some("prod".into()),
+        };
+        assert!(confirm(Some(Environment::Prod), "restore", "datajump-prod", &both).is_ok());
+        assert!(confirm(Some(Environment::Dev), "restore", "datajump-dev", &yes).is_ok());
+    }
+}

@@ -1,0 +1,28 @@
+//! `uninstall --env E --yes`: removes the Helm release. The namespace, its PVCs (MySQL data,
+//! backups) and the CRDs stay, so an uninstall is never a data loss.
+
+use crate::cli::ConfirmArgs;
+use crate::cmd::{Ctx, confirm};
+use crate::helm::Helm;
+
+pub async fn run(ctx: &Ctx, args: &ConfirmArgs) -> anyhow::Result<()> {
+    let env = ctx.env()?;
+    let namespace = ctx.namespace()?;
+    confirm(Some(env), "uninstall", &ctx.global.release, args)?;
+    let helm = Helm::locate(&ctx.global)?;
+    ctx.progress.line(format!(
+        "uninstalling release {} from {namespace} ...",
+        ctx.global.release
+    ));
+    helm.run(&helm.uninstall_args(
+        &ctx.global.release,
+        &namespace,
+        std::time::Duration::from_secs(600),
+    ))
+    .await?;
+    println!(
+        "release {} uninstalled from {namespace}; the namespace, its PersistentVolumeClaims and the CRDs were kept",
+        ctx.global.release
+    );
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! The real `helm` binary: finding it, building its command lines (pure, so tests compare them
+//! exactly), and running them. Values are passed to helm in the same order we validated them.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{ChartArgs, GlobalOpts, format_duration_for_helm};
+use crate::error::InputError;
+
+/// How to reach helm and the cluster it should talk to.
+#[derive(Debug, Clone)]
+pub struct Helm {
+    pub bin: PathBuf,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+/// The message for a missing helm says how to get one.
+const INSTALL_HINT: &str = "install Helm 3.13+ or 4 (`bash .ci/install-tools.sh` puts it in .tools/bin, \
+     or see https://helm.sh/docs/intro/install/) and put it on PATH, or point --helm / DATAJUMP_HELM at it";
+
+impl Helm {
+    /// Finds helm: `--helm`/`DATAJUMP_HELM` if given (must exist), else `helm` on PATH.
+    pub fn locate(global: &GlobalOpts) -> Result<Self, InputError> {
+        let bin = match &global.helm {
+            Some(p) if p.is_file() => p.clone(),
+            Some(p) => {
+                return Err(InputError::new(format!(
+                    "helm binary {} (from --helm/DATAJUMP_HELM) does not exist: {INSTALL_HINT}",
+                    p.display()
+                )));
+            }
+            None => find_on_path("helm", std::env::var_os("PATH").as_deref()).ok_or_else(|| {
+                InputError::new(format!("helm was not found on PATH: {INSTALL_HINT}"))
+            })?,
+        };
+        Ok(Self {
+            bin,
+            kubeconfig: global.kubeconfig.clone(),
+            context: global.context.clone(),
+        })
+    }
+
+    /// `--kubeconfig`/`--kube-context` passed through so helm talks to the same cluster we do.
+    fn cluster_flags(&self, args: &mut Vec<OsString>) {
+        if let Some(k) = &self.kubeconfig {
+            args.extend(["--kubeconfig".into(), k.into()]);
+        }
+        if let Some(c) = &self.context {
+            args.extend(["--kube-context".into(), c.into()]);
+        }
+    }
+
+    /// `helm upgrade --install`; for a dry run `helm install --dry-run=client`, because `upgrade`
+    /// reads the release history from the cluster even in client mode, while a client-side
+    /// install renders everything without one (Helm 4).
+    pub fn upgrade_install_args(&self, r: &Release) -> Vec<OsString> {
+        let mut args: Vec<OsString> = if r.dry_run {
+            vec!["install".into(), r.name.clone().into()]
+        } else {
+            vec!["upgrade".into(), "--install".into(), r.name.clone().into()]
+        };
+        args.push(r.chart_dir.as_os_str().into());
+        args.extend(["--namespace".into(), r.namespace.clone().into()]);
+        r.values_flags(&mut args);
+        args.extend([
+            "--timeout".into(),
+            format_duration_for_helm(r.timeout).into(),
+        ]);
+        if r.dry_run {
+            args.push("--dry-run=client".into());
+        } else {
+            self.cluster_flags(&mut args);
+        }
+        args
+    }
+
+    /// `helm template` with the same values, for images and diff (no cluster needed).
+    pub fn template_args(&self, r: &Release) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["template".into(), r.name.clone().into()];
+        args.push(r.chart_dir.as_os_str().into());
+        args.extend(["--namespace".into(), r.namespace.clone().into()]);
+        r.values_flags(&mut args);
+        args
+    }
+
+    /// `helm get manifest`: what the deployed release consists of now.
+    pub fn get_manifest_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "get".into(),
+            "manifest".into(),
+            release.into(),
+            "--namespace".into(),
+            namespace.into(),
+        ];
+        self.cluster_flags(&mut args);
+        args
+    }
+
+    /// `helm status -o json`: revision, chart and state of the release.
+    pub fn status_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "status".into(),
+            release.into(),
+            "--namespace".into(),
+            namespace.into(),
+            "--output".into(),
+            "json".into(),
+        ];
+        self.cluster_flags(&mut args);
+        args
+    }
+
+    /// `helm uninstall`, waiting for the deletions.
+    pub fn uninstall_args(
+        &self,
+        release: &str,
+        namespace: &str,
+        timeout: Duration,
+    ) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "uninstall".into(),
+            release.into(),
+            "--namespace".into(),
+            namespace.into(),
+            "--wait".into(),
+            "--timeout".into(),
+            format_duration_for_helm(timeout).into(),
+        ];
+        self.cluster_flags(&mut args);
+        args
+    }
+
+    /// `helm pull` of an OCI chart, unpacked into `dest`.
+    pub fn pull_args(&self, reference: &str, version: &str, dest: &Path) -> Vec<OsString> {
+        vec![
+            "pull".into(),
+            reference.into(),
+            "--version".into(),
+            version.into(),
+            "--untar".into(),
+            "--untardir".into(),
+            dest.as_os_str().into(),
+        ]
+    }
+
+    /// Runs helm and returns its stdout; on failure the error carries helm's stderr.
+    pub async fn run(&self, args: &[OsString]) -> anyhow::Result<String> {
+        tracing_debug(&self.bin, args);
+        let out = tokio::process::Command::new(&self.bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("could not start {}: {INSTALL_HINT}", self.bin.display()))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            bail!(
+                "`helm {}` failed ({}): {}",
+                display_args(args),
+                out.status,
+                stderr.trim()
+            );
+        }
+        String::from_utf8(out.stdout).context("helm printed non-UTF-8 output")
+    }
+
+    /// Makes a local chart directory out of the chart arguments (pulling an OCI chart first).
+    /// The returned guard keeps a pulled chart's temp directory alive.
+    pub async fn resolve_chart(
+        &self,
+        chart: &ChartArgs,
+    ) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+        let (Some(reference), Some(version)) = (&chart.chart, &chart.version) else {
+            if !chart.chart_dir.join("Chart.yaml").is_file() {
+                return Err(InputError::new(format!(
+                    "--chart-dir {}: no Chart.yaml there (pass the chart directory, e.g. charts/datajump, or --chart oci://... --version V)",
+                    chart.chart_dir.display()
+                ))
+                .into());
+            }
+            return Ok((chart.chart_dir.clone(), None));
+        };
+        let tmp = tempfile::tempdir().context("creating a temp dir for the pulled chart")?;
+        self.run(&self.pull_args(reference, version, tmp.path()))
+            .await?;
+        let name = reference.rsplit('/').next().unwrap_or("datajump");
+        Ok((tmp.path().join(name), Some(tmp)))
+    }
+}
+
+/// Everything that identifies one rendering of the chart.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub name: String,
+    pub namespace: String,
+    pub chart_dir: PathBuf,
+    /// `values-<env>.yaml` inside the chart.
+    pub env_values: PathBuf,
+    pub values: Vec<PathBuf>,
+    pub set: Vec<String>,
+    pub set_string: Vec<String>,
+    pub timeout: Duration,
+    pub dry_run: bool,
+}
+
+impl Release {
+    /// Values in precedence order: env file, user files, --set, --set-string (chart defaults are
+    /// helm's own first layer).
+    fn values_flags(&self, args: &mut Vec<OsString>) {
+        args.extend(["--values".into(), self.env_values.as_os_str().into()]);
+        for f in &self.values {
+            args.extend(["--values".into(), f.as_os_str().into()]);
+        }
+        for s in &self.set {
+            args.extend(["--set".into(), s.into()]);
+        }
+        for s in &self.set_string {
+            args.extend(["--set-string".into(), s.into()]);
+        }
+    }
+}
+
+fn find_on_path(name: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    std::env::split_paths(path?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Shell-like rendering of a command line for logs and errors.
+pub fn display_args(args: &[OsString]) -> String {
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn tracing_debug(bin: &Path, args: &[OsString]) {
+    if crate::verbose() {
+        eprintln!("debug: running {} {}", bin.display(), display_args(args));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn helm() -> Helm {
+        Helm {
+            bin: "helm".into(),
+            kubeconfig: Some("/k/config".into()),
+            context: Some("prod-ctx".into()),
+        }
+    }
+
+    fn release(dry_run: bool) -> Release {
+        Release {
+            name: "datajump".into(),
+            namespace: "datajump-prod".into(),
+            chart_dir: "charts/datajump".into(),
+            env_values: "charts/datajump/values-prod.yaml".into(),
+            values: vec!["site.yaml".into()],
+            set: vec!["web.replicas=3".into()],
+            set_string: vec!["image.tag=1.10".into()],
+            timeout: Duration::from_secs(600),
+            dry_run,
+        }
+    }
+
+    #[test]
+    fn upgrade_install_command_line_is_exact() {
+        assert_eq!(
+            display_args(&helm().upgrade_install_args(&release(false))),
+            "upgrade --install datajump charts/datajump --namespace datajump-prod \
+             --values charts/datajump/values-prod.yaml --values site.yaml --set web.replicas=3 \
+             --set-string image.tag=1.10 --timeout 600s --kubeconfig /k/config --kube-context prod-ctx"
+        );
+        assert_eq!(
+            display_args(&helm().upgrade_install_args(&release(true))),
+            "install datajump charts/datajump --namespace datajump-prod \
+             --values charts/datajump/values-prod.yaml --values site.yaml --set web.replicas=3 \
+             --set-string image.tag=1.10 --timeout 600s --dry-run=client"
+        );
+    }
+
+    #[test]
+    fn read_commands_pass_the_cluster_flags() {
+        assert_eq!(
+            display_args(&helm().get_manifest_args("datajump", "datajump-dev")),
+            "get manifest datajump --namespace datajump-dev --kubeconfig /k/config --kube-context prod-ctx"
+        );
+        assert_eq!(
+            display_args(&helm().status_args("datajump", "datajump-dev")),
+            "status datajump --namespace datajump-dev --output json --kubeconfig /k/config --kube-context prod-ctx"
+        );
+        assert_eq!(
+            display_args(&helm().uninstall_args("datajump", "ns", Duration::from_secs(300))),
+            "uninstall datajump --namespace ns --wait --timeout 300s --kubeconfig /k/config --kube-context prod-ctx"
+        );
+        assert_eq!(
+            display_args(&helm().template_args(&release(false))),
+            "template datajump charts/datajump --namespace datajump-prod --values charts/datajump/values-prod.yaml \
+             --values site.yaml --set web.replicas=3 --set-string image.tag=1.10"
+        );
+        assert_eq!(
+            display_args(&helm().pull_args(
+                "oci://harbor.example.com/dj/datajump",
+                "1.2.3",
+                Path::new("/tmp/x")
+            )),
+            "pull oci://harbor.example.com/dj/datajump --version 1.2.3 --untar --untardir /tmp/x"
+        );
+    }
+
+    #[test]
+    fn missing_helm_says_how_to_install_it() {
+        assert_eq!(
+            find_on_path("helm", Some(std::ffi::OsStr::new("/nonexistent-dir"))),
+            None
+        );
+        let err = InputError::new(format!("helm was not found on PATH: {INSTALL_HINT}"));
+        assert!(err.to_string().contains("bash .ci/install-tools.sh"));
+        assert!(
+            err.to_string()
+                .contains("https://helm.sh/docs/intro/install/")
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! Preflight: before helm runs, check the cluster can take this configuration — a supported
+//! Kubernetes version, the CRDs of every operator the values rely on (naming the operator to
+//! install), and the StorageClass and IngressClass the values reference. The list of checks is
+//! computed from the values alone (pure); only `run` talks to the cluster.
+
+use k8s_openapi::api::networking::v1::IngressClass;
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::{Api, Client};
+use serde_json::Value;
+
+/// Oldest and newest supported Kubernetes minor versions (1.x).
+pub const SUPPORTED_MINORS: (u32, u32) = (29, 35);
+
+/// One thing the cluster must have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// A CRD by full name, and the operator that ships it.
+    Crd {
+        name: &'static str,
+        kind: &'static str,
+        operator: &'static str,
+        component: &'static str,
+    },
+    /// A named StorageClass, or (None) a default one.
+    StorageClass(Option<String>),
+    /// A named IngressClass.
+    IngressClass(String),
+}
+
+/// An operator-mode component: the CRDs (name, kind) it needs and the operator that ships them.
+struct OperatorRequirement {
+    component: &'static str,
+    crds: &'static [(&'static str, &'static str)],
+    operator: &'static str,
+}
+
+/// The operator-mode components, their CRDs and the operator to install.
+const OPERATOR_CRDS: &[OperatorRequirement] = &[
+    OperatorRequirement {
+        component: "mysql",
+        crds: &[("innodbclusters.mysql.oracle.com", "InnoDBCluster")],
+        operator: "MySQL Operator",
+    },
+    OperatorRequirement {
+        component: "redis",
+        crds: &[("redisclusters.redis.redis.opstreelabs.in", "RedisCluster")],
+        operator: "OT redis-operator",
+    },
+    OperatorRequirement {
+        component: "kafka",
+        crds: &[
+            ("kafkas.kafka.strimzi.io", "Kafka"),
+            ("kafkanodepools.kafka.strimzi.io", "KafkaNodePool"),
+        ],
+        operator: "Strimzi",
+    },
+    OperatorRequirement {
+        component: "elasticsearch",
+        crds: &[(
+            "elasticsearches.elasticsearch.k8s.elastic.co",
+            "Elasticsearch",
+        )],
+        operator: "ECK",
+    },
+    OperatorRequirement {
+        component: "minio",
+        crds: &[("tenants.minio.min.io", "Tenant")],
+        operator: "MinIO Operator",
+    },
+];
+
+/// Where a component's mode lives in the values (`operator`, `embedded` or `external`).
+fn component_mode<'v>(values: &'v Value, component: &str) -> Option<&'v str> {
+    values
+        .pointer(&format!("/{component}/mode"))
+        .and_then(Value::as_str)
+}
+
+/// The checks these values need.
+pub fn plan(values: &Value) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for OperatorRequirement {
+        component,
+        crds,
+        operator,
+    } in OPERATOR_CRDS
+    {
+        let enabled = values
+            .pointer(&format!("/{component}/enabled"))
+            .and_then(Value::as_bool)
+            != Some(false);
+        if enabled && component_mode(values, component) == Some("operator") {
+            for (name, kind) in crds.iter() {
+                checks.push(Check::Crd {
+                    name,
+                    kind,
+                    operator,
+                    component,
+                });
+            }
+        }
+    }
+    if values
+        .pointer("/observability/serviceMonitor/enabled")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        checks.push(Check::Crd {
+            name: "servicemonitors.monitoring.coreos.com",
+            kind: "ServiceMonitor",
+            operator: "Prometheus Operator (kube-prometheus-stack)",
+            component: "observability.serviceMonitor",
+        });
+    }
+    // Every component may name its own StorageClass (empty = global.storageClass, then the
+    // cluster default): check each one named, and a default when the global one is empty.
+    let mut classes = std::collections::BTreeSet::new();
+    collect_storage_classes(values, &mut classes);
+    let global_empty = values
+        .pointer("/global/storageClass")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    if global_empty {
+        checks.push(Check::StorageClass(None));
+    }
+    checks.extend(classes.into_iter().map(|c| Check::StorageClass(Some(c))));
+    let ingress_on = values
+        .pointer("/ingress/enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if let Some(class) = values
+        .pointer("/ingress/className")
+        .and_then(Value::as_str)
+        .filter(|_| ingress_on)
+        && !class.is_empty()
+    {
+        checks.push(Check::IngressClass(class.to_string()));
+    }
+    checks
+}
+
+fn collect_storage_classes(v: &Value, out: &mut std::collections::BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                match (k.as_str(), child) {
+                    ("storageClass", Value::String(s)) if !s.is_empty() => {
+                        out.insert(s.clone());
+                    }
+                    _ => collect_storage_classes(child, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_storage_classes(i, out)),
+        _ => {}
+    }
+}
+
+/// Checks a server version against the supported range; `minor` may carry a `+` (GKE, EKS).
+pub fn check_version(major: &str, minor: &str) -> Result<(), String> {
+    let minor_num: Option<u32> = minor.trim_end_matches('+').parse().ok();
+    let (lo, hi) = SUPPORTED_MINORS;
+    match (major, minor_num) {
+        ("1", Some(m)) if (lo..=hi).contains(&m) => Ok(()),
+        _ => Err(format!(
+            "Kubernetes {major}.{minor} is not supported: DataJump supports 1.{lo} to 1.{hi}"
+        )),
+    }
+}
+
+/// Runs every check and returns the failures as user-facing sentences (empty = all good).
+pub async fn run(client: &Client, checks: &[Check]) -> anyhow::Result<Vec<String>> {
+    let mut failures = Vec::new();
+    let info = client
+        .apiserver_version()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the API server: {e}"))?;
+    if let Err(msg) = check_version(&info.major, &info.minor) {
+        failures.push(msg);
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let storage: Api<StorageClass> = Api::all(client.clone());
+    let ingress: Api<IngressClass> = Api::all(client.clone());
+    for check in checks {
+        match check {
+            Check::Crd {
+                name,
+                kind,
+                operator,
+                component,
+            } => {
+                if crds.get_opt(name).await?.is_none() {
+                    failures.push(format!(
+                        "{component} runs in operator mode but CRD {name} ({kind}) is missing: install the {operator} first"
+                    ));
+                }
+            }
+            Check::StorageClass(Some(name)) => {
+                if storage.get_opt(name).await?.is_none() {
+                    failures.push(format!(
+                        "StorageClass {name:?} (named in the values' storageClass settings) does not exist: create it or name an existing one"
+                    ));
+                }
+            }
+            Check::StorageClass(None) => {
+                let list = storage.list(&Default::default()).await?;
+                let has_default = list.items.iter().any(|sc| {
+                    sc.metadata.annotations.as_ref().is_some_and(|a| {
+                        a.get("storageclass.kubernetes.io/is-default-class")
+                            .map(String::as_str)
+                            == Some("true")
+                    })
+                });
+                if !has_default {
+                    failures.push(
+                        "no default StorageClass and global.storageClass is empty: set global.storageClass".into(),
+                    );
+                }
+            }
+            Check::IngressClass(name) => {
+                if ingress.get_opt(name).await?.is_none() {
+                    failures.push(format!(
+                        "IngressClass {name:?} (ingress.className) does not exist: install that ingress controller or change ingress.className"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(failures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn operator_components_need_their_crds() {
+        let values = json!({
+            "mysql": {"mode": "operator"},
+            "kafka": {"mode": "operator"},
+            "redis": {"mode": "embedded"},
+            "minio": {"mode": "operator", "enabled": false},
+            "observability": {"serviceMonitor": {"enabled": true}},
+            "global": {"storageClass": "fast"},
+            "backup": {"storageClass": "bulk"},
+            "ingress": {"className": "nginx"},
+        });
+        let names: Vec<String> = plan(&values)
+            .iter()
+            .map(|c| match c {
+                Check::Crd { name, .. } => name.to_string(),
+                Check::StorageClass(s) => format!("sc:{s:?}"),
+                Check::IngressClass(i) => format!("ic:{i}"),
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "innodbclusters.mysql.oracle.com",
+                "kafkas.kafka.strimzi.io",
+                "kafkanodepools.kafka.strimzi.io",
+                "servicemonitors.monitoring.coreos.com",
+                "sc:Some(\"bulk\")",
+                "sc:Some(\"fast\")",
+                "ic:nginx",
+            ]
+        );
+    }
+
+    #[test]
+    fn version_range_is_1_29_to_1_35() {
+        assert!(check_version("1", "29").is_ok());
+        assert!(check_version("1", "35+").is_ok());
+        assert!(
+            check_version("1", "28")
+                .unwrap_err()
+                .contains("supports 1.29 to 1.35")
+        );
+        assert!(check_version("1", "36").is_err());
+        assert!(check_version("2", "0").is_err());
+    }
+}

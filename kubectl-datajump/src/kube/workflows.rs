@@ -1,0 +1,231 @@
+//! Workflow and WorkflowRun requests (types from `datajump_scheduler::api`): submit by server-side
+//! apply, start runs, suspend/resume by merge patch, and the suspend-everything / resume-exactly-
+//! those pair that `restore` brackets its work with.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use datajump_scheduler::api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use super::FIELD_MANAGER;
+
+/// Server-side applies the workflow document exactly as the user wrote it (so only the fields
+/// they set are owned by our field manager), forcing ownership conflicts like `kubectl apply
+/// --server-side --force-conflicts`.
+pub async fn apply(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    document: &Value,
+) -> anyhow::Result<Workflow> {
+    let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(document),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("applying Workflow {name} in {namespace}: {e}"))
+}
+
+/// The deterministic name of a manual run: one per workflow per second.
+pub fn manual_run_name(workflow: &str, now: chrono::DateTime<Utc>) -> String {
+    let suffix = now.format("manual-%Y%m%d%H%M%S").to_string();
+    // Names must stay within 253 characters; workflow names are DNS labels (<= 63), so this fits.
+    format!("{workflow}-{suffix}")
+}
+
+/// Creates a WorkflowRun for the workflow now.
+pub async fn create_run(
+    client: &Client,
+    namespace: &str,
+    workflow: &str,
+) -> anyhow::Result<WorkflowRun> {
+    let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
+    let run = WorkflowRun {
+        metadata: ObjectMeta {
+            name: Some(manual_run_name(workflow, Utc::now())),
+            namespace: Some(namespace.to_string()),
+            labels: Some([(LABEL_WORKFLOW.to_string(), workflow.to_string())].into()),
+            ..Default::default()
+        },
+        spec: WorkflowRunSpec {
+            workflow_name: workflow.to_string(),
+            scheduled_time: None,
+        },
+        status: None,
+    };
+    api.create(&PostParams::default(), &run)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating a run of Workflow {workflow}: {e}"))
+}
+
+/// Sets `spec.suspend` with a merge patch (a toggle, not a declaration of the whole spec).
+pub async fn set_suspend(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    suspend: bool,
+) -> anyhow::Result<()> {
+    let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": suspend}})),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("setting suspend={suspend} on Workflow {name}: {e}"))?;
+    Ok(())
+}
+
+/// Suspends every workflow in the namespace that is not suspended yet and returns their names,
+/// so that exactly those are resumed afterwards (workflows a user had suspended stay suspended).
+pub async fn suspend_all(client: &Client, namespace: &str) -> anyhow::Result<Vec<String>> {
+    let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
+    let mut suspended = Vec::new();
+    for wf in api.list(&ListParams::default()).await?.items {
+        let Some(name) = wf.metadata.name.clone() else {
+            continue;
+        };
+        if !wf.spec.suspend {
+            set_suspend(client, namespace, &name, true).await?;
+            suspended.push(name);
+        }
+    }
+    Ok(suspended)
+}
+
+/// Resumes the given workflows; keeps going after a failure and reports every one that failed.
+pub async fn resume_these(
+    client: &Client,
+    namespace: &str,
+    names: &[String],
+) -> Result<(), Vec<String>> {
+    let mut failed = Vec::new();
+    for name in names {
+        if let Err(e) = set_suspend(client, namespace, name, false).await {
+            failed.push(format!("{e:#}"));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
+    }
+}
+
+/// Lists workflows.
+pub async fn list(client: &Client, namespace: &str) -> anyhow::Result<Vec<Workflow>> {
+    let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
+    Ok(api.list(&ListParams::default()).await?.items)
+}
+
+/// Gets one workflow (with a clear message when missing).
+pub async fn get(client: &Client, namespace: &str, name: &str) -> anyhow::Result<Workflow> {
+    let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
+    api.get_opt(name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("Workflow {name} not found in namespace {namespace}"))
+}
+
+/// Deletes a workflow; its runs go with it when the scheduler made them owned, and otherwise
+/// are deleted here too.
+pub async fn delete(client: &Client, namespace: &str, name: &str) -> anyhow::Result<()> {
+    let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
+    api.delete(name, &DeleteParams::background()).await?;
+    let runs: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
+    for run in runs_of(client, namespace, name).await? {
+        if let Some(n) = run.metadata.name {
+            runs.delete(&n, &DeleteParams::background()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The runs of a workflow, newest first.
+pub async fn runs_of(
+    client: &Client,
+    namespace: &str,
+    workflow: &str,
+) -> anyhow::Result<Vec<WorkflowRun>> {
+    let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
+    let mut runs: Vec<WorkflowRun> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|r| r.spec.workflow_name == workflow)
+        .collect();
+    runs.sort_by(|a, b| {
+        b.metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .cmp(&a.metadata.creation_timestamp.as_ref().map(|t| t.0))
+    });
+    Ok(runs)
+}
+
+/// Gets one run.
+pub async fn get_run(client: &Client, namespace: &str, name: &str) -> anyhow::Result<WorkflowRun> {
+    let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
+    api.get_opt(name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("WorkflowRun {name} not found in namespace {namespace}"))
+}
+
+/// Polls a run until it finishes, calling `on_change` with every new observation.
+pub async fn watch_run(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    mut on_change: impl FnMut(&WorkflowRun),
+) -> anyhow::Result<WorkflowRun> {
+    let mut last = None;
+    loop {
+        let run = get_run(client, namespace, name).await?;
+        if last.as_ref() != run.status.as_ref() {
+            on_change(&run);
+            last = run.status.clone();
+        }
+        if run.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
+            return Ok(run);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Pods of one task Job, oldest first.
+pub async fn job_pods(client: &Client, namespace: &str, job: &str) -> anyhow::Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut pods = api
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await?
+        .items;
+    pods.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+    Ok(pods)
+}
+
+/// Log parameters for task pods.
+pub fn log_params(follow: bool) -> LogParams {
+    LogParams {
+        follow,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn manual_run_names_are_deterministic_per_second() {
+        let t = Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
+        assert_eq!(manual_run_name("etl", t), "etl-manual-20260304050607");
+    }
+}

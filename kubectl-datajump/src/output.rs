@@ -1,0 +1,219 @@
+//! One answer, three renderings: every read command builds one `Serialize` struct and hands it
+//! here; people get aligned columns, scripts get JSON or YAML of the very same struct. Progress goes
+//! to stderr and only when a person is watching.
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::cli::{GlobalOpts, OutputFormat};
+
+/// An answer that can also be shown as a table.
+pub trait Render: Serialize {
+    /// The human rendering (a table, or a tree for DAGs). Ends with a newline.
+    fn human(&self, style: &Style) -> String;
+}
+
+/// Colour choice for human output.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    /// Colours a state word: green for good, red for bad, yellow for in-between.
+    pub fn state(&self, word: &str) -> String {
+        if !self.color {
+            return word.to_string();
+        }
+        let code = match word {
+            "Ready" | "Succeeded" | "deployed" | "Complete" | "verified" | "True" | "ok" => "32",
+            "Failed" | "NotReady" | "failed" | "Missing" | "corrupt" | "False" => "31",
+            _ => "33",
+        };
+        format!("\x1b[{code}m{word}\x1b[0m")
+    }
+}
+
+/// Renders an answer in the requested format.
+pub fn render<T: Render>(
+    answer: &T,
+    format: OutputFormat,
+    style: &Style,
+) -> anyhow::Result<String> {
+    Ok(match format {
+        OutputFormat::Table => answer.human(style),
+        OutputFormat::Json => {
+            let mut s = serde_json::to_string_pretty(answer)?;
+            s.push('\n');
+            s
+        }
+        OutputFormat::Yaml => serde_yaml::to_string(answer)?,
+    })
+}
+
+/// Renders and prints an answer on stdout.
+pub fn print<T: Render>(answer: &T, global: &GlobalOpts) -> anyhow::Result<()> {
+    let text = render(answer, global.output, &style_for(global))?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Colour only on a terminal and when neither --no-color nor NO_COLOR asked otherwise.
+pub fn style_for(global: &GlobalOpts) -> Style {
+    Style {
+        color: !global.no_color && std::io::stdout().is_terminal(),
+    }
+}
+
+/// Aligned columns with a header row, like kubectl's tables.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(visible_len(cell));
+            }
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    push_row(&mut out, &header, &widths);
+    for row in rows {
+        push_row(&mut out, row, &widths);
+    }
+    out
+}
+
+fn push_row(out: &mut String, row: &[String], widths: &[usize]) {
+    let last = row.len().saturating_sub(1);
+    for (i, cell) in row.iter().enumerate() {
+        out.push_str(cell);
+        if i < last {
+            let pad = widths
+                .get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(visible_len(cell));
+            out.push_str(&" ".repeat(pad + 3));
+        }
+    }
+    out.push('\n');
+}
+
+/// Length without ANSI colour escapes, so coloured cells still align.
+fn visible_len(s: &str) -> usize {
+    let mut len = 0;
+    let mut in_escape = false;
+    for c in s.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, _) => len += 1,
+        }
+    }
+    len
+}
+
+/// Progress lines on stderr: shown only on a terminal and never with `-o json`/`-o yaml`, so
+/// scripts reading stdout or stderr see nothing but the answer and errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    enabled: bool,
+}
+
+impl Progress {
+    /// Decides once per command whether progress is shown.
+    pub fn new(global: &GlobalOpts) -> Self {
+        Self::with(global.output == OutputFormat::Table && std::io::stderr().is_terminal())
+    }
+
+    /// Explicit on/off (tests, and commands that never show progress).
+    pub fn with(enabled: bool) -> Self {
+        Self { enabled }
+    }
+
+    /// Prints one progress line.
+    pub fn line(&self, msg: impl AsRef<str>) {
+        if self.enabled {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+}
+
+/// A human age like kubectl's: `45s`, `12m`, `5h`, `3d`.
+pub fn age(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Answer {
+        name: String,
+        ready: bool,
+    }
+
+    impl Render for Answer {
+        fn human(&self, style: &Style) -> String {
+            let state = if self.ready { "Ready" } else { "NotReady" };
+            table(
+                &["NAME", "STATE"],
+                &[vec![self.name.clone(), style.state(state)]],
+            )
+        }
+    }
+
+    #[test]
+    fn one_struct_three_formats() {
+        let a = Answer {
+            name: "web".into(),
+            ready: true,
+        };
+        let plain = Style { color: false };
+        assert_eq!(
+            render(&a, OutputFormat::Table, &plain).unwrap(),
+            "NAME   STATE\nweb    Ready\n"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&a, OutputFormat::Json, &plain).unwrap()).unwrap();
+        assert_eq!(json, serde_json::json!({"name": "web", "ready": true}));
+        assert_eq!(
+            render(&a, OutputFormat::Yaml, &plain).unwrap(),
+            "name: web\nready: true\n"
+        );
+    }
+
+    #[test]
+    fn coloured_cells_keep_columns_aligned() {
+        let style = Style { color: true };
+        let t = table(
+            &["STATE", "NAME"],
+            &[
+                vec![style.state("Ready"), "a".into()],
+                vec![style.state("Failed"), "b".into()],
+            ],
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(visible_len(lines[1]), visible_len(lines[2]));
+        assert!(lines[1].contains("\x1b[32mReady\x1b[0m"));
+    }
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        assert_eq!(age(5), "5s");
+        assert_eq!(age(600), "10m");
+        assert_eq!(age(3 * 3600), "3h");
+        assert_eq!(age(5 * 86_400), "5d");
+    }
+}

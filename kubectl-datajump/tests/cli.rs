@@ -1,0 +1,231 @@
+//! The binary as users run it: help text, exit codes (0 ok, 1 runtime, 2 bad input), offline
+//! workflow validation, confirmation rules and schema errors — all without a cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-datajump"));
+    // Isolate from the developer's environment: no kubeconfig, no env defaults.
+    cmd.env_remove("DATAJUMP_ENV")
+        .env_remove("DATAJUMP_HELM")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run kubectl-datajump")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn help_uses_the_kubectl_prefix() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("Usage: kubectl datajump [OPTIONS] <COMMAND>"),
+        "{help}"
+    );
+    for cmd in [
+        "install",
+        "upgrade",
+        "uninstall",
+        "status",
+        "images",
+        "diff",
+        "workflow",
+        "backup",
+        "restore",
+        "completions",
+    ] {
+        assert!(help.contains(cmd), "help lists {cmd}");
+    }
+    let sub = text(&run(&["workflow", "submit", "--help"]).stdout);
+    assert!(
+        sub.contains("Usage: kubectl datajump workflow submit"),
+        "{sub}"
+    );
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    let out = run(&["install", "--env", "production"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("[possible values: dev, test, staging, prod]"));
+    assert_eq!(run(&["status", "-o", "xml"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["install", "--env", "dev", "--timeout", "ten"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        run(&["install", "--env", "dev", "--chart", "oci://x/y"])
+            .status
+            .code(),
+        Some(2),
+        "--chart needs --version"
+    );
+}
+
+#[test]
+fn workflow_validate_is_offline_and_reports_every_problem_with_its_path() {
+    let ok = run(&[
+        "workflow",
+        "validate",
+        "-f",
+        fixture("diamond.yaml").to_str().unwrap(),
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).contains("Workflow diamond is valid (4 tasks)"));
+
+    let bad = run(&[
+        "workflow",
+        "validate",
+        "-f",
+        fixture("broken.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = text(&bad.stderr);
+    assert!(
+        err.contains(r#"spec.tasks[3].dependsOn[1]: unknown task "lod""#),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.schedule"),
+        "the cron error is reported too: {err}"
+    );
+    assert!(err.contains("broken.yaml"), "the file is named: {err}");
+
+    let missing = run(&["workflow", "validate", "-f", "/nonexistent/wf.yaml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("cannot read /nonexistent/wf.yaml"));
+}
+
+#[test]
+fn destructive_verbs_need_yes_and_prod_needs_confirm_env() {
+    let prod = run(&[
+        "restore",
+        "--env",
+        "prod",
+        "datajump-20260101-020000",
+        "--yes",
+    ]);
+    assert_eq!(prod.status.code(), Some(2));
+    assert!(text(&prod.stderr).contains("--confirm-env prod"));
+    let no_yes = bin()
+        .args(["uninstall", "--env", "dev"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(no_yes.status.code(), Some(2));
+    assert!(
+        text(&no_yes.stderr).contains("needs --yes"),
+        "{}",
+        text(&no_yes.stderr)
+    );
+}
+
+#[test]
+fn missing_helm_is_an_input_error_saying_how_to_install_it() {
+    let out = run(&["images", "--env", "dev", "--helm", "/nonexistent/helm"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bash .ci/install-tools.sh")
+            && err.contains("https://helm.sh/docs/intro/install/"),
+        "{err}"
+    );
+}
+
+/// A minimal chart with a schema, so values errors are tested without the generated chart.
+fn tiny_chart() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, body: &str| std::fs::write(dir.path().join(name), body).unwrap();
+    w("Chart.yaml", "apiVersion: v2\nname: tiny\nversion: 0.1.0\n");
+    w("values.yaml", "web:\n  replicas: 1\n  image: web:1\n");
+    w("values-dev.yaml", "web:\n  replicas: 2\n");
+    w(
+        "values.schema.json",
+        r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+        "properties": {"web": {"type": "object", "additionalProperties": false,
+          "properties": {"replicas": {"type": "integer", "minimum": 1}, "image": {"type": "string"}}}}}"#,
+    );
+    dir
+}
+
+#[test]
+fn schema_errors_name_the_flag_or_file_and_exit_2_before_touching_anything() {
+    let chart = tiny_chart();
+    let user = chart.path().join("site.yaml");
+    std::fs::write(&user, "web:\n  replicas: 0\n").unwrap();
+    // helm must exist but is never run: validation comes first.
+    let out = run(&[
+        "install",
+        "--env",
+        "dev",
+        "--chart-dir",
+        chart.path().to_str().unwrap(),
+        "--helm",
+        "/bin/sh",
+        "-f",
+        user.to_str().unwrap(),
+        "--set",
+        "web.image=5",
+        "--set",
+        "web.extra=true",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("values do not match the chart's schema (3 problems)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{}: /web/replicas:", user.display())),
+        "{err}"
+    );
+    assert!(err.contains("--set web.image=5: /web/image:"), "{err}");
+    assert!(err.contains("web.extra"), "{err}");
+
+    let bad_set = run(&[
+        "install",
+        "--env",
+        "dev",
+        "--chart-dir",
+        chart.path().to_str().unwrap(),
+        "--helm",
+        "/bin/sh",
+        "--set",
+        "web.replicas",
+    ]);
+    assert_eq!(bad_set.status.code(), Some(2));
+    assert!(
+        text(&bad_set.stderr).contains(r#"--set "web.replicas": key "web.replicas" has no value"#),
+        "{}",
+        text(&bad_set.stderr)
+    );
+}
+
+#[test]
+fn cluster_failures_exit_1() {
+    let out = run(&["workflow", "list", "-n", "x"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
+#[test]
+fn completions_are_generated() {
+    let out = run(&["completions", "bash"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("kubectl-datajump"));
+}
