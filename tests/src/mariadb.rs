@@ -373,9 +373,13 @@ fn root_flag() -> Option<&'static str> {
 }
 
 fn install_db(bins: &Binaries, dir: &Path) -> Result<()> {
+    let tmp = dir.join("tmp");
+    fs::create_dir_all(&tmp).map_err(io_err("creating the server's tmpdir"))?;
     let output = Command::new(&bins.install_db)
         .arg("--no-defaults")
         .arg(format!("--datadir={}", dir.join("data").display()))
+        // Bootstraps sharing /tmp collide on temporary-table file names when run in parallel.
+        .arg(format!("--tmpdir={}", tmp.display()))
         .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
         .args(root_flag())
         .output()
@@ -394,7 +398,6 @@ fn install_db(bins: &Binaries, dir: &Path) -> Result<()> {
 }
 
 fn spawn_server(bins: &Binaries, dir: &Path, port: u16) -> Result<Child> {
-    fs::create_dir_all(dir.join("tmp")).map_err(io_err("creating the server's tmpdir"))?;
     // A fresh log per attempt, so a failure report shows only this attempt.
     let _ = fs::remove_file(dir.join("server.log"));
     let path_arg = |flag: &str, name: &str| format!("--{flag}={}", dir.join(name).display());

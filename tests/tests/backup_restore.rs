@@ -599,10 +599,48 @@ fn chosen_databases_and_bad_settings() -> Result<()> {
         run.status.code() == Some(2) && run.stderr.contains("BACKUP_NAME"),
         "{run}"
     );
+
+    // A name the scripts cannot carry safely stops the default "all databases" backup loudly.
+    fx.server.query("CREATE DATABASE `odd name`")?;
+    let run = fx.scripts()?.run(Script::Backup)?;
+    ensure!(
+        run.status.code() == Some(1) && run.stderr.contains("'odd name'"),
+        "{run}"
+    );
     assert_eq!(
         file_names(fx.backups.path())?.len(),
         2,
         "only the first backup exists"
+    );
+    Ok(())
+}
+
+#[test]
+fn system_schemas_bring_back_accounts_on_request() -> Result<()> {
+    let Some(fx) = Fixture::start("system_schemas", DataSet::SMALL)? else {
+        return Ok(());
+    };
+    let scripts = fx.scripts()?.with("BACKUP_INCLUDE_SYSTEM", "true");
+    let name = fx.backup(&scripts)?;
+    let manifest = Manifest::read(fx.backups.path(), &name)?;
+    for db in ["mysql", "sys", "dj_app"] {
+        ensure!(
+            manifest.databases.iter().any(|have| have == db),
+            "{db} missing: {manifest:?}"
+        );
+    }
+    let late = fx
+        .server
+        .create_user("late", "late-pw", "SELECT ON dj_app.*")?;
+    fx.server.query_as(&late, "SELECT 1")?;
+
+    let run = fx.restore(&name)?;
+    ensure!(run.success(), "restore with system schemas failed: {run}");
+    // Accounts are as they were at backup time: admin still works, the later account is gone.
+    fx.server.query("SELECT 1")?;
+    ensure!(
+        fx.server.query_as(&late, "SELECT 1").is_err(),
+        "account created after the backup survived the restore of `mysql`"
     );
     Ok(())
 }

@@ -129,13 +129,21 @@ if [ -n "${BACKUP_DATABASES:-}" ]; then
   done
 else
   wanted=
+  # One name per line: split on newlines only, so a name with a space is reported whole.
+  saved_ifs=$IFS
+  IFS='
+'
   for db in $existing; do
     case $db in
       information_schema | performance_schema) continue ;;
       mysql | sys) [ "$include_system" = true ] || continue ;;
     esac
+    case $db in *[!A-Za-z0-9_\$-]*)
+      die "database name '$db' has characters this script does not support (letters, digits, _, \$ and - only); list the databases to back up in BACKUP_DATABASES" ;;
+    esac
     wanted="$wanted $db"
   done
+  IFS=$saved_ifs
 fi
 databases=
 for db in $wanted; do
