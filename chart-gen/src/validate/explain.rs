@@ -32,6 +32,8 @@ pub(crate) fn errors(
     for error in validator.iter_errors(instance) {
         explain(&error, &ctx, &mut out);
     }
+    // Report in document order, not in the order the validator happened to visit keywords.
+    out.sort_by(|a, b| a.path.cmp(&b.path));
     out.dedup();
     out
 }

@@ -143,8 +143,10 @@ fn check_typed_at<T: DeserializeOwned + Serialize>(value: &Value, base: &str) ->
     errors
 }
 
-/// Walks the input and the round-tripped value side by side. Null input values are skipped:
-/// the API server treats `field: null` as absent, and so does the round trip.
+/// Walks the input and the round-tripped value side by side. An input key the round trip dropped
+/// is a field the type does not have; a key the round trip added is a required field the input
+/// lacks (k8s-openapi fills required fields with their default instead of failing). Null input
+/// values count as absent, as they do for the API server.
 fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<FieldError>) {
     match (input, typed) {
         (Value::Object(given), Value::Object(kept)) => {
@@ -159,6 +161,17 @@ fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<FieldE
                         field_path,
                         format!("unknown field \"{key}\""),
                     )),
+                }
+            }
+            // Embedded objects (a StatefulSet's volumeClaimTemplates) re-serialize with the
+            // apiVersion and kind of their type; the API server does not require those there.
+            let implied = |key: &str| !path.is_empty() && matches!(key, "apiVersion" | "kind");
+            for key in kept.keys() {
+                if !implied(key) && given.get(key).is_none_or(Value::is_null) {
+                    out.push(FieldError::new(
+                        path,
+                        format!("missing required field \"{key}\""),
+                    ));
                 }
             }
         }

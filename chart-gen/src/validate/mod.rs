@@ -272,6 +272,17 @@ pub fn validate_rendered(env: Environment, objects: &[Value], crds: &CrdSchemas)
 
 /// The schema check of one object: built-in type first, then CRDs.
 fn check_schema(env: Environment, obj: &Value, crds: &CrdSchemas) -> Vec<Problem> {
+    let has = |field: &str| obj.get(field).and_then(Value::as_str).is_some();
+    if !has("apiVersion") || !has("kind") {
+        let message = "object has no apiVersion or kind";
+        return vec![Problem::object(
+            env,
+            obj,
+            Rule::KubernetesSchema,
+            "",
+            message,
+        )];
+    }
     let (rule, errors) = if let Some(errors) = kubernetes::check_builtin(obj) {
         (Rule::KubernetesSchema, errors)
     } else if let Some(errors) = crds.check(obj) {

@@ -137,6 +137,12 @@ impl CrdSchemas {
         self.insert(key, origin, source);
     }
 
+    /// Adds every CRD of `other` (e.g. the chart's own `crds/` after the operators' directory);
+    /// a CRD for the same group and kind replaces the earlier one.
+    pub fn merge(&mut self, other: CrdSchemas) {
+        self.crds.extend(other.crds);
+    }
+
     /// The number of CRDs known.
     pub fn len(&self) -> usize {
         self.crds.len()

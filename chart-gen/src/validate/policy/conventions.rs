@@ -19,14 +19,20 @@ pub const REQUIRED_LABELS: [&str; 7] = [
     "helm.sh/chart",
 ];
 
+/// Labels naming one release. CustomResourceDefinitions are exempt: Helm installs a chart's
+/// `crds/` files verbatim (no templating), and one CRD serves every release in the cluster.
+const RELEASE_LABELS: [&str; 2] = ["app.kubernetes.io/instance", "helm.sh/chart"];
+
 /// Cluster-scoped kinds that are not built in (operator CRDs the chart may use).
 const CLUSTER_SCOPED_CUSTOM: [&str; 2] = ["ClusterIssuer", "ClusterKopfPeering"];
 
 pub(super) fn check(env: Environment, obj: &Value) -> Vec<Problem> {
     let mut problems = Vec::new();
     let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
+    let is_crd = obj.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition");
     let missing: Vec<&str> = REQUIRED_LABELS
         .into_iter()
+        .filter(|key| !(is_crd && RELEASE_LABELS.contains(key)))
         .filter(|key| {
             labels
                 .and_then(|l| l.get(*key))

@@ -1,0 +1,114 @@
+//! `validate_rendered` runs every object check over a render: the good prod render with its
+//! operator resources has no problem; unknown kinds, schema errors and policy problems are all
+//! reported, each once, with env, kind/name and path.
+
+use std::path::PathBuf;
+
+use chart_gen::model::Environment;
+use chart_gen::validate::{CrdSchemas, Rule, parse_manifests, validate_rendered};
+use serde_json::{Value, json};
+
+fn fixture_text(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/validate/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).expect("fixture exists")
+}
+
+fn shared_crds() -> Option<CrdSchemas> {
+    let dir = std::env::var_os("DATAJUMP_CRD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds"));
+    if !dir.is_dir() {
+        println!(
+            "skipped: {} not found (set DATAJUMP_CRD_DIR)",
+            dir.display()
+        );
+        return None;
+    }
+    Some(CrdSchemas::load_dir(&dir).expect("CRD directory loads"))
+}
+
+#[test]
+fn parse_manifests_skips_empty_documents() {
+    let yaml = "---\n# Source: datajump/templates/web/hpa.yaml\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: b\n";
+    let objects = parse_manifests(yaml).unwrap();
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["ConfigMap", "Secret"]);
+    assert_eq!(parse_manifests("").unwrap(), Vec::<Value>::new());
+}
+
+#[test]
+fn parse_manifests_reports_the_bad_document() {
+    let err = parse_manifests("kind: ConfigMap\n---\nkind: [\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("document 2 of the manifests is not valid YAML"),
+        "{err}"
+    );
+    let err = parse_manifests("just a string\n").unwrap_err().to_string();
+    assert!(err.contains("expected a Kubernetes object"), "{err}");
+}
+
+#[test]
+fn the_good_prod_render_has_no_problem() {
+    let mut objects = parse_manifests(&fixture_text("prod-render.yaml")).unwrap();
+    let crds = match shared_crds() {
+        Some(crds) => {
+            objects.extend(parse_manifests(&fixture_text("operator-crs.yaml")).unwrap());
+            crds
+        }
+        None => CrdSchemas::new(),
+    };
+    let problems = validate_rendered(Environment::Prod, &objects, &crds);
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(problems.is_empty(), "{lines:#?}");
+}
+
+#[test]
+fn every_kind_of_problem_is_reported_once() {
+    let mut objects = parse_manifests(&fixture_text("prod-render.yaml")).unwrap();
+    let web = objects
+        .iter_mut()
+        .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "datajump-web")
+        .unwrap();
+    web["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = json!("Always");
+    web["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:latest");
+    let mut thing = objects[0].clone();
+    thing["apiVersion"] = json!("example.com/v1");
+    thing["kind"] = json!("Thing");
+    objects.push(thing);
+
+    let problems = validate_rendered(Environment::Staging, &objects, &CrdSchemas::new());
+    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        vec![
+            "staging: Deployment/datajump-web: /spec/template/spec/containers/0/imagePullPolicyy: unknown field \"imagePullPolicyy\"",
+            "staging: Thing/datajump-scheduler: no schema for example.com/v1/Thing: pass --crd-dir with its CRD",
+            "staging: Deployment/datajump-web: /spec/template/spec/containers/0/image: [image-tag] container \"web\": image \"web:latest\" uses the latest tag; pin a version tag or a digest",
+        ]
+    );
+    let rules: Vec<Rule> = problems.iter().map(|p| p.rule).collect();
+    assert_eq!(
+        rules,
+        vec![Rule::KubernetesSchema, Rule::CrdSchema, Rule::Security]
+    );
+}
+
+#[test]
+fn objects_without_api_version_or_kind_are_reported() {
+    let objects = vec![json!({"metadata": {"name": "x", "namespace": "n"}})];
+    let problems = validate_rendered(Environment::Dev, &objects, &CrdSchemas::new());
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.to_string() == "dev: ?/x: object has no apiVersion or kind"),
+        "{problems:#?}"
+    );
+}
