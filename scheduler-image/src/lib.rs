@@ -6,8 +6,12 @@
 //! actions); the controller is the only code that talks to the API server.
 
 pub mod api;
+pub mod config;
+pub mod controller;
 pub mod cron;
+pub mod http;
 pub mod jobs;
+pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod plan;

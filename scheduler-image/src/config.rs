@@ -1,0 +1,167 @@
+//! Command-line flags of the `datajump-scheduler` binary. Every flag mirrors an environment
+//! variable; the chart's scheduler Deployment sets those variables.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::api::validate::Limits;
+use crate::jobs::TaskDefaults;
+use crate::reconcile::SchedulerConfig;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for Fluent Bit / Elasticsearch).
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// DataJump workflow scheduler: runs cron-scheduled DAGs of tasks as Kubernetes Jobs.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "datajump-scheduler", version, about, long_about = None)]
+pub struct Cli {
+    /// Namespace whose Workflows are scheduled; empty = all namespaces.
+    #[arg(long, env = "DATAJUMP_WATCH_NAMESPACE", default_value = "")]
+    pub watch_namespace: String,
+    /// This replica's identity in the leader Lease (the pod name, from the downward API).
+    #[arg(long, env = "DATAJUMP_POD_NAME", default_value = "datajump-scheduler")]
+    pub pod_name: String,
+    /// Namespace of the leader Lease (the pod's namespace).
+    #[arg(long, env = "DATAJUMP_POD_NAMESPACE", default_value = "default")]
+    pub pod_namespace: String,
+    /// Elect a leader through a Lease; only the leader acts (needed with more than one replica).
+    #[arg(long, env = "DATAJUMP_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(
+        long,
+        env = "DATAJUMP_LEASE_NAME",
+        default_value = "datajump-scheduler-leader"
+    )]
+    pub lease_name: String,
+    /// Seconds a leader holds the Lease without renewing (failover time).
+    #[arg(long, env = "DATAJUMP_LEASE_DURATION_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(2..=300))]
+    pub lease_duration_seconds: u32,
+    /// Global cap of task Jobs running at once, across all workflows.
+    #[arg(long, env = "DATAJUMP_MAX_RUNNING_TASKS", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running_tasks: u32,
+    /// Service account of task pods (default: the namespace's default account).
+    #[arg(long, env = "DATAJUMP_TASK_SERVICE_ACCOUNT")]
+    pub task_service_account: Option<String>,
+    /// CPU request for tasks that set none.
+    #[arg(long, env = "DATAJUMP_TASK_DEFAULT_REQUESTS_CPU")]
+    pub task_default_requests_cpu: Option<String>,
+    /// Memory request for tasks that set none.
+    #[arg(long, env = "DATAJUMP_TASK_DEFAULT_REQUESTS_MEMORY")]
+    pub task_default_requests_memory: Option<String>,
+    /// CPU limit for tasks that set none.
+    #[arg(long, env = "DATAJUMP_TASK_DEFAULT_LIMITS_CPU")]
+    pub task_default_limits_cpu: Option<String>,
+    /// Memory limit for tasks that set none.
+    #[arg(long, env = "DATAJUMP_TASK_DEFAULT_LIMITS_MEMORY")]
+    pub task_default_limits_memory: Option<String>,
+    /// Address serving /metrics, /healthz and /readyz.
+    #[arg(long, env = "DATAJUMP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "DATAJUMP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+fn non_empty(pairs: [(&str, &Option<String>); 2]) -> BTreeMap<String, String> {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| {
+            v.as_ref()
+                .filter(|v| !v.is_empty())
+                .map(|v| (k.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+impl Cli {
+    /// The namespace to watch, `None` for all.
+    pub fn namespace(&self) -> Option<&str> {
+        Some(self.watch_namespace.as_str()).filter(|n| !n.is_empty())
+    }
+
+    /// Scheduler settings from the flags.
+    pub fn scheduler_config(&self) -> SchedulerConfig {
+        SchedulerConfig {
+            max_running_tasks: self.max_running_tasks as usize,
+            task_defaults: TaskDefaults {
+                service_account: self.task_service_account.clone().filter(|s| !s.is_empty()),
+                requests: non_empty([
+                    ("cpu", &self.task_default_requests_cpu),
+                    ("memory", &self.task_default_requests_memory),
+                ]),
+                limits: non_empty([
+                    ("cpu", &self.task_default_limits_cpu),
+                    ("memory", &self.task_default_limits_memory),
+                ]),
+            },
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_mirrors_the_env_names_the_chart_sets() {
+        let cmd = Cli::command();
+        let envs: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        for name in [
+            "DATAJUMP_WATCH_NAMESPACE",
+            "DATAJUMP_POD_NAME",
+            "DATAJUMP_POD_NAMESPACE",
+            "DATAJUMP_LEADER_ELECTION",
+            "DATAJUMP_LEASE_NAME",
+            "DATAJUMP_LEASE_DURATION_SECONDS",
+            "DATAJUMP_MAX_RUNNING_TASKS",
+            "DATAJUMP_TASK_SERVICE_ACCOUNT",
+            "DATAJUMP_TASK_DEFAULT_REQUESTS_CPU",
+            "DATAJUMP_TASK_DEFAULT_REQUESTS_MEMORY",
+            "DATAJUMP_TASK_DEFAULT_LIMITS_CPU",
+            "DATAJUMP_TASK_DEFAULT_LIMITS_MEMORY",
+            "DATAJUMP_HTTP_ADDR",
+            "DATAJUMP_LOG_FORMAT",
+        ] {
+            assert!(envs.iter().any(|e| e == name), "{name} missing: {envs:?}");
+        }
+        cmd.debug_assert();
+    }
+
+    #[test]
+    fn flags_build_the_scheduler_config() {
+        let cli = Cli::try_parse_from([
+            "datajump-scheduler",
+            "--leader-election=false",
+            "--max-running-tasks=7",
+            "--task-default-requests-cpu=250m",
+            "--task-default-limits-memory=1Gi",
+            "--watch-namespace=datajump-prod",
+        ])
+        .expect("valid flags");
+        assert!(!cli.leader_election);
+        assert_eq!(cli.namespace(), Some("datajump-prod"));
+        let cfg = cli.scheduler_config();
+        assert_eq!(cfg.max_running_tasks, 7);
+        assert_eq!(cfg.task_defaults.requests["cpu"], "250m");
+        assert_eq!(cfg.task_defaults.limits["memory"], "1Gi");
+        assert!(!cfg.task_defaults.requests.contains_key("memory"));
+        assert!(Cli::try_parse_from(["datajump-scheduler", "--max-running-tasks=0"]).is_err());
+        assert!(Cli::try_parse_from(["datajump-scheduler", "--log-format=xml"]).is_err());
+    }
+}

@@ -1,0 +1,782 @@
+//! The only module that talks to the API server: the kube-runtime controllers over Workflows
+//! and WorkflowRuns (and the Jobs they own), the [`Cluster`] implementation backed by reflector
+//! caches, the leader Lease, and the process's run loop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::api::{LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
+use crate::config::Cli;
+use crate::http::Health;
+use crate::jobs::{LABEL_MANAGED_BY, MANAGER, from_k8s_time, job_is_active, to_k8s_time};
+use crate::leader::{LeaseDecision, LeaseView, decide, retry_period};
+use crate::metrics::Metrics;
+use crate::plan::EventType;
+use crate::reconcile::{Cluster, ClusterError, Created, Reconciler};
+
+/// Field manager of every write (server-side apply and creates).
+pub const FIELD_MANAGER: &str = "datajump-scheduler";
+
+/// Longest wait between reconciles of an idle object (a safety net for missed events).
+const RESYNC: StdDuration = StdDuration::from_secs(300);
+
+/// Why the scheduler stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// A Kubernetes API call failed.
+    // Not marked as `source`: kube's message already includes its causes.
+    #[error("kubernetes API: {0}")]
+    Kube(kube::Error),
+    /// The Lease could not be renewed in time; another replica may be acting now.
+    #[error("lost the leader Lease {0}; exiting so that only one replica acts")]
+    LostLeadership(String),
+}
+
+impl From<kube::Error> for ControllerError {
+    fn from(e: kube::Error) -> Self {
+        Self::Kube(e)
+    }
+}
+
+/// [`Cluster`] over reflector caches and the API server.
+pub struct KubeCluster {
+    client: Client,
+    workflows: Store<Workflow>,
+    runs: Store<WorkflowRun>,
+    jobs: Store<Job>,
+    recorder: Recorder,
+}
+
+fn cluster_error(
+    operation: &'static str,
+    kind: &'static str,
+    ns: &str,
+    name: &str,
+    e: kube::Error,
+) -> ClusterError {
+    ClusterError {
+        operation,
+        kind,
+        namespace: ns.into(),
+        name: name.into(),
+        message: e.to_string(),
+    }
+}
+
+fn is_status(e: &kube::Error, pred: fn(&kube::core::Status) -> bool) -> bool {
+    matches!(e, kube::Error::Api(s) if pred(s))
+}
+
+impl KubeCluster {
+    async fn create<K>(&self, obj: K, kind: &'static str) -> Result<Created, ClusterError>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let ns = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        match api.create(&pp, &obj).await {
+            Ok(_) => Ok(Created::New),
+            Err(e) if is_status(&e, |s| s.is_already_exists()) => Ok(Created::AlreadyExists),
+            Err(e) => Err(cluster_error("create", kind, &ns, &name, e)),
+        }
+    }
+
+    async fn delete<K>(&self, ns: &str, name: &str, kind: &'static str) -> Result<(), ClusterError>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        // Background propagation: the API server garbage-collects pods (and a run's Jobs).
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, |s| s.is_not_found()) => Ok(()),
+            Err(e) => Err(cluster_error("delete", kind, ns, name, e)),
+        }
+    }
+
+    async fn apply_status<K, S>(
+        &self,
+        obj: &K,
+        status: &S,
+        kind: &'static str,
+    ) -> Result<(), ClusterError>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        S: Serialize,
+    {
+        let ns = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| cluster_error("patch status", kind, &ns, &name, e))
+    }
+}
+
+impl Cluster for KubeCluster {
+    fn workflow(&self, namespace: &str, name: &str) -> Option<Arc<Workflow>> {
+        self.workflows.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    fn runs_of(&self, namespace: &str, workflow: &str) -> Vec<Arc<WorkflowRun>> {
+        self.runs.state_filter(|r| {
+            r.metadata.namespace.as_deref() == Some(namespace) && r.spec.workflow_name == workflow
+        })
+    }
+
+    fn jobs_of(&self, namespace: &str, run: &str) -> Vec<Arc<Job>> {
+        self.jobs.state_filter(|j| {
+            j.metadata.namespace.as_deref() == Some(namespace)
+                && j.labels().get(LABEL_RUN).map(String::as_str) == Some(run)
+        })
+    }
+
+    fn job_cached(&self, namespace: &str, name: &str) -> bool {
+        self.jobs
+            .get(&ObjectRef::new(name).within(namespace))
+            .is_some()
+    }
+
+    fn running_tasks(&self) -> usize {
+        self.jobs.state_filter(job_is_active).len()
+    }
+
+    async fn create_run(&self, run: WorkflowRun) -> Result<Created, ClusterError> {
+        self.create(run, "WorkflowRun").await
+    }
+
+    async fn delete_run(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        self.delete::<WorkflowRun>(namespace, name, "WorkflowRun")
+            .await
+    }
+
+    async fn patch_run_status(
+        &self,
+        run: &WorkflowRun,
+        status: &WorkflowRunStatus,
+    ) -> Result<(), ClusterError> {
+        self.apply_status(run, status, "WorkflowRun").await
+    }
+
+    async fn patch_workflow_status(
+        &self,
+        wf: &Workflow,
+        status: &WorkflowStatus,
+    ) -> Result<(), ClusterError> {
+        self.apply_status(wf, status, "Workflow").await
+    }
+
+    async fn create_job(&self, job: Job) -> Result<Created, ClusterError> {
+        self.create(job, "Job").await
+    }
+
+    async fn delete_job(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        self.delete::<Job>(namespace, name, "Job").await
+    }
+
+    async fn publish_event(
+        &self,
+        run: &WorkflowRun,
+        type_: EventType,
+        reason: &'static str,
+        message: &str,
+    ) {
+        let event = Event {
+            type_: match type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: reason.into(),
+            // The Events API caps notes at 1 kB.
+            note: Some(message.chars().take(1000).collect()),
+            action: "Schedule".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &run.object_ref(&())).await {
+            tracing::warn!(run = %run.name_any(), error = %e, "could not publish event");
+        }
+    }
+}
+
+struct Context {
+    reconciler: Reconciler<KubeCluster>,
+}
+
+impl Context {
+    /// Waits until every cache has its initial list, so decisions never rest on a partial view.
+    async fn caches_ready(&self) {
+        let c = &self.reconciler.cluster;
+        let _ = c.workflows.wait_until_ready().await;
+        let _ = c.runs.wait_until_ready().await;
+        let _ = c.jobs.wait_until_ready().await;
+    }
+}
+
+fn requeue(wake: Option<chrono::DateTime<Utc>>) -> Requeue {
+    let delay = wake
+        .map(|w| (w - Utc::now()).to_std().unwrap_or(StdDuration::ZERO))
+        .map_or(RESYNC, |d| d.min(RESYNC));
+    // Wake slightly after the instant so the tick is already due.
+    Requeue::requeue(delay + StdDuration::from_millis(200))
+}
+
+async fn reconcile_workflow(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Requeue, ClusterError> {
+    ctx.caches_ready().await;
+    let wake = ctx.reconciler.reconcile_workflow(&wf, Utc::now()).await?;
+    Ok(requeue(wake))
+}
+
+async fn reconcile_run(run: Arc<WorkflowRun>, ctx: Arc<Context>) -> Result<Requeue, ClusterError> {
+    ctx.caches_ready().await;
+    let wake = ctx.reconciler.reconcile_run(&run, Utc::now()).await?;
+    Ok(requeue(wake))
+}
+
+fn on_error<K: ResourceExt>(obj: Arc<K>, err: &ClusterError, ctx: Arc<Context>) -> Requeue {
+    ctx.reconciler.metrics.reconcile_errors.inc();
+    tracing::warn!(object = %obj.name_any(), namespace = ?obj.namespace(), error = %err, "reconcile failed; retrying");
+    Requeue::requeue(StdDuration::from_secs(5))
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs both controllers until `stop` completes.
+pub async fn run_controllers(
+    client: Client,
+    cli: &Cli,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) {
+    let ns = cli.namespace();
+    let workflows: Api<Workflow> = scoped(&client, ns);
+    let runs: Api<WorkflowRun> = scoped(&client, ns);
+    let jobs: Api<Job> = scoped(&client, ns);
+
+    // The Job cache (for the global cap and each run's Jobs) and the run controller's Job
+    // triggers; both select only Jobs the scheduler created.
+    let job_selector = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
+    let (job_store, job_writer) = reflector::store();
+    let job_cache = watcher(jobs.clone(), job_selector.clone())
+        .default_backoff()
+        .reflect(job_writer)
+        .take_until(stop.clone())
+        .for_each(|_| async {});
+    let run_controller =
+        Controller::new(runs.clone(), watcher::Config::default()).owns(jobs, job_selector);
+    let workflow_controller = Controller::new(workflows, watcher::Config::default())
+        .owns(runs, watcher::Config::default());
+
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: Some(cli.pod_name.clone()),
+    };
+    let cluster = KubeCluster {
+        client: client.clone(),
+        workflows: workflow_controller.store(),
+        runs: run_controller.store(),
+        jobs: job_store,
+        recorder: Recorder::new(client, reporter),
+    };
+    let ctx = Arc::new(Context {
+        reconciler: Reconciler::new(cluster, cli.scheduler_config(), metrics),
+    });
+
+    let ready_ctx = ctx.clone();
+    let readiness = async move {
+        ready_ctx.caches_ready().await;
+        tracing::info!("caches synced; scheduling");
+        health.set_ready(true);
+    };
+    let wf_loop = workflow_controller
+        .graceful_shutdown_on(stop.clone())
+        .run(reconcile_workflow, on_error, ctx.clone())
+        .for_each(|_| async {});
+    let run_loop = run_controller
+        .graceful_shutdown_on(stop)
+        .run(reconcile_run, on_error, ctx)
+        .for_each(|_| async {});
+    tokio::join!(job_cache, readiness, wf_loop, run_loop);
+}
+
+/// The leader Lease of this replica.
+pub struct LeaderLease {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    duration_seconds: u32,
+}
+
+fn micro_now() -> Option<MicroTime> {
+    to_k8s_time(Utc::now()).map(|t| MicroTime(t.0))
+}
+
+impl LeaderLease {
+    /// The Lease `name` in `namespace`, for candidate `identity`.
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: &str,
+        duration_seconds: u32,
+    ) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            name: name.into(),
+            identity: identity.into(),
+            duration_seconds,
+        }
+    }
+
+    fn spec(&self, acquire: bool, transitions: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(self.duration_seconds as i32),
+            acquire_time: if acquire { micro_now() } else { None },
+            renew_time: micro_now(),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+
+    /// One election round: acquire, renew, or follow. Returns whether we hold the Lease.
+    pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
+        let current = self.api.get_opt(&self.name).await?;
+        let view = current.as_ref().map(|l| {
+            let spec = l.spec.clone().unwrap_or_default();
+            LeaseView {
+                holder: spec.holder_identity,
+                renewed: spec.renew_time.as_ref().and_then(|t| {
+                    from_k8s_time(&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t.0))
+                }),
+                duration_seconds: i64::from(
+                    spec.lease_duration_seconds
+                        .unwrap_or(self.duration_seconds as i32),
+                ),
+            }
+        });
+        let outcome = match (decide(view.as_ref(), &self.identity, Utc::now()), current) {
+            (LeaseDecision::Create, _) => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(self.spec(true, 0)),
+                };
+                self.api
+                    .create(&PostParams::default(), &lease)
+                    .await
+                    .map(|_| true)
+            }
+            (LeaseDecision::Renew, Some(mut lease)) => {
+                let old = lease.spec.take().unwrap_or_default();
+                let mut spec = self.spec(false, old.lease_transitions.unwrap_or(0));
+                spec.acquire_time = old.acquire_time;
+                lease.spec = Some(spec);
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                    .map(|_| true)
+            }
+            (LeaseDecision::TakeOver, Some(mut lease)) => {
+                let transitions = lease
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.lease_transitions)
+                    .unwrap_or(0)
+                    + 1;
+                lease.spec = Some(self.spec(true, transitions));
+                tracing::info!(lease = %self.name, identity = %self.identity, "taking over the leader Lease");
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                    .map(|_| true)
+            }
+            (LeaseDecision::Follow { holder, until }, _) => {
+                tracing::debug!(%holder, %until, "following the leader");
+                Ok(false)
+            }
+            (_, None) => Ok(false),
+        };
+        match outcome {
+            // Another candidate wrote first (resourceVersion conflict or concurrent create).
+            Err(e) if is_status(&e, |s| s.is_conflict() || s.is_already_exists()) => Ok(false),
+            other => other,
+        }
+    }
+
+    /// Gives the Lease up on shutdown so a follower takes over at once.
+    pub async fn release(&self) {
+        if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await {
+            let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+            if spec.holder_identity.as_deref() == Some(self.identity.as_str()) {
+                spec.holder_identity = None;
+                if let Err(e) = self
+                    .api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not release the leader Lease");
+                }
+            }
+        }
+    }
+}
+
+/// Runs the scheduler: elects a leader (if enabled), then runs the controllers while leading.
+/// Returns when `shutdown` fires, or with an error when leadership is lost.
+pub async fn run(
+    cli: &Cli,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ControllerError> {
+    let client = Client::try_default().await?;
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    if !cli.leader_election {
+        metrics.is_leader.set(1);
+        let stop = futures::future::FutureExt::shared(stopped(shutdown.clone()));
+        run_controllers(client, cli, metrics, health, stop).await;
+        return Ok(());
+    }
+
+    let lease = LeaderLease::new(
+        client.clone(),
+        &cli.pod_namespace,
+        &cli.lease_name,
+        &cli.pod_name,
+        cli.lease_duration_seconds,
+    );
+    let period = retry_period(cli.lease_duration_seconds);
+    // Standby until elected; a follower that reaches the API server is ready.
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        match lease.try_acquire_or_renew().await {
+            Ok(true) => break,
+            Ok(false) => health.set_ready(true),
+            Err(e) => tracing::warn!(error = %e, "leader election round failed"),
+        }
+        let mut rx = shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = rx.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+    tracing::info!(identity = %cli.pod_name, lease = %cli.lease_name, "elected leader");
+    metrics.is_leader.set(1);
+    health.set_ready(false);
+
+    // Keep renewing; stop the controllers if renewal fails for a whole lease duration.
+    let (lost_tx, lost_rx) = watch::channel(false);
+    let renew_shutdown = shutdown.clone();
+    let lease = Arc::new(lease);
+    let renewer = {
+        let lease = lease.clone();
+        let duration = StdDuration::from_secs(u64::from(cli.lease_duration_seconds));
+        tokio::spawn(async move {
+            let mut last_ok = tokio::time::Instant::now();
+            while !*renew_shutdown.borrow() {
+                tokio::time::sleep(period).await;
+                match lease.try_acquire_or_renew().await {
+                    Ok(true) => last_ok = tokio::time::Instant::now(),
+                    Ok(false) => {
+                        let _ = lost_tx.send(true);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "renewing the leader Lease failed"),
+                }
+                if last_ok.elapsed() >= duration {
+                    let _ = lost_tx.send(true);
+                    return;
+                }
+            }
+        })
+    };
+    let stop_on_shutdown = stopped(shutdown.clone());
+    let stop_on_loss = stopped(lost_rx.clone());
+    let stop = futures::future::FutureExt::shared(async move {
+        tokio::select! {
+            _ = stop_on_shutdown => {}
+            _ = stop_on_loss => {}
+        }
+    });
+    run_controllers(client, cli, metrics.clone(), health, stop).await;
+    renewer.abort();
+    metrics.is_leader.set(0);
+    if *lost_rx.borrow() {
+        return Err(ControllerError::LostLeadership(cli.lease_name.clone()));
+    }
+    lease.release().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The API edges against kube's mock client (tower-test): request paths, verbs, field
+    //! manager, and the mapping of 409 AlreadyExists / Conflict.
+    use super::*;
+    use http::{Request, Response};
+    use kube::client::Body;
+    use tower_test::mock;
+
+    type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+    fn mock_client() -> (Client, Handle) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        (Client::new(service, "default"), handle)
+    }
+
+    fn status(code: u16, reason: &str) -> Response<Body> {
+        let body = serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": reason, "reason": reason, "code": code,
+        });
+        Response::builder()
+            .status(code)
+            .body(Body::from(serde_json::to_vec(&body).expect("json")))
+            .expect("response")
+    }
+
+    fn ok(value: serde_json::Value) -> Response<Body> {
+        Response::builder()
+            .body(Body::from(serde_json::to_vec(&value).expect("json")))
+            .expect("response")
+    }
+
+    async fn next(
+        handle: &mut Handle,
+    ) -> (
+        String,
+        String,
+        serde_json::Value,
+        mock::SendResponse<Response<Body>>,
+    ) {
+        let (req, send) = handle.next_request().await.expect("a request");
+        let method = req.method().to_string();
+        let uri = req.uri().to_string();
+        let bytes = req.into_body().collect_bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (method, uri, body, send)
+    }
+
+    fn cluster(client: Client) -> KubeCluster {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: None,
+        };
+        KubeCluster {
+            client: client.clone(),
+            workflows: reflector::store().0,
+            runs: reflector::store().0,
+            jobs: reflector::store().0,
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    fn job(name: &str) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("data".into()),
+                ..ObjectMeta::default()
+            },
+            ..Job::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_create_is_already_exists_not_an_error() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (method, uri, body, send) = next(&mut handle).await;
+            assert_eq!(method, "POST");
+            assert!(
+                uri.starts_with("/apis/batch/v1/namespaces/data/jobs?"),
+                "{uri}"
+            );
+            assert!(uri.contains("fieldManager=datajump-scheduler"), "{uri}");
+            assert_eq!(body["metadata"]["name"], "run-a-1");
+            send.send_response(ok(body));
+            let (_, _, _, send) = next(&mut handle).await;
+            send.send_response(status(409, "AlreadyExists"));
+            let (_, _, _, send) = next(&mut handle).await;
+            send.send_response(status(403, "Forbidden"));
+        });
+        let c = cluster(client);
+        assert_eq!(
+            c.create_job(job("run-a-1")).await.expect("created"),
+            Created::New
+        );
+        assert_eq!(
+            c.create_job(job("run-a-1")).await.expect("exists"),
+            Created::AlreadyExists
+        );
+        let err = c.create_job(job("run-a-1")).await.expect_err("forbidden");
+        assert_eq!(
+            (err.operation, err.kind, err.name.as_str()),
+            ("create", "Job", "run-a-1")
+        );
+        server.await.expect("mock server");
+    }
+
+    #[tokio::test]
+    async fn run_status_goes_through_the_status_subresource_with_server_side_apply() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (method, uri, body, send) = next(&mut handle).await;
+            assert_eq!(method, "PATCH");
+            assert!(
+                uri.starts_with(
+                    "/apis/datajump.io/v1alpha1/namespaces/data/workflowruns/etl-1/status?"
+                ),
+                "{uri}"
+            );
+            assert!(
+                uri.contains("fieldManager=datajump-scheduler") && uri.contains("force=true"),
+                "{uri}"
+            );
+            assert_eq!(body["kind"], "WorkflowRun");
+            assert_eq!(body["status"]["phase"], "Running");
+            let mut echo = body.clone();
+            echo["metadata"] = serde_json::json!({"name": "etl-1", "namespace": "data"});
+            echo["spec"] = serde_json::json!({"workflowName": "etl"});
+            send.send_response(ok(echo));
+        });
+        let mut run = WorkflowRun::new(
+            "etl-1",
+            crate::api::WorkflowRunSpec {
+                workflow_name: "etl".into(),
+                scheduled_time: None,
+            },
+        );
+        run.metadata.namespace = Some("data".into());
+        let status = WorkflowRunStatus {
+            phase: crate::api::RunPhase::Running,
+            ..Default::default()
+        };
+        cluster(client)
+            .patch_run_status(&run, &status)
+            .await
+            .expect("patched");
+        server.await.expect("mock server");
+    }
+
+    #[tokio::test]
+    async fn lease_is_created_when_absent_and_followed_while_someone_else_holds_it() {
+        let (client, mut handle) = mock_client();
+        let lease = LeaderLease::new(
+            client,
+            "datajump-prod",
+            "datajump-scheduler-leader",
+            "pod-a",
+            15,
+        );
+        let path = "/apis/coordination.k8s.io/v1/namespaces/datajump-prod/leases";
+        let server = tokio::spawn(async move {
+            let (method, uri, _, send) = next(&mut handle).await;
+            assert_eq!(
+                (method.as_str(), uri.as_str()),
+                ("GET", &*format!("{path}/datajump-scheduler-leader"))
+            );
+            send.send_response(status(404, "NotFound"));
+            let (method, uri, body, send) = next(&mut handle).await;
+            assert_eq!(method, "POST");
+            assert!(uri.starts_with(path), "{uri}");
+            assert_eq!(body["spec"]["holderIdentity"], "pod-a");
+            assert_eq!(body["spec"]["leaseDurationSeconds"], 15);
+            send.send_response(ok(body));
+
+            // Round two: pod-b renewed a moment ago, so pod-a follows without writing.
+            let (_, _, _, send) = next(&mut handle).await;
+            let renewed = to_k8s_time(Utc::now()).map(|t| t.0.to_string());
+            send.send_response(ok(serde_json::json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "datajump-scheduler-leader", "resourceVersion": "7"},
+                "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 15, "renewTime": renewed},
+            })));
+
+            // Round three: the Lease expired; pod-a's takeover loses a race (409 Conflict).
+            let (_, _, _, send) = next(&mut handle).await;
+            send.send_response(ok(serde_json::json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "datajump-scheduler-leader", "resourceVersion": "8"},
+                "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 15,
+                         "renewTime": "2020-01-01T00:00:00.000000Z", "leaseTransitions": 2},
+            })));
+            let (method, _, body, send) = next(&mut handle).await;
+            assert_eq!(method, "PUT");
+            assert_eq!(
+                body["metadata"]["resourceVersion"], "8",
+                "optimistic concurrency"
+            );
+            assert_eq!(body["spec"]["leaseTransitions"], 3);
+            send.send_response(status(409, "Conflict"));
+        });
+        assert!(
+            lease.try_acquire_or_renew().await.expect("created"),
+            "pod-a leads"
+        );
+        assert!(
+            !lease.try_acquire_or_renew().await.expect("followed"),
+            "pod-b holds it"
+        );
+        assert!(
+            !lease.try_acquire_or_renew().await.expect("lost race"),
+            "conflict means follow"
+        );
+        server.await.expect("mock server");
+    }
+}
