@@ -415,6 +415,21 @@ fn wrong_password_fails_clearly_and_leaves_no_files() -> Result<()> {
         .with("BACKUP_NAME", &name)
         .run(Script::Restore)?;
     assert_refused_untouched(&fx, &run, "authentication failed for user 'backup'")?;
+
+    // An account that may read but not drop passes every check, then fails loading: loudly.
+    let reader = fx.server.create_user("reader", "r3ader", "SELECT ON *.*")?;
+    let run = fx
+        .scripts_as(&reader)?
+        .with("BACKUP_NAME", &name)
+        .run(Script::Restore)?;
+    ensure!(
+        run.status.code() == Some(1),
+        "restore without privileges: {run}"
+    );
+    ensure!(
+        run.stderr.contains("loading backup") && run.stderr.contains("run the restore again"),
+        "unclear message: {run}"
+    );
     Ok(())
 }
 
