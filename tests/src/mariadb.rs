@@ -82,18 +82,20 @@ impl Binaries {
     /// `Ok(None)` (after printing "skipped") when MariaDB is absent and [`SKIP_ENV`] is `1`;
     /// an error naming the fix when it is absent otherwise.
     pub fn locate_or_skip(test: &str) -> Result<Option<Self>> {
-        match Self::locate() {
-            Ok(found) => Ok(Some(found)),
-            Err(err @ MariaDbError::NotInstalled(_)) => {
-                if std::env::var(SKIP_ENV).as_deref() == Ok("1") {
-                    println!("{test}: skipped ({err}; {SKIP_ENV}=1)");
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-            Err(other) => Err(other),
+        let skip = std::env::var(SKIP_ENV).as_deref() == Ok("1");
+        skip_if_absent(Self::locate(), test, skip)
+    }
+}
+
+/// Absent MariaDB is an error unless skipping was asked for; other errors always are.
+fn skip_if_absent<T>(found: Result<T>, test: &str, skip: bool) -> Result<Option<T>> {
+    match found {
+        Ok(found) => Ok(Some(found)),
+        Err(err @ MariaDbError::NotInstalled(_)) if skip => {
+            println!("{test}: skipped ({err}; {SKIP_ENV}=1)");
+            Ok(None)
         }
+        Err(err) => Err(err),
     }
 }
 
@@ -442,6 +444,23 @@ mod tests {
     fn sql_ident_doubles_backquotes() {
         assert_eq!(sql_ident("dj-ops"), "`dj-ops`");
         assert_eq!(sql_ident("a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn absent_mariadb_fails_unless_skipping_was_asked_for() {
+        let absent = || Err::<(), _>(MariaDbError::NotInstalled("mariadbd"));
+        assert!(matches!(skip_if_absent(absent(), "t", true), Ok(None)));
+        let err = skip_if_absent(absent(), "t", false).unwrap_err();
+        assert!(
+            err.to_string().contains("run `bash .ci/install-tools.sh`"),
+            "{err}"
+        );
+        let broken = Err::<(), _>(MariaDbError::NotReady(READY_TIMEOUT, String::new()));
+        assert!(
+            skip_if_absent(broken, "t", true).is_err(),
+            "only absence may skip"
+        );
+        assert!(matches!(skip_if_absent(Ok(7), "t", false), Ok(Some(7))));
     }
 
     #[test]
