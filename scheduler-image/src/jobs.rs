@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
-    SecurityContext,
+    Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -29,6 +29,9 @@ use crate::plan::{JobState, ObservedJob};
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`LABEL_MANAGED_BY`].
 pub const MANAGER: &str = "datajump-scheduler";
+
+/// UID and GID task containers run as (the conventional "nonroot" user of distroless images).
+pub const TASK_UID: i64 = 65532;
 
 /// Settings applied to every task Job.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -163,6 +166,18 @@ pub fn build_job(
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
+                    // `runAsNonRoot` alone rejects every image whose USER is root (most public
+                    // ones); a fixed unprivileged UID lets them run under `restricted`.
+                    security_context: Some(PodSecurityContext {
+                        run_as_user: Some(TASK_UID),
+                        run_as_group: Some(TASK_UID),
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            localhost_profile: None,
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
                     service_account_name: defaults.service_account.clone(),
                     containers: vec![container],
                     ..PodSpec::default()
