@@ -261,7 +261,8 @@ pub fn base() -> Values {
             schedule: "0 2 * * *".into(),
             time_zone: "Etc/UTC".into(),
             keep: 3,
-            image: Image::new("docker.io", "library/mariadb", "11.4.5"),
+            // The servers are MySQL 8.4 (embedded and InnoDBCluster): dump with the same client.
+            image: Image::new("docker.io", "library/mysql", "8.4.3"),
             resources: res("100m", "256Mi", "1", "512Mi"),
             storage: mem("10Gi"),
             storage_class: String::new(),

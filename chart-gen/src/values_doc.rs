@@ -56,6 +56,10 @@ pub fn commented_yaml(values: &Value, schema: &Value, header: &[&str]) -> String
     if let Value::Object(map) = values {
         emit_map(&doc, Some(schema), map, 0, &mut out);
     }
+    // Top-level keys are separated by a blank line; the file ends with exactly one newline.
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed);
+    out.push('\n');
     out
 }
 

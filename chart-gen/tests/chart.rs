@@ -455,16 +455,33 @@ fn check_names_a_hand_edited_file_and_generate_repairs_it() {
 }
 
 #[test]
-fn own_crds_are_served_and_validate_workflows() {
+fn own_crds_ship_with_the_chart_and_validate_workflows() {
+    let objs = render(Environment::Dev, &[]);
+    let crd_objs = kinds(&objs, "CustomResourceDefinition");
+    let names: Vec<&str> = crd_objs
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&"workflows.datajump.io") && names.contains(&"workflowruns.datajump.io")
+    );
+
     let mut crds = CrdSchemas::new();
     for crd in datajump_scheduler::api::crds() {
         crds.add(crd);
     }
-    let objs = render(Environment::Dev, &[]);
-    let crd_objs = kinds(&objs, "CustomResourceDefinition");
-    assert_eq!(
-        crd_objs.len(),
-        2,
-        "Workflow and WorkflowRun CRDs ship in crds/"
+    let sample =
+        std::fs::read_to_string(repo_root().join("tests/e2e/sample-workflow.yaml")).unwrap();
+    let workflow: Value = serde_yaml::from_str(&sample).unwrap();
+    let errors = crds.check(&workflow).expect("Workflow is a known CRD kind");
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let mut typo = workflow.clone();
+    typo["spec"]["tasks"][0]["imagee"] = Value::String("x".into());
+    let errors = crds.check(&typo).expect("Workflow is a known CRD kind");
+    assert!(
+        errors.iter().any(|e| e.to_string().contains("imagee")),
+        "{errors:?}"
     );
 }
