@@ -485,3 +485,38 @@ fn own_crds_ship_with_the_chart_and_validate_workflows() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn missing_helm_says_how_to_install_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chart-gen"))
+        .args(["render", "--env", "dev"])
+        .env("DATAJUMP_REPO_ROOT", empty.path())
+        .env("DATAJUMP_HELM", empty.path().join("no-helm"))
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("helm not found"), "{stderr}");
+    assert!(stderr.contains(".ci/install-tools.sh"), "{stderr}");
+}
+
+#[test]
+fn package_writes_a_chart_archive_with_the_requested_version() {
+    let dest = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = chart_gen(
+        &[
+            "package",
+            "--destination",
+            dest.path().to_str().unwrap(),
+            "--version",
+            "9.8.7",
+        ],
+        &repo_root(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let archive = PathBuf::from(stdout.trim());
+    assert_eq!(archive.file_name().unwrap(), "datajump-9.8.7.tgz");
+    assert!(std::fs::metadata(&archive).unwrap().len() > 10_000);
+}
