@@ -520,3 +520,28 @@ fn package_writes_a_chart_archive_with_the_requested_version() {
     assert_eq!(archive.file_name().unwrap(), "datajump-9.8.7.tgz");
     assert!(std::fs::metadata(&archive).unwrap().len() > 10_000);
 }
+
+#[test]
+fn scheduler_deployment_sets_exactly_the_flags_the_scheduler_reads() {
+    use clap::CommandFactory;
+    let known: Vec<String> = datajump_scheduler::config::Cli::command()
+        .get_arguments()
+        .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+        .collect();
+    let objs = render(Environment::Prod, &[]);
+    let sched = find(&objs, "Deployment", "datajump-scheduler");
+    let env = sched["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let set: Vec<&str> = env.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    // RUST_LOG is read by the log filter, not by a flag.
+    for name in set.iter().filter(|n| **n != "RUST_LOG") {
+        assert!(
+            known.iter().any(|k| k == name),
+            "chart sets {name}, which the scheduler does not read"
+        );
+    }
+    for name in known.iter().filter(|k| k.starts_with("DATAJUMP_")) {
+        assert!(set.contains(&name.as_str()), "chart does not set {name}");
+    }
+}
