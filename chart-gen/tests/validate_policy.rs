@@ -49,7 +49,7 @@ fn lines(problems: &[Problem]) -> Vec<String> {
 }
 
 /// A change that breaks one rule.
-type Edit = Box<dyn FnOnce(&mut Value)>;
+type Edit<'a> = Box<dyn FnOnce(&mut Value) + 'a>;
 
 const WEB_CONTAINER: &str = "/spec/template/spec/containers/0";
 const WEB_POD: &str = "/spec/template/spec";
@@ -73,7 +73,7 @@ fn the_good_render_passes_in_every_environment() {
 #[test]
 fn each_security_rule_fires_with_its_name_and_path() {
     let c = WEB_CONTAINER;
-    let cases: Vec<(&str, Edit, String)> = vec![
+    let cases: Vec<(&str, Edit<'_>, String)> = vec![
         (
             "run-as-non-root",
             Box::new(|d| {

@@ -140,6 +140,8 @@ fn check_typed_at<T: DeserializeOwned + Serialize>(value: &Value, base: &str) ->
     };
     let mut errors = Vec::new();
     unknown_fields(value, &round_trip, base, &mut errors);
+    // Same order whether or not serde_json keeps the input's key order.
+    errors.sort_by(|a, b| a.path.cmp(&b.path));
     errors
 }
 

@@ -262,6 +262,7 @@ pub fn parse_manifests(yaml: &str) -> Result<Vec<Value>, ValidateError> {
 /// types, the CRD schemas, and the policy rules. An object whose kind is neither built in nor
 /// covered by a loaded CRD is itself a problem, so nothing passes unchecked.
 pub fn validate_rendered(env: Environment, objects: &[Value], crds: &CrdSchemas) -> Vec<Problem> {
+    crds.prepare(objects);
     let mut problems = Vec::new();
     for obj in objects {
         problems.extend(check_schema(env, obj, crds));

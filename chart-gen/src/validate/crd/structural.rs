@@ -291,16 +291,14 @@ pub(super) fn index_yaml(text: &str) -> Option<(String, String)> {
     let mut names_indent = None;
     let mut group = None;
     let mut kind = None;
-    for (n, line) in text.lines().enumerate() {
+    let body = text.trim_start().strip_prefix("---").unwrap_or(text);
+    if body.contains("\n---") || body.contains("\n...") {
+        return None; // several documents: let the full parser handle them
+    }
+    for line in body.lines() {
         let content = line.trim_start();
         if content.is_empty() || content.starts_with('#') {
             continue;
-        }
-        if line.starts_with("---") || line.starts_with("...") {
-            if n == 0 {
-                continue;
-            }
-            return None; // several documents: let the full parser handle them
         }
         let indent = line.len() - content.len();
         if indent == 0 {
@@ -324,8 +322,12 @@ pub(super) fn index_yaml(text: &str) -> Option<(String, String)> {
                 kind = Some(scalar(value)?);
             }
         }
+        // `group` and `names` precede the (large) `versions`; stop reading once both are known.
+        if let (Some(group), Some(kind)) = (&group, &kind) {
+            return Some((group.clone(), kind.clone()));
+        }
     }
-    Some((group?, kind?))
+    None
 }
 
 /// A plain or quoted YAML scalar on one line.
@@ -356,6 +358,9 @@ mod tests {
         );
         assert_eq!(index_yaml("spec: {group: a}\n"), None);
         assert_eq!(index_yaml("a: 1\n---\nb: 2\n"), None);
+        let two = format!("---\n{text}---\n{text}");
+        assert_eq!(index_yaml(&two), None);
+        assert!(index_yaml(&format!("---\n{text}")).is_some());
     }
 
     #[test]
