@@ -245,7 +245,8 @@ pub async fn list(
     let fullname = ctx.fullname();
     let job = list_job_name(&fullname, Utc::now());
     let overrides = JobOverrides {
-        command: Some(vec!["/scripts/list-backups.sh".into()]),
+        // The chart runs its scripts through /bin/sh (ConfigMap files are not executable).
+        command: Some(vec!["/bin/sh".into(), "/scripts/list-backups.sh".into()]),
         env: vec![],
     };
     jobs::create_from_cronjob(client, ns, &format!("{fullname}-restore"), &job, &overrides).await?;

@@ -137,7 +137,7 @@ const INFRA_KINDS: &[(&str, &str, &str, &str)] = &[
         "RedisCluster",
         "redisclusters",
     ),
-    ("kafka.strimzi.io", "v1beta2", "Kafka", "kafkas"),
+    ("kafka.strimzi.io", "v1", "Kafka", "kafkas"),
     (
         "elasticsearch.k8s.elastic.co",
         "v1",

@@ -59,9 +59,18 @@ pub fn check_text(text: &str) -> Result<CheckedWorkflow, InputError> {
     Ok(CheckedWorkflow { workflow, document })
 }
 
-/// Deserializes with the serde error (which names the field) as the message.
+/// Deserializes into the typed Workflow; a type error names its field path
+/// (`spec.tasks[2]: missing field `image``).
 fn serde_path_error(document: &Value) -> Result<Workflow, InputError> {
-    serde_json::from_value(document.clone()).map_err(|e| InputError::new(format!("schema: {e}")))
+    serde_path_to_error::deserialize(document).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        InputError::new(format!("1 problem:\n{path}{}", e.inner()))
+    })
 }
 
 /// `workflow validate -f`: offline; prints `ok` or every problem (exit 2).
@@ -580,6 +589,15 @@ spec:
             "- {name: extract, image: busybox, dependsOn: [load]}",
         );
         assert!(check_text(&cyc).unwrap_err().to_string().contains("cycle"));
+        let no_image = WF.replace("{name: clean, image: busybox,", "{name: clean,");
+        let err = check_text(&no_image).unwrap_err().to_string();
+        assert!(
+            err.contains("spec.tasks[1]: missing field `image`"),
+            "{err}"
+        );
+        let bad_type = WF.replace("schedule: \"0 2 * * *\"", "schedule: [1]");
+        let err = check_text(&bad_type).unwrap_err().to_string();
+        assert!(err.contains("spec.schedule: invalid type"), "{err}");
     }
 
     #[test]
