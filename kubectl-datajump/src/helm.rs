@@ -318,15 +318,26 @@ mod tests {
 
     #[test]
     fn missing_helm_says_how_to_install_it() {
+        use clap::Parser;
         assert_eq!(
             find_on_path("helm", Some(std::ffi::OsStr::new("/nonexistent-dir"))),
             None
         );
-        let err = InputError::new(format!("helm was not found on PATH: {INSTALL_HINT}"));
-        assert!(err.to_string().contains("bash .ci/install-tools.sh"));
-        assert!(
-            err.to_string()
-                .contains("https://helm.sh/docs/intro/install/")
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("helm"), "").unwrap();
+        assert_eq!(
+            find_on_path("helm", Some(dir.path().as_os_str())),
+            Some(dir.path().join("helm"))
         );
+        let cli = crate::cli::Cli::parse_from([
+            "kubectl-datajump",
+            "--helm",
+            "/nonexistent/helm",
+            "status",
+        ]);
+        let err = Helm::locate(&cli.global).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/helm"), "{err}");
+        assert!(err.contains("bash .ci/install-tools.sh"), "{err}");
+        assert!(err.contains("https://helm.sh/docs/intro/install/"), "{err}");
     }
 }

@@ -133,3 +133,72 @@ fn invalid_values_are_refused_before_helm_runs() {
         "{stderr}"
     );
 }
+
+/// The upgrade preview's comparison on two real renderings: a bigger MySQL volume is an
+/// immutable StatefulSet change the API server would refuse; more web replicas are not.
+#[tokio::test]
+async fn diff_of_real_renderings_flags_the_volume_claim_template_change() {
+    use kubectl_datajump::helm::{Helm, Release};
+    use kubectl_datajump::manifests::{self, ChangeKind};
+    let Some((chart, helm_bin)) = prerequisites() else {
+        return;
+    };
+    let helm = Helm {
+        bin: helm_bin,
+        kubeconfig: None,
+        context: None,
+    };
+    let release = |set: Vec<String>| Release {
+        name: "datajump".into(),
+        namespace: "datajump-dev".into(),
+        env_values: chart.join("values-dev.yaml"),
+        chart_dir: chart.clone(),
+        values: vec![],
+        set,
+        set_string: vec![],
+        timeout: std::time::Duration::from_secs(60),
+        dry_run: true,
+    };
+    let render = |r: Release| {
+        let helm = helm.clone();
+        async move {
+            manifests::parse(
+                &helm
+                    .run(&helm.template_args(&r))
+                    .await
+                    .expect("helm template"),
+            )
+            .expect("YAML")
+        }
+    };
+    let before = render(release(vec![])).await;
+    let after = render(release(vec![
+        "mysql.embedded.storage=20Gi".into(),
+        "web.replicas=3".into(),
+    ]))
+    .await;
+    let cmp = manifests::compare(&before, &after, "datajump-dev");
+    let changed: Vec<String> = cmp
+        .changes
+        .iter()
+        .filter(|c| c.change == ChangeKind::Changed)
+        .map(|c| format!("{}/{}", c.kind, c.name))
+        .collect();
+    assert!(
+        changed.contains(&"StatefulSet/datajump-mysql".to_string()),
+        "{changed:?}"
+    );
+    assert!(
+        changed.contains(&"Deployment/datajump-web".to_string()),
+        "{changed:?}"
+    );
+    let immutable: Vec<(&str, &str)> = cmp
+        .immutable
+        .iter()
+        .map(|i| (i.object.as_str(), i.field))
+        .collect();
+    assert_eq!(
+        immutable,
+        [("StatefulSet/datajump-mysql", "/spec/volumeClaimTemplates")]
+    );
+}

@@ -67,3 +67,39 @@ pub async fn run(ctx: &Ctx, chart: &ChartArgs) -> anyhow::Result<()> {
     }
     output::print(&cmp, &ctx.global)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifests::compare;
+    use serde_json::json;
+
+    #[test]
+    fn immutable_changes_are_shouted_with_the_fix() {
+        let old = json!({"kind": "Deployment", "metadata": {"name": "datajump-web"},
+                         "spec": {"selector": {"matchLabels": {"a": "1"}}}});
+        let new = json!({"kind": "Deployment", "metadata": {"name": "datajump-web"},
+                         "spec": {"selector": {"matchLabels": {"a": "2"}}}});
+        let text = compare(&[old], &[new], "ns").human(&Style { color: false });
+        assert!(
+            text.starts_with("~ changed Deployment/datajump-web (ns)\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("-      a: '1'") || text.contains("-      a: \"1\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("!! IMMUTABLE: Deployment/datajump-web /spec/selector would change"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix: delete the Deployment, then upgrade"),
+            "{text}"
+        );
+        assert_eq!(
+            compare(&[], &[], "ns").human(&Style { color: false }),
+            "no changes\n"
+        );
+    }
+}

@@ -324,3 +324,59 @@ mod tests {
         assert!(!cr_readiness("Tenant", None).0);
     }
 }
+
+#[cfg(test)]
+mod render_tests {
+    use super::*;
+
+    #[test]
+    fn status_table_and_json_carry_the_same_facts() {
+        let status = Status {
+            namespace: "datajump-prod".into(),
+            release: ReleaseInfo {
+                name: "datajump".into(),
+                revision: Some(7),
+                chart_version: Some("1.4.0".into()),
+                app_version: Some("1.0.0".into()),
+                status: "deployed".into(),
+            },
+            components: vec![WorkloadReadiness {
+                component: "web".into(),
+                kind: "Deployment",
+                name: "datajump-web".into(),
+                ready: 2,
+                desired: 3,
+                rolled_out: false,
+            }],
+            infrastructure: vec![CustomResourceState {
+                kind: "Kafka".into(),
+                name: "datajump-kafka".into(),
+                ready: true,
+                detail: "Ready".into(),
+            }],
+            scheduler_leader: Some(Leader {
+                holder: "datajump-scheduler-abc".into(),
+                renewed_seconds_ago: Some(4),
+            }),
+            last_backup: Some(LastBackup {
+                job: "datajump-backup-29000000".into(),
+                age_seconds: 7200,
+            }),
+        };
+        let text = status.human(&Style { color: false });
+        assert!(text.starts_with(
+            "Release datajump in datajump-prod: deployed (revision 7, chart 1.4.0, app 1.0.0)"
+        ));
+        assert!(
+            text.contains("web         Deployment/datajump-web   2/3     NotReady"),
+            "{text}"
+        );
+        assert!(text.contains("Kafka/datajump-kafka   Ready"), "{text}");
+        assert!(text.contains("scheduler leader: datajump-scheduler-abc (renewed 4s ago)"));
+        assert!(text.contains("last backup: datajump-backup-29000000 (2h ago)"));
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["release"]["revision"], 7);
+        assert_eq!(json["components"][0]["rolledOut"], false);
+        assert_eq!(json["schedulerLeader"]["holder"], "datajump-scheduler-abc");
+    }
+}
