@@ -7,7 +7,7 @@ use std::path::Path;
 
 use chrono::Utc;
 use datajump_scheduler::api::validate::validate_workflow;
-use datajump_scheduler::api::{RunPhase, TaskPhase, Workflow, WorkflowRun};
+use datajump_scheduler::api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunStatus};
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -198,13 +198,31 @@ async fn start_run(
         "run {run_name}: {:?} ({}/{} tasks succeeded)",
         status.phase, status.succeeded_tasks, status.total_tasks
     );
-    match status.phase {
-        RunPhase::Succeeded => Ok(()),
-        _ => anyhow::bail!(
-            "run {run_name} failed: {} (see `kubectl datajump workflow logs {run_name}`)",
-            status.message.unwrap_or_else(|| "a task failed".into())
-        ),
+    run_outcome(&run_name, &status)
+}
+
+/// The exit status of a watched run: success only when the run succeeded; otherwise an error
+/// (exit 1) naming the failed tasks and how to see their logs.
+pub fn run_outcome(run_name: &str, status: &WorkflowRunStatus) -> anyhow::Result<()> {
+    if status.phase == RunPhase::Succeeded {
+        return Ok(());
     }
+    let failed: Vec<&str> = status
+        .tasks
+        .iter()
+        .filter(|t| t.phase == TaskPhase::Failed)
+        .map(|t| t.name.as_str())
+        .collect();
+    anyhow::bail!(
+        "run {run_name} {:?}: {}{} (see `kubectl datajump workflow logs {run_name}`)",
+        status.phase,
+        status.message.as_deref().unwrap_or("a task failed"),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!("; failed tasks: {}", failed.join(", "))
+        }
+    )
 }
 
 /// Prints the logs of a run's task pods, prefixed by task; with `follow`, streams them.
@@ -598,6 +616,25 @@ spec:
         let bad_type = WF.replace("schedule: \"0 2 * * *\"", "schedule: [1]");
         let err = check_text(&bad_type).unwrap_err().to_string();
         assert!(err.contains("spec.schedule: invalid type"), "{err}");
+    }
+
+    #[test]
+    fn watched_run_sets_the_exit_status() {
+        let ok: WorkflowRunStatus =
+            serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap();
+        assert!(run_outcome("r1", &ok).is_ok());
+        let failed: WorkflowRunStatus = serde_json::from_value(serde_json::json!({
+            "phase": "Failed", "message": "task load failed after 3 attempts",
+            "tasks": [{"name": "extract", "phase": "Succeeded"}, {"name": "load", "phase": "Failed"}]
+        }))
+        .unwrap();
+        let err = run_outcome("r2", &failed).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "run r2 Failed: task load failed after 3 attempts; failed tasks: load (see `kubectl datajump workflow logs r2`)"
+        );
+        let err = crate::error::exit_code_for(&run_outcome("r2", &failed).unwrap_err());
+        assert_eq!(err, 1, "a failed run is a runtime failure");
     }
 
     #[test]
