@@ -95,6 +95,7 @@ pub fn images(objects: &[Value]) -> BTreeMap<String, BTreeSet<String>> {
             .unwrap_or_default();
         let mut here = Vec::new();
         collect_images(obj, &mut String::new(), &mut here);
+        here.extend(implied_images(obj));
         for (image, path) in here {
             found
                 .entry(image)
@@ -103,6 +104,38 @@ pub fn images(objects: &[Value]) -> BTreeMap<String, BTreeSet<String>> {
         }
     }
     found
+}
+
+/// Images an operator runs for a custom resource that names only a version: the MySQL Operator
+/// pulls `<imageRepository>/community-server|community-router:<version>`, ECK pulls
+/// `docker.elastic.co/elasticsearch/elasticsearch:<version>`. (Strimzi derives Kafka images from
+/// its own release, which the chart cannot know; pin `spec.kafka.image` to mirror it.)
+fn implied_images(obj: &Value) -> Vec<(String, String)> {
+    let s = |p: &str| {
+        obj.pointer(p)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    match (obj.get("kind").and_then(Value::as_str), s("/spec/version")) {
+        (Some("InnoDBCluster"), Some(version)) => {
+            let repo = s("/spec/imageRepository").unwrap_or("container-registry.oracle.com/mysql");
+            vec![
+                (
+                    format!("{repo}/community-server:{version}"),
+                    "spec.version (operator default server image)".into(),
+                ),
+                (
+                    format!("{repo}/community-router:{version}"),
+                    "spec.version (operator default router image)".into(),
+                ),
+            ]
+        }
+        (Some("Elasticsearch"), Some(version)) if s("/spec/image").is_none() => vec![(
+            format!("docker.elastic.co/elasticsearch/elasticsearch:{version}"),
+            "spec.version (ECK default image)".into(),
+        )],
+        _ => Vec::new(),
+    }
 }
 
 fn collect_images(v: &Value, path: &mut String, out: &mut Vec<(String, String)>) {
@@ -338,6 +371,27 @@ data: {image: "not-an-image"}
                 .next()
                 .unwrap()
                 .starts_with("CronJob/datajump-backup")
+        );
+    }
+
+    #[test]
+    fn operator_resources_that_name_only_a_version_imply_their_images() {
+        let objs = vec![
+            json!({"kind": "InnoDBCluster", "metadata": {"name": "db"},
+                   "spec": {"version": "8.4.3", "imageRepository": "harbor.local/mysql"}}),
+            json!({"kind": "Elasticsearch", "metadata": {"name": "es"}, "spec": {"version": "8.15.3"}}),
+            json!({"kind": "Elasticsearch", "metadata": {"name": "pinned"},
+                   "spec": {"version": "8.15.3", "image": "harbor.local/es:8.15.3"}}),
+        ];
+        let names: Vec<String> = images(&objs).into_keys().collect();
+        assert_eq!(
+            names,
+            [
+                "docker.elastic.co/elasticsearch/elasticsearch:8.15.3",
+                "harbor.local/es:8.15.3",
+                "harbor.local/mysql/community-router:8.4.3",
+                "harbor.local/mysql/community-server:8.4.3",
+            ]
         );
     }
 
