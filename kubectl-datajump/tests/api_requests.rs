@@ -453,3 +453,115 @@ async fn watch_follows_a_run_until_it_finishes() {
     assert!(kubectl_datajump::cmd::workflow::run_outcome("etl-1", &status).is_err());
     server.await.unwrap();
 }
+
+/// The whole install path with a recording fake helm: values checked, then preflight, then the
+/// namespace, then exactly one `helm upgrade --install` with the layered values.
+#[tokio::test]
+async fn install_runs_preflight_then_namespace_then_helm() {
+    use kubectl_datajump::cli::Command;
+    use kubectl_datajump::cmd::install::{self, InstallSummary};
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("chart");
+    std::fs::create_dir(&chart).unwrap();
+    let w = |name: &str, body: &str| std::fs::write(chart.join(name), body).unwrap();
+    w(
+        "Chart.yaml",
+        "apiVersion: v2\nname: datajump\nversion: 0.1.0\n",
+    );
+    w(
+        "values.yaml",
+        "global:\n  storageClass: \"\"\n  podSecurity: restricted\nmysql:\n  mode: embedded\n",
+    );
+    w("values-test.yaml", "mysql:\n  mode: embedded\n");
+    w("values.schema.json", r#"{"type": "object"}"#);
+    let record = dir.path().join("helm-args");
+    let helm = dir.path().join("helm");
+    std::fs::write(
+        &helm,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let cli = Cli::parse_from([
+        "kubectl-datajump",
+        "--env",
+        "test",
+        "--helm",
+        helm.to_str().unwrap(),
+        "-o",
+        "json",
+        "install",
+        "--chart-dir",
+        chart.to_str().unwrap(),
+        "--set",
+        "web.replicas=2",
+    ]);
+    let Command::Install(args) = cli.command else {
+        panic!("parsed install")
+    };
+    let ctx = Ctx::new(cli.global);
+    let prepared = install::prepare(&ctx, &args.chart, args.timeout, false)
+        .await
+        .unwrap();
+
+    let (client, server) = scripted(vec![
+        expect(Method::GET, "/version", 200, version("31")),
+        expect(
+            Method::GET,
+            "/apis/storage.k8s.io/v1/storageclasses?",
+            200,
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClassList", "metadata": {}, "items": [
+                   {"metadata": {"name": "std", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+                    "provisioner": "x"}]}),
+        ),
+        expect(
+            Method::PATCH,
+            "/api/v1/namespaces/datajump-test?&force=true&fieldManager=kubectl-datajump",
+            200,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "datajump-test"}}),
+        )
+        .body(|b| assert_eq!(b["metadata"]["labels"]["env"], "test")),
+    ]);
+    let mut summary = InstallSummary {
+        release: "datajump".into(),
+        namespace: "datajump-test".into(),
+        env: chart_gen::model::Environment::Test,
+        result: String::new(),
+        dry_run: false,
+        objects: Default::default(),
+        components: vec![],
+    };
+    assert!(
+        !record.exists(),
+        "helm must not run before the cluster checks"
+    );
+    install::deploy(&ctx, &prepared, &client, &args, &mut summary)
+        .await
+        .unwrap();
+    assert_eq!(server.await.unwrap().len(), 3);
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    let env_values = chart.join("values-test.yaml");
+    assert_eq!(
+        recorded.lines().collect::<Vec<_>>(),
+        [
+            "upgrade",
+            "--install",
+            "datajump",
+            chart.to_str().unwrap(),
+            "--namespace",
+            "datajump-test",
+            "--values",
+            env_values.to_str().unwrap(),
+            "--set",
+            "web.replicas=2",
+            "--timeout",
+            "600s",
+        ]
+    );
+}

@@ -167,10 +167,23 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()
     }
 
     let client = ctx.client().await?;
+    deploy(ctx, &p, &client, args, &mut summary).await?;
+    summary.result = verb.done().to_string();
+    output::print(&summary, &ctx.global)
+}
+
+/// The cluster part of install/upgrade, in order: preflight, namespaces, helm, optional wait.
+pub async fn deploy(
+    ctx: &Ctx,
+    p: &Prepared,
+    client: &::kube::Client,
+    args: &InstallArgs,
+    summary: &mut InstallSummary,
+) -> anyhow::Result<()> {
     if !args.skip_preflight {
         ctx.progress
             .line("preflight: server version, operator CRDs, StorageClass, IngressClass ...");
-        let failures = preflight::run(&client, &preflight::plan(&p.values.merged)).await?;
+        let failures = preflight::run(client, &preflight::plan(&p.values.merged)).await?;
         if !failures.is_empty() {
             anyhow::bail!(
                 "preflight failed ({} problem{}):\n  {}\n(--skip-preflight skips these checks)",
@@ -181,7 +194,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()
         }
     }
     let ns_plans = namespace::plan(p.env, &p.release.namespace, &p.values.merged);
-    namespace::apply(&client, &ns_plans).await?;
+    namespace::apply(client, &ns_plans).await?;
     ctx.progress.line(format!(
         "namespace {} ready; running helm upgrade --install ...",
         p.release.namespace
@@ -191,7 +204,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()
         ctx.progress.line("waiting for rollouts:");
         let namespaces: Vec<String> = ns_plans.iter().map(|n| n.name.clone()).collect();
         summary.components = rollout::wait(
-            &client,
+            client,
             &namespaces,
             &p.release.name,
             args.timeout,
@@ -199,6 +212,5 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()
         )
         .await?;
     }
-    summary.result = verb.done().to_string();
-    output::print(&summary, &ctx.global)
+    Ok(())
 }
