@@ -272,3 +272,24 @@ fn load_dir_reads_only_crd_files_and_reports_bad_ones() {
         "{missing}"
     );
 }
+
+#[test]
+fn load_dir_reads_multi_document_files() {
+    let widget_crd = std::fs::read_to_string(fixture_dir().join("custom-crd.yaml")).unwrap();
+    let gadget_crd = widget_crd
+        .replace("widgets.example", "gadgets.example")
+        .replace("kind: Widget", "kind: Gadget");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("both.yaml"),
+        format!("---\n{widget_crd}\n---\n{gadget_crd}"),
+    )
+    .unwrap();
+    let crds = CrdSchemas::load_dir(dir.path()).unwrap();
+    assert_eq!(crds.len(), 2);
+    let mut gadget = widget(json!({"size": 0, "port": 1}));
+    gadget["kind"] = json!("Gadget");
+    let errors = crds.check(&gadget).expect("Gadget has a CRD");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "/spec/size");
+}

@@ -112,3 +112,33 @@ fn objects_without_api_version_or_kind_are_reported() {
         "{problems:#?}"
     );
 }
+
+#[test]
+fn malformed_objects_are_reported_not_panicked_on() {
+    let shapes = [
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a", "namespace": "n"}, "spec": []}),
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "b", "namespace": "n"},
+               "spec": {"replicas": "many", "template": {"spec": {"containers": "web", "volumes": 3}}}}),
+        json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "n"},
+               "spec": {"jobTemplate": {"spec": {"template": {"metadata": {"annotations": {"datajump.io/policy-exception": 7}}, "spec": {"containers": [null, 1, {"securityContext": "x", "resources": []}]}}}}}}),
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "d", "namespace": "n"}, "spec": {"selector": {"matchExpressions": [{"operator": "Exists"}, 5]}}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "e"}, "subjects": "all"}),
+        json!({"apiVersion": 1, "kind": ["Pod"], "metadata": "x"}),
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "f", "namespace": "n"}, "spec": {"containers": [{"name": "x", "image": 5}]}}),
+    ];
+    for env in Environment::ALL {
+        let problems = validate_rendered(env, &shapes, &CrdSchemas::new());
+        for (index, obj) in shapes.iter().enumerate() {
+            let name = obj
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.object.as_ref().is_some_and(|o| o.name == name)),
+                "{env}: shape {index} ({name}) produced no problem"
+            );
+        }
+    }
+}
