@@ -1,5 +1,5 @@
-//! `completions <shell>`: the completion script for the binary. kubectl (1.26+) completes plugin
-//! arguments through an executable named `kubectl_complete-datajump`; the README shows both setups.
+//! `completions <shell>`: the completion script for the `kubectl-datajump` binary (clap's static
+//! scripts; kubectl's own `kubectl_complete-<plugin>` protocol is Cobra's and is not provided).
 
 use clap::CommandFactory;
 
