@@ -80,47 +80,20 @@ trap 'exit 143' TERM
 work=$(mktemp -d "${TMPDIR:-/tmp}/datajump-backup.XXXXXX") ||
   die "cannot create a temporary directory under ${TMPDIR:-/tmp} (set TMPDIR to a writable path)"
 
-# Option-file values: backslash is an escape character and quotes keep '#' and spaces literal.
-option_value() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g')"; }
+# Shared functions: manifest checks, client option file, connection errors.
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=backup-lib.sh
+. "$(dirname "$0")/backup-lib.sh"
 cnf=$work/client.cnf
-{
-  echo '[client]'
-  echo "host=$(option_value "$MYSQL_HOST")"
-  echo "port=$port"
-  echo "user=$(option_value "$MYSQL_USER")"
-  echo "password=$(option_value "$MYSQL_PASSWORD")"
-  echo 'protocol=TCP'
-} >"$cnf"
-
-client() { "$client_cmd" --defaults-extra-file="$cnf" --batch --skip-column-names "$@"; }
-
-# Turns a client's stderr into a message that names the cause an operator can act on.
-connect_failure() {
-  said=$(tr '\n' ' ' <"$1" | sed 's/ *$//')
-  case $(printf '%s' "$said" | tr '[:upper:]' '[:lower:]') in
-    *"access denied"*)
-      die "authentication failed for user '$MYSQL_USER' at $MYSQL_HOST:$port - check MYSQL_USER and MYSQL_PASSWORD (server said: $said)" ;;
-    *"can't connect"* | *"unknown server host"* | *"unknown mysql server host"* | *"lost connection"* | *"connection refused"*)
-      die "cannot reach the MySQL server at $MYSQL_HOST:$port - is it running and reachable? (client said: $said)" ;;
-    *) die "cannot query the MySQL server at $MYSQL_HOST:$port: $said" ;;
-  esac
-}
-
-sha256_of() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum <"$1" | cut -d' ' -f1
-  elif command -v shasum >/dev/null 2>&1; then shasum -a 256 <"$1" | cut -d' ' -f1
-  elif command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 <"$1" | sed 's/^.*= *//'
-  else die "no sha256 tool (sha256sum, shasum or openssl) in this image"
-  fi
-}
+write_client_options "$cnf"
 
 # --- what to back up ------------------------------------------------------------------------
 started=$(date +%s)
-server_version=$(client -e 'SELECT VERSION()' 2>"$work/err") || connect_failure "$work/err"
+server_version=$(client -e 'SELECT VERSION()' 2>"$work/err") || connect_failure "$work/err" die
 # Quotes and backslashes never occur in real version strings; dropping them keeps the JSON valid.
 server_version=$(printf '%s' "$server_version" | tr -d '\\"' | head -n 1)
 
-existing=$(client -e 'SHOW DATABASES' 2>"$work/err") || connect_failure "$work/err"
+existing=$(client -e 'SHOW DATABASES' 2>"$work/err") || connect_failure "$work/err" die
 if [ -n "${BACKUP_DATABASES:-}" ]; then
   wanted=$BACKUP_DATABASES
   for db in $wanted; do
@@ -190,7 +163,7 @@ if [ "$gzip_rc" -ne 0 ]; then
 fi
 dump_rc=$(cat "$work/dump.rc" 2>/dev/null || echo missing)
 if [ "$dump_rc" != 0 ]; then
-  grep -qiE 'access denied|connect' "$work/dump.err" && connect_failure "$work/dump.err"
+  grep -qiE 'access denied|connect' "$work/dump.err" && connect_failure "$work/dump.err" die
   die "$dump_cmd failed (exit $dump_rc): $(tr '\n' ' ' <"$work/dump.err")"
 fi
 [ -s "$work/dump.err" ] && log "$dump_cmd warnings: $(tr '\n' ' ' <"$work/dump.err")"
