@@ -117,6 +117,7 @@ pub fn base() -> Values {
                 instances: 3,
                 router_instances: 2,
                 version: "8.4.3".into(),
+                image_repository: "container-registry.oracle.com/mysql".into(),
                 root_secret: "datajump-mysql-root".into(),
                 storage: storage("20Gi", ""),
                 resources: res("500m", "2Gi", "2", "2Gi"),
@@ -153,6 +154,7 @@ pub fn base() -> Values {
             },
             operator: KafkaOperator {
                 version: "4.2.0".into(),
+                image: Image::new("quay.io", "strimzi/kafka", "1.2.0-kafka-4.2.0"),
                 replicas: 3,
                 storage: storage("100Gi", ""),
                 resources: res("1", "4Gi", "2", "4Gi"),
@@ -171,6 +173,11 @@ pub fn base() -> Values {
             },
             operator: ElasticsearchOperator {
                 version: "8.15.3".into(),
+                image: Image::new(
+                    "docker.elastic.co",
+                    "elasticsearch/elasticsearch",
+                    "8.15.3",
+                ),
                 master: NodeSet {
                     count: 3,
                     storage: storage("50Gi", ""),

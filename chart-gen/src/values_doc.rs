@@ -195,7 +195,7 @@ mod tests {
         let yaml = commented_yaml(&json!({"a": {"b": "x: y"}, "n": 3}), &schema(), &["hdr"]);
         assert_eq!(
             yaml,
-            "# hdr\n# The A.\na:\n  # Bee.\n  b: 'x: y'\n\n# A number.\nn: 3\n\n"
+            "# hdr\n# The A.\na:\n  # Bee.\n  b: 'x: y'\n\n# A number.\nn: 3\n"
         );
         let parsed: Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(parsed, json!({"a": {"b": "x: y"}, "n": 3}));

@@ -64,6 +64,9 @@ pub struct MysqlOperator {
     pub router_instances: u32,
     /// MySQL server version; empty lets the operator choose.
     pub version: String,
+    /// Registry path the operator pulls `community-server` and `community-router` from; with
+    /// `global.imageRegistry` set, `<global.imageRegistry>/mysql` is used instead.
+    pub image_repository: String,
     /// Existing Secret with keys rootUser, rootHost, rootPassword (required by the operator).
     #[schemars(length(min = 1))]
     pub root_secret: String,
@@ -126,6 +129,9 @@ pub struct Redis {
 pub struct KafkaOperator {
     /// Kafka version (one the installed Strimzi supports).
     pub version: String,
+    /// Kafka image (Strimzi's `<strimzi>-kafka-<version>` build); set so it can be mirrored to
+    /// Harbor with `global.imageRegistry`.
+    pub image: Image,
     /// Nodes in the dual-role (controller + broker) node pool.
     #[schemars(range(min = 1))]
     pub replicas: u32,
@@ -168,6 +174,8 @@ pub struct NodeSet {
 pub struct ElasticsearchOperator {
     /// Elasticsearch version.
     pub version: String,
+    /// Elasticsearch image; its tag should equal `version`.
+    pub image: Image,
     /// Dedicated master nodes.
     pub master: NodeSet,
     /// Data + ingest nodes.
