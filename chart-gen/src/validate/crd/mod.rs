@@ -65,6 +65,8 @@ enum Source {
     Json(Value),
     /// A CRD that could not be turned into JSON; the reason is reported when it is used.
     Invalid(String),
+    /// Parsed when it was loaded (files that the quick index could not read).
+    Parsed,
 }
 
 /// The parts of a CRD validation needs.
@@ -248,7 +250,7 @@ impl CrdSchemas {
                     let crd = Crd {
                         key: key.clone(),
                         origin: origin.clone(),
-                        source: Source::Json(Value::Null),
+                        source: Source::Parsed,
                         parsed: OnceLock::from(Ok(parsed)),
                     };
                     self.crds.insert(key, crd);
@@ -285,13 +287,15 @@ impl Crd {
                 .and_then(|p| self.confirm_index(p)),
             Source::Json(value) => Parsed::from_value(value),
             Source::Invalid(message) => Err(message.clone()),
+            // `parsed` is initialised together with this source, so this is never reached.
+            Source::Parsed => Err("CRD source was not kept".to_string()),
         })
     }
 
     fn source_len(&self) -> usize {
         match &self.source {
             Source::Yaml(text) => text.len(),
-            Source::Json(_) | Source::Invalid(_) => 0,
+            Source::Json(_) | Source::Invalid(_) | Source::Parsed => 0,
         }
     }
 
