@@ -5,7 +5,7 @@
 //! It models what the scheduler relies on: AlreadyExists on duplicate names, cascading
 //! deletion through owner references, and a status subresource.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -39,11 +39,69 @@ struct State {
     workflows: BTreeMap<Key, Arc<Workflow>>,
     runs: BTreeMap<Key, Arc<WorkflowRun>>,
     jobs: BTreeMap<Key, Arc<Job>>,
+    /// (namespace, workflow) -> its runs' names: the reconcilers look runs up by workflow.
+    runs_by_workflow: HashMap<Key, BTreeSet<String>>,
+    /// (namespace, run) -> its Jobs' names.
+    jobs_by_run: HashMap<Key, BTreeSet<String>>,
+    /// Number of active Jobs, kept up to date so the global cap costs O(1).
+    active_jobs: usize,
     /// Jobs ever created, by name (a deleted Job stays here: recreating one is a duplicate).
     jobs_created: Vec<String>,
     already_exists: u64,
     events: Vec<SimEvent>,
     drop_status_writes: usize,
+}
+
+fn run_of_job(job: &Job) -> String {
+    job.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_RUN))
+        .cloned()
+        .unwrap_or_default()
+}
+
+impl State {
+    fn insert_run(&mut self, k: Key, run: WorkflowRun) {
+        self.runs_by_workflow
+            .entry((k.0.clone(), run.spec.workflow_name.clone()))
+            .or_default()
+            .insert(k.1.clone());
+        self.runs.insert(k, Arc::new(run));
+    }
+
+    fn remove_run(&mut self, k: &Key) -> Option<Arc<WorkflowRun>> {
+        let run = self.runs.remove(k)?;
+        if let Some(names) = self
+            .runs_by_workflow
+            .get_mut(&(k.0.clone(), run.spec.workflow_name.clone()))
+        {
+            names.remove(&k.1);
+        }
+        Some(run)
+    }
+
+    fn insert_job(&mut self, k: Key, job: Job) {
+        if job_is_active(&job) {
+            self.active_jobs += 1;
+        }
+        self.jobs_by_run
+            .entry((k.0.clone(), run_of_job(&job)))
+            .or_default()
+            .insert(k.1.clone());
+        self.jobs.insert(k, Arc::new(job));
+    }
+
+    fn remove_job(&mut self, k: &Key) {
+        if let Some(job) = self.jobs.remove(k) {
+            if job_is_active(&job) {
+                self.active_jobs -= 1;
+            }
+            if let Some(names) = self.jobs_by_run.get_mut(&(k.0.clone(), run_of_job(&job))) {
+                names.remove(&k.1);
+            }
+        }
+    }
 }
 
 /// The in-memory cluster. Cheap to share: clone the `Arc`.
@@ -111,7 +169,7 @@ impl MemoryCluster {
     pub fn create_manual_run(&self, mut run: WorkflowRun) {
         let mut state = self.lock();
         Self::stamp(&mut state, &mut run.metadata);
-        state.runs.insert(key(&run.metadata), Arc::new(run));
+        state.insert_run(key(&run.metadata), run);
     }
 
     /// The next `n` status writes are lost (as if the scheduler crashed right before them).
@@ -174,6 +232,7 @@ impl MemoryCluster {
             return false;
         };
         let job = Arc::make_mut(job);
+        let was_active = job_is_active(job);
         job.status = Some(match failure {
             None => JobStatus {
                 succeeded: Some(1),
@@ -192,6 +251,9 @@ impl MemoryCluster {
                 ..JobStatus::default()
             },
         });
+        if was_active {
+            state.active_jobs -= 1;
+        }
         true
     }
 
@@ -222,28 +284,27 @@ impl Cluster for Arc<MemoryCluster> {
     }
 
     fn runs_of(&self, namespace: &str, workflow: &str) -> Vec<Arc<WorkflowRun>> {
-        self.lock()
-            .runs
+        let state = self.lock();
+        let Some(names) = state
+            .runs_by_workflow
+            .get(&(namespace.into(), workflow.into()))
+        else {
+            return Vec::new();
+        };
+        names
             .iter()
-            .filter(|((ns, _), r)| ns == namespace && r.spec.workflow_name == workflow)
-            .map(|(_, r)| r.clone())
+            .filter_map(|n| state.runs.get(&(namespace.into(), n.clone())).cloned())
             .collect()
     }
 
     fn jobs_of(&self, namespace: &str, run: &str) -> Vec<Arc<Job>> {
-        self.lock()
-            .jobs
+        let state = self.lock();
+        let Some(names) = state.jobs_by_run.get(&(namespace.into(), run.into())) else {
+            return Vec::new();
+        };
+        names
             .iter()
-            .filter(|((ns, _), j)| {
-                ns == namespace
-                    && j.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(LABEL_RUN))
-                        .map(String::as_str)
-                        == Some(run)
-            })
-            .map(|(_, j)| j.clone())
+            .filter_map(|n| state.jobs.get(&(namespace.into(), n.clone())).cloned())
             .collect()
     }
 
@@ -269,18 +330,29 @@ impl Cluster for Arc<MemoryCluster> {
             return Ok(Created::AlreadyExists);
         }
         MemoryCluster::stamp(&mut state, &mut run.metadata);
-        state.runs.insert(k, Arc::new(run));
+        state.insert_run(k, run);
         Ok(Created::New)
     }
 
     async fn delete_run(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
         let mut state = self.lock();
-        if let Some(run) = state.runs.remove(&(namespace.into(), name.into())) {
+        if let Some(run) = state.remove_run(&(namespace.into(), name.into())) {
             // Garbage collection through the Jobs' owner references.
             let uid = run.metadata.uid.clone();
-            state
-                .jobs
-                .retain(|_, j| !owned_by(&j.metadata, uid.as_ref()));
+            let names = state
+                .jobs_by_run
+                .remove(&(namespace.into(), name.into()))
+                .unwrap_or_default();
+            for job in names {
+                let k = (namespace.to_string(), job);
+                if state
+                    .jobs
+                    .get(&k)
+                    .is_some_and(|j| owned_by(&j.metadata, uid.as_ref()))
+                {
+                    state.remove_job(&k);
+                }
+            }
         }
         Ok(())
     }
@@ -328,12 +400,12 @@ impl Cluster for Arc<MemoryCluster> {
         }
         MemoryCluster::stamp(&mut state, &mut job.metadata);
         state.jobs_created.push(k.1.clone());
-        state.jobs.insert(k, Arc::new(job));
+        state.insert_job(k, job);
         Ok(Created::New)
     }
 
     async fn delete_job(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
-        self.lock().jobs.remove(&(namespace.into(), name.into()));
+        self.lock().remove_job(&(namespace.into(), name.into()));
         Ok(())
     }
 

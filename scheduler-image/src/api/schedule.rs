@@ -1,24 +1,45 @@
 //! Cron schedules as a Kubernetes CronJob accepts them (5 fields or an `@hourly`-style macro),
 //! evaluated in an IANA time zone.
 //!
-//! The syntax is checked here, field by field, so that errors say which field is wrong and why;
-//! evaluation (including DST gaps and overlaps) is delegated to `croner` on a normalised pattern.
-//! DST semantics: a wall-clock time skipped by a spring-forward gap fires at the first instant
-//! after the gap; a fixed-time tick repeated by a fall-back overlap fires once (the earlier one).
+//! The syntax is checked field by field, so that errors say which field is wrong and why, and
+//! compiled to bitsets; evaluation walks wall-clock time with field-sized jumps (about a
+//! microsecond for a typical next tick) and maps each candidate into the time zone.
+//!
+//! Day matching follows Vixie cron / robfig (which Kubernetes uses): when both day fields are
+//! restricted a day matches either; when one is `*` both must match.
+//!
+//! DST semantics: for a fixed-time schedule (one minute, one hour), a wall-clock time skipped by
+//! a spring-forward gap fires at the first instant after the gap, and a time repeated by a
+//! fall-back overlap fires once (the earlier instant). Interval schedules (`*/5 * * * *`) fire
+//! at every real instant that matches: none inside a gap, both passes of an overlap.
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone,
+    Timelike, Utc,
+};
 use chrono_tz::Tz;
-use croner::Cron;
-use croner::parser::{CronParser, Seconds, Year};
 
 /// A parsed, ready-to-evaluate schedule.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    cron: Cron,
+    minutes: u64,
+    hours: u64,
+    days_of_month: u64,
+    months: u64,
+    days_of_week: u64,
+    /// Day-of-month field is `*` (or `?`): robfig's rule for combining the two day fields.
+    dom_star: bool,
+    dow_star: bool,
+    /// Exactly one minute and one hour: a "fixed time" for DST purposes.
+    fixed_time: bool,
     tz: Tz,
 }
+
+/// Upper bound on wall-clock jumps per search: enough for any schedule that fires at least once
+/// in eight years (February 29 included); beyond, the schedule never fires.
+const MAX_STEPS: usize = 20_000;
 
 /// Why a schedule or time zone was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,9 +143,10 @@ impl Field {
         }
     }
 
-    /// Checks one field and returns it in numeric form for croner.
-    fn normalise(&self, text: &str, allow_question: bool) -> Result<String, String> {
-        let mut items = Vec::new();
+    /// Checks one field and compiles it to a bitset (bit `v` set = value `v` matches) and
+    /// whether it is a plain `*`/`?`.
+    fn compile(&self, text: &str, allow_question: bool) -> Result<(u64, bool), String> {
+        let mut bits = 0u64;
         for item in text.split(',') {
             if item.is_empty() {
                 return Err(format!("{} field: empty list item in {text:?}", self.name));
@@ -140,13 +162,13 @@ impl Field {
                             self.name, self.max
                         ));
                     }
-                    (r, Some(step))
+                    (r, step)
                 }
-                None => (item, None),
+                None => (item, 1),
             };
-            let range_text = match range {
-                "*" => "*".to_string(),
-                "?" if allow_question => "*".to_string(),
+            let (lo, hi) = match range {
+                "*" => (self.min, self.max),
+                "?" if allow_question => (self.min, self.max),
                 "?" => {
                     return Err(format!(
                         "{} field: '?' is only allowed in day fields",
@@ -162,24 +184,27 @@ impl Field {
                                 self.name
                             ));
                         }
-                        format!("{lo}-{hi}")
+                        (lo, hi)
                     }
                     // `5/15` means "from 5 every 15" (robfig/cron, which Kubernetes uses).
-                    None if step.is_some() => format!("{}-{}", self.value(range)?, self.max),
-                    None => self.value(range)?.to_string(),
+                    None if item.contains('/') => (self.value(range)?, self.max),
+                    None => {
+                        let v = self.value(range)?;
+                        (v, v)
+                    }
                 },
             };
-            items.push(match step {
-                Some(s) => format!("{range_text}/{s}"),
-                None => range_text,
-            });
+            for v in (lo..=hi).step_by(step as usize) {
+                bits |= 1 << v;
+            }
         }
-        Ok(items.join(","))
+        let star = matches!(text, "*" | "?" | "*/1" | "?/1");
+        Ok((bits, star))
     }
 }
 
-/// Checks a cron expression and returns its numeric 5-field form.
-fn normalise(expr: &str) -> Result<String, String> {
+/// Checks a cron expression and compiles its five fields: (bits, star) each.
+fn compile(expr: &str) -> Result<[(u64, bool); 5], String> {
     let trimmed = expr.trim();
     if trimmed.is_empty() {
         return Err("the schedule is empty".into());
@@ -201,13 +226,45 @@ fn normalise(expr: &str) -> Result<String, String> {
             parts.len()
         ));
     }
-    let fields = FIELDS
-        .iter()
-        .zip(&parts)
-        .enumerate()
-        .map(|(i, (field, text))| field.normalise(text, i == 2 || i == 4))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(fields.join(" "))
+    let mut out = [(0, false); 5];
+    for (i, (field, text)) in FIELDS.iter().zip(&parts).enumerate() {
+        out[i] = field.compile(text, i == 2 || i == 4)?;
+    }
+    Ok(out)
+}
+
+/// The smallest set bit at or above `from`, if any.
+fn next_bit(bits: u64, from: u32) -> Option<u32> {
+    let rest = bits.checked_shr(from).unwrap_or(0);
+    (rest != 0).then(|| from + rest.trailing_zeros())
+}
+
+/// The largest set bit at or below `upto`, if any.
+fn prev_bit(bits: u64, upto: u32) -> Option<u32> {
+    let masked = if upto >= 63 {
+        bits
+    } else {
+        bits & ((2u64 << upto) - 1)
+    };
+    (masked != 0).then(|| 63 - masked.leading_zeros())
+}
+
+fn midnight(date: NaiveDate) -> NaiveDateTime {
+    date.and_hms_opt(0, 0, 0).unwrap_or_default()
+}
+
+fn at(date: NaiveDate, hour: u32, minute: u32) -> NaiveDateTime {
+    date.and_hms_opt(hour, minute, 0)
+        .unwrap_or_else(|| midnight(date))
+}
+
+fn first_of_next_month(d: NaiveDate) -> Option<NaiveDate> {
+    let (y, m) = if d.month() == 12 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
+    NaiveDate::from_ymd_opt(y, m, 1)
 }
 
 /// Parses an IANA time zone name (`None` = UTC).
@@ -225,15 +282,28 @@ impl Schedule {
             expr: expr.to_string(),
             reason,
         };
-        let pattern = normalise(expr).map_err(cron_err)?;
-        let cron = CronParser::builder()
-            .seconds(Seconds::Disallowed)
-            .year(Year::Disallowed)
-            .build()
-            .parse(&pattern)
-            .map_err(|e| cron_err(e.to_string()))?;
+        let [minutes, hours, dom, months, dow] = compile(expr).map_err(cron_err)?;
         let tz = parse_timezone(timezone)?;
-        Ok(Self { cron, tz })
+        let schedule = Self {
+            minutes: minutes.0,
+            hours: hours.0,
+            days_of_month: dom.0,
+            months: months.0,
+            days_of_week: dow.0,
+            dom_star: dom.1,
+            dow_star: dow.1,
+            fixed_time: minutes.0.count_ones() == 1 && hours.0.count_ones() == 1,
+            tz,
+        };
+        let probe = NaiveDate::from_ymd_opt(2000, 1, 1)
+            .map(midnight)
+            .unwrap_or_default();
+        if schedule.next_wall_clock(probe).is_none() {
+            return Err(cron_err(
+                "the schedule never fires (no such day, e.g. February 30)".into(),
+            ));
+        }
+        Ok(schedule)
     }
 
     /// The time zone the schedule is evaluated in.
@@ -241,20 +311,141 @@ impl Schedule {
         self.tz
     }
 
+    fn day_matches(&self, d: NaiveDate) -> bool {
+        let dom = self.days_of_month & (1 << d.day()) != 0;
+        let dow = self.days_of_week & (1 << d.weekday().num_days_from_sunday()) != 0;
+        if self.dom_star || self.dow_star {
+            dom && dow
+        } else {
+            dom || dow
+        }
+    }
+
+    /// The first matching wall-clock minute at or after `c`.
+    fn next_wall_clock(&self, mut c: NaiveDateTime) -> Option<NaiveDateTime> {
+        for _ in 0..MAX_STEPS {
+            let d = c.date();
+            if self.months & (1 << d.month()) == 0 {
+                c = midnight(first_of_next_month(d)?);
+            } else if !self.day_matches(d) {
+                c = midnight(d.succ_opt()?);
+            } else if self.hours & (1 << c.hour()) == 0 {
+                c = match next_bit(self.hours, c.hour() + 1).filter(|h| *h < 24) {
+                    Some(h) => at(d, h, 0),
+                    None => midnight(d.succ_opt()?),
+                };
+            } else {
+                match next_bit(self.minutes, c.minute()).filter(|m| *m < 60) {
+                    Some(m) => return Some(at(d, c.hour(), m)),
+                    None if c.hour() == 23 => c = midnight(d.succ_opt()?),
+                    None => c = at(d, c.hour() + 1, 0),
+                }
+            }
+        }
+        None
+    }
+
+    /// The last matching wall-clock minute at or before `c`.
+    fn prev_wall_clock(&self, mut c: NaiveDateTime) -> Option<NaiveDateTime> {
+        let last_minute_before = |d: NaiveDate| d.pred_opt().map(|p| at(p, 23, 59));
+        for _ in 0..MAX_STEPS {
+            let d = c.date();
+            if self.months & (1 << d.month()) == 0 {
+                c = last_minute_before(d.with_day(1)?)?;
+            } else if !self.day_matches(d) {
+                c = last_minute_before(d)?;
+            } else if self.hours & (1 << c.hour()) == 0 {
+                c = match c
+                    .hour()
+                    .checked_sub(1)
+                    .and_then(|h| prev_bit(self.hours, h))
+                {
+                    Some(h) => at(d, h, 59),
+                    None => last_minute_before(d)?,
+                };
+            } else {
+                match prev_bit(self.minutes, c.minute()) {
+                    Some(m) => return Some(at(d, c.hour(), m)),
+                    None if c.hour() == 0 => c = last_minute_before(d)?,
+                    None => c = at(d, c.hour() - 1, 59),
+                }
+            }
+        }
+        None
+    }
+
+    /// The first real instant at or after a wall-clock time that a DST gap skipped.
+    fn after_gap(&self, n: NaiveDateTime) -> Option<DateTime<Utc>> {
+        (1..=180).find_map(|k| {
+            self.tz
+                .from_local_datetime(&(n + Duration::minutes(k)))
+                .earliest()
+                .map(|d| d.with_timezone(&Utc))
+        })
+    }
+
+    /// The instants a matching wall-clock minute fires at (none, one or two, earliest first)
+    /// and whether the minute is ambiguous (repeated by a fall-back overlap).
+    fn instants(&self, n: NaiveDateTime) -> ([Option<DateTime<Utc>>; 2], bool) {
+        let utc = |d: DateTime<Tz>| d.with_timezone(&Utc);
+        match self.tz.from_local_datetime(&n) {
+            LocalResult::Single(d) => ([Some(utc(d)), None], false),
+            LocalResult::Ambiguous(a, _) if self.fixed_time => ([Some(utc(a)), None], true),
+            LocalResult::Ambiguous(a, b) => ([Some(utc(a)), Some(utc(b))], true),
+            LocalResult::None if self.fixed_time => ([self.after_gap(n), None], false),
+            LocalResult::None => ([None, None], false),
+        }
+    }
+
+    /// How far wall-clock order may disagree with real-time order around `t`: an hour or two
+    /// near a DST transition, nothing elsewhere (the common, fast case).
+    fn slack(&self, t: DateTime<Utc>) -> Duration {
+        let offset = |x: DateTime<Utc>| self.tz.offset_from_utc_datetime(&x.naive_utc()).fix();
+        let window = Duration::hours(3);
+        if offset(t - window) != offset(t) || offset(t + window) != offset(t) {
+            window
+        } else {
+            Duration::zero()
+        }
+    }
+
     /// The first tick strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron
-            .find_next_occurrence(&t.with_timezone(&self.tz), false)
-            .ok()
-            .map(|d| d.with_timezone(&Utc))
+        let local = t.with_timezone(&self.tz).naive_local() - self.slack(t);
+        let mut c = local.with_second(0)?.with_nanosecond(0)?;
+        let mut best: Option<DateTime<Utc>> = None;
+        for _ in 0..MAX_STEPS {
+            let n = self.next_wall_clock(c)?;
+            let (instants, ambiguous) = self.instants(n);
+            for d in instants.into_iter().flatten().filter(|d| *d > t) {
+                best = Some(best.map_or(d, |b| b.min(d)));
+            }
+            // Past an unambiguous match, later wall-clock times only map to later instants.
+            if best.is_some() && !ambiguous && instants[0].is_some_and(|d| d > t) {
+                return best;
+            }
+            c = n + Duration::minutes(1);
+        }
+        best
     }
 
     /// The last tick at or before `t`.
     pub fn latest_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.cron
-            .find_previous_occurrence(&t.with_timezone(&self.tz), true)
-            .ok()
-            .map(|d| d.with_timezone(&Utc))
+        let local = t.with_timezone(&self.tz).naive_local() + self.slack(t);
+        let mut c = local.with_second(0)?.with_nanosecond(0)?;
+        let mut best: Option<DateTime<Utc>> = None;
+        for _ in 0..MAX_STEPS {
+            let n = self.prev_wall_clock(c)?;
+            let (instants, ambiguous) = self.instants(n);
+            for d in instants.into_iter().flatten().filter(|d| *d <= t) {
+                best = Some(best.map_or(d, |b| b.max(d)));
+            }
+            if best.is_some() && !ambiguous && instants[0].is_some_and(|d| d <= t) {
+                return best;
+            }
+            c = n - Duration::minutes(1);
+        }
+        best
     }
 }
 
@@ -359,6 +550,104 @@ mod tests {
             following,
             utc(2026, 3, 30, 0, 30),
             "then back to 02:30 CEST"
+        );
+    }
+
+    #[test]
+    fn interval_schedules_fire_in_both_passes_of_an_overlap_and_skip_gaps() {
+        let s = Schedule::parse("0,30 * * * *", Some("Europe/Berlin")).expect("valid");
+        // 2026-10-25: 02:00-02:59 local happens at 00:00-00:59 UTC (CEST) and 01:00-01:59 (CET).
+        let mut t = utc(2026, 10, 24, 23, 40);
+        let mut ticks = Vec::new();
+        for _ in 0..6 {
+            t = s.next_after(t).expect("tick");
+            ticks.push(t);
+        }
+        let want: Vec<_> = [(0, 0), (0, 30), (1, 0), (1, 30), (2, 0), (2, 30)]
+            .iter()
+            .map(|(h, m)| utc(2026, 10, 25, *h, *m))
+            .collect();
+        assert_eq!(ticks, want, "every real half hour, both passes of 02:xx");
+        // Backwards gives the same ticks.
+        assert_eq!(
+            s.latest_at_or_before(utc(2026, 10, 25, 1, 5)),
+            Some(utc(2026, 10, 25, 1, 0))
+        );
+        assert_eq!(
+            s.latest_at_or_before(utc(2026, 10, 25, 0, 59)),
+            Some(utc(2026, 10, 25, 0, 30))
+        );
+        // Spring forward: 02:00 and 02:30 local do not exist on 2026-03-29 (01:00 UTC = 03:00).
+        assert_eq!(
+            s.next_after(utc(2026, 3, 29, 0, 30)),
+            Some(utc(2026, 3, 29, 1, 0))
+        );
+        assert_eq!(
+            s.next_after(utc(2026, 3, 29, 1, 0)),
+            Some(utc(2026, 3, 29, 1, 30))
+        );
+    }
+
+    #[test]
+    fn day_fields_combine_like_kubernetes() {
+        // Both restricted: the 13th OR any Friday.
+        let s = Schedule::parse("0 0 13 * FRI", None).expect("valid");
+        assert_eq!(
+            s.next_after(utc(2026, 2, 1, 0, 0)),
+            Some(utc(2026, 2, 6, 0, 0)),
+            "Friday 6th"
+        );
+        assert_eq!(
+            s.next_after(utc(2026, 2, 10, 0, 0)),
+            Some(utc(2026, 2, 13, 0, 0)),
+            "the 13th"
+        );
+        // Day of month is '*': only Mondays.
+        let s = Schedule::parse("0 0 * * MON", None).expect("valid");
+        assert_eq!(
+            s.next_after(utc(2026, 2, 1, 0, 0)),
+            Some(utc(2026, 2, 2, 0, 0))
+        );
+        // Leap day: every four years.
+        let s = Schedule::parse("0 0 29 2 *", None).expect("valid");
+        assert_eq!(
+            s.next_after(utc(2026, 1, 1, 0, 0)),
+            Some(utc(2028, 2, 29, 0, 0))
+        );
+        assert_eq!(
+            s.latest_at_or_before(utc(2026, 1, 1, 0, 0)),
+            Some(utc(2024, 2, 29, 0, 0))
+        );
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_rejected() {
+        let err = Schedule::parse("0 0 30 2 *", None)
+            .expect_err("February 30")
+            .to_string();
+        assert!(err.contains("never fires"), "{err}");
+    }
+
+    #[test]
+    fn steps_and_ranges() {
+        let s = Schedule::parse("5/20 9-10 * * *", None).expect("valid");
+        let mut t = utc(2026, 1, 1, 0, 0);
+        let mut got = Vec::new();
+        for _ in 0..7 {
+            t = s.next_after(t).expect("tick");
+            got.push((t.hour(), t.minute()));
+        }
+        assert_eq!(
+            got,
+            [
+                (9, 5),
+                (9, 25),
+                (9, 45),
+                (10, 5),
+                (10, 25),
+                (10, 45),
+                (9, 5)
+            ]
         );
     }
 

@@ -1,0 +1,131 @@
+//! Speed budgets: validate + plan a 10,000-task DAG (< 20 ms) and compute the next fire time
+//! of 10,000 workflows (< 10 ms).
+
+use std::hint::black_box;
+
+use chrono::{DateTime, TimeZone, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use datajump_scheduler::api::schedule::Schedule;
+use datajump_scheduler::api::validate::{Limits, validate_spec};
+use datajump_scheduler::api::{TaskPhase, TaskStatus, WorkflowRunStatus, WorkflowSpec};
+use datajump_scheduler::plan::{JobState, ObservedJob, RunInput, plan_run};
+
+const TASKS: usize = 10_000;
+const WIDTH: usize = 100;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+/// 100 layers of 100 tasks; each task depends on two tasks of the previous layer.
+fn layered_spec() -> WorkflowSpec {
+    let tasks: Vec<serde_json::Value> = (0..TASKS)
+        .map(|i| {
+            let (layer, pos) = (i / WIDTH, i % WIDTH);
+            let deps: Vec<String> = if layer == 0 {
+                Vec::new()
+            } else {
+                let prev = (layer - 1) * WIDTH;
+                vec![
+                    format!("t{}", prev + pos),
+                    format!("t{}", prev + (pos + 1) % WIDTH),
+                ]
+            };
+            serde_json::json!({"name": format!("t{i}"), "image": "busybox", "dependsOn": deps})
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "tasks": tasks })).expect("valid spec")
+}
+
+fn bench_dag(c: &mut Criterion) {
+    let spec = layered_spec();
+    let limits = Limits {
+        max_tasks: TASKS,
+        ..Limits::default()
+    };
+    // Mid-run: the first half succeeded, the next layer is running.
+    let status = WorkflowRunStatus {
+        tasks: (0..TASKS)
+            .map(|i| TaskStatus {
+                name: format!("t{i}"),
+                phase: if i < TASKS / 2 {
+                    TaskPhase::Succeeded
+                } else {
+                    TaskPhase::Pending
+                },
+                attempts: u32::from(i < TASKS / 2 + WIDTH),
+                ..TaskStatus::default()
+            })
+            .collect(),
+        ..WorkflowRunStatus::default()
+    };
+    let jobs: Vec<ObservedJob> = (TASKS / 2..TASKS / 2 + WIDTH)
+        .map(|i| ObservedJob {
+            task: format!("t{i}"),
+            attempt: 1,
+            name: format!("run-t{i}-1"),
+            state: if i % 2 == 0 {
+                JobState::Succeeded
+            } else {
+                JobState::Active
+            },
+            started: Some(now()),
+            finished: None,
+        })
+        .collect();
+    c.bench_function("validate_and_plan_10000_task_dag", |b| {
+        b.iter(|| {
+            let dag = validate_spec(black_box(&spec), &limits).expect("valid DAG");
+            let plan = plan_run(&RunInput {
+                now: now(),
+                run_name: "run",
+                spec: &spec,
+                dag: &dag,
+                status: &status,
+                jobs: &jobs,
+                free_slots: 1000,
+            });
+            black_box(plan.actions.len())
+        })
+    });
+}
+
+fn bench_next_fire(c: &mut Criterion) {
+    let exprs = [
+        "*/5 * * * *",
+        "0 3 * * *",
+        "@hourly",
+        "30 2 * * 1-5",
+        "15 */6 1,15 * *",
+        "@daily",
+    ];
+    let zones = [
+        None,
+        Some("Europe/Berlin"),
+        Some("Asia/Shanghai"),
+        Some("America/New_York"),
+    ];
+    let schedules: Vec<Schedule> = (0..10_000)
+        .map(|i| {
+            Schedule::parse(exprs[i % exprs.len()], zones[i % zones.len()]).expect("valid schedule")
+        })
+        .collect();
+    c.bench_function("next_fire_10000_workflows", |b| {
+        b.iter(|| {
+            let at = now();
+            schedules
+                .iter()
+                .filter_map(|s| s.next_after(black_box(at)))
+                .count()
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = bench_dag, bench_next_fire
+}
+criterion_main!(benches);
