@@ -173,11 +173,7 @@ pub fn base() -> Values {
             },
             operator: ElasticsearchOperator {
                 version: "8.15.3".into(),
-                image: Image::new(
-                    "docker.elastic.co",
-                    "elasticsearch/elasticsearch",
-                    "8.15.3",
-                ),
+                image: Image::new("docker.elastic.co", "elasticsearch/elasticsearch", "8.15.3"),
                 master: NodeSet {
                     count: 3,
                     storage: storage("50Gi", ""),

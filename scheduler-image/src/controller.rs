@@ -23,7 +23,9 @@ use tokio::sync::watch;
 use crate::api::{LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
 use crate::config::Cli;
 use crate::http::Health;
-use crate::jobs::{LABEL_MANAGED_BY, MANAGER, from_k8s_time, job_is_active, to_k8s_time};
+use crate::jobs::{
+    LABEL_MANAGED_BY, MANAGER, from_k8s_time, job_is_active, to_k8s_time, trim_for_cache,
+};
 use crate::leader::{LeaseDecision, LeaseView, decide, retry_period};
 use crate::metrics::Metrics;
 use crate::plan::EventType;
@@ -307,6 +309,7 @@ pub async fn run_controllers(
     let (job_store, job_writer) = reflector::store();
     let job_cache = watcher(jobs.clone(), job_selector.clone())
         .default_backoff()
+        .modify(trim_for_cache)
         .reflect(job_writer)
         .take_until(stop.clone())
         .for_each(|_| async {});

@@ -226,6 +226,14 @@ pub fn observe_job(job: &Job) -> Option<ObservedJob> {
     })
 }
 
+/// Drops what the scheduler never reads from a cached Job (spec, managed fields, annotations):
+/// the pod template is most of a Job's size, and the cache holds every Job of every kept run.
+pub fn trim_for_cache(job: &mut Job) {
+    job.spec = None;
+    job.metadata.managed_fields = None;
+    job.metadata.annotations = None;
+}
+
 /// Whether a Job is still running (counts against the global cap).
 pub fn job_is_active(job: &Job) -> bool {
     observe_job(job).is_some_and(|o| o.state == JobState::Active)
