@@ -19,6 +19,9 @@ use crate::reconcile::{Cluster, ClusterError, Created, Reconciler};
 
 type Key = (String, String);
 
+/// Events kept (older ones expire).
+const MAX_EVENTS: usize = 1000;
+
 /// A recorded Event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimEvent {
@@ -45,8 +48,10 @@ struct State {
     jobs_by_run: HashMap<Key, BTreeSet<String>>,
     /// Number of active Jobs, kept up to date so the global cap costs O(1).
     active_jobs: usize,
-    /// Jobs ever created, by name (a deleted Job stays here: recreating one is a duplicate).
-    jobs_created: Vec<String>,
+    /// Names of Jobs ever created, one per line (a deleted Job stays here: recreating one
+    /// would show as a duplicate). One buffer instead of a String each keeps the audit log
+    /// from dominating the memory benchmark.
+    jobs_created: String,
     already_exists: u64,
     events: Vec<SimEvent>,
     drop_status_writes: usize,
@@ -202,7 +207,11 @@ impl MemoryCluster {
 
     /// Every Job name ever created, in creation order (duplicates would show up twice).
     pub fn jobs_created(&self) -> Vec<String> {
-        self.lock().jobs_created.clone()
+        self.lock()
+            .jobs_created
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// How many creates were answered with AlreadyExists.
@@ -268,13 +277,6 @@ impl MemoryCluster {
     }
 }
 
-fn owned_by(meta: &ObjectMeta, uid: Option<&String>) -> bool {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| Some(&o.uid) == uid)
-}
-
 impl Cluster for Arc<MemoryCluster> {
     fn workflow(&self, namespace: &str, name: &str) -> Option<Arc<Workflow>> {
         self.lock()
@@ -332,22 +334,14 @@ impl Cluster for Arc<MemoryCluster> {
 
     async fn delete_run(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
         let mut state = self.lock();
-        if let Some(run) = state.remove_run(&(namespace.into(), name.into())) {
-            // Garbage collection through the Jobs' owner references.
-            let uid = run.metadata.uid.clone();
+        if state.remove_run(&(namespace.into(), name.into())).is_some() {
+            // Garbage collection through owner references: the run's Jobs go with it.
             let names = state
                 .jobs_by_run
                 .remove(&(namespace.into(), name.into()))
                 .unwrap_or_default();
             for job in names {
-                let k = (namespace.to_string(), job);
-                if state
-                    .jobs
-                    .get(&k)
-                    .is_some_and(|j| owned_by(&j.metadata, uid.as_ref()))
-                {
-                    state.remove_job(&k);
-                }
+                state.remove_job(&(namespace.to_string(), job));
             }
         }
         Ok(())
@@ -395,7 +389,8 @@ impl Cluster for Arc<MemoryCluster> {
             return Ok(Created::AlreadyExists);
         }
         MemoryCluster::stamp(&mut state, &mut job.metadata);
-        state.jobs_created.push(k.1.clone());
+        state.jobs_created.push_str(&k.1);
+        state.jobs_created.push('\n');
         // Keep what the scheduler's Job cache keeps (the controller trims the same way), so
         // the memory benchmark measures the scheduler's working set, not an API server's.
         trim_for_cache(&mut job);
@@ -415,7 +410,12 @@ impl Cluster for Arc<MemoryCluster> {
         reason: &'static str,
         message: &str,
     ) {
-        self.lock().events.push(SimEvent {
+        let mut state = self.lock();
+        // Like the API server, which expires Events after an hour, keep only recent ones.
+        if state.events.len() >= MAX_EVENTS {
+            state.events.drain(..MAX_EVENTS / 2);
+        }
+        state.events.push(SimEvent {
             run: run.metadata.name.clone().unwrap_or_default(),
             type_,
             reason,
