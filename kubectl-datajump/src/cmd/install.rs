@@ -116,22 +116,7 @@ impl Render for InstallSummary {
             out.push_str(&output::table(&["KIND", "COUNT"], &rows));
         }
         if !self.components.is_empty() {
-            let rows: Vec<Vec<String>> = self
-                .components
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.component.clone(),
-                        format!("{}/{}", c.kind, c.name),
-                        format!("{}/{}", c.ready, c.desired),
-                        style.state(if c.rolled_out { "Ready" } else { "NotReady" }),
-                    ]
-                })
-                .collect();
-            out.push_str(&output::table(
-                &["COMPONENT", "WORKLOAD", "READY", "STATE"],
-                &rows,
-            ));
+            out.push_str(&rollout::readiness_table(&self.components, style));
         }
         out
     }

@@ -73,22 +73,7 @@ impl Render for Status {
             r.chart_version.as_deref().unwrap_or("-"),
             r.app_version.as_deref().unwrap_or("-"),
         );
-        let rows: Vec<Vec<String>> = self
-            .components
-            .iter()
-            .map(|c| {
-                vec![
-                    c.component.clone(),
-                    format!("{}/{}", c.kind, c.name),
-                    format!("{}/{}", c.ready, c.desired),
-                    style.state(if c.rolled_out { "Ready" } else { "NotReady" }),
-                ]
-            })
-            .collect();
-        out.push_str(&output::table(
-            &["COMPONENT", "WORKLOAD", "READY", "STATE"],
-            &rows,
-        ));
+        out.push_str(&rollout::readiness_table(&self.components, style));
         if !self.infrastructure.is_empty() {
             out.push('\n');
             let rows: Vec<Vec<String>> = self

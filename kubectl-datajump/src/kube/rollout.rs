@@ -177,6 +177,22 @@ pub async fn wait(
     }
 }
 
+/// The components' readiness as a table (install's summary and `status` share it).
+pub fn readiness_table(components: &[WorkloadReadiness], style: &crate::output::Style) -> String {
+    let rows: Vec<Vec<String>> = components
+        .iter()
+        .map(|c| {
+            vec![
+                c.component.clone(),
+                format!("{}/{}", c.kind, c.name),
+                format!("{}/{}", c.ready, c.desired),
+                style.state(if c.rolled_out { "Ready" } else { "NotReady" }),
+            ]
+        })
+        .collect();
+    crate::output::table(&["COMPONENT", "WORKLOAD", "READY", "STATE"], &rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
