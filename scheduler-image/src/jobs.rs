@@ -179,6 +179,8 @@ pub fn build_job(
                         ..PodSecurityContext::default()
                     }),
                     service_account_name: defaults.service_account.clone(),
+                    // Tasks are data jobs, not controllers: no Kubernetes API credentials.
+                    automount_service_account_token: Some(false),
                     containers: vec![container],
                     ..PodSpec::default()
                 }),
@@ -332,6 +334,7 @@ mod tests {
         );
         let pod = spec.template.spec.as_ref().expect("pod");
         assert_eq!(pod.service_account_name.as_deref(), Some("tasks"));
+        assert_eq!(pod.automount_service_account_token, Some(false));
         let c = &pod.containers[0];
         let res = c.resources.as_ref().expect("resources");
         let requests = res.requests.as_ref().expect("requests");
