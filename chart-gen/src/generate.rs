@@ -72,11 +72,6 @@ fn chart_file(rel: &str, contents: String) -> GeneratedFile {
     }
 }
 
-/// The values of every environment's overlay file, as Helm will merge them.
-pub fn environment_values(env: Environment) -> Result<Value, GenerateError> {
-    to_json("profile", &profiles::profile(env))
-}
-
 /// Computes every generated file.
 pub fn generate_all() -> Result<Vec<GeneratedFile>, GenerateError> {
     let mut files: Vec<GeneratedFile> = render::render_chart()?
@@ -107,7 +102,7 @@ pub fn generate_all() -> Result<Vec<GeneratedFile>, GenerateError> {
         ),
     ));
     for env in Environment::ALL {
-        let target = environment_values(env)?;
+        let target = to_json("profile", &profiles::profile(env))?;
         let mut diff = overlay::diff(&base, &target).unwrap_or(Value::Object(Default::default()));
         // Every overlay names its environment, even where the base already has it.
         if let Value::Object(top) = &mut diff {

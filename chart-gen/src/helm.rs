@@ -82,11 +82,6 @@ impl Helm {
         })
     }
 
-    /// The binary's path.
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
     fn run(&self, args: &[OsString]) -> Result<String, HelmError> {
         let out = Command::new(&self.program)
             .args(args)

@@ -214,11 +214,7 @@ fn validate(root: &Path, helm: Helm, args: ValidateArgs) -> Result<ExitCode> {
         );
     }
     let pipeline = Pipeline::new(chart, helm, args.crd_dir.as_deref())?;
-    let envs = if args.envs.all || args.envs.env.is_none() {
-        Environment::ALL.to_vec()
-    } else {
-        args.envs.envs()
-    };
+    let envs = args.envs.envs();
     let mut total = 0;
     let mut objects = 0;
     for env in envs {

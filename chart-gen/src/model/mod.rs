@@ -113,18 +113,6 @@ pub const PLATFORM_SERVICES: [ServiceKey; 6] = [
 ];
 
 impl Values {
-    /// The platform services with their keys, for code that treats them alike.
-    pub fn platform_services(&self) -> [(ServiceKey, &PlatformService); 6] {
-        [
-            (PLATFORM_SERVICES[0], &self.web),
-            (PLATFORM_SERVICES[1], &self.api_gateway),
-            (PLATFORM_SERVICES[2], &self.integration),
-            (PLATFORM_SERVICES[3], &self.development),
-            (PLATFORM_SERVICES[4], &self.metadata),
-            (PLATFORM_SERVICES[5], &self.ops_monitor),
-        ]
-    }
-
     /// Mutable access to every platform service.
     pub fn platform_services_mut(&mut self) -> [&mut PlatformService; 6] {
         [
@@ -134,17 +122,6 @@ impl Values {
             &mut self.development,
             &mut self.metadata,
             &mut self.ops_monitor,
-        ]
-    }
-
-    /// The infrastructure modes, by component name.
-    pub fn infra_modes(&self) -> [(&'static str, Mode); 5] {
-        [
-            ("mysql", self.mysql.mode),
-            ("redis", self.redis.mode),
-            ("kafka", self.kafka.mode),
-            ("elasticsearch", self.elasticsearch.mode),
-            ("minio", self.minio.mode),
         ]
     }
 }
