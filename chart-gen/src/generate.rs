@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::model::Environment;
 use crate::render::{self, RenderError};
-use crate::{overlay, profiles, schema, values_doc};
+use crate::{kube_versions, overlay, profiles, schema, values_doc};
 
 /// The chart's directory relative to the repository root.
 pub const CHART_DIR: &str = "charts/datajump";
@@ -178,6 +178,11 @@ fn chart_readme(base: &Value, schema: &Value) -> String {
     template
         .replace("@VERSION@", render::CHART.version)
         .replace("@APP_VERSION@", render::CHART.app_version)
+        .replace(
+            "@KUBE_OLDEST@",
+            &kube_versions::OLDEST_SUPPORTED.to_string(),
+        )
+        .replace("@KUBE_NEWEST@", &kube_versions::NEWEST_TESTED.to_string())
         .replace("@VALUES_TABLE@", &values_doc::markdown_table(&rows))
 }
 

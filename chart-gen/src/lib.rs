@@ -3,6 +3,7 @@
 
 pub mod generate;
 pub mod helm;
+pub mod kube_versions;
 pub mod model;
 pub mod overlay;
 pub mod pipeline;

@@ -41,8 +41,27 @@ pub struct ChartInfo {
     pub version: &'static str,
     /// Version of the platform the chart deploys.
     pub app_version: &'static str,
-    /// Kubernetes versions the chart supports (Chart.yaml `kubeVersion`).
-    pub kube_version: &'static str,
+}
+
+/// The supported Kubernetes releases, for Chart.yaml (from [`crate::kube_versions`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct KubernetesInfo {
+    /// Chart.yaml `kubeVersion`: a lower bound only.
+    pub kube_version: String,
+    /// Oldest supported and newest tested release, e.g. "1.33" and "1.37".
+    pub oldest: String,
+    pub newest_tested: String,
+}
+
+impl KubernetesInfo {
+    fn current() -> Self {
+        use crate::kube_versions::{NEWEST_TESTED, OLDEST_SUPPORTED, chart_kube_version};
+        Self {
+            kube_version: chart_kube_version(),
+            oldest: OLDEST_SUPPORTED.to_string(),
+            newest_tested: NEWEST_TESTED.to_string(),
+        }
+    }
 }
 
 /// The chart this generator writes.
@@ -50,7 +69,6 @@ pub const CHART: ChartInfo = ChartInfo {
     name: "datajump",
     version: env!("CARGO_PKG_VERSION"),
     app_version: crate::profiles::APP_VERSION,
-    kube_version: ">=1.29.0-0 <1.36.0-0",
 };
 
 #[derive(Serialize)]
@@ -91,6 +109,7 @@ fn environment() -> Result<Environment<'static>, RenderError> {
 /// Renders every template. Returns (path relative to the chart directory, contents), sorted.
 pub fn render_chart() -> Result<Vec<(String, String)>, RenderError> {
     let env = environment()?;
+    let kubernetes = KubernetesInfo::current();
     let services: Vec<ServiceCtx> = PLATFORM_SERVICES
         .iter()
         .map(|s| ServiceCtx {
@@ -111,7 +130,11 @@ pub fn render_chart() -> Result<Vec<(String, String)>, RenderError> {
         if let Some(rel) = name.strip_prefix("chart/") {
             out.push((
                 rel.to_string(),
-                render(context! { chart => Serde(&CHART), services => Serde(&services) })?,
+                render(context! {
+                    chart => Serde(&CHART),
+                    kubernetes => Serde(&kubernetes),
+                    services => Serde(&services),
+                })?,
             ));
         } else if let Some(file) = name.strip_prefix("service/") {
             for svc in &services {

@@ -101,10 +101,12 @@ impl Helm {
         args
     }
 
-    /// `helm status -o json`: revision, chart and state of the release.
-    pub fn status_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
+    /// `helm get metadata -o json`: revision, chart and app version and state of the release.
+    /// (`helm status -o json` carries the chart only on Helm 3; this works on 3.13+ and 4.)
+    pub fn metadata_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
-            "status".into(),
+            "get".into(),
+            "metadata".into(),
             release.into(),
             "--namespace".into(),
             namespace.into(),
@@ -294,8 +296,8 @@ mod tests {
             "get manifest datajump --namespace datajump-dev --kubeconfig /k/config --kube-context prod-ctx"
         );
         assert_eq!(
-            display_args(&helm().status_args("datajump", "datajump-dev")),
-            "status datajump --namespace datajump-dev --output json --kubeconfig /k/config --kube-context prod-ctx"
+            display_args(&helm().metadata_args("datajump", "datajump-dev")),
+            "get metadata datajump --namespace datajump-dev --output json --kubeconfig /k/config --kube-context prod-ctx"
         );
         assert_eq!(
             display_args(&helm().uninstall_args("datajump", "ns", Duration::from_secs(300))),

@@ -156,7 +156,8 @@ async fn install_preflight_and_namespace_apply() {
     ]);
     let failures = preflight::run(&client, &preflight::plan(&values))
         .await
-        .unwrap();
+        .unwrap()
+        .failures;
     assert_eq!(failures.len(), 2, "{failures:?}");
     assert!(
         failures[0].contains("innodbclusters.mysql.oracle.com")
@@ -186,7 +187,8 @@ async fn preflight_rejects_unsupported_versions_and_missing_default_storage_clas
     ]);
     let failures = preflight::run(&client, &preflight::plan(&json!({})))
         .await
-        .unwrap();
+        .unwrap()
+        .failures;
     assert_eq!(failures.len(), 2, "{failures:?}");
     assert!(failures[0].contains("1.27 is not supported"));
     assert!(failures[1].contains("no default StorageClass"));

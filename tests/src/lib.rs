@@ -2,5 +2,6 @@
 
 pub mod backup_data;
 pub mod backup_scripts;
+pub mod cluster;
 pub mod mariadb;
 pub mod s3;

@@ -1,13 +1,19 @@
 //! Strict validation of built-in Kubernetes objects against the API's own types (k8s-openapi,
-//! Kubernetes 1.33 API), the way the API server's strict field validation (`kubectl apply
-//! --validate=strict`, the default since 1.27) would judge them:
+//! the newest supported API, Kubernetes 1.37), the way the API server's strict field validation
+//! (`kubectl apply --validate=strict`, the default since 1.27) would judge them:
 //! - the object is deserialized into its typed struct; a type error or a missing required field
 //!   is reported with its JSON pointer;
 //! - the typed value is serialized back and compared with the input: every key of the input that
 //!   did not survive the round trip is a field the type does not have (`unknown field "x"`),
 //!   exactly the fields the API server would reject or silently drop;
 //! - APIs removed from Kubernetes are named with the release that removed them and their
-//!   replacement, since the chart targets Kubernetes 1.29–1.35.
+//!   replacement.
+//!
+//! Only the kinds listed in `builtins!` count as built in, and every one of them is a GA API
+//! served since long before the oldest supported release
+//! ([`crate::kube_versions::OLDEST_SUPPORTED`]), so a render cannot use an API that release
+//! lacks: any other apiVersion/kind must be a custom resource with a CRD schema. A *field* added
+//! after 1.33 would pass here; CI's kubeconform run against the oldest release catches those.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

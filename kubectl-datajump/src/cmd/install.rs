@@ -168,7 +168,11 @@ pub async fn deploy(
     if !args.skip_preflight {
         ctx.progress
             .line("preflight: server version, operator CRDs, StorageClass, IngressClass ...");
-        let failures = preflight::run(client, &preflight::plan(&p.values.merged)).await?;
+        let report = preflight::run(client, &preflight::plan(&p.values.merged)).await?;
+        for warning in &report.warnings {
+            eprintln!("warning: {warning}");
+        }
+        let failures = report.failures;
         if !failures.is_empty() {
             anyhow::bail!(
                 "preflight failed ({} problem{}):\n  {}\n(--skip-preflight skips these checks)",

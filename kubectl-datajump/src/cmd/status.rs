@@ -193,33 +193,29 @@ async fn release_info(ctx: &Ctx, ns: &str) -> ReleaseInfo {
     let name = ctx.global.release.clone();
     let fetched = async {
         let helm = Helm::locate(&ctx.global)?;
-        let out = helm.run(&helm.status_args(&name, ns)).await?;
+        let out = helm.run(&helm.metadata_args(&name, ns)).await?;
         anyhow::Ok(serde_json::from_str::<Value>(&out)?)
     }
     .await;
     match fetched {
-        Ok(v) => ReleaseInfo {
-            name,
-            revision: v.get("version").and_then(Value::as_i64),
-            chart_version: v
-                .pointer("/chart/metadata/version")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            app_version: v
-                .pointer("/chart/metadata/appVersion")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            status: v
-                .pointer("/info/status")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_string(),
-        },
+        Ok(v) => release_from_metadata(name, &v),
         Err(e) => ReleaseInfo {
             name,
             status: format!("unknown ({e:#})"),
             ..Default::default()
         },
+    }
+}
+
+/// Reads `helm get metadata -o json` (the same fields on Helm 3.13+ and Helm 4).
+fn release_from_metadata(name: String, v: &Value) -> ReleaseInfo {
+    let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    ReleaseInfo {
+        name,
+        revision: v.get("revision").and_then(Value::as_i64),
+        chart_version: text("version"),
+        app_version: text("appVersion"),
+        status: text("status").unwrap_or_else(|| "unknown".into()),
     }
 }
 

@@ -30,11 +30,7 @@ pub fn job_from_cronjob(
     overrides: &JobOverrides,
 ) -> anyhow::Result<Job> {
     let cj_name = cronjob.metadata.name.clone().unwrap_or_default();
-    let template = cronjob
-        .spec
-        .as_ref()
-        .map(|s| s.job_template.clone())
-        .ok_or_else(|| anyhow::anyhow!("CronJob {cj_name} has no spec"))?;
+    let template = cronjob.spec.job_template.clone();
     let mut spec = template
         .spec
         .ok_or_else(|| anyhow::anyhow!("CronJob {cj_name} has an empty jobTemplate"))?;

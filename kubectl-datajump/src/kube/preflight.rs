@@ -3,14 +3,12 @@
 //! install), and the StorageClass and IngressClass the values reference. The list of checks is
 //! computed from the values alone (pure); only `run` talks to the cluster.
 
+use chart_gen::kube_versions::{self, NEWEST_TESTED, OLDEST_SUPPORTED, Support};
 use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
 use serde_json::Value;
-
-/// Oldest and newest supported Kubernetes minor versions (1.x).
-pub const SUPPORTED_MINORS: (u32, u32) = (29, 35);
 
 /// One thing the cluster must have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,28 +155,42 @@ fn collect_storage_classes(v: &Value, out: &mut std::collections::BTreeSet<Strin
     }
 }
 
-/// Checks a server version against the supported range; `minor` may carry a `+` (GKE, EKS).
-pub fn check_version(major: &str, minor: &str) -> Result<(), String> {
-    let minor_num: Option<u32> = minor.trim_end_matches('+').parse().ok();
-    let (lo, hi) = SUPPORTED_MINORS;
-    match (major, minor_num) {
-        ("1", Some(m)) if (lo..=hi).contains(&m) => Ok(()),
-        _ => Err(format!(
-            "Kubernetes {major}.{minor} is not supported: DataJump supports 1.{lo} to 1.{hi}"
+/// What a server version means for the install: refused below the oldest supported release,
+/// a warning above the newest tested one (a newer cluster is not locked out).
+pub fn check_version(major: &str, minor: &str) -> Result<Option<String>, String> {
+    match kube_versions::classify(major, minor) {
+        Ok(Support::Supported(_)) => Ok(None),
+        Ok(Support::NewerThanTested(v)) => Ok(Some(format!(
+            "Kubernetes {v} is newer than the newest release DataJump is tested on ({NEWEST_TESTED}); continuing"
+        ))),
+        Ok(Support::TooOld(v)) => Err(format!(
+            "Kubernetes {v} is not supported: DataJump needs {OLDEST_SUPPORTED} or newer (tested on {})",
+            kube_versions::supported_range()
         )),
+        Err(e) => Err(e.to_string()),
     }
 }
 
-/// Runs every check and returns the failures as user-facing sentences (empty = all good).
-pub async fn run(client: &Client, checks: &[Check]) -> anyhow::Result<Vec<String>> {
-    let mut failures = Vec::new();
+/// The outcome of preflight: failures stop the install, warnings are printed and it goes on.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub failures: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Runs every check and returns what failed and what deserves a warning.
+pub async fn run(client: &Client, checks: &[Check]) -> anyhow::Result<Report> {
+    let mut report = Report::default();
     let info = client
         .apiserver_version()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the API server: {e}"))?;
-    if let Err(msg) = check_version(&info.major, &info.minor) {
-        failures.push(msg);
+    match check_version(&info.major, &info.minor) {
+        Ok(None) => {}
+        Ok(Some(warning)) => report.warnings.push(warning),
+        Err(failure) => report.failures.push(failure),
     }
+    let failures = &mut report.failures;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let storage: Api<StorageClass> = Api::all(client.clone());
     let ingress: Api<IngressClass> = Api::all(client.clone());
@@ -227,7 +239,7 @@ pub async fn run(client: &Client, checks: &[Check]) -> anyhow::Result<Vec<String
             }
         }
     }
-    Ok(failures)
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -270,15 +282,14 @@ mod tests {
     }
 
     #[test]
-    fn version_range_is_1_29_to_1_35() {
-        assert!(check_version("1", "29").is_ok());
-        assert!(check_version("1", "35+").is_ok());
-        assert!(
-            check_version("1", "28")
-                .unwrap_err()
-                .contains("supports 1.29 to 1.35")
-        );
-        assert!(check_version("1", "36").is_err());
+    fn versions_below_the_oldest_are_refused_and_above_the_newest_warned() {
+        assert_eq!(check_version("1", "33"), Ok(None));
+        assert_eq!(check_version("1", "36+"), Ok(None));
+        assert_eq!(check_version("1", "37"), Ok(None));
+        let refused = check_version("1", "32").unwrap_err();
+        assert!(refused.contains("needs 1.33 or newer"), "{refused}");
+        let warning = check_version("1", "38").unwrap().expect("a warning");
+        assert!(warning.contains("newer than the newest release DataJump is tested on (1.37)"));
         assert!(check_version("2", "0").is_err());
     }
 }

@@ -40,7 +40,7 @@ fn component_of(labels: Option<&BTreeMap<String, String>>, fallback: &str) -> St
 /// Deployment readiness: observed the latest generation, all replicas updated and available.
 pub fn deployment_readiness(d: &Deployment) -> WorkloadReadiness {
     let name = d.metadata.name.clone().unwrap_or_default();
-    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let desired = d.spec.replicas.unwrap_or(1);
     let st = d.status.clone().unwrap_or_default();
     let observed = st.observed_generation >= d.metadata.generation;
     let ready = st.ready_replicas.unwrap_or(0);
@@ -61,7 +61,7 @@ pub fn deployment_readiness(d: &Deployment) -> WorkloadReadiness {
 /// StatefulSet readiness: all replicas ready and on the current revision.
 pub fn statefulset_readiness(s: &StatefulSet) -> WorkloadReadiness {
     let name = s.metadata.name.clone().unwrap_or_default();
-    let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let desired = s.spec.replicas.unwrap_or(1);
     let st = s.status.clone().unwrap_or_default();
     let observed = st.observed_generation >= s.metadata.generation;
     let ready = st.ready_replicas.unwrap_or(0);

@@ -13,7 +13,9 @@ pub mod validate;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -378,7 +380,58 @@ pub struct RunCondition {
 
 /// The CRDs of this API, for chart-gen to write into the chart.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Workflow::crd(), WorkflowRun::crd()]
+    let mut crds = vec![Workflow::crd(), WorkflowRun::crd()];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                kubernetes_formats(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// schemars names Rust's unsigned integers `uint8` … `uint64`, formats the API server does not
+/// know (it warns `unrecognized format "uint32"` on every apply). Kubernetes knows `int32` and
+/// `int64`; the sign becomes `minimum: 0`, which is what the Rust type guaranteed.
+fn kubernetes_formats(schema: &mut JSONSchemaProps) {
+    if let Some(format) = schema.format.as_deref() {
+        let known = match format {
+            "uint8" | "uint16" | "uint32" => Some("int32"),
+            "uint64" | "uint" => Some("int64"),
+            _ => None,
+        };
+        if let Some(known) = known {
+            schema.format = Some(known.into());
+            if schema.minimum.is_none_or(|m| m < 0.0) {
+                schema.minimum = Some(0.0);
+            }
+        }
+    }
+    let children = schema
+        .properties
+        .iter_mut()
+        .flat_map(|p| p.values_mut())
+        .chain(schema.all_of.iter_mut().flatten())
+        .chain(schema.any_of.iter_mut().flatten())
+        .chain(schema.one_of.iter_mut().flatten())
+        .chain(schema.not.as_deref_mut());
+    let mut nested: Vec<&mut JSONSchemaProps> = children.collect();
+    match schema.items.as_mut() {
+        Some(JSONSchemaPropsOrArray::Schema(s)) => nested.push(s),
+        Some(JSONSchemaPropsOrArray::Schemas(list)) => nested.extend(list.iter_mut()),
+        None => {}
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(s)) = schema.additional_properties.as_mut() {
+        nested.push(s);
+    }
+    for child in nested {
+        kubernetes_formats(child);
+    }
 }
 
 #[cfg(test)]
@@ -413,6 +466,16 @@ mod tests {
             );
         }
         let json = serde_json::to_string(&crds).expect("CRDs serialize");
+        for format in ["uint8", "uint16", "uint32", "uint64"] {
+            assert!(
+                !json.contains(&format!("\"format\":\"{format}\"")),
+                "format {format} is unknown to Kubernetes"
+            );
+        }
+        assert!(
+            json.contains("\"format\":\"int32\""),
+            "u32 fields become int32"
+        );
         assert!(
             json.contains("a task cannot depend on itself"),
             "task CEL rule missing"

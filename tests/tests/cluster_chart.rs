@@ -1,0 +1,311 @@
+//! The chart on a real API server (the local control plane, see `datajump_tests::cluster`):
+//! every environment installs with plain `helm install` on Helm 3 and Helm 4 after only the
+//! prerequisites the chart README names, upgrades to a changed value and uninstalls; nothing
+//! the chart generates draws a warning from the API server.
+//!
+//! The operators are not running here, so operator-mode custom resources are only created
+//! (admitted against their CRD schemas), never reconciled; pods are played by the fake kubelet.
+
+use std::process::{Command, Output};
+
+use chart_gen::model::Environment;
+use datajump_tests::cluster::{self, Cluster, tool, workspace_root};
+
+const CHART: &str = "charts/datajump";
+
+/// The Secret `secrets.existingSecret` names in prod, with the keys the chart reads from it.
+const PROD_SECRET_KEYS: &[&str] = &[
+    "db-password",
+    "jwt-secret",
+    "redis-password",
+    "minio-access-key",
+    "minio-secret-key",
+];
+
+fn helm(helm: &str, cluster: &Cluster, args: &[&str]) -> Output {
+    let out = Command::new(tool(helm))
+        .current_dir(workspace_root())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {helm}: {e} (run bash .ci/install-tools.sh)"));
+    eprintln!(
+        "$ {helm} {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Lines of helm's or kubectl's stderr that carry an API server warning: kubectl prints
+/// `Warning: …`; Helm 3 and 4 log them through klog's `warnings.go` (see the test below for
+/// lines both printed for a Pod Security `warn` violation).
+fn warnings(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.contains("Warning:") || l.contains("warnings.go") || l.contains("level=WARN"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn warnings_are_recognised_in_what_helm_and_kubectl_print() {
+    let helm3 = r#"I1201 20:34:04.529795   25538 warnings.go:110] "Warning: would violate PodSecurity \"restricted:latest\": runAsNonRoot != true""#;
+    let helm4 = r#"I1201 20:34:04.940847   25554 warnings.go:107] "Warning: would violate PodSecurity \"restricted:latest\"""#;
+    let kubectl = r#"Warning: unrecognized format "uint32""#;
+    let quiet = "NAME: datajump\nSTATUS: deployed\nrelease \"datajump\" uninstalled";
+    for noisy in [helm3, helm4, kubectl] {
+        assert_eq!(
+            warnings(format!("{quiet}\n{noisy}").as_bytes()),
+            vec![noisy]
+        );
+    }
+    assert!(warnings(quiet.as_bytes()).is_empty());
+}
+
+/// What the chart README's "Install" section asks for before a plain `helm install`: the
+/// release namespace with its Pod Security labels, Fluent Bit's privileged namespace where
+/// Fluent Bit is on, and in prod the Secret `secrets.existingSecret` names.
+fn prerequisites(cluster: &Cluster, env: Environment, ns: &str, logging_ns: &str) {
+    cluster.namespace(
+        ns,
+        &[
+            ("env", env.as_str()),
+            ("pod-security.kubernetes.io/enforce", "restricted"),
+            ("pod-security.kubernetes.io/audit", "restricted"),
+            ("pod-security.kubernetes.io/warn", "restricted"),
+        ],
+    );
+    cluster.namespace(
+        logging_ns,
+        &[("pod-security.kubernetes.io/enforce", "privileged")],
+    );
+    if env == Environment::Prod {
+        let data: String = PROD_SECRET_KEYS
+            .iter()
+            .map(|k| format!("  {k}: test-{k}\n"))
+            .collect();
+        cluster.apply_yaml(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: datajump-secrets\n  namespace: {ns}\nstringData:\n{data}"
+        ));
+    }
+}
+
+fn jsonpath(cluster: &Cluster, ns: &str, object: &str, path: &str) -> String {
+    let out = cluster.kubectl(&["get", "-n", ns, object, "-o", &format!("jsonpath={path}")]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Install, upgrade to a changed value, uninstall — with plain helm, as a Harbor user would.
+fn plain_helm_life_cycle(helm_bin: &str, env: Environment) {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    let ns = format!("{helm_bin}-{}", env.as_str());
+    let logging_ns = format!("{ns}-logging");
+    prerequisites(cluster, env, &ns, &logging_ns);
+    let values = format!("{CHART}/{}", env.values_file_name());
+    let logging = format!("observability.fluentBit.namespace={logging_ns}");
+
+    let install = helm(
+        helm_bin,
+        cluster,
+        &[
+            "install",
+            "datajump",
+            CHART,
+            "-n",
+            &ns,
+            "-f",
+            &values,
+            "--set",
+            &logging,
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+    );
+    assert!(
+        install.status.success(),
+        "{helm_bin} install ({env:?}) failed: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    assert_eq!(
+        warnings(&install.stderr),
+        Vec::<String>::new(),
+        "helm install drew warnings"
+    );
+    let config = "configmap/datajump-config";
+    assert!(
+        jsonpath(cluster, &ns, config, "{.data}").contains("INFO"),
+        "the config map carries the default log level"
+    );
+
+    let upgrade = helm(
+        helm_bin,
+        cluster,
+        &[
+            "upgrade",
+            "datajump",
+            CHART,
+            "-n",
+            &ns,
+            "-f",
+            &values,
+            "--set",
+            &logging,
+            "--set",
+            "config.logLevel=DEBUG",
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+    );
+    assert!(
+        upgrade.status.success(),
+        "{helm_bin} upgrade ({env:?}) failed"
+    );
+    assert_eq!(warnings(&upgrade.stderr), Vec::<String>::new());
+    assert!(
+        jsonpath(cluster, &ns, config, "{.data}").contains("DEBUG"),
+        "the upgrade reached the cluster"
+    );
+    let history = helm(
+        helm_bin,
+        cluster,
+        &["history", "datajump", "-n", &ns, "-o", "json"],
+    );
+    let history: serde_json::Value =
+        serde_json::from_slice(&history.stdout).expect("helm history -o json");
+    assert_eq!(history.as_array().map(Vec::len), Some(2), "{history}");
+
+    let uninstall = helm(
+        helm_bin,
+        cluster,
+        &[
+            "uninstall",
+            "datajump",
+            "-n",
+            &ns,
+            "--wait",
+            "--timeout",
+            "2m",
+        ],
+    );
+    assert!(uninstall.status.success(), "{helm_bin} uninstall failed");
+    let left = cluster.kubectl(&[
+        "get",
+        "deployments,statefulsets,services,configmaps,cronjobs",
+        "-n",
+        &ns,
+        "-l",
+        "app.kubernetes.io/instance=datajump",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "uninstall left release objects behind"
+    );
+    let daemonsets = cluster.kubectl(&["get", "daemonsets", "-n", &logging_ns, "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&daemonsets.stdout).trim(), "");
+}
+
+#[test]
+fn helm3_dev() {
+    plain_helm_life_cycle("helm3", Environment::Dev);
+}
+
+#[test]
+fn helm3_test() {
+    plain_helm_life_cycle("helm3", Environment::Test);
+}
+
+#[test]
+fn helm3_staging() {
+    plain_helm_life_cycle("helm3", Environment::Staging);
+}
+
+#[test]
+fn helm3_prod() {
+    plain_helm_life_cycle("helm3", Environment::Prod);
+}
+
+#[test]
+fn helm4_dev() {
+    plain_helm_life_cycle("helm4", Environment::Dev);
+}
+
+#[test]
+fn helm4_test() {
+    plain_helm_life_cycle("helm4", Environment::Test);
+}
+
+#[test]
+fn helm4_staging() {
+    plain_helm_life_cycle("helm4", Environment::Staging);
+}
+
+#[test]
+fn helm4_prod() {
+    plain_helm_life_cycle("helm4", Environment::Prod);
+}
+
+#[test]
+fn the_charts_crds_apply_without_warnings() {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    let stderr = &cluster.chart_crd_apply_stderr;
+    assert!(
+        warnings(stderr.as_bytes()).is_empty(),
+        "kubectl apply of charts/datajump/crds warned:\n{stderr}"
+    );
+    for crd in ["workflows.datajump.io", "workflowruns.datajump.io"] {
+        cluster
+            .kubectl_ok(&["get", "crd", crd])
+            .expect("the chart's CRDs are installed");
+    }
+}
+
+/// `kubectl apply --dry-run=server` of every environment's render into a namespace labelled
+/// as the README says: admission (Pod Security `warn`, deprecated APIs, CRD schemas) has
+/// nothing to say about any object.
+#[test]
+fn every_rendered_object_applies_without_warnings() {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    for env in Environment::ALL {
+        let ns = format!("render-{}", env.as_str());
+        let logging_ns = format!("{ns}-logging");
+        prerequisites(cluster, env, &ns, &logging_ns);
+        let values = format!("{CHART}/{}", env.values_file_name());
+        let logging = format!("observability.fluentBit.namespace={logging_ns}");
+        let rendered = helm(
+            "helm4",
+            cluster,
+            &[
+                "template", "datajump", CHART, "-n", &ns, "-f", &values, "--set", &logging,
+            ],
+        );
+        assert!(rendered.status.success(), "helm template ({env:?}) failed");
+        let path = cluster.dir.join(format!("render-{}.yaml", env.as_str()));
+        std::fs::write(&path, &rendered.stdout).expect("write the render");
+        let applied =
+            cluster.kubectl(&["apply", "--dry-run=server", "-f", &path.to_string_lossy()]);
+        assert!(
+            applied.status.success(),
+            "{env:?}: the API server refused the render: {}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+        assert_eq!(
+            warnings(&applied.stderr),
+            Vec::<String>::new(),
+            "{env:?}: kubectl apply warned"
+        );
+    }
+}
