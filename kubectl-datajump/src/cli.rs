@@ -50,8 +50,8 @@ pub struct GlobalOpts {
     /// Output format of read commands.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
-    /// Disable colours (also when NO_COLOR is set).
-    #[arg(long, global = true, env = "NO_COLOR")]
+    /// Disable colours (also when NO_COLOR is set to anything non-empty, as no-color.org says).
+    #[arg(long, global = true)]
     pub no_color: bool,
     /// Debug logs on stderr (-v: commands run and requests made).
     #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]

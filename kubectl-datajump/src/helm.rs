@@ -88,6 +88,16 @@ impl Helm {
         args
     }
 
+    /// `helm template --dry-run=server` against the cluster: what an upgrade would apply now.
+    /// Unlike a client-side render, the chart's `lookup` calls see the live objects, so the
+    /// credentials the chart keeps across upgrades render as they are, not as new random ones.
+    pub fn template_live_args(&self, r: &Release) -> Vec<OsString> {
+        let mut args = self.template_args(r);
+        args.push("--dry-run=server".into());
+        self.cluster_flags(&mut args);
+        args
+    }
+
     /// `helm get manifest`: what the deployed release consists of now.
     pub fn get_manifest_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![

@@ -62,9 +62,14 @@ pub fn print<T: Render>(answer: &T, global: &GlobalOpts) -> anyhow::Result<()> {
 }
 
 /// Colour only on a terminal and when neither --no-color nor NO_COLOR asked otherwise.
+/// `NO_COLOR` set to any non-empty value turns colour off (<https://no-color.org>).
+fn no_color_env() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
 pub fn style_for(global: &GlobalOpts) -> Style {
     Style {
-        color: !global.no_color && std::io::stdout().is_terminal(),
+        color: !global.no_color && !no_color_env() && std::io::stdout().is_terminal(),
     }
 }
 

@@ -295,6 +295,25 @@ fn start_fake_kubelet(k8s: &Path, dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot record the fake kubelet's pid: {e}"))
 }
 
+/// The credentials Secret of an environment's profile, created with every key the chart reads:
+/// `secrets.existingSecret` where the profile names one, else the default
+/// `<fullname>-credentials` of the release `datajump`. A prerequisite the chart README names.
+pub fn credentials_secret(cluster: &Cluster, env: chart_gen::model::Environment, ns: &str) {
+    let named = chart_gen::profiles::profile(env).secrets.existing_secret;
+    let name = if named.is_empty() {
+        "datajump-credentials".to_string()
+    } else {
+        named
+    };
+    let data: String = chart_gen::model::CREDENTIAL_KEYS
+        .iter()
+        .map(|k| format!("  {k}: test-{k}\n"))
+        .collect();
+    cluster.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\nstringData:\n{data}"
+    ));
+}
+
 /// A pinned tool from `.tools/bin` (installed by `.ci/install-tools.sh`), else from PATH.
 pub fn tool(name: &str) -> PathBuf {
     let pinned = workspace_root().join(".tools/bin").join(name);

@@ -13,15 +13,6 @@ use datajump_tests::cluster::{self, Cluster, tool, workspace_root};
 
 const CHART: &str = "charts/datajump";
 
-/// The Secret `secrets.existingSecret` names in prod, with the keys the chart reads from it.
-const PROD_SECRET_KEYS: &[&str] = &[
-    "db-password",
-    "jwt-secret",
-    "redis-password",
-    "minio-access-key",
-    "minio-secret-key",
-];
-
 fn helm(helm: &str, cluster: &Cluster, args: &[&str]) -> Output {
     let out = Command::new(tool(helm))
         .current_dir(workspace_root())
@@ -67,7 +58,7 @@ fn warnings_are_recognised_in_what_helm_and_kubectl_print() {
 
 /// What the chart README's "Install" section asks for before a plain `helm install`: the
 /// release namespace with its Pod Security labels, Fluent Bit's privileged namespace where
-/// Fluent Bit is on, and in prod the Secret `secrets.existingSecret` names.
+/// Fluent Bit is on, and the credentials Secret.
 fn prerequisites(cluster: &Cluster, env: Environment, ns: &str, logging_ns: &str) {
     cluster.namespace(
         ns,
@@ -82,15 +73,7 @@ fn prerequisites(cluster: &Cluster, env: Environment, ns: &str, logging_ns: &str
         logging_ns,
         &[("pod-security.kubernetes.io/enforce", "privileged")],
     );
-    if env == Environment::Prod {
-        let data: String = PROD_SECRET_KEYS
-            .iter()
-            .map(|k| format!("  {k}: test-{k}\n"))
-            .collect();
-        cluster.apply_yaml(&format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: datajump-secrets\n  namespace: {ns}\nstringData:\n{data}"
-        ));
-    }
+    cluster::credentials_secret(cluster, env, ns);
 }
 
 fn jsonpath(cluster: &Cluster, ns: &str, object: &str, path: &str) -> String {

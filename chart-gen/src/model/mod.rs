@@ -16,7 +16,7 @@ pub use infra::{
     MinioOperator, Mode, Mysql, MysqlOperator, NodeSet, Redis, RedisOperator, Storage,
 };
 pub use platform::{
-    AppConfig, Backup, BackupUpload, Executor, FluentBit, FluentBitOutput, Global,
+    AppConfig, Backup, BackupUpload, CREDENTIAL_KEYS, Executor, FluentBit, FluentBitOutput, Global,
     GrafanaDashboard, HelmTest, Ingress, IngressTls, LeaderElection, NetworkPolicy, Observability,
     PodSecurityLevel, PrometheusRule, Scheduler, SecretValues, Secrets, ServiceMonitor,
     TaskServiceAccount,

@@ -153,40 +153,53 @@ pub struct AppConfig {
     pub log_level: String,
 }
 
-/// Plaintext secret values (dev and test only; prod must use `existingSecret`). Any key left
-/// out is generated randomly at install and kept on upgrades.
+/// The keys of the credentials Secret, whoever creates it.
+pub const CREDENTIAL_KEYS: [&str; 6] = [
+    "db-password",
+    "db-root-password",
+    "redis-password",
+    "jwt-secret",
+    "minio-access-key",
+    "minio-secret-key",
+];
+
+/// Plaintext secret values (not in prod, which must use `existingSecret`). The chart creates
+/// `<fullname>-secrets` from them; every key must be given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretValues {
     /// MySQL application user's password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub db_password: Option<String>,
+    #[schemars(length(min = 1))]
+    pub db_password: String,
     /// MySQL root password (embedded MySQL).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub db_root_password: Option<String>,
+    #[schemars(length(min = 1))]
+    pub db_root_password: String,
     /// Redis password.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redis_password: Option<String>,
+    #[schemars(length(min = 1))]
+    pub redis_password: String,
     /// Key that signs the platform's JWTs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub jwt_secret: Option<String>,
+    #[schemars(length(min = 1))]
+    pub jwt_secret: String,
     /// MinIO access key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub minio_access_key: Option<String>,
+    #[schemars(length(min = 1))]
+    pub minio_access_key: String,
     /// MinIO secret key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub minio_secret_key: Option<String>,
+    #[schemars(length(min = 1))]
+    pub minio_secret_key: String,
 }
 
-/// Credentials. With `existingSecret` the chart creates no Secret; it must hold the keys
-/// db-password, db-root-password, redis-password, jwt-secret, minio-access-key, minio-secret-key.
+/// Credentials, from a Secret with the keys db-password, db-root-password, redis-password,
+/// jwt-secret, minio-access-key and minio-secret-key. The chart never generates credentials
+/// while rendering, so every render of the same values is identical (helm template, Argo CD).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Secrets {
-    /// Name of a Secret created outside the chart (required in prod).
+    /// Name of a Secret created outside the chart (required in prod). Empty with no `values`:
+    /// `<fullname>-credentials`, which `kubectl datajump install` creates once with random
+    /// credentials and keeps across upgrades and uninstalls; with plain Helm, create it first.
     pub existing_secret: String,
-    /// Values for the Secret the chart creates when `existingSecret` is empty (not allowed in prod);
-    /// when absent, random credentials are generated at install and kept on upgrades.
+    /// Credentials for a Secret the chart creates (`<fullname>-secrets`) when `existingSecret`
+    /// is empty; every key is required. Not allowed in prod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<SecretValues>,
 }

@@ -50,7 +50,7 @@ pub async fn run(ctx: &Ctx, chart: &ChartArgs) -> anyhow::Result<()> {
                 .get_manifest_args(&p.release.name, &p.release.namespace),
         )
         .await?;
-    let next = p.helm.run(&p.helm.template_args(&p.release)).await?;
+    let next = p.helm.run(&p.helm.template_live_args(&p.release)).await?;
     let cmp = manifests::compare(
         &manifests::parse(&deployed)?,
         &manifests::parse(&next)?,

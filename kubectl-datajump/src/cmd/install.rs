@@ -12,7 +12,7 @@ use crate::cli::{ChartArgs, InstallArgs};
 use crate::cmd::Ctx;
 use crate::helm::{Helm, Release};
 use crate::kube::rollout::WorkloadReadiness;
-use crate::kube::{namespace, preflight, rollout};
+use crate::kube::{crds, credentials, namespace, preflight, rollout};
 use crate::output::{self, Render, Style};
 use crate::values::{MergedValues, load_layers};
 use crate::{manifests, schema};
@@ -165,6 +165,7 @@ pub async fn deploy(
     args: &InstallArgs,
     summary: &mut InstallSummary,
 ) -> anyhow::Result<()> {
+    let credentials = credentials::source(&p.values.merged, &ctx.fullname());
     if !args.skip_preflight {
         ctx.progress
             .line("preflight: server version, operator CRDs, StorageClass, IngressClass ...");
@@ -172,7 +173,10 @@ pub async fn deploy(
         for warning in &report.warnings {
             eprintln!("warning: {warning}");
         }
-        let failures = report.failures;
+        let mut failures = report.failures;
+        if let credentials::Source::Existing(name) = &credentials {
+            failures.extend(credentials::check_existing(client, &p.release.namespace, name).await?);
+        }
         if !failures.is_empty() {
             anyhow::bail!(
                 "preflight failed ({} problem{}):\n  {}\n(--skip-preflight skips these checks)",
@@ -184,6 +188,14 @@ pub async fn deploy(
     }
     let ns_plans = namespace::plan(p.env, &p.release.namespace, &p.values.merged);
     namespace::apply(client, &ns_plans).await?;
+    if let credentials::Source::Generated(name) = &credentials
+        && credentials::ensure_generated(client, &p.release.namespace, name).await?
+    {
+        ctx.progress.line(format!(
+            "created Secret {name} with generated credentials (kept across upgrades and uninstall)"
+        ));
+    }
+    crds::apply(client, &p.release.chart_dir).await?;
     ctx.progress.line(format!(
         "namespace {} ready; running helm upgrade --install ...",
         p.release.namespace

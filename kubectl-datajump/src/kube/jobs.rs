@@ -173,7 +173,15 @@ pub async fn job_log(client: &Client, namespace: &str, job_name: &str) -> anyhow
         .last()
         .ok_or_else(|| anyhow::anyhow!("Job {job_name} has no pods"))?;
     let name = pod.metadata.name.clone().unwrap_or_default();
-    Ok(pods.logs(&name, &LogParams::default()).await?)
+    pods.logs(&name, &LogParams::default()).await.map_err(|e| {
+        let reason = match &e {
+            kube::Error::Api(status) => status.message.clone(),
+            other => other.to_string(),
+        };
+        anyhow::anyhow!(
+            "cannot read the log of pod {name} (Job {job_name}) from the node's kubelet: {reason}"
+        )
+    })
 }
 
 /// The last non-empty line of a log: the scripts print their result (the backup name) last.

@@ -2,6 +2,8 @@
 //! it a tower-test mock and assert the exact requests; building the client from kubeconfig flags
 //! is the only part that needs a real cluster.
 
+pub mod crds;
+pub mod credentials;
 pub mod jobs;
 pub mod namespace;
 pub mod preflight;

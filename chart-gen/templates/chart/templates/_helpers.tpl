@@ -143,9 +143,30 @@ topologySpreadConstraints:
 {{- end }}
 {{- end -}}
 
-{{/* The Secret holding credentials: an existing one, or the one the chart creates. */}}
+{{/*
+The Secret holding credentials. The chart never invents credentials while rendering (a render
+must not depend on when or where it runs): it is `secrets.existingSecret` when set; else, with
+`secrets.values`, the Secret the chart creates from them; else `<fullname>-credentials`, which
+`kubectl datajump install` creates once with random values (plain Helm users create it).
+*/}}
 {{- define "datajump.secretName" -}}
-{{- .Values.secrets.existingSecret | default (printf "%s-secrets" (include "datajump.fullname" .)) -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- .Values.secrets.existingSecret -}}
+{{- else if .Values.secrets.values -}}
+{{- printf "%s-secrets" (include "datajump.fullname" .) -}}
+{{- else -}}
+{{- printf "%s-credentials" (include "datajump.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Pod annotation that rolls pods when the credentials the chart renders change. A Secret created
+outside the chart is not visible at render time, so its changes need a rollout of their own.
+*/}}
+{{- define "datajump.secretChecksum" -}}
+{{- if and (not .Values.secrets.existingSecret) .Values.secrets.values -}}
+checksum/secret: {{ include (print .Template.BasePath "/config/secret.yaml") . | sha256sum }}
+{{- end -}}
 {{- end -}}
 
 {{/* The StorageClass for a volume: its own, else global.storageClass, else none (cluster default). */}}

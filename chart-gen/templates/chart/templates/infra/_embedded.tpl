@@ -33,8 +33,10 @@ spec:
     metadata:
       labels:
         {{- include "datajump.labels" . | nindent 8 }}
+      {{- with include "datajump.secretChecksum" .root }}
       annotations:
-        checksum/secret: {{ include (print .root.Template.BasePath "/config/secret.yaml") .root | sha256sum }}
+        {{- . | nindent 8 }}
+      {{- end }}
     spec:
       automountServiceAccountToken: false
       {{- include "datajump.imagePullSecrets" .root | nindent 6 }}

@@ -1,0 +1,497 @@
+//! `kubectl datajump` on a real API server (the local control plane, see
+//! `datajump_tests::cluster`): install of every environment with `--wait`, `status`, `images`,
+//! `diff` against the live release, `upgrade`, `uninstall`; `backup create` and the restore
+//! sequence as far as an API server without kubelets goes.
+//!
+//! The operators are not running, so operator-mode custom resources are created (and admitted
+//! against their CRD schemas) but never become ready; the fake kubelet serves no logs, so the
+//! backup name (the last line of the backup Job's log) cannot be read here.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chart_gen::model::Environment;
+use datajump_tests::cluster::{self, Cluster, cargo_bin, tool, wait_until, workspace_root};
+use serde_json::Value;
+
+/// What a run of the plugin printed.
+struct Run {
+    ok: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+fn plugin(cluster: &Cluster, args: &[&str]) -> Run {
+    let bin = cargo_bin(
+        "kubectl-datajump",
+        &[
+            "kubectl-datajump/src",
+            "chart-gen/src",
+            "scheduler-image/src",
+        ],
+    );
+    let out = Command::new(bin)
+        .current_dir(workspace_root())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .arg("--helm")
+        .arg(tool("helm4"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run kubectl-datajump");
+    let run = Run {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!(
+        "$ kubectl datajump {} -> {:?}\n{}{}",
+        args.join(" "),
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+/// The cluster-wide things preflight checks for that a platform team provides: the
+/// StorageClasses the profiles name and the ingress controller's IngressClass (the operator
+/// CRDs come with the test cluster), and the Secret `secrets.existingSecret` names.
+fn prerequisites(cluster: &Cluster, env: Environment) {
+    for class in ["fast-ssd", "standard-ssd"] {
+        cluster.apply_yaml(&format!(
+            "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: {class}\nprovisioner: fake.local/hostpath\n"
+        ));
+    }
+    cluster.apply_yaml(
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\nspec:\n  controller: k8s.io/ingress-nginx\n",
+    );
+    // The generated one (dev, test) is the plugin's to create; a named one must exist.
+    if !chart_gen::profiles::profile(env)
+        .secrets
+        .existing_secret
+        .is_empty()
+    {
+        let ns = env.default_namespace();
+        cluster.namespace(&ns, &[]);
+        cluster::credentials_secret(cluster, env, &ns);
+    }
+}
+
+fn labels_of(cluster: &Cluster, ns: &str) -> Value {
+    let out = cluster
+        .kubectl_ok(&["get", "namespace", ns, "-o", "json"])
+        .expect("namespace exists");
+    let ns: Value = serde_json::from_slice(&out.stdout).expect("namespace JSON");
+    ns["metadata"]["labels"].clone()
+}
+
+/// `--confirm-env prod` where prod asks for it.
+fn confirm(env: Environment) -> Vec<&'static str> {
+    if env == Environment::Prod {
+        vec!["--yes", "--confirm-env", "prod"]
+    } else {
+        vec!["--yes"]
+    }
+}
+
+fn life_cycle(env: Environment) {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    prerequisites(cluster, env);
+    let e = env.as_str();
+    let ns = env.default_namespace();
+    // Each environment its own Fluent Bit namespace, so the four can install side by side.
+    let logging_ns = format!("{ns}-logging");
+    let logging = format!("observability.fluentBit.namespace={logging_ns}");
+
+    let install = plugin(
+        cluster,
+        &[
+            "install",
+            "--env",
+            e,
+            "--wait",
+            "--timeout",
+            "5m",
+            "--set",
+            &logging,
+        ],
+    );
+    assert!(install.ok, "install --env {e} failed:\n{}", install.stderr);
+    assert!(
+        !install.stderr.to_lowercase().contains("warning"),
+        "install warned:\n{}",
+        install.stderr
+    );
+    let labels = labels_of(cluster, &ns);
+    assert_eq!(labels["env"], e);
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert_eq!(labels["pod-security.kubernetes.io/warn"], "restricted");
+    if env != Environment::Dev {
+        let labels = labels_of(cluster, &logging_ns);
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "privileged");
+    }
+
+    let status = plugin(cluster, &["status", "--env", e, "-o", "json"]).json();
+    let release = &status["release"];
+    assert_eq!(release["name"], "datajump");
+    assert_eq!(release["status"], "deployed", "{status:#}");
+    assert_eq!(release["revision"], 1);
+    assert_eq!(release["chartVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(release["appVersion"], chart_gen::profiles::APP_VERSION);
+    let components = status["components"].as_array().expect("components");
+    assert!(
+        components.iter().any(|c| c["component"] == "scheduler"),
+        "{status:#}"
+    );
+    for c in components {
+        assert!(
+            c["rolledOut"] == true && c["ready"] == c["desired"],
+            "not ready after --wait: {c}"
+        );
+    }
+    // No scheduler process runs in this namespace, so nobody holds the Lease.
+    assert_eq!(status["schedulerLeader"], Value::Null);
+    let operator_resources = status["infrastructure"].as_array().map_or(0, Vec::len);
+    if env == Environment::Dev {
+        assert_eq!(operator_resources, 0, "dev runs embedded infrastructure");
+    } else {
+        // Created, admitted by their CRD schemas, never reconciled (no operator runs here).
+        assert!(operator_resources >= 5, "{status:#}");
+    }
+    let table = plugin(cluster, &["status", "--env", e]);
+    assert!(
+        table.stdout.contains(&format!(
+            "deployed (revision 1, chart {}, app {})",
+            env!("CARGO_PKG_VERSION"),
+            chart_gen::profiles::APP_VERSION
+        )),
+        "{}",
+        table.stdout
+    );
+
+    let images = plugin(cluster, &["images", "--env", e, "-o", "json"]).json();
+    let images: Vec<&str> = images["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .filter_map(|i| i["image"].as_str())
+        .collect();
+    assert!(images.iter().any(|i| i.contains("scheduler")), "{images:?}");
+
+    let unchanged = plugin(cluster, &["diff", "--env", e, "--set", &logging]);
+    assert!(unchanged.ok, "{}", unchanged.stderr);
+    assert!(
+        !unchanged.stdout.contains("\n+") && !unchanged.stdout.contains("\n-"),
+        "diff against an unchanged release shows changes:\n{}",
+        unchanged.stdout
+    );
+    let changed = plugin(
+        cluster,
+        &[
+            "diff",
+            "--env",
+            e,
+            "--set",
+            &logging,
+            "--set",
+            "config.logLevel=DEBUG",
+        ],
+    );
+    assert!(changed.ok, "{}", changed.stderr);
+    assert!(
+        changed.stdout.contains("ConfigMap") && changed.stdout.contains("DEBUG"),
+        "the diff names the changed ConfigMap:\n{}",
+        changed.stdout
+    );
+
+    let upgrade = plugin(
+        cluster,
+        &[
+            "upgrade",
+            "--env",
+            e,
+            "--wait",
+            "--timeout",
+            "5m",
+            "--set",
+            &logging,
+            "--set",
+            "config.logLevel=DEBUG",
+        ],
+    );
+    assert!(upgrade.ok, "upgrade failed:\n{}", upgrade.stderr);
+    let status = plugin(cluster, &["status", "--env", e, "-o", "json"]).json();
+    assert_eq!(status["release"]["revision"], 2);
+
+    let mut args = vec!["uninstall", "--env", e];
+    args.extend(confirm(env));
+    let uninstall = plugin(cluster, &args);
+    assert!(uninstall.ok, "uninstall failed:\n{}", uninstall.stderr);
+    let left = cluster.kubectl(&["get", "deployments,statefulsets", "-n", &ns, "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "");
+    if chart_gen::profiles::profile(env)
+        .secrets
+        .existing_secret
+        .is_empty()
+    {
+        // The credentials install generated outlive the release, like the data volumes.
+        cluster
+            .kubectl_ok(&["get", "secret", "datajump-credentials", "-n", &ns])
+            .expect("uninstall keeps the generated credentials");
+    }
+    let status = plugin(cluster, &["status", "--env", e, "-o", "json"]);
+    assert!(
+        status.stdout.contains("unknown") || !status.ok,
+        "status after uninstall must not claim a release:\n{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn dev_installs_reports_upgrades_and_uninstalls() {
+    life_cycle(Environment::Dev);
+}
+
+#[test]
+fn test_installs_reports_upgrades_and_uninstalls() {
+    life_cycle(Environment::Test);
+}
+
+#[test]
+fn staging_installs_reports_upgrades_and_uninstalls() {
+    life_cycle(Environment::Staging);
+}
+
+#[test]
+fn prod_installs_reports_upgrades_and_uninstalls() {
+    life_cycle(Environment::Prod);
+}
+
+#[test]
+fn preflight_names_what_the_cluster_lacks() {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    // A StorageClass nobody created: refused before anything is installed.
+    let run = plugin(
+        cluster,
+        &[
+            "install",
+            "--env",
+            "dev",
+            "-n",
+            "preflight-test",
+            "--set",
+            "global.storageClass=no-such-class",
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("StorageClass \"no-such-class\""),
+        "{}",
+        run.stderr
+    );
+    let ns = cluster.kubectl(&["get", "namespace", "preflight-test"]);
+    assert!(!ns.status.success(), "a refused install changed nothing");
+}
+
+/// `backup create` makes a Job from the chart's CronJob; the restore sequence suspends the
+/// workflows, stops the scheduler, runs the restore Job and puts everything back.
+#[test]
+fn backup_job_and_restore_sequence() {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    let ns = "backup-dev";
+    prerequisites(cluster, Environment::Dev);
+    let install = plugin(
+        cluster,
+        &[
+            "install",
+            "--env",
+            "dev",
+            "-n",
+            ns,
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+    );
+    assert!(install.ok, "{}", install.stderr);
+
+    let created = plugin(
+        cluster,
+        &["backup", "create", "--env", "dev", "-n", ns, "-o", "json"],
+    );
+    assert!(created.ok, "{}", created.stderr);
+    let job = created.json()["job"]
+        .as_str()
+        .expect("the Job's name")
+        .to_string();
+    assert!(job.starts_with("datajump-backup-"), "{job}");
+    let owner = cluster
+        .kubectl_ok(&[
+            "get",
+            "job",
+            &job,
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.metadata.annotations.cronjob\\.kubernetes\\.io/instantiate}",
+        ])
+        .expect("the backup Job exists");
+    assert_eq!(String::from_utf8_lossy(&owner.stdout), "manual");
+    // Same minute, same Job: a second create does not start another dump.
+    let again = plugin(
+        cluster,
+        &["backup", "create", "--env", "dev", "-n", ns, "-o", "json"],
+    );
+    assert_eq!(again.json()["job"], job.as_str());
+    wait_until(
+        "the backup Job to complete",
+        Duration::from_secs(60),
+        || {
+            let out = cluster.kubectl(&[
+                "get",
+                "job",
+                &job,
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={.status.succeeded}",
+            ]);
+            (String::from_utf8_lossy(&out.stdout) == "1").then_some(())
+        },
+    );
+    // The backup name is the last line of the Job's log, which needs a kubelet.
+    let listed = plugin(cluster, &["backup", "list", "--env", "dev", "-n", ns]);
+    assert!(!listed.ok);
+    assert!(
+        listed.stderr.contains("log"),
+        "the error says the log could not be read:\n{}",
+        listed.stderr
+    );
+
+    restore_sequence(cluster, ns);
+}
+
+fn restore_sequence(cluster: &Cluster, ns: &str) {
+    for (name, suspended) in [("nightly", false), ("paused", true)] {
+        cluster.apply_yaml(&format!(
+            "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  schedule: \"0 2 * * *\"\n  suspend: {suspended}\n  tasks:\n    - {{name: dump, image: busybox}}\n"
+        ));
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let report = runtime.block_on(async {
+        let client = cluster.client().await;
+        // Sample the scheduler's replicas and the workflows while the restore runs.
+        let stopped_seen = Arc::new(AtomicBool::new(false));
+        let sampler = tokio::spawn(sample_during_restore(
+            client.clone(),
+            ns.to_string(),
+            stopped_seen.clone(),
+        ));
+        let report = kubectl_datajump::cmd::restore::restore(
+            &client,
+            ns,
+            "datajump",
+            "datajump-20261201T020000Z",
+            Duration::from_secs(120),
+            kubectl_datajump::output::Progress::with(false),
+        )
+        .await
+        .expect("the restore sequence runs");
+        sampler.abort();
+        (report, stopped_seen.load(Ordering::SeqCst))
+    });
+    let (report, seen_stopped) = report;
+    assert!(
+        seen_stopped,
+        "during the restore the scheduler was at 0 replicas with every workflow suspended"
+    );
+    assert!(report.succeeded, "{}", report.message);
+    assert!(
+        report.cleanup_errors.is_empty(),
+        "{:?}",
+        report.cleanup_errors
+    );
+    assert_eq!(report.workflows_resumed, ["nightly"]);
+    assert_eq!(report.scheduler_replicas, 1);
+    let suspend = |wf: &str| {
+        let out = cluster.kubectl(&[
+            "get",
+            "workflows.datajump.io",
+            wf,
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.suspend}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(suspend("nightly"), "false", "resumed after the restore");
+    assert_eq!(suspend("paused"), "true", "was suspended before, stays so");
+    let replicas = cluster.kubectl(&[
+        "get",
+        "deployment",
+        "datajump-scheduler",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&replicas.stdout), "1");
+    let env = cluster
+        .kubectl_ok(&[
+            "get",
+            "job",
+            &report.job,
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].env[?(@.name==\"BACKUP_NAME\")].value}",
+        ])
+        .expect("the restore Job exists");
+    assert_eq!(
+        String::from_utf8_lossy(&env.stdout),
+        "datajump-20261201T020000Z"
+    );
+}
+
+/// Sets `seen` once, at some instant during the restore, the scheduler Deployment is at zero
+/// replicas while every workflow is suspended.
+async fn sample_during_restore(client: kube::Client, ns: String, seen: Arc<AtomicBool>) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::Api;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let workflows: Api<datajump_scheduler::api::Workflow> = Api::namespaced(client, &ns);
+    loop {
+        if let (Ok(d), Ok(list)) = (
+            deployments.get("datajump-scheduler").await,
+            workflows.list(&Default::default()).await,
+        ) {
+            let stopped = d.spec.replicas == Some(0);
+            let all_suspended = !list.items.is_empty() && list.items.iter().all(|w| w.spec.suspend);
+            if stopped && all_suspended {
+                seen.store(true, Ordering::SeqCst);
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
