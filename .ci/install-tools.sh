@@ -86,17 +86,24 @@ mariadb_ready() {
     command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || return 1
   done
 }
-if ! mariadb_ready; then
+# The local Kubernetes control plane of the real-cluster tests (../shared/k8s/cluster.sh) needs
+# openssl (throwaway certificates), curl (readiness probes) and xz (its packed binaries).
+apt_packages=()
+mariadb_ready || apt_packages+=(mariadb-server mariadb-client)
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+command -v xz >/dev/null 2>&1 || apt_packages+=(xz-utils)
+if [ "${#apt_packages[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
-    echo "installing mariadb-server and mariadb-client from apt" >&2
+    echo "installing ${apt_packages[*]} from apt" >&2
     export DEBIAN_FRONTEND=noninteractive
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    $sudo_cmd apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client >/dev/null
+    $sudo_cmd apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
     mariadb_ready || { echo "error: MariaDB programs still missing after apt-get install" >&2; exit 1; }
   else
-    echo "warning: apt-get not found; install mariadb-server yourself for the backup tests" >&2
+    echo "warning: apt-get not found; install ${apt_packages[*]} yourself" >&2
   fi
 fi
 

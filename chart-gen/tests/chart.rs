@@ -545,3 +545,64 @@ fn scheduler_deployment_sets_exactly_the_flags_the_scheduler_reads() {
         assert!(set.contains(&name.as_str()), "chart does not set {name}");
     }
 }
+
+/// The chart never invents credentials while rendering, so the same values render the same
+/// bytes every time (helm template, Argo CD and helm-diff see no phantom changes), and given
+/// credentials roll the pods through their checksum.
+#[test]
+fn renders_are_deterministic_and_given_credentials_roll_the_pods() {
+    for env in Environment::ALL {
+        assert_eq!(
+            render(env, &[]),
+            render(env, &[]),
+            "{env}: two renders of the same values differ"
+        );
+        let objs = render(env, &[]);
+        assert!(
+            kinds(&objs, "Secret").is_empty(),
+            "{env}: without secrets.values the chart creates no Secret"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let with = |password: &str| {
+        let file = dir.path().join(format!("secrets-{password}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "secrets:\n  values:\n    dbPassword: {password}\n    dbRootPassword: r\n    redisPassword: r\n    jwtSecret: j\n    minioAccessKey: a\n    minioSecretKey: s\n"
+            ),
+        )
+        .unwrap();
+        render(Environment::Test, &[file])
+    };
+    let (a, b) = (with("one"), with("two"));
+    let secret = find(&a, "Secret", "datajump-secrets");
+    assert_eq!(
+        secret["data"]["db-password"], "b25l",
+        "base64 of the given value"
+    );
+    let sum = |objs: &[Value]| {
+        find(objs, "Deployment", "datajump-web")["spec"]["template"]["metadata"]["annotations"]
+            ["checksum/secret"]
+            .clone()
+    };
+    assert!(sum(&a).is_string());
+    assert_ne!(sum(&a), sum(&b), "a changed credential rolls the pods");
+    let secret_ref =
+        |objs: &[Value]| {
+            find(objs, "Deployment", "datajump-web")["spec"]["template"]["spec"]["containers"][0]
+            ["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+        };
+    assert!(secret_ref(&a).iter().all(|n| n == "datajump-secrets"));
+    assert!(
+        secret_ref(&render(Environment::Dev, &[]))
+            .iter()
+            .all(|n| n == "datajump-credentials"),
+        "without values the chart reads <fullname>-credentials"
+    );
+}

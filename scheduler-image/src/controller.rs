@@ -290,6 +290,13 @@ where
     }
 }
 
+/// The run a (cached) Job belongs to, from its `datajump.io/run` label.
+fn run_of_job(job: &Job) -> Option<ObjectRef<WorkflowRun>> {
+    let run = job.metadata.labels.as_ref()?.get(LABEL_RUN)?;
+    let ns = job.metadata.namespace.as_deref()?;
+    Some(ObjectRef::new(run).within(ns))
+}
+
 /// Runs both controllers until `stop` completes.
 pub async fn run_controllers(
     client: Client,
@@ -303,18 +310,20 @@ pub async fn run_controllers(
     let runs: Api<WorkflowRun> = scoped(&client, ns);
     let jobs: Api<Job> = scoped(&client, ns);
 
-    // The Job cache (for the global cap and each run's Jobs) and the run controller's Job
-    // triggers; both select only Jobs the scheduler created.
+    // One watch of the Jobs the scheduler created feeds both the Job cache (for the global cap
+    // and each run's Jobs) and the run controller's triggers. The reflector updates the cache
+    // before it passes an event on, so a run reconciled because its Job changed always sees
+    // that change; with two separate watches the trigger could arrive first, find nothing new,
+    // and leave the run waiting for the next resync.
     let job_selector = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
     let (job_store, job_writer) = reflector::store();
-    let job_cache = watcher(jobs.clone(), job_selector.clone())
+    let job_events = watcher(jobs, job_selector)
         .default_backoff()
         .modify(trim_for_cache)
         .reflect(job_writer)
-        .take_until(stop.clone())
-        .for_each(|_| async {});
-    let run_controller =
-        Controller::new(runs.clone(), watcher::Config::default()).owns(jobs, job_selector);
+        .touched_objects();
+    let run_controller = Controller::new(runs.clone(), watcher::Config::default())
+        .watches_stream(job_events, |job: Job| run_of_job(&job));
     let workflow_controller = Controller::new(workflows, watcher::Config::default())
         .owns(runs, watcher::Config::default());
 
@@ -347,7 +356,7 @@ pub async fn run_controllers(
         .graceful_shutdown_on(stop)
         .run(reconcile_run, on_error, ctx)
         .for_each(|_| async {});
-    tokio::join!(job_cache, readiness, wf_loop, run_loop);
+    tokio::join!(readiness, wf_loop, run_loop);
 }
 
 /// The leader Lease of this replica.

@@ -222,6 +222,50 @@ impl Cluster {
         ));
     }
 
+    /// Starts a long-running process (a scheduler, say) whose output goes to
+    /// `DIR/logs/<name>.log`. It is killed when the returned handle drops, and by the guard
+    /// if this process dies first.
+    pub fn spawn(&self, name: &str, mut command: Command) -> Background {
+        let log_path = self.dir.join("logs").join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).expect("create the process log");
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let pid_file = self.dir.join("run").join(format!("test-{name}.pid"));
+        std::fs::write(&pid_file, child.id().to_string()).expect("record the pid");
+        Background {
+            child,
+            pid_file,
+            log: log_path,
+        }
+    }
+
+    /// A kubeconfig that authenticates as a ServiceAccount (a real token from the TokenRequest
+    /// API), so a process run with it has exactly that account's RBAC rights.
+    pub fn service_account_kubeconfig(&self, namespace: &str, account: &str) -> PathBuf {
+        let token = self
+            .kubectl_ok(&[
+                "create",
+                "token",
+                account,
+                "-n",
+                namespace,
+                "--duration",
+                "2h",
+            ])
+            .expect("create a token for the service account");
+        let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+        let admin = std::fs::read_to_string(self.dir.join("kubeconfig-token"))
+            .expect("the token kubeconfig cluster.sh wrote");
+        let path = self.dir.join(format!("kubeconfig-{namespace}-{account}"));
+        std::fs::write(&path, admin.replace("local-admin-token", &token))
+            .expect("write the service account kubeconfig");
+        path
+    }
+
     /// A kube-rs client for this cluster.
     pub async fn client(&self) -> kube::Client {
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
@@ -233,6 +277,38 @@ impl Cluster {
         .await
         .expect("kubeconfig → client config");
         kube::Client::try_from(config).expect("kube client")
+    }
+}
+
+/// A process started by [`Cluster::spawn`]; killed on drop.
+#[derive(Debug)]
+pub struct Background {
+    child: std::process::Child,
+    pid_file: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Background {
+    /// The process's output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.pid_file);
     }
 }
 

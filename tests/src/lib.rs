@@ -4,4 +4,5 @@ pub mod backup_data;
 pub mod backup_scripts;
 pub mod cluster;
 pub mod mariadb;
+pub mod plugin;
 pub mod s3;

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::cli::{GlobalOpts, WorkflowCommand};
 use crate::cmd::{Ctx, confirm};
 use crate::error::InputError;
-use crate::kube::workflows;
+use crate::kube::{jobs, workflows};
 use crate::output::{self, Render, Style, age};
 
 /// A workflow file read and checked: the typed object and the document as written.
@@ -257,7 +257,8 @@ async fn logs(
             if follow {
                 let mut lines = pods
                     .log_stream(&pod_name, &workflows::log_params(true))
-                    .await?
+                    .await
+                    .map_err(|e| jobs::log_error(&pod_name, job, e))?
                     .lines();
                 while let Some(line) = lines.try_next().await? {
                     println!("[{}] {line}", t.name);
@@ -265,7 +266,8 @@ async fn logs(
             } else {
                 for line in pods
                     .logs(&pod_name, &workflows::log_params(false))
-                    .await?
+                    .await
+                    .map_err(|e| jobs::log_error(&pod_name, job, e))?
                     .lines()
                 {
                     println!("[{}] {line}", t.name);

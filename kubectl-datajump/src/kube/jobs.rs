@@ -173,15 +173,21 @@ pub async fn job_log(client: &Client, namespace: &str, job_name: &str) -> anyhow
         .last()
         .ok_or_else(|| anyhow::anyhow!("Job {job_name} has no pods"))?;
     let name = pod.metadata.name.clone().unwrap_or_default();
-    pods.logs(&name, &LogParams::default()).await.map_err(|e| {
-        let reason = match &e {
-            kube::Error::Api(status) => status.message.clone(),
-            other => other.to_string(),
-        };
-        anyhow::anyhow!(
-            "cannot read the log of pod {name} (Job {job_name}) from the node's kubelet: {reason}"
-        )
-    })
+    pods.logs(&name, &LogParams::default())
+        .await
+        .map_err(|e| log_error(&name, job_name, e))
+}
+
+/// Logs come from the node's kubelet through the API server; when that fails the API server's
+/// message (not the whole error structure) says why.
+pub fn log_error(pod: &str, job: &str, e: kube::Error) -> anyhow::Error {
+    let reason = match &e {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    };
+    anyhow::anyhow!(
+        "cannot read the log of pod {pod} (Job {job}) from the node's kubelet: {reason}"
+    )
 }
 
 /// The last non-empty line of a log: the scripts print their result (the backup name) last.

@@ -1,0 +1,338 @@
+//! Workflows end to end on a real API server: the dev environment installed by the plugin, the
+//! real `datajump-scheduler` binary running beside it with the chart's configuration and the
+//! chart's ServiceAccount token (so its RBAC is what the chart grants), and the plugin's
+//! workflow verbs: submit --run-now --watch, list, get, runs, logs, run, suspend, resume, delete.
+//!
+//! The fake kubelet plays each task's pod (Succeeded after a second; Failed for tasks whose
+//! name ends in `fails`) and serves no logs.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use chart_gen::model::Environment;
+use datajump_tests::cluster::{self, Background, Cluster, cargo_bin, wait_until};
+use datajump_tests::plugin::{plugin, prerequisites};
+use serde_json::Value;
+
+const NS: &str = "datajump-dev";
+const SAMPLE: &str = "tests/e2e/sample-workflow.yaml";
+
+/// Starts the scheduler binary the way the chart's Deployment would: the plain `value` env
+/// entries of its container, plus what the downward API would give it.
+fn start_scheduler(cluster: &Cluster, metrics_port: u16) -> Background {
+    let out = cluster
+        .kubectl_ok(&[
+            "get",
+            "deployment",
+            "datajump-scheduler",
+            "-n",
+            NS,
+            "-o",
+            "json",
+        ])
+        .expect("the chart deployed the scheduler");
+    let deployment: Value = serde_json::from_slice(&out.stdout).expect("Deployment JSON");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .expect("the scheduler has its own ServiceAccount");
+    let mut command = Command::new(cargo_bin("datajump-scheduler", &["scheduler-image/src"]));
+    command.env_clear();
+    for var in container["env"].as_array().into_iter().flatten() {
+        if let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) {
+            command.env(name, value);
+        }
+    }
+    command
+        .env("DATAJUMP_POD_NAME", "scheduler-under-test")
+        .env("DATAJUMP_POD_NAMESPACE", NS)
+        .env("DATAJUMP_HTTP_ADDR", format!("127.0.0.1:{metrics_port}"))
+        .env("DATAJUMP_LOG_FORMAT", "text")
+        .env(
+            "KUBECONFIG",
+            cluster.service_account_kubeconfig(NS, account),
+        );
+    cluster.spawn("scheduler", command)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// The scheduler's Prometheus counters, summed over their labels.
+fn counters(port: u16) -> BTreeMap<String, f64> {
+    let out = Command::new("curl")
+        .args(["-fsS", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .expect("curl");
+    let mut sums = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or(series).to_string();
+        if let Ok(v) = value.parse::<f64>() {
+            *sums.entry(name).or_insert(0.0) += v;
+        }
+    }
+    sums
+}
+
+fn jobs_of_run(cluster: &Cluster, run: &str) -> Vec<String> {
+    let out = cluster.kubectl(&[
+        "get",
+        "jobs",
+        "-n",
+        NS,
+        "-l",
+        &format!("datajump.io/run={run}"),
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+fn runs_of(cluster: &Cluster, workflow: &str) -> Vec<Value> {
+    let run = plugin(
+        cluster,
+        &["workflow", "runs", workflow, "-n", NS, "-o", "json"],
+    );
+    assert!(run.ok, "{}", run.stderr);
+    run.json()["runs"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn workflow_verbs_against_the_real_scheduler() {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    prerequisites(cluster, Environment::Dev);
+    let install = plugin(
+        cluster,
+        &["install", "--env", "dev", "--wait", "--timeout", "5m"],
+    );
+    assert!(install.ok, "{}", install.stderr);
+    let port = free_port();
+    let mut scheduler = start_scheduler(cluster, port);
+    // Leading and with synced caches before the first run is created. (A run created in the
+    // instant the controllers start can be missed until the next resync — a scheduler defect
+    // this harness exposed, tracked with the scheduler's restart and load work.)
+    wait_until(
+        "the scheduler to lead with synced caches",
+        Duration::from_secs(60),
+        || {
+            let ready = Command::new("curl")
+                .args(["-fsS", &format!("http://127.0.0.1:{port}/readyz")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            let leading = counters(port).get("scheduler_leader") == Some(&1.0);
+            (ready && leading).then_some(())
+        },
+    );
+
+    // The diamond sample, as the kind job in CI runs it.
+    let validate = plugin(cluster, &["workflow", "validate", "-f", SAMPLE]);
+    assert!(validate.ok, "{}", validate.stderr);
+    let submit = plugin(
+        cluster,
+        &["workflow", "submit", "-f", SAMPLE, "--run-now", "--watch"],
+    );
+    assert!(
+        submit.ok,
+        "the sample run did not succeed:\n{}{}\nscheduler log:\n{}",
+        submit.stdout,
+        submit.stderr,
+        scheduler.output()
+    );
+    let runs = runs_of(cluster, "e2e-diamond");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = runs[0]["name"].as_str().expect("run name").to_string();
+    assert_eq!(runs[0]["phase"], "Succeeded");
+    assert_eq!(runs[0]["succeededTasks"], 4);
+    let tasks = ["extract", "load", "transform-orders", "transform-users"];
+    assert_eq!(
+        jobs_of_run(cluster, &run),
+        tasks.map(|t| format!("{run}-{t}-1")),
+        "exactly one Job per task"
+    );
+
+    let list = plugin(cluster, &["workflow", "list", "-n", NS, "-o", "json"]).json();
+    let listed: Vec<&str> = list["workflows"]
+        .as_array()
+        .expect("workflows")
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert_eq!(listed, ["e2e-diamond"]);
+
+    let tree = plugin(cluster, &["workflow", "get", "e2e-diamond", "-n", NS]);
+    assert!(tree.ok, "{}", tree.stderr);
+    for task in tasks {
+        assert!(
+            tree.stdout.contains(&format!("{task} [Succeeded]")),
+            "{}",
+            tree.stdout
+        );
+    }
+
+    // No kubelet here, so no logs: the error must say where they would come from.
+    let logs = plugin(
+        cluster,
+        &["workflow", "logs", &run, "--task", "extract", "-n", NS],
+    );
+    assert_eq!(logs.code, Some(1), "{}", logs.stderr);
+    assert!(
+        logs.stderr.contains("cannot read the log of pod"),
+        "{}",
+        logs.stderr
+    );
+
+    // The Lease is held by the scheduler under test, and status says so.
+    let status = plugin(cluster, &["status", "--env", "dev", "-o", "json"]).json();
+    assert_eq!(
+        status["schedulerLeader"]["holder"], "scheduler-under-test",
+        "{status:#}"
+    );
+
+    let jobs_created = failing_run_and_manual_runs(cluster) + tasks.len();
+
+    // Every Job the scheduler created was counted. (Counted at least once: a reconcile that
+    // reads its own write back stale can count a task twice — scheduler work still open.)
+    let metrics = counters(port);
+    let task_total = metrics.get("task_total").copied().unwrap_or(0.0);
+    assert!(task_total >= jobs_created as f64, "{metrics:?}");
+    assert_eq!(
+        metrics.get("workflow_runs_total"),
+        Some(&3.0),
+        "{metrics:?}"
+    );
+    assert!(
+        scheduler.running(),
+        "the scheduler died:\n{}",
+        scheduler.output()
+    );
+}
+
+/// A task that fails skips its downstream, the run fails and `--watch` exits 1 naming it;
+/// `workflow run`, `suspend`, `resume` and `delete` act on the workflow. Returns how many Jobs
+/// its runs created.
+fn failing_run_and_manual_runs(cluster: &Cluster) -> usize {
+    let workflow = "\
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: nightly, namespace: datajump-dev}
+spec:
+  tasks:
+    - {name: extract, image: busybox}
+    - {name: load-fails, image: busybox, dependsOn: [extract]}
+    - {name: report, image: busybox, dependsOn: [load-fails]}
+    - {name: archive, image: busybox, dependsOn: [extract]}
+";
+    let file = cluster.dir.join("nightly.yaml");
+    std::fs::write(&file, workflow).expect("write the workflow");
+    let file = file.to_string_lossy().into_owned();
+    let watched = plugin(
+        cluster,
+        &["workflow", "submit", "-f", &file, "--run-now", "--watch"],
+    );
+    assert_eq!(watched.code, Some(1), "a failed run exits 1");
+    assert!(
+        watched.stdout.contains("load-fails") || watched.stderr.contains("load-fails"),
+        "the failed task is named:\n{}{}",
+        watched.stdout,
+        watched.stderr
+    );
+    let tree = plugin(cluster, &["workflow", "get", "nightly", "-n", NS]);
+    for (task, phase) in [
+        ("extract", "Succeeded"),
+        ("load-fails", "Failed"),
+        ("report", "Skipped"),
+        ("archive", "Succeeded"),
+    ] {
+        assert!(
+            tree.stdout.contains(&format!("{task} [{phase}]")),
+            "{task} should be {phase}:\n{}",
+            tree.stdout
+        );
+    }
+
+    let suspend = plugin(cluster, &["workflow", "suspend", "nightly", "-n", NS]);
+    assert!(suspend.ok, "{}", suspend.stderr);
+    let suspended = |cluster: &Cluster| {
+        let out = cluster.kubectl(&[
+            "get",
+            "workflows.datajump.io",
+            "nightly",
+            "-n",
+            NS,
+            "-o",
+            "jsonpath={.spec.suspend}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(suspended(cluster), "true");
+    let resume = plugin(cluster, &["workflow", "resume", "nightly", "-n", NS]);
+    assert!(resume.ok, "{}", resume.stderr);
+    assert_eq!(suspended(cluster), "false");
+
+    let manual = plugin(
+        cluster,
+        &["workflow", "run", "nightly", "--watch", "-n", NS],
+    );
+    assert_eq!(manual.code, Some(1), "the manual run fails like the first");
+    assert_eq!(runs_of(cluster, "nightly").len(), 2);
+
+    let jobs: usize = runs_of(cluster, "nightly")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .map(|run| jobs_of_run(cluster, run).len())
+        .sum();
+    assert_eq!(
+        jobs, 6,
+        "extract, load-fails and archive in each of the two runs"
+    );
+
+    let refused = plugin(cluster, &["workflow", "delete", "nightly", "-n", NS]);
+    assert_eq!(refused.code, Some(2), "delete asks for confirmation");
+    let delete = plugin(
+        cluster,
+        &["workflow", "delete", "nightly", "--yes", "-n", NS],
+    );
+    assert!(delete.ok, "{}", delete.stderr);
+    let gone = cluster.kubectl(&["get", "workflows.datajump.io", "nightly", "-n", NS]);
+    assert!(!gone.status.success(), "the workflow is deleted");
+    wait_until(
+        "the deleted workflow's runs to be garbage-collected",
+        Duration::from_secs(60),
+        || {
+            let out = cluster.kubectl(&[
+                "get",
+                "workflowruns.datajump.io",
+                "-n",
+                NS,
+                "-l",
+                "datajump.io/workflow=nightly",
+                "-o",
+                "name",
+            ]);
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .is_empty()
+                .then_some(())
+        },
+    );
+    jobs
+}
