@@ -186,12 +186,20 @@ impl Cluster {
         }
     }
 
-    /// `kubectl apply -f -` of a YAML document; panics with kubectl's stderr on failure.
+    /// Server-side apply of a YAML document (idempotent even when two tests apply the same
+    /// object at once); panics with kubectl's stderr on failure.
     pub fn apply_yaml(&self, yaml: &str) {
         let mut child = Command::new(tool("kubectl"))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["apply", "-f", "-"])
+            .args([
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=datajump-tests",
+                "-f",
+                "-",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
