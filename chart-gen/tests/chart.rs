@@ -606,3 +606,76 @@ fn renders_are_deterministic_and_given_credentials_roll_the_pods() {
         "without values the chart reads <fullname>-credentials"
     );
 }
+
+fn render_with(env: Environment, extra_yaml: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("extra.yaml");
+    std::fs::write(&file, extra_yaml).unwrap();
+    render(env, &[file])
+}
+
+/// Only services that serve metrics are scraped and watched by the service-down alert (a
+/// scraped service without metrics would keep that alert firing).
+#[test]
+fn metrics_toggles_decide_what_is_scraped_and_alerted() {
+    let scraped = |objs: &[Value]| -> Vec<String> {
+        objs.iter()
+            .find(|o| o["kind"] == "ServiceMonitor" && o["metadata"]["name"] == "datajump-services")
+            .map(|sm| {
+                sm["spec"]["selector"]["matchExpressions"][0]["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let alert = |objs: &[Value]| -> String {
+        let rule = find(objs, "PrometheusRule", "datajump-alerts");
+        serde_json::to_string(&rule["spec"]).unwrap()
+    };
+    let default = render(Environment::Test, &[]);
+    assert!(
+        !scraped(&default).contains(&"web".to_string()),
+        "web serves no metrics by default"
+    );
+    assert!(scraped(&default).contains(&"api-gateway".to_string()));
+    let web_on = render_with(Environment::Test, "web:\n  metrics: true\n");
+    assert_eq!(scraped(&web_on)[0], "web");
+    assert!(alert(&web_on).contains("(web|api-gateway|"));
+    let gateway_off = render_with(Environment::Test, "apiGateway:\n  metrics: false\n");
+    assert!(!scraped(&gateway_off).contains(&"api-gateway".to_string()));
+    assert!(!alert(&gateway_off).contains("api-gateway"));
+    let none = render_with(
+        Environment::Test,
+        "apiGateway: {metrics: false}\nintegration: {metrics: false}\ndevelopment: {metrics: false}\nmetadata: {metrics: false}\nopsMonitor: {metrics: false}\n",
+    );
+    assert!(
+        scraped(&none).is_empty(),
+        "no ServiceMonitor for services when none serve metrics"
+    );
+    assert!(!alert(&none).contains("DataJumpServiceDown"));
+}
+
+/// `global.commonAnnotations` merges with an object's own annotations instead of adding a
+/// second `annotations:` key (which YAML parsers resolve by dropping one of them).
+#[test]
+fn common_annotations_merge_with_an_objects_own() {
+    let objs = render_with(
+        Environment::Test,
+        "global:\n  commonAnnotations:\n    team: data\n",
+    );
+    let pvc = find(&objs, "PersistentVolumeClaim", "datajump-backup");
+    assert_eq!(pvc["metadata"]["annotations"]["team"], "data");
+    assert_eq!(
+        pvc["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    let plain = render(Environment::Test, &[]);
+    let pvc = find(&plain, "PersistentVolumeClaim", "datajump-backup");
+    assert_eq!(
+        pvc["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+}

@@ -39,15 +39,45 @@ datajump.io/environment: {{ .root.Values.global.environment }}
 {{- end -}}
 
 {{/* name, namespace, labels, common annotations. Takes (dict "root" $ "component" c "name" n). */}}
+{{- /* metadata: name, namespace, labels and annotations (`annotations` in the dict, with
+global.commonAnnotations merged in). Takes (dict "root" $ "component" c "name" n [...]). */}}
 {{- define "datajump.metadata" -}}
 name: {{ .name }}
 namespace: {{ .namespace | default .root.Release.Namespace }}
 labels:
   {{- include "datajump.labels" . | nindent 2 }}
-{{- with .root.Values.global.commonAnnotations }}
+{{- with merge (dict) (.annotations | default dict) (.root.Values.global.commonAnnotations | default dict) }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The platform services that are deployed and serve metrics, comma-separated: what the
+ServiceMonitor scrapes and the service-down alert watches (a service with `metrics: false` must
+not be scraped, or the alert would fire forever).
+*/}}
+{{- define "datajump.scrapedServices" -}}
+{{- $scraped := list }}
+{{- if and .Values.web.enabled .Values.web.metrics }}
+{{- $scraped = append $scraped "web" }}
+{{- end }}
+{{- if and .Values.apiGateway.enabled .Values.apiGateway.metrics }}
+{{- $scraped = append $scraped "api-gateway" }}
+{{- end }}
+{{- if and .Values.integration.enabled .Values.integration.metrics }}
+{{- $scraped = append $scraped "integration" }}
+{{- end }}
+{{- if and .Values.development.enabled .Values.development.metrics }}
+{{- $scraped = append $scraped "development" }}
+{{- end }}
+{{- if and .Values.metadata.enabled .Values.metadata.metrics }}
+{{- $scraped = append $scraped "metadata" }}
+{{- end }}
+{{- if and .Values.opsMonitor.enabled .Values.opsMonitor.metrics }}
+{{- $scraped = append $scraped "ops-monitor" }}
+{{- end }}
+{{- join "," $scraped -}}
 {{- end -}}
 
 {{/* registry/repository:tag[@digest]; global.imageRegistry wins. Takes (dict "root" $ "image" img). */}}

@@ -39,15 +39,32 @@ datajump.io/environment: {{ .root.Values.global.environment }}
 {{- end -}}
 
 {{/* name, namespace, labels, common annotations. Takes (dict "root" $ "component" c "name" n). */}}
+{{- /* metadata: name, namespace, labels and annotations (`annotations` in the dict, with
+global.commonAnnotations merged in). Takes (dict "root" $ "component" c "name" n [...]). */}}
 {{- define "datajump.metadata" -}}
 name: {{ .name }}
 namespace: {{ .namespace | default .root.Release.Namespace }}
 labels:
   {{- include "datajump.labels" . | nindent 2 }}
-{{- with .root.Values.global.commonAnnotations }}
+{{- with merge (dict) (.annotations | default dict) (.root.Values.global.commonAnnotations | default dict) }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The platform services that are deployed and serve metrics, comma-separated: what the
+ServiceMonitor scrapes and the service-down alert watches (a service with `metrics: false` must
+not be scraped, or the alert would fire forever).
+*/}}
+{{- define "datajump.scrapedServices" -}}
+{{- $scraped := list }}
+[% for s in services %]
+{{- if and .Values.[[ s.key ]].enabled .Values.[[ s.key ]].metrics }}
+{{- $scraped = append $scraped "[[ s.component ]]" }}
+{{- end }}
+[% endfor %]
+{{- join "," $scraped -}}
 {{- end -}}
 
 {{/* registry/repository:tag[@digest]; global.imageRegistry wins. Takes (dict "root" $ "image" img). */}}
