@@ -207,12 +207,18 @@ async fn workflow_submit_is_server_side_apply_then_run_creation() {
         expect(Method::PATCH, "/apis/datajump.io/v1alpha1/namespaces/data/workflows/etl?&force=true&fieldManager=kubectl-datajump", 200, echoed)
             .content_type("application/apply-patch+yaml")
             .body(move |b| assert_eq!(b, &expected_doc, "the document is applied exactly as written")),
+        expect(Method::GET, "/apis/datajump.io/v1alpha1/namespaces/data/workflows/etl", 200,
+               json!({"apiVersion": "datajump.io/v1alpha1", "kind": "Workflow",
+                      "metadata": {"name": "etl", "namespace": "data", "uid": "wf-uid"},
+                      "spec": {"tasks": [{"name": "a", "image": "busybox"}]}})),
         expect(Method::POST, "/apis/datajump.io/v1alpha1/namespaces/data/workflowruns?", 201,
                json!({"apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRun", "metadata": {"name": "etl-manual-1"}, "spec": {"workflowName": "etl"}}))
             .body(|b| {
                 assert_eq!(b["spec"]["workflowName"], "etl");
                 assert_eq!(b["metadata"]["labels"]["datajump.io/workflow"], "etl");
                 assert!(b["metadata"]["name"].as_str().unwrap().starts_with("etl-manual-"));
+                assert_eq!(b["metadata"]["ownerReferences"][0]["uid"], "wf-uid");
+                assert_eq!(b["metadata"]["ownerReferences"][0]["controller"], true);
             }),
     ]);
     workflows::apply(&client, "data", "etl", &doc)

@@ -15,6 +15,12 @@ pub fn scheduled_run_name(workflow: &str, scheduled: DateTime<Utc>) -> String {
     bounded(workflow, &scheduled.format("%Y%m%d%H%M").to_string())
 }
 
+/// Name of a run started by hand (`kubectl datajump workflow run`) at `now`: one per workflow
+/// per second, bounded like every other name so that long workflow names still fit a label.
+pub fn manual_run_name(workflow: &str, now: DateTime<Utc>) -> String {
+    bounded(workflow, &now.format("manual-%Y%m%d%H%M%S").to_string())
+}
+
 /// Name of the Job executing `attempt` (1-based) of `task` in `run`.
 pub fn job_name(run: &str, task: &str, attempt: u32) -> String {
     bounded(&format!("{run}-{task}"), &attempt.to_string())
@@ -71,5 +77,21 @@ mod tests {
         assert_eq!(a, job_name(&run, "extract-customers-from-the-warehouse", 1));
         assert!(a.ends_with("-1"));
         assert!(crate::api::validate::check_dns1123_label(&a).is_ok(), "{a}");
+    }
+
+    #[test]
+    fn manual_run_names_fit_a_label_for_the_longest_workflow_names() {
+        let t = Utc
+            .with_ymd_and_hms(2026, 3, 4, 5, 6, 7)
+            .single()
+            .expect("valid");
+        assert_eq!(manual_run_name("etl", t), "etl-manual-20260304050607");
+        let long = "w".repeat(63);
+        let name = manual_run_name(&long, t);
+        assert!(name.len() <= MAX_NAME_LEN, "{name}");
+        assert!(name.ends_with("-manual-20260304050607"));
+        assert_ne!(name, manual_run_name(&"w".repeat(62), t));
+        // The Jobs of that run still get valid names too.
+        assert!(job_name(&name, "extract", 1).len() <= MAX_NAME_LEN);
     }
 }

@@ -207,7 +207,7 @@ fn workflow_verbs_against_the_real_scheduler() {
         "{status:#}"
     );
 
-    let jobs_created = failing_run_and_manual_runs(cluster) + tasks.len();
+    let jobs_created = failing_run_and_manual_runs(cluster) + tasks.len() + long_name_run(cluster);
 
     // Every Job the scheduler created was counted. (Counted at least once: a reconcile that
     // reads its own write back stale can count a task twice — scheduler work still open.)
@@ -216,7 +216,7 @@ fn workflow_verbs_against_the_real_scheduler() {
     assert!(task_total >= jobs_created as f64, "{metrics:?}");
     assert_eq!(
         metrics.get("workflow_runs_total"),
-        Some(&3.0),
+        Some(&4.0),
         "{metrics:?}"
     );
     assert!(
@@ -254,6 +254,15 @@ spec:
         "the failed task is named:\n{}{}",
         watched.stdout,
         watched.stderr
+    );
+    let first_run = runs_of(cluster, "nightly")[0]["name"]
+        .as_str()
+        .expect("run name")
+        .to_string();
+    let first_jobs = jobs_of_run(cluster, &first_run).len();
+    assert_eq!(
+        first_jobs, 3,
+        "extract, load-fails and archive; report never started"
     );
     let tree = plugin(cluster, &["workflow", "get", "nightly", "-n", NS]);
     for (task, phase) in [
@@ -293,17 +302,34 @@ spec:
         &["workflow", "run", "nightly", "--watch", "-n", NS],
     );
     assert_eq!(manual.code, Some(1), "the manual run fails like the first");
-    assert_eq!(runs_of(cluster, "nightly").len(), 2);
-
-    let jobs: usize = runs_of(cluster, "nightly")
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .map(|run| jobs_of_run(cluster, run).len())
-        .sum();
-    assert_eq!(
-        jobs, 6,
-        "extract, load-fails and archive in each of the two runs"
+    // failedRunsHistoryLimit defaults to 1: the manual run, owned by the workflow like a
+    // scheduled one, counts towards it, so only the newest failed run is kept.
+    let kept = wait_until(
+        "the older failed run to be pruned",
+        Duration::from_secs(30),
+        || {
+            let runs = runs_of(cluster, "nightly");
+            (runs.len() == 1).then_some(runs)
+        },
     );
+    let newest = kept[0]["name"].as_str().expect("run name").to_string();
+    assert_ne!(newest, first_run);
+    let second_jobs = jobs_of_run(cluster, &newest).len();
+    assert_eq!(second_jobs, 3, "extract, load-fails and archive");
+    let jobs = first_jobs + second_jobs;
+
+    // A run started by hand is owned by its workflow, like a scheduled one.
+    let owner = cluster.kubectl(&[
+        "get",
+        "workflowruns.datajump.io",
+        "-n",
+        NS,
+        "-l",
+        "datajump.io/workflow=nightly",
+        "-o",
+        "jsonpath={.items[*].metadata.ownerReferences[0].name}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&owner.stdout), "nightly");
 
     let refused = plugin(cluster, &["workflow", "delete", "nightly", "-n", NS]);
     assert_eq!(refused.code, Some(2), "delete asks for confirmation");
@@ -335,4 +361,36 @@ spec:
         },
     );
     jobs
+}
+
+/// The longest workflow name a Workflow may have (a DNS label, 63 characters) can still be run
+/// by hand: the run's name is bounded so that it fits the label its Jobs carry. Returns the
+/// number of Jobs the run created.
+fn long_name_run(cluster: &Cluster) -> usize {
+    let name = format!("nightly-{}", "x".repeat(55));
+    assert_eq!(name.len(), 63);
+    let file = cluster.dir.join("long.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  tasks:\n    - {{name: only, image: busybox}}\n"
+        ),
+    )
+    .expect("write the workflow");
+    let submit = plugin(
+        cluster,
+        &["workflow", "submit", "-f", &file.to_string_lossy()],
+    );
+    assert!(submit.ok, "{}", submit.stderr);
+    let run = plugin(cluster, &["workflow", "run", &name, "--watch", "-n", NS]);
+    assert!(
+        run.ok,
+        "a 63-character workflow runs by hand:\n{}{}",
+        run.stdout, run.stderr
+    );
+    let runs = runs_of(cluster, &name);
+    assert_eq!(runs.len(), 1);
+    let run_name = runs[0]["name"].as_str().expect("run name");
+    assert!(run_name.len() <= 63, "{run_name}");
+    jobs_of_run(cluster, run_name).len()
 }

@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use datajump_scheduler::api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
+use datajump_scheduler::names::manual_run_name;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
 
 use super::FIELD_MANAGER;
+use crate::error::InputError;
 
 /// Server-side applies the workflow document exactly as the user wrote it (so only the fields
 /// they set are owned by our field manager), forcing ownership conflicts like `kubectl apply
@@ -32,25 +34,31 @@ pub async fn apply(
     .map_err(|e| anyhow::anyhow!("applying Workflow {name} in {namespace}: {e}"))
 }
 
-/// The deterministic name of a manual run: one per workflow per second.
-pub fn manual_run_name(workflow: &str, now: chrono::DateTime<Utc>) -> String {
-    let suffix = now.format("manual-%Y%m%d%H%M%S").to_string();
-    // Names must stay within 253 characters; workflow names are DNS labels (<= 63), so this fits.
-    format!("{workflow}-{suffix}")
-}
-
 /// Creates a WorkflowRun for the workflow now.
 pub async fn create_run(
     client: &Client,
     namespace: &str,
     workflow: &str,
 ) -> anyhow::Result<WorkflowRun> {
+    let workflows: Api<Workflow> = Api::namespaced(client.clone(), namespace);
+    let owner = workflows
+        .get_opt(workflow)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading Workflow {workflow} in {namespace}: {e}"))?
+        .ok_or_else(|| {
+            InputError::new(format!(
+                "workflow {workflow:?} not found in namespace {namespace}"
+            ))
+        })?;
     let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
     let run = WorkflowRun {
         metadata: ObjectMeta {
             name: Some(manual_run_name(workflow, Utc::now())),
             namespace: Some(namespace.to_string()),
             labels: Some([(LABEL_WORKFLOW.to_string(), workflow.to_string())].into()),
+            // Owned like scheduled runs: deleting the workflow deletes it, and its changes
+            // wake the workflow's controller (history, concurrency).
+            owner_references: owner.controller_owner_ref(&()).map(|r| vec![r]),
             ..Default::default()
         },
         spec: WorkflowRunSpec {
@@ -137,10 +145,16 @@ pub async fn get(client: &Client, namespace: &str, name: &str) -> anyhow::Result
 pub async fn delete(client: &Client, namespace: &str, name: &str) -> anyhow::Result<()> {
     let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
     api.delete(name, &DeleteParams::background()).await?;
+    // Runs are owned by their workflow, so the garbage collector is deleting them already;
+    // this also catches runs made before they were owned. One already gone is fine.
     let runs: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
     for run in runs_of(client, namespace, name).await? {
         if let Some(n) = run.metadata.name {
-            runs.delete(&n, &DeleteParams::background()).await?;
+            match runs.delete(&n, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(anyhow::anyhow!("deleting WorkflowRun {n}: {e}")),
+            }
         }
     }
     Ok(())
@@ -215,17 +229,5 @@ pub fn log_params(follow: bool) -> LogParams {
     LogParams {
         follow,
         ..Default::default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn manual_run_names_are_deterministic_per_second() {
-        let t = Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
-        assert_eq!(manual_run_name("etl", t), "etl-manual-20260304050607");
     }
 }
