@@ -184,6 +184,7 @@ pub fn base() -> Values {
                     storage: storage("200Gi", ""),
                     resources: res("1", "8Gi", "4", "8Gi"),
                 },
+                delete_data_on_removal: false,
             },
             external: External {
                 host: "elasticsearch.example.com".into(),

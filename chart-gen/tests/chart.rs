@@ -679,3 +679,37 @@ fn common_annotations_merge_with_an_objects_own() {
         "keep"
     );
 }
+
+/// With required anti-affinity a surge pod has no node to go to, so such Deployments replace
+/// one pod at a time; the others surge first and never drop below their replicas.
+#[test]
+fn rollouts_fit_required_anti_affinity() {
+    let prod = render(Environment::Prod, &[]);
+    let strategy =
+        |name: &str| find(&prod, "Deployment", name)["spec"]["strategy"]["rollingUpdate"].clone();
+    assert_eq!(strategy("datajump-scheduler")["maxSurge"], 0);
+    assert_eq!(strategy("datajump-scheduler")["maxUnavailable"], 1);
+    assert_eq!(strategy("datajump-web")["maxSurge"], "25%");
+    assert_eq!(strategy("datajump-web")["maxUnavailable"], 0);
+    let hard_web = render_with(Environment::Prod, "web:\n  podAntiAffinity: hard\n");
+    let web = &find(&hard_web, "Deployment", "datajump-web")["spec"]["strategy"]["rollingUpdate"];
+    assert_eq!(web["maxSurge"], 0);
+}
+
+/// ECK deletes the data volumes with the Elasticsearch resource unless told otherwise; the
+/// chart keeps them unless the values ask.
+#[test]
+fn elasticsearch_data_outlives_the_resource_unless_asked() {
+    let policy = |objs: &[Value]| {
+        find(objs, "Elasticsearch", "datajump-es")["spec"]["volumeClaimDeletePolicy"].clone()
+    };
+    assert_eq!(
+        policy(&render(Environment::Prod, &[])),
+        "DeleteOnScaledownOnly"
+    );
+    let delete = render_with(
+        Environment::Prod,
+        "elasticsearch:\n  operator:\n    deleteDataOnRemoval: true\n",
+    );
+    assert_eq!(policy(&delete), "DeleteOnScaledownAndClusterDeletion");
+}

@@ -180,6 +180,10 @@ pub struct ElasticsearchOperator {
     pub master: NodeSet,
     /// Data + ingest nodes.
     pub data: NodeSet,
+    /// Delete the data volumes together with the Elasticsearch resource (uninstall, a switch
+    /// to another mode). Off, ECK deletes claims only on scale-down, so the data outlives an
+    /// uninstall (ECK's own default would delete it).
+    pub delete_data_on_removal: bool,
 }
 
 /// Elasticsearch: search and log storage.

@@ -130,6 +130,25 @@ seccompProfile:
 
 {{/* nodeSelector, tolerations, affinity (preset or full), zone spread.
      Takes (dict "root" $ "component" c "cfg" <values with placement, podAntiAffinity, topologySpread>). */}}
+{{/*
+Deployment strategy. With required (hard) anti-affinity every replica needs a node of its own, so
+a surge pod finds none once the replicas fill the nodes and the rollout stalls: replace one pod
+at a time instead. Takes the component's values.
+*/}}
+{{- define "datajump.strategy" -}}
+strategy:
+  type: RollingUpdate
+  rollingUpdate:
+{{- if and (eq .podAntiAffinity "hard") (not .placement.affinity) }}
+    maxSurge: 0
+    maxUnavailable: 1
+{{- else }}
+    # Surge first, so capacity never drops during a rollout.
+    maxSurge: 25%
+    maxUnavailable: 0
+{{- end }}
+{{- end -}}
+
 {{- define "datajump.scheduling" -}}
 {{- $cfg := .cfg -}}
 {{- with $cfg.placement.nodeSelector }}
