@@ -197,44 +197,27 @@ fn plain_helm_life_cycle(helm_bin: &str, env: Environment) {
     assert_eq!(String::from_utf8_lossy(&daemonsets.stdout).trim(), "");
 }
 
-#[test]
-fn helm3_dev() {
-    plain_helm_life_cycle("helm3", Environment::Dev);
+/// One test per Helm major version and environment, so a failure names both.
+macro_rules! life_cycle_tests {
+    ($($name:ident: $helm:literal, $env:ident;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                plain_helm_life_cycle($helm, Environment::$env);
+            }
+        )*
+    };
 }
 
-#[test]
-fn helm3_test() {
-    plain_helm_life_cycle("helm3", Environment::Test);
-}
-
-#[test]
-fn helm3_staging() {
-    plain_helm_life_cycle("helm3", Environment::Staging);
-}
-
-#[test]
-fn helm3_prod() {
-    plain_helm_life_cycle("helm3", Environment::Prod);
-}
-
-#[test]
-fn helm4_dev() {
-    plain_helm_life_cycle("helm4", Environment::Dev);
-}
-
-#[test]
-fn helm4_test() {
-    plain_helm_life_cycle("helm4", Environment::Test);
-}
-
-#[test]
-fn helm4_staging() {
-    plain_helm_life_cycle("helm4", Environment::Staging);
-}
-
-#[test]
-fn helm4_prod() {
-    plain_helm_life_cycle("helm4", Environment::Prod);
+life_cycle_tests! {
+    helm3_dev: "helm3", Dev;
+    helm3_test: "helm3", Test;
+    helm3_staging: "helm3", Staging;
+    helm3_prod: "helm3", Prod;
+    helm4_dev: "helm4", Dev;
+    helm4_test: "helm4", Test;
+    helm4_staging: "helm4", Staging;
+    helm4_prod: "helm4", Prod;
 }
 
 #[test]
