@@ -71,10 +71,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
     });
 
-    let result = controller::run(&cli, metrics, health, shutdown_rx).await;
+    // After the signal, the controllers finish in-flight writes and release the Lease; if the
+    // API server does not answer (unreachable, namespace gone) that could wait forever, so the
+    // process exits once the grace period is over. The Lease then simply expires.
+    let mut signalled = shutdown_rx.clone();
+    let deadline = async move {
+        let _ = signalled.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let result = tokio::select! {
+        result = controller::run(&cli, metrics, health, shutdown_rx) => result,
+        () = deadline => {
+            tracing::warn!(
+                grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                "shutdown did not finish in time (API server not answering?); exiting without releasing the Lease"
+            );
+            Ok(())
+        }
+    };
     server.abort();
     result.context("scheduler stopped")
 }
+
+/// How long a clean shutdown may take after SIGTERM: well inside Kubernetes' default
+/// 30 s termination grace period, so the process always ends on its own terms.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -89,7 +110,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Tasks still waiting on the network are dropped, not awaited.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "exiting");

@@ -274,6 +274,18 @@ impl Cluster {
         path
     }
 
+    /// Freezes the API server (SIGSTOP): connections are accepted by the kernel but nothing
+    /// answers, the way an unreachable control plane looks to a client. Thawed when the
+    /// returned guard drops.
+    pub fn freeze_api_server(&self) -> Frozen {
+        let pid = std::fs::read_to_string(self.dir.join("run/apiserver.pid"))
+            .expect("cluster.sh records the API server's pid")
+            .trim()
+            .to_string();
+        signal(&pid, "STOP");
+        Frozen { pid }
+    }
+
     /// A kube-rs client for this cluster.
     pub async fn client(&self) -> kube::Client {
         let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
@@ -307,6 +319,20 @@ impl Background {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Waits up to `timeout` for the process to exit; its exit status, or `None` if it runs on.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn id(&self) -> u32 {
         self.child.id()
     }
@@ -318,6 +344,28 @@ impl Drop for Background {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.pid_file);
     }
+}
+
+/// The API server stopped by [`Cluster::freeze_api_server`]; continued on drop.
+#[derive(Debug)]
+pub struct Frozen {
+    pid: String,
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(&self.pid, "CONT");
+    }
+}
+
+/// `kill -SIG pid`.
+pub fn signal(pid: &str, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid)
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout` naming `what`.
