@@ -195,9 +195,12 @@ pub fn base() -> Values {
             mode: Mode::Embedded,
             bucket: "datajump".into(),
             embedded: Embedded {
-                image: Image::new("quay.io", "minio/minio", "RELEASE.2025-04-22T22-12-26Z"),
+                image: Image::new("docker.io", "rustfs/rustfs", "1.0.0-alpha.85"),
                 resources: res("100m", "256Mi", "500m", "512Mi"),
                 storage: mem("10Gi"),
+            },
+            bucket_setup: BucketSetup {
+                image: Image::new("docker.io", "curlimages/curl", "8.11.1"),
             },
             operator: MinioOperator {
                 image: Image::new("quay.io", "minio/minio", "RELEASE.2025-04-22T22-12-26Z"),

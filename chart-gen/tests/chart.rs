@@ -6,57 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chart_gen::generate::{self, CHART_DIR};
-use chart_gen::helm::{Helm, TemplateRequest};
 use chart_gen::model::Environment;
 use chart_gen::pipeline::{Pipeline, read_values};
 use chart_gen::validate::{self, crd::CrdSchemas};
 use chart_gen::{overlay, profiles};
 use serde_json::Value;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn helm() -> Helm {
-    Helm::locate(None, Some(&repo_root()))
-        .expect("helm is required for these tests: run `bash .ci/install-tools.sh`")
-}
-
-fn crd_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("DATAJUMP_CRD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/crds"));
-    dir.is_dir().then_some(dir)
-}
-
-fn render(env: Environment, extra: &[PathBuf]) -> Vec<Value> {
-    let chart = repo_root().join(CHART_DIR);
-    let mut values = vec![chart.join(env.values_file_name())];
-    values.extend(extra.iter().cloned());
-    let out = helm()
-        .template(&TemplateRequest {
-            release: "datajump",
-            namespace: &env.default_namespace(),
-            chart: &chart,
-            values,
-            set: Vec::new(),
-        })
-        .unwrap_or_else(|e| panic!("{env}: {e}"));
-    validate::parse_manifests(&out).unwrap()
-}
-
-fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    objs.iter()
-        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind}/{name} rendered"))
-}
-
-fn kinds(objs: &[Value], kind: &str) -> Vec<Value> {
-    objs.iter().filter(|o| o["kind"] == kind).cloned().collect()
-}
+mod support;
+use support::*;
 
 #[test]
 fn committed_chart_is_what_the_generator_writes() {
@@ -605,13 +562,6 @@ fn renders_are_deterministic_and_given_credentials_roll_the_pods() {
             .all(|n| n == "datajump-credentials"),
         "without values the chart reads <fullname>-credentials"
     );
-}
-
-fn render_with(env: Environment, extra_yaml: &str) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("extra.yaml");
-    std::fs::write(&file, extra_yaml).unwrap();
-    render(env, &[file])
 }
 
 /// Only services that serve metrics are scraped and watched by the service-down alert (a

@@ -114,6 +114,20 @@ impl S3Server {
         .map(drop)
     }
 
+    /// Names of the buckets the server holds, sorted.
+    pub fn buckets(&self) -> Result<Vec<String>> {
+        let url = format!("{}/", self.endpoint());
+        let xml = self.signed("s3", &[&url], "listing buckets")?;
+        let xml = String::from_utf8_lossy(&xml);
+        let mut names: Vec<String> = xml
+            .split("<Bucket>")
+            .skip(1)
+            .filter_map(|entry| xml_text(entry, "Name"))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Downloads an object with a signed request.
     pub fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>> {
         let url = format!("{}/{bucket}/{key}", self.endpoint());

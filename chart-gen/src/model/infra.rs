@@ -221,16 +221,28 @@ pub struct MinioOperator {
     pub resources: Resources,
 }
 
-/// MinIO: object storage (artefacts, backups).
+/// The Job that creates the buckets on the embedded object store after install and upgrade.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BucketSetup {
+    /// Image with `sh` and curl >= 7.75 (for `--aws-sigv4`).
+    pub image: Image,
+}
+
+/// The S3-compatible object store (artefacts, backups). The key keeps MinIO's name, the API the
+/// platform speaks; `embedded` runs RustFS (MinIO's community images are no longer published),
+/// `operator` a MinIO Operator Tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Minio {
-    /// How MinIO is provided.
+    /// How the object store is provided.
     pub mode: Mode,
     /// Bucket the platform uses.
     pub bucket: String,
-    /// `embedded` settings.
+    /// `embedded` settings (a single RustFS server).
     pub embedded: Embedded,
+    /// Bucket creation in `embedded` mode (the operator creates the Tenant's buckets itself).
+    pub bucket_setup: BucketSetup,
     /// `operator` settings.
     pub operator: MinioOperator,
     /// `external` settings.

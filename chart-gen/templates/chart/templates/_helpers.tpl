@@ -240,3 +240,14 @@ storageClassName: {{ $class }}
 {{- else if eq .Values.minio.mode "operator" -}}http://minio.{{ .Release.Namespace }}.svc:80
 {{- else -}}http://{{ include "datajump.fullname" . }}-minio:9000{{- end -}}
 {{- end -}}
+
+{{/* Buckets the in-cluster object store must hold, space-separated: the platform's, and the
+     backup upload's when backups go to this object store (no other endpoint set). */}}
+{{- define "datajump.minio.buckets" -}}
+{{- $b := .Values.backup -}}
+{{- $buckets := list .Values.minio.bucket -}}
+{{- if and $b.enabled $b.upload.enabled (not $b.upload.endpoint) (ne $b.upload.bucket .Values.minio.bucket) -}}
+{{- $buckets = append $buckets $b.upload.bucket -}}
+{{- end -}}
+{{- join " " $buckets -}}
+{{- end -}}

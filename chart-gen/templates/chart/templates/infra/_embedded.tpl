@@ -2,7 +2,10 @@
 
 {{/* The single-replica StatefulSet + Service used for `embedded` infrastructure (dev on a bare
      cluster). Takes (dict "root" $ "component" c "cfg" <embedded values> "port" n
-     "dataPath" p "writable" (list paths) "envTemplate" name "args" (list)). */}}
+     "dataPath" p "writable" (list paths) "envTemplate" name "args" (list)) and optionally
+     "configDir" p (a directory of the image that its entrypoint writes into at start: an init
+     container seeds an emptyDir with the image's files and the server gets that copy, so the root
+     filesystem stays read-only) and "healthPath" p (an HTTP readiness check instead of TCP). */}}
 {{- define "datajump.embedded" -}}
 {{- $name := include "datajump.componentName" . -}}
 apiVersion: v1
@@ -42,6 +45,21 @@ spec:
       {{- include "datajump.imagePullSecrets" .root | nindent 6 }}
       securityContext:
         {{- include "datajump.podSecurityContext" .root | nindent 8 }}
+      {{- with .configDir }}
+      initContainers:
+        - name: seed-config
+          image: {{ include "datajump.image" (dict "root" $.root "image" $.cfg.image) }}
+          imagePullPolicy: {{ $.cfg.image.pullPolicy }}
+          # Copies the image's defaults; the server then edits its own writable copy.
+          command: ["cp", "-R", "{{ . }}/.", "/seed/"]
+          resources:
+            {{- toYaml $.cfg.resources | nindent 12 }}
+          securityContext:
+            {{- include "datajump.containerSecurityContext" $.root | nindent 12 }}
+          volumeMounts:
+            - name: config
+              mountPath: /seed
+      {{- end }}
       containers:
         - name: {{ .component }}
           image: {{ include "datajump.image" (dict "root" .root "image" .cfg.image) }}
@@ -58,17 +76,29 @@ spec:
               protocol: TCP
           resources:
             {{- toYaml .cfg.resources | nindent 12 }}
+          # JVM servers and first-time database initialisation take minutes on small nodes: the
+          # startup probe allows 5 minutes before liveness starts counting.
+          startupProbe:
+            tcpSocket:
+              port: {{ .component }}
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 30
           livenessProbe:
             tcpSocket:
               port: {{ .component }}
-            initialDelaySeconds: 30
             periodSeconds: 10
             timeoutSeconds: 5
             failureThreshold: 6
           readinessProbe:
+            {{- if .healthPath }}
+            httpGet:
+              path: {{ .healthPath }}
+              port: {{ .component }}
+            {{- else }}
             tcpSocket:
               port: {{ .component }}
-            initialDelaySeconds: 5
+            {{- end }}
             periodSeconds: 5
             timeoutSeconds: 3
             failureThreshold: 3
@@ -77,12 +107,20 @@ spec:
           volumeMounts:
             - name: data
               mountPath: {{ .dataPath }}
+            {{- with .configDir }}
+            - name: config
+              mountPath: {{ . }}
+            {{- end }}
             {{- range $i, $path := .writable }}
             - name: scratch-{{ $i }}
               mountPath: {{ $path }}
             {{- end }}
       volumes:
         # The root filesystem is read-only; these are the only other paths the server writes.
+        {{- if .configDir }}
+        - name: config
+          emptyDir: {}
+        {{- end }}
         {{- range $i, $path := .writable }}
         - name: scratch-{{ $i }}
           emptyDir: {}

@@ -1,0 +1,62 @@
+//! Helpers the chart tests share: the real helm, renders of each environment, object lookup.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+
+use chart_gen::generate::CHART_DIR;
+use chart_gen::helm::{Helm, TemplateRequest};
+use chart_gen::model::Environment;
+use chart_gen::validate;
+use serde_json::Value;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn helm() -> Helm {
+    Helm::locate(None, Some(&repo_root()))
+        .expect("helm is required for these tests: run `bash .ci/install-tools.sh`")
+}
+
+pub fn crd_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("DATAJUMP_CRD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/crds"));
+    dir.is_dir().then_some(dir)
+}
+
+pub fn render(env: Environment, extra: &[PathBuf]) -> Vec<Value> {
+    let chart = repo_root().join(CHART_DIR);
+    let mut values = vec![chart.join(env.values_file_name())];
+    values.extend(extra.iter().cloned());
+    let out = helm()
+        .template(&TemplateRequest {
+            release: "datajump",
+            namespace: &env.default_namespace(),
+            chart: &chart,
+            values,
+            set: Vec::new(),
+        })
+        .unwrap_or_else(|e| panic!("{env}: {e}"));
+    validate::parse_manifests(&out).unwrap()
+}
+
+pub fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objs.iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind}/{name} rendered"))
+}
+
+pub fn kinds(objs: &[Value], kind: &str) -> Vec<Value> {
+    objs.iter().filter(|o| o["kind"] == kind).cloned().collect()
+}
+
+pub fn render_with(env: Environment, extra_yaml: &str) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("extra.yaml");
+    std::fs::write(&file, extra_yaml).unwrap();
+    render(env, &[file])
+}
