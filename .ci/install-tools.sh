@@ -117,4 +117,13 @@ if ! "$tools/moto/bin/python" -c "import importlib.metadata as m, sys; sys.exit(
 fi
 ln -sf ../moto/bin/moto_server "$tools/bin/moto_server"
 
+# An independent Kubernetes policy scanner for the rendered chart (.ci/policy-scan).
+checkov_version="3.3.30"
+if ! "$tools/checkov/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('checkov') != '$checkov_version')" 2>/dev/null; then
+  echo "installing checkov $checkov_version from PyPI" >&2
+  python3 -m venv "$tools/checkov"
+  "$tools/checkov/bin/pip" install --quiet --disable-pip-version-check "checkov==$checkov_version"
+fi
+ln -sf ../checkov/bin/checkov "$tools/bin/checkov"
+
 export PATH="$tools/bin:$PATH"

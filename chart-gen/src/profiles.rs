@@ -411,6 +411,11 @@ fn production_grade(v: &mut Values, services: (u32, u32), storage_class: &str) {
     v.global.image_registry = HARBOR.into();
     v.global.storage_class = storage_class.into();
     v.global.image_pull_secrets = vec!["harbor-pull".into()];
+    // Tags are mutable in a registry: staging and prod always ask Harbor what a tag is now
+    // (seed 002), unless a site pins digests.
+    for image in v.images_mut() {
+        image.pull_policy = PullPolicy::Always;
+    }
     v.secrets = Secrets {
         existing_secret: "datajump-secrets".into(),
         values: None,
@@ -467,10 +472,6 @@ pub fn prod() -> Values {
     v.ingress.host = "datajump.example.com".into();
     v.ingress.tls.cluster_issuer = "letsencrypt-prod".into();
     production_grade(&mut v, (5, 50), "fast-ssd");
-    for s in v.platform_services_mut() {
-        s.image.pull_policy = PullPolicy::Always;
-    }
-    v.scheduler.image.pull_policy = PullPolicy::Always;
     v.mysql.operator.instances = 3;
     v.mysql.operator.router_instances = 2;
     v.mysql.operator.storage = storage("100Gi", "fast-ssd");

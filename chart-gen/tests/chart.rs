@@ -545,16 +545,26 @@ fn renders_are_deterministic_and_given_credentials_roll_the_pods() {
     };
     assert!(sum(&a).is_string());
     assert_ne!(sum(&a), sum(&b), "a changed credential rolls the pods");
-    let secret_ref =
-        |objs: &[Value]| {
-            find(objs, "Deployment", "datajump-web")["spec"]["template"]["spec"]["containers"][0]
-            ["env"]
+    // Credentials reach the services as a mounted Secret, never as environment variables.
+    let secret_ref = |objs: &[Value]| {
+        let spec = &find(objs, "Deployment", "datajump-web")["spec"]["template"]["spec"];
+        assert!(
+            spec["containers"][0]["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["valueFrom"]["secretKeyRef"].is_null()),
+            "no credential in the environment"
+        );
+        let names: Vec<String> = spec["volumes"]
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|e| e["valueFrom"]["secretKeyRef"]["name"].as_str().map(str::to_string))
-            .collect::<Vec<_>>()
-        };
+            .filter_map(|v| v["secret"]["secretName"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(names.len(), 1, "one credentials volume: {names:?}");
+        names
+    };
     assert!(secret_ref(&a).iter().all(|n| n == "datajump-secrets"));
     assert!(
         secret_ref(&render(Environment::Dev, &[]))

@@ -107,6 +107,34 @@ fn assert_seeded_config(sts: &Value, dir: &str) {
     assert_eq!(init["securityContext"], c["securityContext"]);
 }
 
+/// The platform Secret's keys are files under /credentials, read-only; no container of the pod
+/// takes a credential from its environment.
+fn assert_credentials_mounted(sts: &Value, keys: &[&str]) {
+    let c = main_container(sts);
+    assert_eq!(
+        volume_for(c, "/credentials").as_deref(),
+        Some("credentials")
+    );
+    let secret = &volume(sts, "credentials")["secret"];
+    assert_eq!(secret["secretName"], "datajump-credentials");
+    let items: Vec<(&str, &str)> = secret["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["key"].as_str().unwrap(), i["path"].as_str().unwrap()))
+        .collect();
+    let expected: Vec<(&str, &str)> = keys.iter().map(|k| (*k, *k)).collect();
+    assert_eq!(items, expected);
+    assert!(
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["valueFrom"]["secretKeyRef"].is_null()),
+        "a credential in the environment"
+    );
+}
+
 fn data_mount(sts: &Value) -> String {
     mounts(main_container(sts))
         .into_iter()
@@ -227,6 +255,15 @@ fn mysql_initialises_a_data_subdirectory() {
         &[datadir, "/var/run/mysqld", "/var/lib/mysql-files", "/tmp"],
     );
     assert_eq!(env(c, "MYSQL_DATABASE"), Some("datajump"));
+    assert_eq!(
+        env(c, "MYSQL_ROOT_PASSWORD_FILE"),
+        Some("/credentials/db-root-password")
+    );
+    assert_eq!(
+        env(c, "MYSQL_PASSWORD_FILE"),
+        Some("/credentials/db-password")
+    );
+    assert_credentials_mounted(&sts, &["db-root-password", "db-password"]);
 }
 
 #[test]
@@ -245,13 +282,15 @@ fn object_store_is_a_maintained_image_with_its_buckets_created() {
     let logs = env(c, "RUSTFS_OBS_LOG_DIRECTORY").unwrap();
     assert_writable(&sts, &[logs, "/tmp", &data]);
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/health");
-    let secret_keys: Vec<&str> = c["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["valueFrom"]["secretKeyRef"]["key"].as_str())
-        .collect();
-    assert_eq!(secret_keys, ["minio-access-key", "minio-secret-key"]);
+    assert_eq!(
+        env(c, "RUSTFS_ACCESS_KEY_FILE"),
+        Some("/credentials/minio-access-key")
+    );
+    assert_eq!(
+        env(c, "RUSTFS_SECRET_KEY_FILE"),
+        Some("/credentials/minio-secret-key")
+    );
+    assert_credentials_mounted(&sts, &["minio-access-key", "minio-secret-key"]);
 
     // The buckets: created after install and upgrade by a hook Job, with the platform's bucket
     // and (when backups upload to this store) the backup bucket.
@@ -298,6 +337,27 @@ fn object_store_is_a_maintained_image_with_its_buckets_created() {
             .iter()
             .any(|o| o["metadata"]["name"] == "datajump-minio-buckets"),
         "no bucket Job where the operator creates them"
+    );
+}
+
+#[test]
+fn redis_reads_its_password_from_a_private_config_file() {
+    let objs = render(Environment::Dev, &[]);
+    let sts = statefulset(&objs, "redis");
+    let c = main_container(&sts);
+    assert_credentials_mounted(&sts, &["redis-password"]);
+    let config = env(c, "REDIS_CONFIG").unwrap();
+    assert_writable(&sts, &[config, "/data"]);
+    let script = c["args"][2].as_str().unwrap();
+    assert!(script.contains("umask 077"), "{script}");
+    assert!(script.contains("/credentials/redis-password"), "{script}");
+    assert!(
+        script.contains("exec redis-server \"$REDIS_CONFIG\""),
+        "{script}"
+    );
+    assert!(
+        !script.contains("--requirepass"),
+        "no password on the command line"
     );
 }
 

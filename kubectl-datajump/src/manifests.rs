@@ -23,6 +23,16 @@ pub fn parse(yaml: &str) -> anyhow::Result<Vec<Value>> {
     Ok(objects)
 }
 
+/// The objects that are part of the release itself: Helm hooks (bucket set-up, `helm test`) are
+/// created afresh around each install or upgrade and are never in `helm get manifest`, so a
+/// diff against the deployed release leaves them out.
+pub fn without_hooks(objects: Vec<Value>) -> Vec<Value> {
+    objects
+        .into_iter()
+        .filter(|o| o.pointer("/metadata/annotations/helm.sh~1hook").is_none())
+        .collect()
+}
+
 /// The manifests in `helm upgrade --install --dry-run` output: hooks and the manifest, between
 /// the release header and `NOTES:`, as one multi-document YAML string.
 pub fn from_dry_run_output(out: &str) -> String {
@@ -309,6 +319,22 @@ fn yaml_diff(a: &Value, b: &Value, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hooks_are_not_part_of_the_release() {
+        let objects = vec![
+            serde_json::json!({"kind": "Job", "metadata": {"name": "buckets",
+                "annotations": {"helm.sh/hook": "post-install,post-upgrade"}}}),
+            serde_json::json!({"kind": "Job", "metadata": {"name": "plain",
+                "annotations": {"other": "x"}}}),
+            serde_json::json!({"kind": "Service", "metadata": {"name": "web"}}),
+        ];
+        let kept: Vec<String> = without_hooks(objects)
+            .iter()
+            .filter_map(|o| Some(o.pointer("/metadata/name")?.as_str()?.to_string()))
+            .collect();
+        assert_eq!(kept, ["plain", "web"]);
+    }
     use serde_json::json;
 
     const RENDERED: &str = r#"

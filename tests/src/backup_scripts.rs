@@ -127,6 +127,17 @@ impl Scripts {
         self
     }
 
+    /// The value a variable is set to, if any.
+    pub fn env_value(&self, key: &str) -> Option<&str> {
+        self.env.get(key).map(String::as_str)
+    }
+
+    /// Removes one environment variable.
+    pub fn without(mut self, key: &str) -> Self {
+        self.env.remove(key);
+        self
+    }
+
     pub fn path(&self, script: Script) -> PathBuf {
         self.dir.join(script.file_name())
     }

@@ -539,6 +539,52 @@ fn upload_puts_signed_copies_in_the_bucket() -> Result<()> {
     Ok(())
 }
 
+/// The chart mounts its Secrets as files and passes their paths in `*_FILE`.
+#[test]
+fn credentials_can_come_from_mounted_files() -> Result<()> {
+    let Some(fx) = Fixture::start("credential_files", DataSet::SMALL)? else {
+        return Ok(());
+    };
+    let creds = tempfile::tempdir()?;
+    let (user_file, password_file) = (creds.path().join("user"), creds.path().join("password"));
+    let base = fx.scripts()?;
+    let user = base.env_value("MYSQL_USER").unwrap_or_default().to_string();
+    let password = base
+        .env_value("MYSQL_PASSWORD")
+        .unwrap_or_default()
+        .to_string();
+    fs::write(&user_file, &user)?;
+    fs::write(&password_file, &password)?;
+    let scripts = base
+        .without("MYSQL_USER")
+        .without("MYSQL_PASSWORD")
+        .with("MYSQL_USER_FILE", user_file.display().to_string())
+        .with("MYSQL_PASSWORD_FILE", password_file.display().to_string());
+    let run = scripts.run(Script::Backup)?;
+    ensure!(run.success(), "backup with credential files: {run}");
+    let name = run.stdout.trim().to_string();
+    let restore = scripts
+        .clone()
+        .with("BACKUP_NAME", &name)
+        .run(Script::Restore)?;
+    ensure!(
+        restore.success(),
+        "restore with credential files: {restore}"
+    );
+
+    let missing = scripts
+        .with("MYSQL_PASSWORD_FILE", "/nonexistent/password")
+        .run(Script::Backup)?;
+    ensure!(missing.status.code() == Some(2), "{missing}");
+    ensure!(
+        missing
+            .stderr
+            .contains("MYSQL_PASSWORD_FILE='/nonexistent/password' is not a readable file"),
+        "names the variable and the file: {missing}"
+    );
+    Ok(())
+}
+
 #[test]
 fn retention_keeps_exactly_the_newest_n_of_its_prefix() -> Result<()> {
     let Some(fx) = Fixture::start("retention", DataSet::SMALL)? else {

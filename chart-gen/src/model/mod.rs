@@ -114,6 +114,32 @@ pub const PLATFORM_SERVICES: [ServiceKey; 6] = [
 
 impl Values {
     /// Mutable access to every platform service.
+    /// Every container image the chart can deploy, whichever modes are chosen.
+    pub fn images_mut(&mut self) -> Vec<&mut Image> {
+        vec![
+            &mut self.web.image,
+            &mut self.api_gateway.image,
+            &mut self.integration.image,
+            &mut self.development.image,
+            &mut self.metadata.image,
+            &mut self.ops_monitor.image,
+            &mut self.scheduler.image,
+            &mut self.mysql.embedded.image,
+            &mut self.redis.embedded.image,
+            &mut self.redis.operator.image,
+            &mut self.kafka.embedded.image,
+            &mut self.kafka.operator.image,
+            &mut self.elasticsearch.embedded.image,
+            &mut self.elasticsearch.operator.image,
+            &mut self.minio.embedded.image,
+            &mut self.minio.bucket_setup.image,
+            &mut self.minio.operator.image,
+            &mut self.observability.fluent_bit.image,
+            &mut self.backup.image,
+            &mut self.tests.image,
+        ]
+    }
+
     pub fn platform_services_mut(&mut self) -> [&mut PlatformService; 6] {
         [
             &mut self.web,

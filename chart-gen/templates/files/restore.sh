@@ -8,7 +8,8 @@
 # failed, 2 bad configuration.
 #
 # Environment (set by the chart's restore Job): BACKUP_NAME (required), BACKUP_DIR, MYSQL_HOST,
-# MYSQL_PORT (3306), MYSQL_USER, MYSQL_PASSWORD. The password never appears on a command line: the
+# MYSQL_PORT (3306), MYSQL_USER, MYSQL_PASSWORD (or MYSQL_USER_FILE / MYSQL_PASSWORD_FILE naming
+# files that hold them, as the chart mounts its Secrets). The password never appears on a command line: the
 # client reads it from a mode-600 option file in a private temporary directory under TMPDIR.
 set -eu
 umask 077
@@ -17,6 +18,13 @@ log() { printf 'restore: %s\n' "$*" >&2; }
 die() { printf 'restore: error: %s\n' "$*" >&2; exit 1; }
 refuse() { printf 'restore: refused: %s; the server was not touched\n' "$*" >&2; exit 1; }
 config_error() { printf 'restore: configuration error: %s\n' "$*" >&2; exit 2; }
+
+# Shared functions: credentials from files, manifest checks, client option file, connection
+# errors.
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=backup-lib.sh
+. "$(dirname "$0")/backup-lib.sh"
+read_credential_files MYSQL_USER MYSQL_PASSWORD
 
 # --- settings -----------------------------------------------------------------------------------
 [ -n "${BACKUP_NAME:-}" ] || config_error "BACKUP_NAME is not set (expected a name printed by backup.sh or listed by list-backups.sh)"
@@ -51,10 +59,6 @@ trap 'exit 143' TERM
 work=$(mktemp -d "${TMPDIR:-/tmp}/datajump-restore.XXXXXX") ||
   die "cannot create a temporary directory under ${TMPDIR:-/tmp} (set TMPDIR to a writable path)"
 
-# Shared functions: manifest checks, client option file, connection errors.
-# shellcheck source-path=SCRIPTDIR
-# shellcheck source=backup-lib.sh
-. "$(dirname "$0")/backup-lib.sh"
 
 # --- verify everything before touching the server -----------------------------------------------
 [ -f "$manifest" ] || refuse "backup $name not found: $manifest does not exist"

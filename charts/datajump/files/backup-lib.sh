@@ -5,6 +5,19 @@
 # shellcheck disable=SC2034,SC2154 # m_* are results for the sourcing scripts; port, cnf and
 # client_cmd are set by them
 
+# --- credentials from files -------------------------------------------------------------------------
+# For each variable named, a non-empty <VAR>_FILE names a file whose content becomes <VAR> (the
+# chart mounts Secrets as files instead of passing them as environment variables). Uses
+# config_error() of the sourcing script.
+read_credential_files() {
+  for c_var in "$@"; do
+    eval "c_file=\${${c_var}_FILE:-}"
+    [ -n "$c_file" ] || continue
+    [ -r "$c_file" ] || config_error "${c_var}_FILE='$c_file' is not a readable file"
+    eval "$c_var=\$(cat \"\$c_file\")"
+  done
+}
+
 # --- manifest reading ------------------------------------------------------------------------------
 # backup.sh writes one field per line; this reads exactly that shape into m_* variables and
 # returns 1 (with the problem in m_problem) when a field is missing, repeated or malformed.

@@ -14,6 +14,8 @@
 #   BACKUP_GZIP_LEVEL (6)       gzip compression level 1-9
 #   S3_BUCKET                   when set, upload both files to S3_ENDPOINT/S3_BUCKET/S3_PREFIX<file>
 #   S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY, S3_REGION (us-east-1), S3_PREFIX ("")
+#   MYSQL_USER_FILE, MYSQL_PASSWORD_FILE, S3_ACCESS_KEY_FILE, S3_SECRET_KEY_FILE
+#                               files holding those values instead (the chart mounts its Secrets)
 #
 # The password never appears on a command line (ps-visible): clients read it from a mode-600
 # option file in a private temporary directory under TMPDIR, removed on exit.
@@ -23,6 +25,13 @@ umask 077
 log() { printf 'backup: %s\n' "$*" >&2; }
 die() { printf 'backup: error: %s\n' "$*" >&2; exit 1; }
 config_error() { printf 'backup: configuration error: %s\n' "$*" >&2; exit 2; }
+
+# Shared functions: credentials from files, manifest checks, client option file, connection
+# errors.
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=backup-lib.sh
+. "$(dirname "$0")/backup-lib.sh"
+read_credential_files MYSQL_USER MYSQL_PASSWORD S3_ACCESS_KEY S3_SECRET_KEY
 
 # --- settings -----------------------------------------------------------------------------------
 [ -n "${MYSQL_HOST:-}" ] || config_error "MYSQL_HOST is not set (expected the MySQL server host)"
@@ -80,10 +89,6 @@ trap 'exit 143' TERM
 work=$(mktemp -d "${TMPDIR:-/tmp}/datajump-backup.XXXXXX") ||
   die "cannot create a temporary directory under ${TMPDIR:-/tmp} (set TMPDIR to a writable path)"
 
-# Shared functions: manifest checks, client option file, connection errors.
-# shellcheck source-path=SCRIPTDIR
-# shellcheck source=backup-lib.sh
-. "$(dirname "$0")/backup-lib.sh"
 cnf=$work/client.cnf
 write_client_options "$cnf"
 

@@ -113,6 +113,37 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* The API token of a pod that talks to the API server, as an explicit projected volume
+     (automountServiceAccountToken stays false everywhere, so no pod gets a token by accident).
+     It is what the kubelet would mount: a bound, expiring token, the cluster CA and the
+     namespace, at the path client libraries read. Mount with "datajump.apiTokenMount". */}}
+{{- define "datajump.apiTokenVolume" -}}
+- name: api-token
+  projected:
+    defaultMode: 292 # 0444: read-only
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                apiVersion: v1
+                fieldPath: metadata.namespace
+{{- end -}}
+
+{{- define "datajump.apiTokenMount" -}}
+- name: api-token
+  mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  readOnly: true
+{{- end -}}
+
 {{/* Container-level security context shared by every DataJump container. */}}
 {{- define "datajump.containerSecurityContext" -}}
 runAsNonRoot: true

@@ -53,7 +53,7 @@ pub async fn run(ctx: &Ctx, chart: &ChartArgs) -> anyhow::Result<()> {
     let next = p.helm.run(&p.helm.template_live_args(&p.release)).await?;
     let cmp = manifests::compare(
         &manifests::parse(&deployed)?,
-        &manifests::parse(&next)?,
+        &manifests::without_hooks(manifests::parse(&next)?),
         &p.release.namespace,
     );
     if !cmp.immutable.is_empty() {

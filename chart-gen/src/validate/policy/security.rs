@@ -298,8 +298,9 @@ fn pod_level(workload: &Workload<'_>, out: &mut Vec<Finding>) {
 }
 
 /// A token is mounted unless the pod, or else its ServiceAccount, says
-/// `automountServiceAccountToken: false`; that is only justified when a binding in this render
-/// gives the account a role, i.e. the pod talks to the API server.
+/// `automountServiceAccountToken: false`, and also when a projected volume carries one; that is
+/// only justified when a binding in this render gives the account a role, i.e. the pod talks to
+/// the API server.
 fn service_account_token(workload: &Workload<'_>, render: &Render<'_>, out: &mut Vec<Finding>) {
     let spec = workload.pod_spec;
     let account = spec
@@ -316,7 +317,8 @@ fn service_account_token(workload: &Workload<'_>, render: &Render<'_>, out: &mut
                 .get("automountServiceAccountToken")?
                 .as_bool()
         })
-        .unwrap_or(true);
+        .unwrap_or(true)
+        || projects_token(spec);
     if mounted && !render.is_bound(account, workload.namespace) {
         out.push(Finding {
             rule: PolicyRule::ServiceAccountToken,
@@ -328,9 +330,34 @@ fn service_account_token(workload: &Workload<'_>, render: &Render<'_>, out: &mut
     }
 }
 
+/// Whether a projected volume of the pod carries a service account token.
+fn projects_token(spec: &Value) -> bool {
+    spec.get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.pointer("/projected/sources")?.as_array())
+        .flatten()
+        .any(|source| source.get("serviceAccountToken").is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn projected_tokens_count_as_mounted() {
+        let with = serde_json::json!({"volumes": [{"name": "t", "projected": {"sources": [
+            {"configMap": {"name": "kube-root-ca.crt"}},
+            {"serviceAccountToken": {"path": "token"}}
+        ]}}]});
+        let without = serde_json::json!({"volumes": [{"name": "c", "projected": {"sources": [
+            {"configMap": {"name": "kube-root-ca.crt"}}
+        ]}}]});
+        assert!(projects_token(&with));
+        assert!(!projects_token(&without));
+        assert!(!projects_token(&serde_json::json!({})));
+    }
 
     #[test]
     fn image_pinning() {

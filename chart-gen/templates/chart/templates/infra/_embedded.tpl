@@ -5,7 +5,9 @@
      "dataPath" p "writable" (list paths) "envTemplate" name "args" (list)) and optionally
      "configDir" p (a directory of the image that its entrypoint writes into at start: an init
      container seeds an emptyDir with the image's files and the server gets that copy, so the root
-     filesystem stays read-only) and "healthPath" p (an HTTP readiness check instead of TCP). */}}
+     filesystem stays read-only), "healthPath" p (an HTTP readiness check instead of TCP) and
+     "credentials" (list of platform Secret keys, mounted read-only as files under /credentials:
+     credentials are files, never environment variables). */}}
 {{- define "datajump.embedded" -}}
 {{- $name := include "datajump.componentName" . -}}
 apiVersion: v1
@@ -111,6 +113,11 @@ spec:
             - name: config
               mountPath: {{ . }}
             {{- end }}
+            {{- if .credentials }}
+            - name: credentials
+              mountPath: /credentials
+              readOnly: true
+            {{- end }}
             {{- range $i, $path := .writable }}
             - name: scratch-{{ $i }}
               mountPath: {{ $path }}
@@ -120,6 +127,17 @@ spec:
         {{- if .configDir }}
         - name: config
           emptyDir: {}
+        {{- end }}
+        {{- with .credentials }}
+        - name: credentials
+          secret:
+            secretName: {{ include "datajump.secretName" $.root }}
+            defaultMode: 288 # 0440: owner and group read, nothing else
+            items:
+              {{- range . }}
+              - key: {{ . }}
+                path: {{ . }}
+              {{- end }}
         {{- end }}
         {{- range $i, $path := .writable }}
         - name: scratch-{{ $i }}
