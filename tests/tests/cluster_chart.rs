@@ -1,11 +1,14 @@
 //! The chart on a real API server (the local control plane, see `datajump_tests::cluster`):
 //! every environment installs with plain `helm install` on Helm 3 and Helm 4 after only the
-//! prerequisites the chart README names, upgrades to a changed value and uninstalls; nothing
-//! the chart generates draws a warning from the API server.
+//! prerequisites the chart README names; upgrades twice with unchanged values roll nothing, an
+//! upgrade to a changed value rolls exactly the pods that use it; it uninstalls; two
+//! environments share one cluster; nothing the chart generates draws a warning from the API
+//! server.
 //!
 //! The operators are not running here, so operator-mode custom resources are only created
 //! (admitted against their CRD schemas), never reconciled; pods are played by the fake kubelet.
 
+use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
 use chart_gen::model::Environment;
@@ -81,7 +84,55 @@ fn jsonpath(cluster: &Cluster, ns: &str, object: &str, path: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Install, upgrade to a changed value, uninstall — with plain helm, as a Harbor user would.
+/// What rolls pods and what they read: each workload's pod template (Deployments, StatefulSets,
+/// DaemonSets of the release, in its namespace and the logging namespace) and each Secret's and
+/// ConfigMap's data, except Helm's own release records.
+fn cluster_state(cluster: &Cluster, namespaces: &[&str]) -> BTreeMap<String, serde_json::Value> {
+    let mut state = BTreeMap::new();
+    for ns in namespaces {
+        let out = cluster.kubectl(&[
+            "get",
+            "deployments,statefulsets,daemonsets,secrets,configmaps",
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ]);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kubectl json");
+        for item in list["items"].as_array().into_iter().flatten() {
+            if item["type"] == "helm.sh/release.v1" {
+                continue;
+            }
+            let key = format!(
+                "{}/{}/{}",
+                ns,
+                item["kind"].as_str().unwrap_or_default(),
+                item["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            let content = match item["kind"].as_str() {
+                Some("Secret" | "ConfigMap") => item["data"].clone(),
+                _ => item["spec"]["template"].clone(),
+            };
+            state.insert(key, content);
+        }
+    }
+    state
+}
+
+/// Keys whose content differs between two states (added and removed keys included).
+fn changed(
+    before: &BTreeMap<String, serde_json::Value>,
+    after: &BTreeMap<String, serde_json::Value>,
+) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    keys.into_iter()
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// Install, upgrade twice unchanged, upgrade to a changed value, uninstall — with plain helm,
+/// as a Harbor user would.
 fn plain_helm_life_cycle(helm_bin: &str, env: Environment) {
     let Some(cluster) = cluster::shared() else {
         return;
@@ -125,35 +176,56 @@ fn plain_helm_life_cycle(helm_bin: &str, env: Environment) {
         jsonpath(cluster, &ns, config, "{.data}").contains("INFO"),
         "the config map carries the default log level"
     );
+    let upgrade = |extra: &[&str]| {
+        let mut args = vec![
+            "upgrade", "datajump", CHART, "-n", &ns, "-f", &values, "--set", &logging,
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--wait", "--timeout", "5m"]);
+        let out = helm(helm_bin, cluster, &args);
+        assert!(out.status.success(), "{helm_bin} upgrade ({env:?}) failed");
+        assert_eq!(warnings(&out.stderr), Vec::<String>::new());
+    };
 
-    let upgrade = helm(
-        helm_bin,
-        cluster,
-        &[
-            "upgrade",
-            "datajump",
-            CHART,
-            "-n",
-            &ns,
-            "-f",
-            &values,
-            "--set",
-            &logging,
-            "--set",
-            "config.logLevel=DEBUG",
-            "--wait",
-            "--timeout",
-            "5m",
-        ],
-    );
+    // GitOps tools re-apply the same values all the time: nothing may roll or change.
+    let installed = cluster_state(cluster, &[&ns, &logging_ns]);
     assert!(
-        upgrade.status.success(),
-        "{helm_bin} upgrade ({env:?}) failed"
+        installed.keys().any(|k| k.contains("/Deployment/")),
+        "{installed:?}"
     );
-    assert_eq!(warnings(&upgrade.stderr), Vec::<String>::new());
+    for _ in 0..2 {
+        upgrade(&[]);
+        assert_eq!(
+            changed(&installed, &cluster_state(cluster, &[&ns, &logging_ns])),
+            Vec::<String>::new(),
+            "an upgrade with unchanged values changed pod templates, Secrets or ConfigMaps"
+        );
+    }
+
+    // The log level is in the services' config: exactly they roll, with the ConfigMap.
+    upgrade(&["--set", "config.logLevel=DEBUG"]);
     assert!(
         jsonpath(cluster, &ns, config, "{.data}").contains("DEBUG"),
         "the upgrade reached the cluster"
+    );
+    let mut expected: Vec<String> = [
+        "web",
+        "api-gateway",
+        "integration",
+        "development",
+        "metadata",
+        "ops-monitor",
+    ]
+    .iter()
+    .map(|s| format!("{ns}/Deployment/datajump-{s}"))
+    .filter(|k| installed.contains_key(k))
+    .collect();
+    expected.push(format!("{ns}/ConfigMap/datajump-config"));
+    expected.sort();
+    assert_eq!(
+        changed(&installed, &cluster_state(cluster, &[&ns, &logging_ns])),
+        expected,
+        "a changed log level must roll the services and nothing else"
     );
     let history = helm(
         helm_bin,
@@ -162,7 +234,7 @@ fn plain_helm_life_cycle(helm_bin: &str, env: Environment) {
     );
     let history: serde_json::Value =
         serde_json::from_slice(&history.stdout).expect("helm history -o json");
-    assert_eq!(history.as_array().map(Vec::len), Some(2), "{history}");
+    assert_eq!(history.as_array().map(Vec::len), Some(4), "{history}");
 
     let uninstall = helm(
         helm_bin,
@@ -218,6 +290,83 @@ life_cycle_tests! {
     helm4_test: "helm4", Test;
     helm4_staging: "helm4", Staging;
     helm4_prod: "helm4", Prod;
+}
+
+/// dev, staging and prod in one cluster, each release named `datajump` in its own namespace,
+/// staging's and prod's Fluent Bit in the default shared logging namespace: all install, each
+/// Fluent Bit tails only its own namespace, and removing one environment leaves the others.
+#[test]
+fn environments_share_one_cluster() {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    let shared_logging = "datajump-logging";
+    let envs = [Environment::Dev, Environment::Staging, Environment::Prod];
+    for env in envs {
+        let ns = format!("side-{}", env.as_str());
+        prerequisites(cluster, env, &ns, shared_logging);
+        let values = format!("{CHART}/{}", env.values_file_name());
+        let install = helm(
+            "helm4",
+            cluster,
+            &[
+                "install",
+                "datajump",
+                CHART,
+                "-n",
+                &ns,
+                "-f",
+                &values,
+                "--wait",
+                "--timeout",
+                "5m",
+            ],
+        );
+        assert!(
+            install.status.success(),
+            "{env:?} beside the others: {}",
+            String::from_utf8_lossy(&install.stderr)
+        );
+    }
+    let tails = |ns: &str| {
+        let name = format!("datajump-fluent-bit-{ns}");
+        jsonpath(
+            cluster,
+            shared_logging,
+            &format!("configmap/{name}"),
+            "{.data}",
+        )
+    };
+    for ns in ["side-staging", "side-prod"] {
+        let config = tails(ns);
+        assert!(
+            config.contains(&format!("/var/log/containers/*_{ns}_*.log")),
+            "{ns}'s Fluent Bit tails its own namespace: {config}"
+        );
+        let ready = jsonpath(
+            cluster,
+            shared_logging,
+            &format!("daemonset/datajump-fluent-bit-{ns}"),
+            "{.status.numberReady}",
+        );
+        assert_eq!(ready, "3", "{ns}: one Fluent Bit per node");
+    }
+    let uninstall = helm(
+        "helm4",
+        cluster,
+        &["uninstall", "datajump", "-n", "side-staging", "--wait"],
+    );
+    assert!(uninstall.status.success());
+    let left = cluster.kubectl(&["get", "daemonsets", "-n", shared_logging, "-o", "name"]);
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "daemonset.apps/datajump-fluent-bit-side-prod",
+        "prod's Fluent Bit stays when staging goes"
+    );
+    for env in ["side-dev", "side-prod"] {
+        let status = helm("helm4", cluster, &["status", "datajump", "-n", env]);
+        assert!(status.status.success(), "{env} still deployed");
+    }
 }
 
 #[test]
