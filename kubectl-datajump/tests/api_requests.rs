@@ -168,6 +168,10 @@ async fn install_preflight_and_namespace_apply() {
         chart_gen::model::Environment::Prod,
         "datajump-prod",
         &values,
+        &namespace::PodSecurity {
+            enforce: "restricted".into(),
+            forced_by: Vec::new(),
+        },
     );
     namespace::apply(&client, &plans).await.unwrap();
     assert_eq!(server.await.unwrap().len(), 5);

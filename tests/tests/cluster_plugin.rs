@@ -65,7 +65,15 @@ fn life_cycle(env: Environment) {
     );
     let labels = labels_of(cluster, &ns);
     assert_eq!(labels["env"], e);
-    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    // MySQL Operator's root init container is the one thing below restricted: operator-mode
+    // environments enforce baseline (and still audit and warn at restricted); dev restricted.
+    let enforced = if env == Environment::Dev {
+        "restricted"
+    } else {
+        "baseline"
+    };
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], enforced);
+    assert_eq!(labels["pod-security.kubernetes.io/audit"], "restricted");
     assert_eq!(labels["pod-security.kubernetes.io/warn"], "restricted");
     if env != Environment::Dev {
         let labels = labels_of(cluster, &logging_ns);
@@ -73,6 +81,14 @@ fn life_cycle(env: Environment) {
     }
 
     let status = plugin(cluster, &["status", "--env", e, "-o", "json"]).json();
+    assert_eq!(status["podSecurity"]["enforced"], enforced, "{status:#}");
+    assert_eq!(status["podSecurity"]["required"], enforced);
+    let forced_by = status["podSecurity"]["forcedBy"].to_string();
+    assert_eq!(
+        forced_by.contains("MySQL Operator"),
+        env != Environment::Dev,
+        "status names what forces the level: {forced_by}"
+    );
     let release = &status["release"];
     assert_eq!(release["name"], "datajump");
     assert_eq!(release["status"], "deployed", "{status:#}");

@@ -113,6 +113,45 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/* Security contexts for pods an operator creates from our custom resources: the restricted
+     Pod Security level's requirements, with the UID left to the operator's image. */}}
+{{- define "datajump.operatorPodSecurityContext" -}}
+runAsNonRoot: true
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "datajump.operatorContainerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Components whose operator-created pods cannot meet the restricted Pod Security level, one
+     "component: reason" per line (empty when every pod complies). Every other operator-mode
+     resource sets its pods' security contexts so that they comply. */}}
+{{- define "datajump.podSecurity.forcedBy" -}}
+{{- if eq .Values.mysql.mode "operator" }}
+mysql: MySQL Operator's fixdatadir init container runs as root (it chowns the data volume)
+{{- end }}
+{{- end -}}
+
+{{/* The Pod Security level the release namespace enforces: global.podSecurity, lowered to
+     baseline only when a deployed component forces it (audit and warn stay restricted, so every
+     pod that falls short is still reported). */}}
+{{- define "datajump.podSecurity.level" -}}
+{{- $want := .Values.global.podSecurity -}}
+{{- if and (eq $want "restricted") (trim (include "datajump.podSecurity.forcedBy" .)) -}}
+baseline
+{{- else -}}
+{{ $want }}
+{{- end -}}
+{{- end -}}
+
 {{/* The API token of a pod that talks to the API server, as an explicit projected volume
      (automountServiceAccountToken stays false everywhere, so no pod gets a token by accident).
      It is what the kubelet would mount: a bound, expiring token, the cluster CA and the

@@ -186,7 +186,17 @@ pub async fn deploy(
             );
         }
     }
-    let ns_plans = namespace::plan(p.env, &p.release.namespace, &p.values.merged);
+    // The chart knows which components fall short of "restricted": render it and ask.
+    let rendered = p.helm.run(&p.helm.template_args(&p.release)).await?;
+    let pod_security =
+        namespace::PodSecurity::from_objects(&manifests::parse(&rendered)?, &ctx.fullname())?;
+    for reason in &pod_security.forced_by {
+        ctx.progress.line(format!(
+            "pod security: namespace enforces {} because {reason}",
+            pod_security.enforce
+        ));
+    }
+    let ns_plans = namespace::plan(p.env, &p.release.namespace, &p.values.merged, &pod_security);
     namespace::apply(client, &ns_plans).await?;
     if let credentials::Source::Generated(name) = &credentials
         && credentials::ensure_generated(client, &p.release.namespace, name).await?

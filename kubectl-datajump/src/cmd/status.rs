@@ -24,6 +24,18 @@ pub struct Status {
     pub infrastructure: Vec<CustomResourceState>,
     pub scheduler_leader: Option<Leader>,
     pub last_backup: Option<LastBackup>,
+    pub pod_security: Option<PodSecurityState>,
+}
+
+/// What the namespace enforces, what the release needs, and why it needs less than restricted.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSecurityState {
+    /// The namespace's `pod-security.kubernetes.io/enforce` label (none: unlabelled).
+    pub enforced: Option<String>,
+    /// The level the chart says the release needs.
+    pub required: String,
+    pub forced_by: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -109,6 +121,16 @@ impl Render for Status {
             )),
             None => out.push_str("last backup: none\n"),
         }
+        if let Some(p) = &self.pod_security {
+            let enforced = p.enforced.as_deref().unwrap_or("unlabelled");
+            out.push_str(&format!(
+                "pod security: namespace enforces {enforced}, release needs {}\n",
+                p.required
+            ));
+            for reason in &p.forced_by {
+                out.push_str(&format!("  below restricted because {reason}\n"));
+            }
+        }
         out
     }
 }
@@ -182,11 +204,40 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
         infrastructure: infrastructure(&client, &ns).await?,
         scheduler_leader: leader(&client, &ns, &ctx.fullname()).await?,
         last_backup: last_backup(&client, &ns, &ctx.global.release).await?,
+        pod_security: pod_security(&client, &ns, &ctx.fullname()).await?,
         namespace: ns,
         release,
         components,
     };
     output::print(&status, &ctx.global)
+}
+
+/// The live namespace label beside what the release's ConfigMap says it needs.
+async fn pod_security(
+    client: &Client,
+    ns: &str,
+    fullname: &str,
+) -> anyhow::Result<Option<PodSecurityState>> {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    let config: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let Some(config) = config.get_opt(&format!("{fullname}-config")).await? else {
+        return Ok(None);
+    };
+    let annotations = serde_json::to_value(config.metadata.annotations.unwrap_or_default())?;
+    let Some(needed) = crate::kube::namespace::PodSecurity::from_annotations(&annotations) else {
+        return Ok(None);
+    };
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let enforced = namespaces
+        .get_opt(ns)
+        .await?
+        .and_then(|n| n.metadata.labels)
+        .and_then(|l| l.get("pod-security.kubernetes.io/enforce").cloned());
+    Ok(Some(PodSecurityState {
+        enforced,
+        required: needed.enforce,
+        forced_by: needed.forced_by,
+    }))
 }
 
 async fn release_info(ctx: &Ctx, ns: &str) -> ReleaseInfo {
@@ -343,6 +394,11 @@ mod render_tests {
                 job: "datajump-backup-29000000".into(),
                 age_seconds: 7200,
             }),
+            pod_security: Some(PodSecurityState {
+                enforced: Some("baseline".into()),
+                required: "baseline".into(),
+                forced_by: vec!["mysql: root init container".into()],
+            }),
         };
         let text = status.human(&Style { color: false });
         assert!(text.starts_with(
@@ -355,6 +411,10 @@ mod render_tests {
         assert!(text.contains("Kafka/datajump-kafka   Ready"), "{text}");
         assert!(text.contains("scheduler leader: datajump-scheduler-abc (renewed 4s ago)"));
         assert!(text.contains("last backup: datajump-backup-29000000 (2h ago)"));
+        assert!(
+            text.contains("pod security: namespace enforces baseline, release needs baseline\n  below restricted because mysql: root init container"),
+            "{text}"
+        );
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["release"]["revision"], 7);
         assert_eq!(json["components"][0]["rolledOut"], false);

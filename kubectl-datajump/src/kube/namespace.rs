@@ -32,13 +32,52 @@ impl NamespacePlan {
     }
 }
 
-/// The namespaces to create for an install, from the merged values.
-pub fn plan(env: Environment, namespace: &str, values: &Value) -> Vec<NamespacePlan> {
-    let enforce = values
-        .pointer("/global/podSecurity")
-        .and_then(Value::as_str)
-        .unwrap_or("restricted")
-        .to_string();
+/// The Pod Security level the chart says the release namespace needs: the annotations on its
+/// `<fullname>-config` ConfigMap in a render (the chart is the one place that knows which
+/// components fall short of restricted, and why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSecurity {
+    pub enforce: String,
+    /// "component: reason" for each component that forces a level below restricted.
+    pub forced_by: Vec<String>,
+}
+
+pub const ENFORCE_ANNOTATION: &str = "datajump.io/pod-security-enforce";
+pub const FORCED_BY_ANNOTATION: &str = "datajump.io/pod-security-forced-by";
+
+impl PodSecurity {
+    /// Reads the annotations of `<fullname>-config` among rendered (or live) objects.
+    pub fn from_objects(objects: &[Value], fullname: &str) -> anyhow::Result<Self> {
+        let name = format!("{fullname}-config");
+        let config = objects
+            .iter()
+            .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == name.as_str())
+            .ok_or_else(|| anyhow::anyhow!("the chart rendered no ConfigMap {name}"))?;
+        Self::from_annotations(&config["metadata"]["annotations"])
+            .ok_or_else(|| anyhow::anyhow!("ConfigMap {name} has no {ENFORCE_ANNOTATION} annotation (a chart older than this plugin?)"))
+    }
+
+    pub fn from_annotations(annotations: &Value) -> Option<Self> {
+        let enforce = annotations.get(ENFORCE_ANNOTATION)?.as_str()?.to_string();
+        let forced_by = annotations
+            .get(FORCED_BY_ANNOTATION)
+            .and_then(Value::as_str)
+            .map(|s| s.split("; ").map(str::to_string).collect())
+            .unwrap_or_default();
+        Some(Self { enforce, forced_by })
+    }
+}
+
+/// The namespaces to create for an install, from the merged values and the chart's Pod Security
+/// answer. `audit` and `warn` stay `restricted` whatever is enforced, so every pod that falls
+/// short is still reported.
+pub fn plan(
+    env: Environment,
+    namespace: &str,
+    values: &Value,
+    pod_security: &PodSecurity,
+) -> Vec<NamespacePlan> {
+    let enforce = pod_security.enforce.clone();
     let mut plans = vec![NamespacePlan {
         name: namespace.to_string(),
         labels: vec![
@@ -95,9 +134,41 @@ pub async fn apply(client: &Client, plans: &[NamespacePlan]) -> anyhow::Result<(
 mod tests {
     use super::*;
 
+    fn restricted() -> PodSecurity {
+        PodSecurity {
+            enforce: "restricted".into(),
+            forced_by: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_chart_says_the_level_and_why() {
+        let objects = vec![
+            json!({"kind": "ConfigMap", "metadata": {"name": "dj-config",
+            "annotations": {
+                ENFORCE_ANNOTATION: "baseline",
+                FORCED_BY_ANNOTATION: "mysql: runs as root; other: reason"}}}),
+        ];
+        let got = PodSecurity::from_objects(&objects, "dj").unwrap();
+        assert_eq!(got.enforce, "baseline");
+        assert_eq!(got.forced_by, ["mysql: runs as root", "other: reason"]);
+        let err = PodSecurity::from_objects(&objects, "other").unwrap_err();
+        assert!(
+            err.to_string().contains("no ConfigMap other-config"),
+            "{err}"
+        );
+        let bare = vec![json!({"kind": "ConfigMap", "metadata": {"name": "dj-config"}})];
+        assert!(PodSecurity::from_objects(&bare, "dj").is_err());
+    }
+
     #[test]
     fn release_namespace_gets_env_and_pod_security_labels() {
-        let plans = plan(Environment::Prod, "datajump-prod", &json!({}));
+        let plans = plan(
+            Environment::Prod,
+            "datajump-prod",
+            &json!({}),
+            &restricted(),
+        );
         assert_eq!(plans.len(), 1);
         assert_eq!(
             plans[0].apply_body()["metadata"]["labels"],
@@ -116,7 +187,11 @@ mod tests {
             "global": {"podSecurity": "baseline"},
             "observability": {"fluentBit": {"enabled": true, "namespace": "logs"}},
         });
-        let plans = plan(Environment::Dev, "datajump-dev", &values);
+        let baseline = PodSecurity {
+            enforce: "baseline".into(),
+            forced_by: vec!["mysql: root init container".into()],
+        };
+        let plans = plan(Environment::Dev, "datajump-dev", &values, &baseline);
         assert_eq!(plans[0].labels[1].1, "baseline");
         assert_eq!(plans[1].name, "logs");
         assert_eq!(

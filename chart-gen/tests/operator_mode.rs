@@ -1,0 +1,222 @@
+//! What operator mode (test, staging, prod) asks of the cluster, read from the real helm render:
+//! the custom resources set the security contexts "restricted" needs wherever the operator lets
+//! them; the one component that cannot comply lowers the namespace level, and says so; the
+//! operator-managed pods that call the API server, and Fluent Bit shipping to Elasticsearch, are
+//! let through the default-deny NetworkPolicy and nothing more.
+
+use chart_gen::model::Environment;
+use serde_json::{Value, json};
+
+mod support;
+use support::*;
+
+fn restricted_container(ctx: &Value, what: &str) {
+    assert_eq!(ctx["runAsNonRoot"], true, "{what}: {ctx}");
+    assert_eq!(ctx["allowPrivilegeEscalation"], false, "{what}: {ctx}");
+    assert_eq!(ctx["capabilities"]["drop"], json!(["ALL"]), "{what}: {ctx}");
+    assert_eq!(
+        ctx["seccompProfile"]["type"], "RuntimeDefault",
+        "{what}: {ctx}"
+    );
+}
+
+fn restricted_pod(ctx: &Value, what: &str) {
+    assert_eq!(ctx["runAsNonRoot"], true, "{what}: {ctx}");
+    assert_eq!(
+        ctx["seccompProfile"]["type"], "RuntimeDefault",
+        "{what}: {ctx}"
+    );
+}
+
+fn one<'a>(objs: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = objs.iter().filter(|o| o["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind}");
+    found[0]
+}
+
+#[test]
+fn custom_resources_ask_for_restricted_pods_where_the_operator_allows() {
+    for env in [Environment::Test, Environment::Staging, Environment::Prod] {
+        let objs = render(env, &[]);
+        let pool = one(&objs, "KafkaNodePool");
+        restricted_pod(
+            &pool["spec"]["template"]["pod"]["securityContext"],
+            "node pool pod",
+        );
+        for c in ["kafkaContainer", "initContainer"] {
+            restricted_container(&pool["spec"]["template"][c]["securityContext"], c);
+        }
+        let eo = &one(&objs, "Kafka")["spec"]["entityOperator"]["template"];
+        restricted_pod(&eo["pod"]["securityContext"], "entity operator pod");
+        for c in ["topicOperatorContainer", "userOperatorContainer"] {
+            restricted_container(&eo[c]["securityContext"], c);
+        }
+        let redis = &one(&objs, "RedisCluster")["spec"];
+        restricted_pod(&redis["podSecurityContext"], "redis pod");
+        for role in ["redisLeader", "redisFollower"] {
+            restricted_container(&redis[role]["securityContext"], role);
+        }
+        for set in one(&objs, "Elasticsearch")["spec"]["nodeSets"]
+            .as_array()
+            .unwrap()
+        {
+            let pod = &set["podTemplate"]["spec"];
+            restricted_pod(&pod["securityContext"], "elasticsearch pod");
+            assert_eq!(pod["securityContext"]["fsGroup"], 1000, "data volume owner");
+            restricted_container(&pod["containers"][0]["securityContext"], "elasticsearch");
+        }
+        let pool = &one(&objs, "Tenant")["spec"]["pools"][0];
+        restricted_pod(&pool["securityContext"], "tenant pod");
+        restricted_container(&pool["containerSecurityContext"], "tenant containers");
+    }
+}
+
+#[test]
+fn the_namespace_level_follows_what_is_deployed_and_says_why() {
+    let level = |objs: &[Value]| {
+        let annotations = &find(objs, "ConfigMap", "datajump-config")["metadata"]["annotations"];
+        (
+            annotations["datajump.io/pod-security-enforce"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            annotations["datajump.io/pod-security-forced-by"]
+                .as_str()
+                .map(str::to_string),
+        )
+    };
+    assert_eq!(
+        level(&render(Environment::Dev, &[])),
+        ("restricted".into(), None)
+    );
+    let (enforce, why) = level(&render(Environment::Prod, &[]));
+    assert_eq!(enforce, "baseline");
+    assert!(why.unwrap().starts_with("mysql: MySQL Operator"));
+    // Without MySQL Operator everything complies: back to restricted.
+    let external_mysql = render_with(Environment::Prod, "mysql:\n  mode: external\n");
+    assert_eq!(level(&external_mysql), ("restricted".into(), None));
+    // A site that asks for less gets it, whatever is deployed.
+    let baseline = render_with(Environment::Dev, "global:\n  podSecurity: baseline\n");
+    assert_eq!(level(&baseline).0, "baseline");
+}
+
+/// The pod labels each operator puts on the pods that call the API server.
+#[test]
+fn operator_pods_that_call_the_api_server_are_let_out_to_it() {
+    let objs = render(Environment::Prod, &[]);
+    let egress_to_api = |name: &str| -> Value {
+        let np = find(
+            &objs,
+            "NetworkPolicy",
+            &format!("datajump-allow-apiserver-{name}"),
+        );
+        assert_eq!(np["spec"]["policyTypes"], json!(["Egress"]));
+        let ports: Vec<u64> = np["spec"]["egress"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["port"].as_u64())
+            .collect();
+        assert_eq!(ports, [443, 6443], "{name}: only the API server's ports");
+        np["spec"]["podSelector"]["matchLabels"].clone()
+    };
+    assert_eq!(
+        egress_to_api("mysql"),
+        json!({"mysql.oracle.com/cluster": "datajump-mysql", "component": "mysqld"})
+    );
+    assert_eq!(
+        egress_to_api("minio"),
+        json!({"v1.min.io/tenant": "datajump-minio"})
+    );
+    assert_eq!(
+        egress_to_api("kafka-entity-operator"),
+        json!({"strimzi.io/name": "datajump-kafka-entity-operator"})
+    );
+    assert_eq!(
+        egress_to_api("scheduler")["app.kubernetes.io/component"],
+        "scheduler"
+    );
+    // Dev runs no operator: only the scheduler gets out.
+    let dev = render(Environment::Dev, &[]);
+    let dev_api: Vec<&str> = dev
+        .iter()
+        .filter(|o| o["kind"] == "NetworkPolicy")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .filter(|n| n.contains("allow-apiserver"))
+        .collect();
+    assert_eq!(dev_api, ["datajump-allow-apiserver-scheduler"]);
+}
+
+#[test]
+fn fluent_bit_reaches_elasticsearch_through_the_policy() {
+    let objs = render(Environment::Prod, &[]);
+    let np = find(&objs, "NetworkPolicy", "datajump-allow-fluent-bit");
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"],
+        json!({"elasticsearch.k8s.elastic.co/cluster-name": "datajump-es"})
+    );
+    let from = &np["spec"]["ingress"][0]["from"][0];
+    assert_eq!(
+        from["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "datajump-logging"
+    );
+    assert_eq!(
+        from["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "fluent-bit"
+    );
+    assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], 9200);
+    // Dev has no Fluent Bit, so no such opening.
+    assert!(
+        !render(Environment::Dev, &[])
+            .iter()
+            .any(|o| o["metadata"]["name"] == "datajump-allow-fluent-bit")
+    );
+}
+
+/// staging and prod pull from Harbor: every operator resource that pulls images names the pull
+/// Secret and pulls from the registry.
+#[test]
+fn harbor_reaches_every_operator_resource_that_pulls_images() {
+    let objs = render(Environment::Prod, &[]);
+    let secrets = json!([{"name": "harbor-pull"}]);
+    assert_eq!(
+        one(&objs, "KafkaNodePool")["spec"]["template"]["pod"]["imagePullSecrets"],
+        secrets
+    );
+    assert_eq!(
+        one(&objs, "Kafka")["spec"]["entityOperator"]["template"]["pod"]["imagePullSecrets"],
+        secrets
+    );
+    assert_eq!(
+        one(&objs, "RedisCluster")["spec"]["kubernetesConfig"]["imagePullSecrets"],
+        secrets
+    );
+    for set in one(&objs, "Elasticsearch")["spec"]["nodeSets"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(set["podTemplate"]["spec"]["imagePullSecrets"], secrets);
+    }
+    assert_eq!(
+        one(&objs, "Tenant")["spec"]["imagePullSecret"],
+        json!({"name": "harbor-pull"})
+    );
+    assert_eq!(
+        one(&objs, "InnoDBCluster")["spec"]["imagePullSecrets"],
+        secrets
+    );
+    let registry = "harbor.example.com";
+    for (kind, pointer) in [
+        ("Kafka", "/spec/kafka/image"),
+        ("RedisCluster", "/spec/kubernetesConfig/image"),
+        ("Elasticsearch", "/spec/image"),
+        ("Tenant", "/spec/image"),
+        ("InnoDBCluster", "/spec/imageRepository"),
+    ] {
+        let image = one(&objs, kind).pointer(pointer).and_then(Value::as_str);
+        assert!(
+            image.is_some_and(|i| i.starts_with(registry)),
+            "{kind}{pointer} = {image:?}"
+        );
+    }
+}
