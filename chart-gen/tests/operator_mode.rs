@@ -220,3 +220,51 @@ fn harbor_reaches_every_operator_resource_that_pulls_images() {
         );
     }
 }
+
+/// MySQL Operator creates no application database or user: a hook Job does, with the root
+/// account and the application password as mounted files.
+#[test]
+fn a_hook_job_creates_the_platform_database_in_operator_mode() {
+    let objs = render(Environment::Test, &[]);
+    let job = find(&objs, "Job", "datajump-mysql-setup");
+    assert_eq!(
+        job["metadata"]["annotations"]["helm.sh/hook"],
+        "post-install,post-upgrade"
+    );
+    let pod = &job["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let env = |name: &str| {
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .map(str::to_string)
+    };
+    assert_eq!(env("APP_DATABASE").as_deref(), Some("datajump"));
+    assert_eq!(env("APP_USER").as_deref(), Some("datajump"));
+    assert_eq!(env("MYSQL_HOST").as_deref(), Some("datajump-mysql"));
+    let sources = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "credentials")
+        .unwrap()["projected"]["sources"]
+        .clone();
+    assert_eq!(sources[0]["secret"]["name"], "datajump-mysql-root");
+    assert_eq!(sources[1]["secret"]["items"][0]["key"], "db-password");
+    let scripts = find(&objs, "ConfigMap", "datajump-mysql-setup");
+    for file in ["create-database.sh", "backup-lib.sh"] {
+        assert!(
+            scripts["data"][file].as_str().unwrap().starts_with('#'),
+            "{file}"
+        );
+    }
+    // Embedded MySQL creates them itself from MYSQL_DATABASE / MYSQL_USER.
+    assert!(
+        !render(Environment::Dev, &[])
+            .iter()
+            .any(|o| o["metadata"]["name"] == "datajump-mysql-setup")
+    );
+}

@@ -74,13 +74,39 @@ pub fn prerequisites(cluster: &Cluster, env: Environment) {
         "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\nspec:\n  controller: k8s.io/ingress-nginx\n",
     );
     // The generated one (dev, test) is the plugin's to create; a named one must exist.
-    if !chart_gen::profiles::profile(env)
-        .secrets
-        .existing_secret
-        .is_empty()
-    {
-        let ns = env.default_namespace();
+    let ns = env.default_namespace();
+    let profile = chart_gen::profiles::profile(env);
+    if !profile.secrets.existing_secret.is_empty() {
         cluster.namespace(&ns, &[]);
         crate::cluster::credentials_secret(cluster, env, &ns);
+    }
+    operator_secrets(cluster, env, &ns);
+}
+
+/// The Secrets operator-mode custom resources read (preflight checks them): MySQL Operator's
+/// root account and the MinIO Tenant's configuration.
+pub fn operator_secrets(cluster: &Cluster, env: Environment, ns: &str) {
+    let profile = chart_gen::profiles::profile(env);
+    let mut secrets = Vec::new();
+    if profile.mysql.mode == chart_gen::model::Mode::Operator {
+        secrets.push(format!(
+            "  name: {}\nstringData:\n  rootUser: root\n  rootHost: '%'\n  rootPassword: test-root\n",
+            profile.mysql.operator.root_secret
+        ));
+    }
+    if profile.minio.mode == chart_gen::model::Mode::Operator {
+        secrets.push(format!(
+            "  name: {}\nstringData:\n  config.env: |\n    export MINIO_ROOT_USER=test\n    export MINIO_ROOT_PASSWORD=test-secret\n",
+            profile.minio.operator.config_secret
+        ));
+    }
+    if secrets.is_empty() {
+        return;
+    }
+    cluster.namespace(ns, &[]);
+    for body in secrets {
+        cluster.apply_yaml(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  namespace: {ns}\n{body}"
+        ));
     }
 }

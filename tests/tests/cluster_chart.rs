@@ -61,7 +61,7 @@ fn warnings_are_recognised_in_what_helm_and_kubectl_print() {
 
 /// What the chart README's "Install" section asks for before a plain `helm install`: the
 /// release namespace with its Pod Security labels, Fluent Bit's privileged namespace where
-/// Fluent Bit is on, and the credentials Secret.
+/// Fluent Bit is on, the credentials Secret and the Secrets operator-mode resources read.
 fn prerequisites(cluster: &Cluster, env: Environment, ns: &str, logging_ns: &str) {
     cluster.namespace(
         ns,
@@ -77,6 +77,7 @@ fn prerequisites(cluster: &Cluster, env: Environment, ns: &str, logging_ns: &str
         &[("pod-security.kubernetes.io/enforce", "privileged")],
     );
     cluster::credentials_secret(cluster, env, ns);
+    datajump_tests::plugin::operator_secrets(cluster, env, ns);
 }
 
 fn jsonpath(cluster: &Cluster, ns: &str, object: &str, path: &str) -> String {

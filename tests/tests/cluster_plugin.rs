@@ -250,6 +250,25 @@ fn preflight_names_what_the_cluster_lacks() {
     );
     let ns = cluster.kubectl(&["get", "namespace", "preflight-test"]);
     assert!(!ns.status.success(), "a refused install changed nothing");
+
+    // Operator mode reads Secrets nobody created yet: each is named with its keys.
+    let run = plugin(
+        cluster,
+        &["install", "--env", "test", "-n", "preflight-secrets"],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    for expected in [
+        "Secret \"datajump-mysql-root\" (mysql.operator.rootSecret) does not exist in namespace preflight-secrets: create it with the keys rootUser, rootHost, rootPassword",
+        "Secret \"datajump-minio-config\" (minio.operator.configSecret) does not exist in namespace preflight-secrets: create it with the keys config.env",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "{expected}\nin:\n{}",
+            run.stderr
+        );
+    }
+    let ns = cluster.kubectl(&["get", "namespace", "preflight-secrets"]);
+    assert!(!ns.status.success(), "a refused install changed nothing");
 }
 
 /// `backup create` makes a Job from the chart's CronJob; the restore sequence suspends the

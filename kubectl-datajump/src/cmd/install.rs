@@ -174,8 +174,10 @@ pub async fn deploy(
             eprintln!("warning: {warning}");
         }
         let mut failures = report.failures;
-        if let credentials::Source::Existing(name) = &credentials {
-            failures.extend(credentials::check_existing(client, &p.release.namespace, name).await?);
+        for required in credentials::required_secrets(&p.values.merged) {
+            failures.extend(
+                credentials::check_required(client, &p.release.namespace, &required).await?,
+            );
         }
         if !failures.is_empty() {
             anyhow::bail!(

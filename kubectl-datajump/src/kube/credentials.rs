@@ -41,17 +41,83 @@ pub fn source(values: &Value, fullname: &str) -> Source {
     }
 }
 
-/// For an existing Secret: a sentence naming what is wrong, or `None` when it is complete.
-pub async fn check_existing(
+/// A Secret the release reads but does not create, and the keys it must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredSecret {
+    pub name: String,
+    /// The value that names it, e.g. `mysql.operator.rootSecret`.
+    pub named_by: &'static str,
+    pub keys: Vec<&'static str>,
+}
+
+/// Every Secret the merged values make the release (or its custom resources) read without
+/// creating it: the platform credentials when `secrets.existingSecret` names them, MySQL
+/// Operator's root account, the MinIO Tenant's configuration, another store's upload keys.
+pub fn required_secrets(values: &Value) -> Vec<RequiredSecret> {
+    let text = |pointer: &str| {
+        values
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let on = |pointer: &str| values.pointer(pointer).and_then(Value::as_bool) == Some(true);
+    let mut out = Vec::new();
+    if let Some(name) = text("/secrets/existingSecret") {
+        out.push(RequiredSecret {
+            name,
+            named_by: "secrets.existingSecret",
+            keys: CREDENTIAL_KEYS.to_vec(),
+        });
+    }
+    if text("/mysql/mode").as_deref() == Some("operator")
+        && let Some(name) = text("/mysql/operator/rootSecret")
+    {
+        out.push(RequiredSecret {
+            name,
+            named_by: "mysql.operator.rootSecret",
+            keys: vec!["rootUser", "rootHost", "rootPassword"],
+        });
+    }
+    if text("/minio/mode").as_deref() == Some("operator")
+        && let Some(name) = text("/minio/operator/configSecret")
+    {
+        out.push(RequiredSecret {
+            name,
+            named_by: "minio.operator.configSecret",
+            keys: vec!["config.env"],
+        });
+    }
+    if on("/backup/enabled")
+        && on("/backup/upload/enabled")
+        && let Some(name) = text("/backup/upload/existingSecret")
+    {
+        out.push(RequiredSecret {
+            name,
+            named_by: "backup.upload.existingSecret",
+            keys: vec!["access-key", "secret-key"],
+        });
+    }
+    out
+}
+
+/// For a Secret that must exist: a sentence naming what is wrong (the Secret, the value that
+/// names it, the missing keys), or `None` when it is complete.
+pub async fn check_required(
     client: &Client,
     namespace: &str,
-    name: &str,
+    required: &RequiredSecret,
 ) -> anyhow::Result<Option<String>> {
+    let RequiredSecret {
+        name,
+        named_by,
+        keys,
+    } = required;
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let Some(secret) = api.get_opt(name).await? else {
         return Ok(Some(format!(
-            "Secret {name:?} (secrets.existingSecret) does not exist in namespace {namespace}: create it with the keys {}",
-            CREDENTIAL_KEYS.join(", ")
+            "Secret {name:?} ({named_by}) does not exist in namespace {namespace}: create it with the keys {}",
+            keys.join(", ")
         )));
     };
     let has = |key: &str| {
@@ -61,10 +127,10 @@ pub async fn check_existing(
                 .as_ref()
                 .is_some_and(|d| d.contains_key(key))
     };
-    let missing: Vec<&str> = CREDENTIAL_KEYS.into_iter().filter(|k| !has(k)).collect();
+    let missing: Vec<&str> = keys.iter().copied().filter(|k| !has(k)).collect();
     Ok((!missing.is_empty()).then(|| {
         format!(
-            "Secret {name:?} (secrets.existingSecret) in namespace {namespace} lacks the key(s) {}",
+            "Secret {name:?} ({named_by}) in namespace {namespace} lacks the key(s) {}",
             missing.join(", ")
         )
     }))
@@ -133,6 +199,38 @@ fn random_token() -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn required_secrets_follow_the_modes() {
+        let names = |values: Value| -> Vec<(String, &'static str)> {
+            required_secrets(&values)
+                .into_iter()
+                .map(|r| (r.name, r.named_by))
+                .collect()
+        };
+        assert!(names(json!({"mysql": {"mode": "embedded"}})).is_empty());
+        let operator = json!({
+            "secrets": {"existingSecret": "site-secrets"},
+            "mysql": {"mode": "operator", "operator": {"rootSecret": "root"}},
+            "minio": {"mode": "operator", "operator": {"configSecret": "tenant"}},
+            "backup": {"enabled": true, "upload": {"enabled": true, "existingSecret": "s3"}},
+        });
+        assert_eq!(
+            names(operator),
+            [
+                ("site-secrets".to_string(), "secrets.existingSecret"),
+                ("root".to_string(), "mysql.operator.rootSecret"),
+                ("tenant".to_string(), "minio.operator.configSecret"),
+                ("s3".to_string(), "backup.upload.existingSecret"),
+            ]
+        );
+        let root = &required_secrets(&json!({"mysql": {"mode": "operator",
+            "operator": {"rootSecret": "r"}}}))[0];
+        assert_eq!(root.keys, ["rootUser", "rootHost", "rootPassword"]);
+        // Upload keys are only read when uploads are on.
+        let off = json!({"backup": {"enabled": true, "upload": {"enabled": false, "existingSecret": "s3"}}});
+        assert!(names(off).is_empty());
+    }
 
     #[test]
     fn the_source_follows_the_values() {
