@@ -241,7 +241,8 @@ fn every_container_is_hardened_in_every_environment() {
             let ann =
                 &o["spec"]["template"]["metadata"]["annotations"]["datajump.io/policy-exception"];
             if !ann.is_null() {
-                assert_eq!(o["metadata"]["name"], "datajump-fluent-bit", "{env}");
+                let name = o["metadata"]["name"].as_str().unwrap_or_default();
+                assert_eq!(name, format!("datajump-fluent-bit-datajump-{env}"), "{env}");
             }
         }
     }
