@@ -48,6 +48,16 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+fn embedded(image: Image, resources: Resources, storage: Memory) -> Embedded {
+    Embedded {
+        image,
+        resources,
+        storage,
+        pod_annotations: PodAnnotations::default(),
+        pod_labels: PodLabels::default(),
+    }
+}
+
 fn service(name: &str, port: u16) -> PlatformService {
     PlatformService::new(
         &format!("datajump/{name}"),
@@ -61,6 +71,7 @@ fn service(name: &str, port: u16) -> PlatformService {
 /// infrastructure, installable on a bare cluster.
 pub fn base() -> Values {
     let mut web = service("web", 8080);
+    web.probes.startup.path = "/healthz".into();
     web.probes.liveness.path = "/healthz".into();
     web.probes.readiness.path = "/healthz".into();
     web.metrics = false;
@@ -74,6 +85,8 @@ pub fn base() -> Values {
             pod_security: PodSecurityLevel::Restricted,
             common_labels: BTreeMap::new(),
             common_annotations: BTreeMap::new(),
+            pod_annotations: PodAnnotations::default(),
+            pod_labels: PodLabels::default(),
         },
         web,
         api_gateway: service("api-gateway", 8080),
@@ -102,17 +115,23 @@ pub fn base() -> Values {
             pod_anti_affinity: AntiAffinity::Soft,
             topology_spread: TopologySpread::disabled(),
             placement: Placement::default(),
+            priority_class_name: String::new(),
+            pod_annotations: PodAnnotations::default(),
+            pod_labels: PodLabels::default(),
+            service_account: ServiceAccount::default(),
+            extra_init_containers: Vec::new(),
+            sidecars: Vec::new(),
             log_level: "info".into(),
         },
         mysql: Mysql {
             mode: Mode::Embedded,
             database: "datajump".into(),
             username: "datajump".into(),
-            embedded: Embedded {
-                image: Image::new("docker.io", "library/mysql", "8.4.3"),
-                resources: res("250m", "512Mi", "1", "1Gi"),
-                storage: mem("8Gi"),
-            },
+            embedded: embedded(
+                Image::new("docker.io", "library/mysql", "8.4.3"),
+                res("250m", "512Mi", "1", "1Gi"),
+                mem("8Gi"),
+            ),
             operator: MysqlOperator {
                 instances: 3,
                 router_instances: 2,
@@ -129,11 +148,11 @@ pub fn base() -> Values {
         },
         redis: Redis {
             mode: Mode::Embedded,
-            embedded: Embedded {
-                image: Image::new("docker.io", "library/redis", "7.4.1-alpine"),
-                resources: res("100m", "128Mi", "500m", "256Mi"),
-                storage: mem("2Gi"),
-            },
+            embedded: embedded(
+                Image::new("docker.io", "library/redis", "7.4.1-alpine"),
+                res("100m", "128Mi", "500m", "256Mi"),
+                mem("2Gi"),
+            ),
             operator: RedisOperator {
                 cluster_size: 3,
                 image: Image::new("quay.io", "opstree/redis", "v7.0.15"),
@@ -147,11 +166,11 @@ pub fn base() -> Values {
         },
         kafka: Kafka {
             mode: Mode::Embedded,
-            embedded: Embedded {
-                image: Image::new("docker.io", "apache/kafka", "4.1.1"),
-                resources: res("250m", "768Mi", "1", "1Gi"),
-                storage: mem("8Gi"),
-            },
+            embedded: embedded(
+                Image::new("docker.io", "apache/kafka", "4.1.1"),
+                res("250m", "768Mi", "1", "1Gi"),
+                mem("8Gi"),
+            ),
             operator: KafkaOperator {
                 version: "4.2.0".into(),
                 image: Image::new("quay.io", "strimzi/kafka", "1.2.0-kafka-4.2.0"),
@@ -166,11 +185,11 @@ pub fn base() -> Values {
         },
         elasticsearch: Elasticsearch {
             mode: Mode::Embedded,
-            embedded: Embedded {
-                image: Image::new("docker.elastic.co", "elasticsearch/elasticsearch", "8.15.3"),
-                resources: res("250m", "1Gi", "1", "2Gi"),
-                storage: mem("8Gi"),
-            },
+            embedded: embedded(
+                Image::new("docker.elastic.co", "elasticsearch/elasticsearch", "8.15.3"),
+                res("250m", "1Gi", "1", "2Gi"),
+                mem("8Gi"),
+            ),
             operator: ElasticsearchOperator {
                 version: "8.15.3".into(),
                 image: Image::new("docker.elastic.co", "elasticsearch/elasticsearch", "8.15.3"),
@@ -194,11 +213,11 @@ pub fn base() -> Values {
         minio: Minio {
             mode: Mode::Embedded,
             bucket: "datajump".into(),
-            embedded: Embedded {
-                image: Image::new("docker.io", "rustfs/rustfs", "1.0.0-alpha.85"),
-                resources: res("100m", "256Mi", "500m", "512Mi"),
-                storage: mem("10Gi"),
-            },
+            embedded: embedded(
+                Image::new("docker.io", "rustfs/rustfs", "1.0.0-alpha.85"),
+                res("100m", "256Mi", "500m", "512Mi"),
+                mem("10Gi"),
+            ),
             bucket_setup: BucketSetup {
                 image: Image::new("docker.io", "curlimages/curl", "8.11.1"),
             },
@@ -261,6 +280,8 @@ pub fn base() -> Values {
                     port: 9200,
                     logstash_prefix: "datajump-logs".into(),
                 },
+                pod_annotations: PodAnnotations::default(),
+                pod_labels: PodLabels::default(),
             },
         },
         backup: Backup {
@@ -280,6 +301,8 @@ pub fn base() -> Values {
                 region: "us-east-1".into(),
                 existing_secret: String::new(),
             },
+            pod_annotations: PodAnnotations::default(),
+            pod_labels: PodLabels::default(),
         },
         network_policy: NetworkPolicy {
             enabled: true,

@@ -193,6 +193,36 @@ fn each_security_rule_fires_with_its_name_and_path() {
             format!("{WEB_POD}/volumes/0/hostPath"),
         ),
         (
+            "host-ipc",
+            Box::new(|d| set(d, &format!("{WEB_POD}/hostIPC"), json!(true))),
+            format!("{WEB_POD}/hostIPC"),
+        ),
+        (
+            "host-port",
+            Box::new(|d| set(d, &format!("{c}/ports/0/hostPort"), json!(8080))),
+            format!("{c}/ports/0/hostPort"),
+        ),
+        (
+            "capabilities",
+            Box::new(|d| {
+                set(
+                    d,
+                    &format!("{c}/securityContext/capabilities/add"),
+                    json!(["NET_BIND_SERVICE", "NET_ADMIN"]),
+                )
+            }),
+            format!("{c}/securityContext/capabilities/add"),
+        ),
+        (
+            "run-as-non-root",
+            Box::new(|d| {
+                // Root at pod level is refused even when the container overrides it.
+                set(d, &format!("{WEB_POD}/securityContext/runAsUser"), json!(0));
+                set(d, &format!("{c}/securityContext/runAsUser"), json!(20000));
+            }),
+            format!("{WEB_POD}/securityContext/runAsUser"),
+        ),
+        (
             "service-account-token",
             Box::new(|d| remove(d, &format!("{WEB_POD}/automountServiceAccountToken"))),
             format!("{WEB_POD}/automountServiceAccountToken"),
@@ -218,9 +248,14 @@ fn each_security_rule_fires_with_its_name_and_path() {
 
 #[test]
 fn container_settings_override_pod_settings() {
-    // The pod says root, the container overrides with a high UID: compliant.
+    // The pod says a low UID, the container overrides with a high one: compliant. (A pod-level
+    // root UID is refused on its own: Pod Security restricted forbids runAsUser 0 anywhere.)
     let problems = web_problems(Environment::Dev, |d| {
-        set(d, &format!("{WEB_POD}/securityContext/runAsUser"), json!(0));
+        set(
+            d,
+            &format!("{WEB_POD}/securityContext/runAsUser"),
+            json!(1000),
+        );
         set(
             d,
             &format!("{WEB_CONTAINER}/securityContext/runAsUser"),
@@ -301,7 +336,7 @@ fn exceptions_waive_only_the_named_rules() {
     assert_eq!(problems.len(), 1, "{:#?}", lines(&problems));
     assert!(problems[0].message.starts_with("[host-network]"));
 
-    // Without the exception, the root user and the hostPath are reported.
+    // Without the exception, the root user (pod and container) and the hostPath are reported.
     let mut objects = render();
     let fluent = find(&mut objects, "DaemonSet", "datajump-fluent-bit");
     remove(fluent, "/spec/template/metadata/annotations");
@@ -311,7 +346,12 @@ fn exceptions_waive_only_the_named_rules() {
         .collect();
     assert_eq!(
         rules,
-        vec!["[host-path", "[run-as-non-root", "[run-as-non-root"]
+        vec![
+            "[run-as-non-root",
+            "[host-path",
+            "[run-as-non-root",
+            "[run-as-non-root"
+        ]
     );
 }
 
@@ -331,7 +371,7 @@ fn an_exception_without_a_reason_is_a_problem_and_waives_nothing() {
         "/spec/template/metadata/annotations/datajump.io~1policy-exception"
     );
     assert!(first.message.contains("has no reason"), "{}", first.message);
-    assert_eq!(problems.len(), 4, "{:#?}", lines(&problems));
+    assert_eq!(problems.len(), 5, "{:#?}", lines(&problems));
 
     let fluent = find(&mut objects, "DaemonSet", "datajump-fluent-bit");
     set(

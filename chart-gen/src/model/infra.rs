@@ -5,6 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::pod::{PodAnnotations, PodLabels};
 use super::quantity::Memory;
 use super::workload::{Image, Resources};
 
@@ -30,6 +31,10 @@ pub struct Embedded {
     pub resources: Resources,
     /// Size of the data volume.
     pub storage: Memory,
+    /// Annotations on the StatefulSet's pod template, merged over `global.podAnnotations`.
+    pub pod_annotations: PodAnnotations,
+    /// Labels on the StatefulSet's pod template, merged over `global.podLabels`.
+    pub pod_labels: PodLabels,
 }
 
 /// Where an `external` service is reached.

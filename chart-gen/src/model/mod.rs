@@ -4,6 +4,7 @@
 mod environment;
 mod infra;
 mod platform;
+mod pod;
 mod quantity;
 mod workload;
 
@@ -21,11 +22,13 @@ pub use platform::{
     PodSecurityLevel, PrometheusRule, Scheduler, SecretValues, Secrets, ServiceMonitor,
     TaskServiceAccount,
 };
+pub use pod::{CHART_POD_ANNOTATIONS, CHART_POD_LABELS, PodAnnotations, PodLabels};
 pub use quantity::{Cpu, Memory, QuantityError};
 pub use workload::{
     AntiAffinity, Autoscaling, DisruptionBudget, HttpProbe, Image, Overcommit, Placement,
-    PlatformService, Probes, PullPolicy, ResourceAmounts, Resources, ServicePort, ServiceType,
-    TopologySpread, WhenUnsatisfiable,
+    PlatformService, Probes, PullPolicy, ResourceAmounts, Resources, ServiceAccount, ServicePort,
+    ServiceType, StartupProbe, TopologySpread, WhenUnsatisfiable,
+    hardened_container_security_context, hardened_pod_security_context,
 };
 
 /// The values of the DataJump chart.

@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Container;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::environment::Environment;
+use super::pod::{PodAnnotations, PodLabels};
 use super::quantity::Memory;
 use super::workload::{
-    AntiAffinity, DisruptionBudget, Image, Placement, Resources, TopologySpread,
+    AntiAffinity, DisruptionBudget, Image, Placement, Resources, ServiceAccount, TopologySpread,
 };
 
 /// Pod Security Admission level the release namespace enforces (replaces PodSecurityPolicy).
@@ -43,6 +45,16 @@ pub struct Global {
     pub common_labels: BTreeMap<String, String>,
     /// Annotations added to every object.
     pub common_annotations: BTreeMap<String, String>,
+    /// Annotations on every DataJump pod template (services, scheduler, embedded
+    /// infrastructure, backup, restore and hook Jobs, Fluent Bit), e.g.
+    /// `linkerd.io/inject: enabled`; a component's own `podAnnotations` win. Not on pods an
+    /// operator creates (operator mode). A mesh proxy keeps Job pods running unless it runs as
+    /// a native sidecar (Linkerd: `config.alpha.linkerd.io/proxy-enable-native-sidecar: "true"`)
+    /// or the Job's component turns injection off (`backup.podAnnotations`).
+    pub pod_annotations: PodAnnotations,
+    /// Labels on every DataJump pod template (never on selectors); a component's own
+    /// `podLabels` win; the chart's own labels cannot be redefined.
+    pub pod_labels: PodLabels,
 }
 
 /// Leader election among scheduler replicas (coordination.k8s.io Lease).
@@ -104,6 +116,23 @@ pub struct Scheduler {
     pub topology_spread: TopologySpread,
     /// Node selector, tolerations, full affinity.
     pub placement: Placement,
+    /// PriorityClass of the pods; empty = none (the cluster's default priority).
+    pub priority_class_name: String,
+    /// Annotations on the pod template, merged over `global.podAnnotations` (these win).
+    pub pod_annotations: PodAnnotations,
+    /// Labels on the pod template, merged over `global.podLabels` (these win), never on
+    /// selectors.
+    pub pod_labels: PodLabels,
+    /// The scheduler's ServiceAccount (the one its RBAC binds; task pods use
+    /// `executor.serviceAccount`).
+    pub service_account: ServiceAccount,
+    /// Init containers run before the scheduler (Kubernetes container objects, rendered as
+    /// given), under the same security policy as the chart's own containers (see
+    /// `web.extraInitContainers`); `chart-gen validate` refuses them otherwise.
+    pub extra_init_containers: Vec<Container>,
+    /// Extra containers beside the scheduler, under the same policy, plus liveness and
+    /// readiness probes.
+    pub sidecars: Vec<Container>,
     /// Log filter (RUST_LOG syntax).
     pub log_level: String,
 }
@@ -268,6 +297,10 @@ pub struct FluentBit {
     pub resources: Resources,
     /// Output.
     pub output: FluentBitOutput,
+    /// Annotations on the DaemonSet's pod template, merged over `global.podAnnotations`.
+    pub pod_annotations: PodAnnotations,
+    /// Labels on the DaemonSet's pod template, merged over `global.podLabels`.
+    pub pod_labels: PodLabels,
 }
 
 /// Metrics, dashboards, alerts and logs.
@@ -324,6 +357,10 @@ pub struct Backup {
     pub storage_class: String,
     /// Optional upload.
     pub upload: BackupUpload,
+    /// Annotations on the backup and restore Job pods, merged over `global.podAnnotations`.
+    pub pod_annotations: PodAnnotations,
+    /// Labels on the backup and restore Job pods, merged over `global.podLabels`.
+    pub pod_labels: PodLabels,
 }
 
 /// NetworkPolicies: default deny plus the allows the platform needs.

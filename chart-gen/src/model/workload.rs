@@ -3,10 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, EnvVar, Toleration, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, Container, EnvVar, PodSecurityContext, SeccompProfile, SecurityContext,
+    Toleration, Volume, VolumeMount,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::pod::{PodAnnotations, PodLabels};
 use super::quantity::{Cpu, Memory};
 
 /// Container image reference. The registry is `global.imageRegistry` when that is set.
@@ -151,14 +155,89 @@ impl HttpProbe {
     }
 }
 
-/// Liveness and readiness probes; every long-running container has both.
+/// A startup probe: liveness and readiness wait until it has succeeded once, so a slow start
+/// gets its own budget (`periodSeconds` × `failureThreshold`) instead of a long liveness delay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartupProbe {
+    /// Render the startup probe. Off, give `liveness.initialDelaySeconds` the start-up time.
+    pub enabled: bool,
+    /// HTTP path probed on the container port.
+    pub path: String,
+    /// Seconds between probes.
+    #[schemars(range(min = 1))]
+    pub period_seconds: u32,
+    /// Seconds before a probe times out.
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: u32,
+    /// Failures before the container is restarted; the start-up budget is this × `periodSeconds`.
+    #[schemars(range(min = 1))]
+    pub failure_threshold: u32,
+}
+
+impl StartupProbe {
+    /// Five minutes (30 × 10 s) on `path`: room for a Spring Boot service on a small node.
+    pub fn spring_boot(path: &str) -> Self {
+        Self {
+            enabled: true,
+            path: path.into(),
+            period_seconds: 10,
+            timeout_seconds: 3,
+            failure_threshold: 30,
+        }
+    }
+}
+
+/// Startup, liveness and readiness probes; every long-running container has the last two.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Probes {
+    /// Holds off liveness and readiness until the service has started.
+    pub startup: StartupProbe,
     /// Restarts the container when it fails.
     pub liveness: HttpProbe,
     /// Removes the pod from Service endpoints when it fails.
     pub readiness: HttpProbe,
+}
+
+/// The pod security context every DataJump pod gets by default (Pod Security `restricted`, a
+/// high UID and a group that owns the volumes).
+pub fn hardened_pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(10001),
+        run_as_group: Some(10001),
+        fs_group: Some(10001),
+        fs_group_change_policy: Some("OnRootMismatch".into()),
+        seccomp_profile: Some(runtime_default()),
+        ..Default::default()
+    }
+}
+
+/// The container security context every DataJump container gets by default: non-root, read-only
+/// root filesystem, no privilege escalation, no capabilities, RuntimeDefault seccomp.
+pub fn hardened_container_security_context() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(10001),
+        run_as_group: Some(10001),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        seccomp_profile: Some(runtime_default()),
+        ..Default::default()
+    }
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..Default::default()
+    }
 }
 
 /// Horizontal Pod Autoscaler (autoscaling/v2) on CPU and memory utilisation.
@@ -306,6 +385,17 @@ pub struct ServicePort {
     pub port: u16,
 }
 
+/// A component's ServiceAccount.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceAccount {
+    /// Annotations on the ServiceAccount, e.g. for workload identity
+    /// (`eks.amazonaws.com/role-arn`, `iam.gke.io/gcp-service-account`,
+    /// `azure.workload.identity/client-id`). The chart still mounts no token into the services;
+    /// a workload-identity webhook projects its own.
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// Kubernetes Service type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ServiceType {
@@ -348,6 +438,24 @@ pub struct PlatformService {
     pub topology_spread: TopologySpread,
     /// Node selector, tolerations, full affinity.
     pub placement: Placement,
+    /// PriorityClass of the pods; empty = none (the cluster's default priority).
+    pub priority_class_name: String,
+    /// Annotations on the pod template, merged over `global.podAnnotations` (this component's
+    /// win), never on selectors.
+    pub pod_annotations: PodAnnotations,
+    /// Labels on the pod template, merged over `global.podLabels` (this component's win), never
+    /// on selectors; the chart's own labels cannot be redefined.
+    pub pod_labels: PodLabels,
+    /// The pods' ServiceAccount.
+    pub service_account: ServiceAccount,
+    /// The pod's security context. The defaults meet Pod Security `restricted`; change what your
+    /// image needs (e.g. `runAsUser`, `fsGroup`), but `chart-gen validate` and the namespace's
+    /// Pod Security level refuse anything weaker (root, a UID below 10000, no seccomp profile).
+    pub pod_security_context: PodSecurityContext,
+    /// The service container's security context, under the same rule as
+    /// `podSecurityContext` (read-only root filesystem, no privilege escalation, all
+    /// capabilities dropped).
+    pub container_security_context: SecurityContext,
     /// The Service in front of the pods.
     pub service: ServicePort,
     /// Extra environment variables (name → value).
@@ -358,6 +466,16 @@ pub struct PlatformService {
     pub extra_volumes: Vec<Volume>,
     /// Where the extra volumes are mounted in the container.
     pub extra_volume_mounts: Vec<VolumeMount>,
+    /// Init containers run before the service (Kubernetes container objects, rendered as
+    /// given). They must meet the security policy like the chart's own: a securityContext with
+    /// `readOnlyRootFilesystem: true`, `allowPrivilegeEscalation: false`,
+    /// `capabilities.drop: [ALL]` (non-root, UID and seccomp come from the pod), resources
+    /// requests and limits, a pinned image; `chart-gen validate` refuses them otherwise, naming
+    /// the field.
+    pub extra_init_containers: Vec<Container>,
+    /// Extra containers beside the service (Kubernetes container objects, rendered as given),
+    /// under the same policy as `extraInitContainers`, plus liveness and readiness probes.
+    pub sidecars: Vec<Container>,
 }
 
 impl PlatformService {
@@ -370,8 +488,11 @@ impl PlatformService {
             container_port: port,
             metrics: true,
             resources,
+            // The startup probe covers the JVM's start, so liveness counts from the first
+            // successful start-up check instead of after a fixed delay.
             probes: Probes {
-                liveness: HttpProbe::new("/actuator/health/liveness", 30, 10),
+                startup: StartupProbe::spring_boot("/actuator/health/liveness"),
+                liveness: HttpProbe::new("/actuator/health/liveness", 0, 10),
                 readiness: HttpProbe::new("/actuator/health/readiness", 20, 5),
             },
             autoscaling: Autoscaling::disabled(),
@@ -379,6 +500,12 @@ impl PlatformService {
             pod_anti_affinity: AntiAffinity::Soft,
             topology_spread: TopologySpread::disabled(),
             placement: Placement::default(),
+            priority_class_name: String::new(),
+            pod_annotations: PodAnnotations::default(),
+            pod_labels: PodLabels::default(),
+            service_account: ServiceAccount::default(),
+            pod_security_context: hardened_pod_security_context(),
+            container_security_context: hardened_container_security_context(),
             service: ServicePort {
                 kind: ServiceType::ClusterIP,
                 port,
@@ -387,6 +514,8 @@ impl PlatformService {
             extra_env: Vec::new(),
             extra_volumes: Vec::new(),
             extra_volume_mounts: Vec::new(),
+            extra_init_containers: Vec::new(),
+            sidecars: Vec::new(),
         }
     }
 }

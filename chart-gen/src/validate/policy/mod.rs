@@ -27,13 +27,15 @@ pub use exception::EXCEPTION_ANNOTATION;
 /// A security rule that a pod template can be excepted from, by this name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PolicyRule {
-    /// runAsNonRoot true and runAsUser >= 10000 (pod or container level).
+    /// runAsNonRoot true and runAsUser >= 10000 (pod or container level); the pod itself never
+    /// sets runAsUser 0.
     RunAsNonRoot,
     /// readOnlyRootFilesystem true on every container.
     ReadOnlyRootFilesystem,
     /// allowPrivilegeEscalation false on every container.
     PrivilegeEscalation,
-    /// capabilities.drop contains ALL on every container.
+    /// capabilities.drop contains ALL, and nothing but NET_BIND_SERVICE is added, on every
+    /// container.
     Capabilities,
     /// seccompProfile RuntimeDefault (pod or container level).
     Seccomp,
@@ -51,13 +53,17 @@ pub enum PolicyRule {
     HostNetwork,
     /// No hostPID.
     HostPid,
+    /// No hostIPC.
+    HostIpc,
+    /// No container port bound to a host port.
+    HostPort,
     /// The service-account token is mounted only for service accounts bound to a role.
     ServiceAccountToken,
 }
 
 impl PolicyRule {
     /// Every rule, in report order.
-    pub const ALL: [PolicyRule; 13] = [
+    pub const ALL: [PolicyRule; 15] = [
         Self::RunAsNonRoot,
         Self::ReadOnlyRootFilesystem,
         Self::PrivilegeEscalation,
@@ -70,6 +76,8 @@ impl PolicyRule {
         Self::HostPath,
         Self::HostNetwork,
         Self::HostPid,
+        Self::HostIpc,
+        Self::HostPort,
         Self::ServiceAccountToken,
     ];
 
@@ -88,6 +96,8 @@ impl PolicyRule {
             Self::HostPath => "host-path",
             Self::HostNetwork => "host-network",
             Self::HostPid => "host-pid",
+            Self::HostIpc => "host-ipc",
+            Self::HostPort => "host-port",
             Self::ServiceAccountToken => "service-account-token",
         }
     }

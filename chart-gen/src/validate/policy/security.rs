@@ -181,6 +181,23 @@ fn container_rules(c: &Container<'_>, out: &mut Vec<Finding>) {
             format!("container {name:?} must drop all capabilities (capabilities.drop: [ALL])");
         out.push(c.finding(PolicyRule::Capabilities, "capabilities/drop", message));
     }
+    // Pod Security `restricted` lets a container add back NET_BIND_SERVICE and nothing else.
+    let added: Vec<&str> = c
+        .security("capabilities")
+        .and_then(|caps| caps.get("add"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|cap| *cap != "NET_BIND_SERVICE")
+        .collect();
+    if !added.is_empty() {
+        let message = format!(
+            "container {name:?} must not add capabilities other than NET_BIND_SERVICE (adds {})",
+            added.join(", ")
+        );
+        out.push(c.finding(PolicyRule::Capabilities, "capabilities/add", message));
+    }
     let seccomp = c
         .effective("seccompProfile")
         .and_then(|p| p.get("type"))
@@ -197,6 +214,24 @@ fn container_rules(c: &Container<'_>, out: &mut Vec<Finding>) {
     }
     resources(c, out);
     image(c, out);
+    host_ports(c, out);
+}
+
+fn host_ports(c: &Container<'_>, out: &mut Vec<Finding>) {
+    let ports = c.value.get("ports").and_then(Value::as_array);
+    for (index, port) in ports.into_iter().flatten().enumerate() {
+        if port
+            .get("hostPort")
+            .and_then(Value::as_i64)
+            .is_some_and(|p| p != 0)
+        {
+            out.push(Finding {
+                rule: PolicyRule::HostPort,
+                path: format!("{}/ports/{index}/hostPort", c.path),
+                message: format!("container {:?} must not bind a host port", c.name),
+            });
+        }
+    }
 }
 
 fn resources(c: &Container<'_>, out: &mut Vec<Finding>) {
@@ -275,6 +310,7 @@ fn pod_level(workload: &Workload<'_>, out: &mut Vec<Finding>) {
     for (field, rule) in [
         ("hostNetwork", PolicyRule::HostNetwork),
         ("hostPID", PolicyRule::HostPid),
+        ("hostIPC", PolicyRule::HostIpc),
     ] {
         if spec.get(field).and_then(Value::as_bool) == Some(true) {
             out.push(Finding {
@@ -283,6 +319,21 @@ fn pod_level(workload: &Workload<'_>, out: &mut Vec<Finding>) {
                 message: format!("pods must not use {field}"),
             });
         }
+    }
+    // A container's own runAsUser wins over the pod's, but Pod Security `restricted` refuses
+    // runAsUser 0 at either level, so the pod's is checked on its own too.
+    if spec
+        .pointer("/securityContext/runAsUser")
+        .and_then(Value::as_i64)
+        == Some(0)
+    {
+        out.push(Finding {
+            rule: PolicyRule::RunAsNonRoot,
+            path: format!("{base}/securityContext/runAsUser"),
+            message: format!(
+                "the pod securityContext sets runAsUser 0 (root), which Pod Security restricted refuses even when every container overrides it; use a UID >= {MIN_UID}"
+            ),
+        });
     }
     let volumes = spec.get("volumes").and_then(Value::as_array);
     for (index, volume) in volumes.into_iter().flatten().enumerate() {

@@ -38,6 +38,40 @@ datajump.io/environment: {{ .root.Values.global.environment }}
 {{- end }}
 {{- end -}}
 
+{{/*
+Extra pod-template labels: global.podLabels with the component's podLabels (`.cfg.podLabels`)
+over them. Pod templates only, never selectors. A key the chart already sets on these pods (the
+standard labels, global.commonLabels, or one of `.reserved`) is refused: redefining it could
+detach the pods from their Deployment, Service or PodDisruptionBudget. Renders nothing when there
+are none. Takes (dict "root" $ "component" c ["cfg" <component values>] ["reserved" (list keys)]).
+*/}}
+{{- define "datajump.podLabels" -}}
+{{- $cfg := .cfg | default dict -}}
+{{- $extra := merge (dict) ($cfg.podLabels | default dict) (.root.Values.global.podLabels | default dict) -}}
+{{- $own := include "datajump.labels" . | fromYaml -}}
+{{- range $key, $_ := $extra }}
+{{- if or (hasKey $own $key) (has $key ($.reserved | default list)) }}
+{{- fail (printf "podLabels: %q is a label the chart sets on %s pods itself; choose another key" $key $.component) }}
+{{- end }}
+{{- end }}
+{{- with $extra }}
+{{- toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Extra pod-template annotations: global.podAnnotations with the component's podAnnotations
+(`.cfg.podAnnotations`) over them (e.g. linkerd.io/inject). The schema already refuses the
+chart's own keys (checksum/*, the policy exception, checkov skips). Renders nothing when there are
+none. Takes (dict "root" $ ["cfg" <component values>]).
+*/}}
+{{- define "datajump.podAnnotations" -}}
+{{- $cfg := .cfg | default dict -}}
+{{- with merge (dict) ($cfg.podAnnotations | default dict) (.root.Values.global.podAnnotations | default dict) }}
+{{- toYaml . }}
+{{- end }}
+{{- end -}}
+
 {{/* name, namespace, labels, common annotations. Takes (dict "root" $ "component" c "name" n). */}}
 {{- /* metadata: name, namespace, labels and annotations (`annotations` in the dict, with
 global.commonAnnotations merged in). Takes (dict "root" $ "component" c "name" n [...]). */}}

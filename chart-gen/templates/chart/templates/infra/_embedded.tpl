@@ -38,9 +38,13 @@ spec:
     metadata:
       labels:
         {{- include "datajump.labels" . | nindent 8 }}
-      {{- with include "datajump.secretChecksum" .root }}
-      annotations:
+        {{- with include "datajump.podLabels" . }}
         {{- . | nindent 8 }}
+        {{- end }}
+      {{- $annotations := list (include "datajump.secretChecksum" .root) (include "datajump.podAnnotations" .) | compact }}
+      {{- with $annotations }}
+      annotations:
+        {{- join "\n" . | nindent 8 }}
       {{- end }}
     spec:
       automountServiceAccountToken: false

@@ -1,0 +1,295 @@
+//! The values users of a Bitnami-style chart expect: extra pod labels and annotations (global and
+//! per component), priority classes, ServiceAccount annotations for workload identity, startup
+//! probes, extra init containers and sidecars, and security contexts a user may adjust — but
+//! never below the chart's security policy. Rendered with the real helm.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use chart_gen::model::Environment;
+use serde_json::Value;
+use support::{crd_dir, find, render_with, repo_root};
+
+fn pod_meta<'a>(obj: &'a Value, field: &str) -> &'a Value {
+    let template = if obj["kind"] == "CronJob" {
+        &obj["spec"]["jobTemplate"]["spec"]["template"]
+    } else {
+        &obj["spec"]["template"]
+    };
+    &template["metadata"][field]
+}
+
+fn chart_gen_validate(env: Environment, values: &Path) -> (i32, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chart-gen"));
+    command.args([
+        "validate",
+        "--env",
+        env.as_str(),
+        "-f",
+        values.to_str().unwrap(),
+    ]);
+    if let Some(crds) = crd_dir() {
+        command.arg("--crd-dir").arg(crds);
+    }
+    let out = command
+        .env("DATAJUMP_REPO_ROOT", repo_root())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn validate_yaml(env: Environment, name: &str, body: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, body).unwrap();
+    chart_gen_validate(env, &path)
+}
+
+const POD_EXTRAS: &str = r#"
+global:
+  podAnnotations:
+    example.com/team: data
+    example.com/owner: platform
+  podLabels:
+    example.com/cost-centre: bigdata
+web:
+  podAnnotations:
+    example.com/owner: web-team
+  podLabels:
+    example.com/tier: front
+"#;
+
+#[test]
+fn global_pod_labels_and_annotations_reach_every_pod_and_components_win() {
+    // Test: the embedded infrastructure and Fluent Bit both render there.
+    let objs = render_with(Environment::Test, POD_EXTRAS);
+    let web = find(&objs, "Deployment", "datajump-web");
+    assert_eq!(
+        pod_meta(web, "annotations")["example.com/owner"],
+        "web-team"
+    );
+    assert_eq!(pod_meta(web, "annotations")["example.com/team"], "data");
+    assert_eq!(pod_meta(web, "labels")["example.com/tier"], "front");
+    assert_eq!(
+        pod_meta(web, "labels")["example.com/cost-centre"],
+        "bigdata"
+    );
+    // The chart's own rollout checksum is still there beside the extras.
+    assert!(pod_meta(web, "annotations")["checksum/config"].is_string());
+    // Extra labels never reach the selector (it is immutable and must match old pods).
+    let selector = &web["spec"]["selector"]["matchLabels"];
+    assert!(selector.get("example.com/tier").is_none(), "{selector}");
+    assert!(selector.get("example.com/cost-centre").is_none());
+
+    // Dev embeds the infrastructure; test runs Fluent Bit.
+    let dev = render_with(Environment::Dev, POD_EXTRAS);
+    let everyone = [
+        (&objs, "Deployment", "datajump-api-gateway"),
+        (&objs, "Deployment", "datajump-scheduler"),
+        (&objs, "CronJob", "datajump-backup"),
+        (&objs, "DaemonSet", "datajump-fluent-bit-datajump-test"),
+        (&dev, "StatefulSet", "datajump-mysql"),
+        (&dev, "StatefulSet", "datajump-kafka"),
+    ];
+    for (objs, kind, name) in everyone {
+        let obj = find(objs, kind, name);
+        assert_eq!(
+            pod_meta(obj, "annotations")["example.com/owner"],
+            "platform",
+            "{kind}/{name}"
+        );
+        assert_eq!(
+            pod_meta(obj, "labels")["example.com/cost-centre"],
+            "bigdata",
+            "{kind}/{name}"
+        );
+    }
+}
+
+#[test]
+fn pod_extras_that_would_break_the_chart_are_refused_naming_the_field() {
+    let cases = [
+        (
+            "selector.yaml",
+            "web:\n  podLabels:\n    app.kubernetes.io/name: other\n",
+            "/web/podLabels",
+        ),
+        (
+            "checksum.yaml",
+            "global:\n  podAnnotations:\n    checksum/config: fixed\n",
+            "/global/podAnnotations",
+        ),
+        (
+            "waiver.yaml",
+            "scheduler:\n  podAnnotations:\n    datajump.io/policy-exception: \"run-as-non-root: please\"\n",
+            "/scheduler/podAnnotations",
+        ),
+    ];
+    for (name, body, pointer) in cases {
+        let (code, out) = validate_yaml(Environment::Staging, name, body);
+        assert_eq!(code, 2, "{name}: {out}");
+        let line = out
+            .lines()
+            .find(|l| l.contains(pointer))
+            .unwrap_or_else(|| panic!("{name}: no line naming {pointer}:\n{out}"));
+        assert!(line.contains(name), "names the file: {line}");
+    }
+}
+
+#[test]
+fn priority_class_and_service_account_annotations_render_where_set() {
+    let objs = render_with(
+        Environment::Test,
+        r#"
+metadata:
+  priorityClassName: datajump-critical
+  serviceAccount:
+    annotations:
+      eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/datajump-metadata
+scheduler:
+  priorityClassName: system-cluster-critical
+"#,
+    );
+    let metadata = find(&objs, "Deployment", "datajump-metadata");
+    assert_eq!(
+        metadata["spec"]["template"]["spec"]["priorityClassName"],
+        "datajump-critical"
+    );
+    let sa = find(&objs, "ServiceAccount", "datajump-metadata");
+    assert_eq!(
+        sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::123456789012:role/datajump-metadata"
+    );
+    // Workload identity does not bring the token back into the services.
+    assert_eq!(sa["automountServiceAccountToken"], false);
+    let scheduler = find(&objs, "Deployment", "datajump-scheduler");
+    assert_eq!(
+        scheduler["spec"]["template"]["spec"]["priorityClassName"],
+        "system-cluster-critical"
+    );
+    // Unset means no field at all (the cluster's default priority), not an empty string.
+    let web = find(&objs, "Deployment", "datajump-web");
+    assert!(web["spec"]["template"]["spec"]["priorityClassName"].is_null());
+    assert!(
+        find(&objs, "ServiceAccount", "datajump-web")["metadata"]["annotations"]
+            ["eks.amazonaws.com/role-arn"]
+            .is_null()
+    );
+}
+
+#[test]
+fn services_get_a_startup_probe_that_can_be_turned_off() {
+    let objs = render_with(
+        Environment::Dev,
+        "integration:\n  probes:\n    startup:\n      enabled: false\n",
+    );
+    let container = |name: &str| {
+        find(&objs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0].clone()
+    };
+    let metadata = container("datajump-metadata");
+    let startup = &metadata["startupProbe"];
+    assert_eq!(startup["httpGet"]["path"], "/actuator/health/liveness");
+    assert_eq!(startup["failureThreshold"], 30);
+    assert_eq!(startup["periodSeconds"], 10);
+    // Liveness counts from the first successful start-up check, not after a fixed delay.
+    assert_eq!(metadata["livenessProbe"]["initialDelaySeconds"], 0);
+    assert_eq!(
+        container("datajump-web")["startupProbe"]["httpGet"]["path"],
+        "/healthz"
+    );
+    assert!(container("datajump-integration")["startupProbe"].is_null());
+}
+
+const HARDENED_SIDECAR: &str = r#"
+apiGateway:
+  extraInitContainers:
+    - name: wait-for-config
+      image: registry.example.com/tools/busybox:1.37.0
+      command: ["sh", "-c", "true"]
+      securityContext:
+        readOnlyRootFilesystem: true
+        allowPrivilegeEscalation: false
+        capabilities:
+          drop: [ALL]
+      resources:
+        requests: {cpu: 10m, memory: 16Mi}
+        limits: {cpu: 100m, memory: 16Mi}
+  sidecars:
+    - name: audit-shipper
+      image: registry.example.com/tools/shipper:2.1.0
+      securityContext:
+        readOnlyRootFilesystem: true
+        allowPrivilegeEscalation: false
+        capabilities:
+          drop: [ALL]
+      resources:
+        requests: {cpu: 10m, memory: 32Mi}
+        limits: {cpu: 100m, memory: 32Mi}
+      livenessProbe:
+        exec: {command: ["true"]}
+      readinessProbe:
+        exec: {command: ["true"]}
+"#;
+
+#[test]
+fn hardened_init_containers_and_sidecars_render_and_validate() {
+    let objs = render_with(Environment::Staging, HARDENED_SIDECAR);
+    let spec = &find(&objs, "Deployment", "datajump-api-gateway")["spec"]["template"]["spec"];
+    assert_eq!(spec["initContainers"][0]["name"], "wait-for-config");
+    let names: Vec<&str> = spec["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["api-gateway", "audit-shipper"]);
+    let (code, out) = validate_yaml(Environment::Staging, "sidecar.yaml", HARDENED_SIDECAR);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_sidecar_or_security_context_below_policy_is_refused_naming_the_field() {
+    let cases = [
+        (
+            "root-sidecar.yaml",
+            "web:\n  sidecars:\n    - name: debug\n      image: registry.example.com/debug:1.0.0\n",
+            "containers/1",
+        ),
+        (
+            "root-pod.yaml",
+            "metadata:\n  podSecurityContext:\n    runAsNonRoot: true\n    runAsUser: 0\n    seccompProfile:\n      type: RuntimeDefault\n",
+            "securityContext/runAsUser",
+        ),
+        (
+            "writable.yaml",
+            "web:\n  containerSecurityContext:\n    readOnlyRootFilesystem: false\n    allowPrivilegeEscalation: false\n    capabilities:\n      drop: [ALL]\n",
+            "readOnlyRootFilesystem",
+        ),
+    ];
+    for (name, body, field) in cases {
+        let (code, out) = validate_yaml(Environment::Prod, name, body);
+        assert_eq!(code, 2, "{name}: {out}");
+        assert!(
+            out.lines().any(|l| l.contains(field)),
+            "{name}: no line naming {field}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn an_image_that_needs_another_uid_may_have_it_within_policy() {
+    let body = "development:\n  podSecurityContext:\n    runAsNonRoot: true\n    runAsUser: 20001\n    runAsGroup: 20001\n    fsGroup: 20001\n    seccompProfile:\n      type: RuntimeDefault\n  containerSecurityContext:\n    runAsNonRoot: true\n    runAsUser: 20001\n    readOnlyRootFilesystem: true\n    allowPrivilegeEscalation: false\n    capabilities:\n      drop: [ALL]\n";
+    let objs = render_with(Environment::Test, body);
+    let spec = &find(&objs, "Deployment", "datajump-development")["spec"]["template"]["spec"];
+    assert_eq!(spec["securityContext"]["fsGroup"], 20001);
+    assert_eq!(spec["containers"][0]["securityContext"]["runAsUser"], 20001);
+    let (code, out) = validate_yaml(Environment::Test, "uid.yaml", body);
+    assert_eq!(code, 0, "{out}");
+}
