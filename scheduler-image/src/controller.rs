@@ -103,6 +103,11 @@ impl KubeCluster {
         match api.create(&pp, &obj).await {
             Ok(_) => Ok(Created::New),
             Err(e) if is_status(&e, |s| s.is_already_exists()) => Ok(Created::AlreadyExists),
+            // Bad request, forbidden (admission, quota) and invalid: the same object would be
+            // refused again, so retrying the reconcile cannot help; the caller records it.
+            Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => {
+                Ok(Created::Rejected { message: s.message })
+            }
             Err(e) => Err(cluster_error("create", kind, &ns, &name, e)),
         }
     }
@@ -184,7 +189,18 @@ impl Cluster for KubeCluster {
     }
 
     async fn create_run(&self, run: WorkflowRun) -> Result<Created, ClusterError> {
-        self.create(run, "WorkflowRun").await
+        let (ns, name) = (run.namespace().unwrap_or_default(), run.name_any());
+        match self.create(run, "WorkflowRun").await? {
+            // A refused run is the workflow's problem, reported through its reconcile error.
+            Created::Rejected { message } => Err(ClusterError {
+                operation: "create",
+                kind: "WorkflowRun",
+                namespace: ns,
+                name,
+                message,
+            }),
+            created => Ok(created),
+        }
     }
 
     async fn delete_run(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
@@ -666,6 +682,8 @@ mod tests {
             send.send_response(status(409, "AlreadyExists"));
             let (_, _, _, send) = next(&mut handle).await;
             send.send_response(status(403, "Forbidden"));
+            let (_, _, _, send) = next(&mut handle).await;
+            send.send_response(status(503, "ServiceUnavailable"));
         });
         let c = cluster(client);
         assert_eq!(
@@ -676,7 +694,14 @@ mod tests {
             c.create_job(job("run-a-1")).await.expect("exists"),
             Created::AlreadyExists
         );
-        let err = c.create_job(job("run-a-1")).await.expect_err("forbidden");
+        // Refused for good (admission, quota): an answer for the run, not a reconcile error.
+        assert_eq!(
+            c.create_job(job("run-a-1")).await.expect("refused"),
+            Created::Rejected {
+                message: "Forbidden".into()
+            }
+        );
+        let err = c.create_job(job("run-a-1")).await.expect_err("unavailable");
         assert_eq!(
             (err.operation, err.kind, err.name.as_str()),
             ("create", "Job", "run-a-1")

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
     SeccompProfile, SecurityContext,
@@ -85,20 +87,36 @@ pub fn build_run(wf: &Workflow, scheduled: DateTime<Utc>) -> WorkflowRun {
     run
 }
 
+/// A task's resources with the scheduler's defaults filled in, per resource: a resource the task
+/// sets (a request or a limit) is taken as the task gives it, and only a resource it does not
+/// mention at all gets the default request and limit. Mixing them would give a task with
+/// `requests.memory: 2Gi` the default `limits.memory: 512Mi`, which the API server refuses.
 fn merged_resources(
     task: Option<&ResourceRequirements>,
     defaults: &TaskDefaults,
 ) -> ResourceRequirements {
-    let fill = |given: Option<&BTreeMap<String, Quantity>>, default: &BTreeMap<String, String>| {
-        let mut out: BTreeMap<String, Quantity> = given.cloned().unwrap_or_default();
-        for (k, v) in default {
-            out.entry(k.clone()).or_insert_with(|| Quantity(v.clone()));
+    let given = |m: Option<&BTreeMap<String, Quantity>>| m.cloned().unwrap_or_default();
+    let mut requests = given(task.and_then(|r| r.requests.as_ref()));
+    let mut limits = given(task.and_then(|r| r.limits.as_ref()));
+    let resources: std::collections::BTreeSet<&String> = defaults
+        .requests
+        .keys()
+        .chain(defaults.limits.keys())
+        .collect();
+    for resource in resources {
+        if requests.contains_key(resource) || limits.contains_key(resource) {
+            continue;
         }
-        (!out.is_empty()).then_some(out)
-    };
+        if let Some(v) = defaults.requests.get(resource) {
+            requests.insert(resource.clone(), Quantity(v.clone()));
+        }
+        if let Some(v) = defaults.limits.get(resource) {
+            limits.insert(resource.clone(), Quantity(v.clone()));
+        }
+    }
     ResourceRequirements {
-        requests: fill(task.and_then(|r| r.requests.as_ref()), &defaults.requests),
-        limits: fill(task.and_then(|r| r.limits.as_ref()), &defaults.limits),
+        requests: (!requests.is_empty()).then_some(requests),
+        limits: (!limits.is_empty()).then_some(limits),
         claims: task.and_then(|r| r.claims.clone()),
     }
 }
@@ -157,7 +175,20 @@ pub fn build_job(
             ..ObjectMeta::default()
         },
         spec: Some(JobSpec {
+            // One pod per attempt: the scheduler counts attempts (retries with backoff) itself.
             backoff_limit: Some(0),
+            // ... except that a pod the cluster took away (node drain, preemption, eviction) is
+            // not a failed attempt: the Job controller starts another pod for the same attempt.
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![PodFailurePolicyRule {
+                    action: "Ignore".into(),
+                    on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                        type_: "DisruptionTarget".into(),
+                        status: Some("True".into()),
+                    }]),
+                    on_exit_codes: None,
+                }],
+            }),
             active_deadline_seconds: task.timeout_seconds,
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
@@ -293,6 +324,57 @@ mod tests {
             run.metadata.labels.as_ref().expect("labels")[LABEL_WORKFLOW],
             "etl"
         );
+    }
+
+    #[test]
+    fn a_disrupted_pod_is_not_a_failed_attempt() {
+        let run = build_run(&workflow(), Utc::now());
+        let wf = workflow();
+        let job = build_job(&run, &wf.spec.tasks[0], 1, "j", &TaskDefaults::default());
+        let spec = job.spec.expect("spec");
+        assert_eq!(spec.backoff_limit, Some(0));
+        let rules = spec.pod_failure_policy.expect("pod failure policy").rules;
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].action, "Ignore");
+        let on = rules[0].on_pod_conditions.as_ref().expect("conditions");
+        assert_eq!(on[0].type_, "DisruptionTarget");
+        assert_eq!(on[0].status.as_deref(), Some("True"));
+        assert_eq!(
+            spec.template.spec.expect("pod").restart_policy.as_deref(),
+            Some("Never"),
+            "a pod failure policy needs restartPolicy Never"
+        );
+    }
+
+    #[test]
+    fn defaults_fill_only_resources_the_task_does_not_mention() {
+        let defaults = TaskDefaults {
+            service_account: None,
+            requests: BTreeMap::from([
+                ("cpu".into(), "100m".into()),
+                ("memory".into(), "128Mi".into()),
+            ]),
+            limits: BTreeMap::from([
+                ("cpu".into(), "1".into()),
+                ("memory".into(), "512Mi".into()),
+            ]),
+        };
+        let task = ResourceRequirements {
+            requests: Some(BTreeMap::from([("memory".into(), Quantity("2Gi".into()))])),
+            ..ResourceRequirements::default()
+        };
+        let merged = merged_resources(Some(&task), &defaults);
+        let requests = merged.requests.expect("requests");
+        let limits = merged.limits.expect("limits");
+        assert_eq!(requests["memory"].0, "2Gi");
+        assert!(
+            !limits.contains_key("memory"),
+            "no default memory limit under a 2Gi request: {limits:?}"
+        );
+        assert_eq!(requests["cpu"].0, "100m", "cpu is not mentioned: defaults");
+        assert_eq!(limits["cpu"].0, "1");
+        let none = merged_resources(None, &defaults);
+        assert_eq!(none.limits.expect("limits")["memory"].0, "512Mi");
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub missed_ticks: Counter,
     /// Reconcile failures.
     pub reconcile_errors: Counter,
+    /// Run reconciles deferred because the cache did not yet show this scheduler's own last
+    /// status write.
+    pub stale_reads: Counter,
     /// 1 while this replica holds the leader Lease.
     pub is_leader: Gauge,
 }
@@ -60,6 +63,7 @@ impl Metrics {
             run_duration: Family::new_with_constructor(duration_histogram),
             missed_ticks: Counter::default(),
             reconcile_errors: Counter::default(),
+            stale_reads: Counter::default(),
             is_leader: Gauge::default(),
             registry: Registry::default(),
         };
@@ -97,6 +101,11 @@ impl Metrics {
             "scheduler_reconcile_errors",
             "Reconciles that failed and will be retried",
             m.reconcile_errors.clone(),
+        );
+        registry.register(
+            "scheduler_stale_reads",
+            "Run reconciles deferred until the cache showed the scheduler's own last status write",
+            m.stale_reads.clone(),
         );
         registry.register(
             "scheduler_leader",

@@ -127,6 +127,57 @@ pub fn retry_backoff(base_seconds: u32, attempt: u32) -> Duration {
     Duration::seconds(secs)
 }
 
+/// Records that the API server refused to create the Job of `attempt` of task `index` (invalid
+/// spec, admission, quota): the attempt failed before it started. Like any failed attempt it is
+/// retried after the backoff while retries remain, else the task fails with the server's
+/// message (and the next step skips its dependents). Updates the plan's status and wake-up and
+/// returns the Warning Event to publish.
+pub fn reject_attempt(
+    plan: &mut RunPlan,
+    spec: &WorkflowSpec,
+    index: usize,
+    attempt: u32,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Option<Action> {
+    let task_spec = spec.tasks.get(index)?;
+    let task = plan
+        .status
+        .tasks
+        .iter_mut()
+        .find(|t| t.name == task_spec.name)?;
+    let why = format!("attempt {attempt}: the API server refused its Job: {message}");
+    if attempt > task_spec.retries {
+        task.phase = TaskPhase::Failed;
+        task.completion_time = Some(now);
+        task.next_attempt_time = None;
+        task.message = Some(why.clone());
+        plan.finished_tasks.push((index, TaskPhase::Failed));
+        // Look again at once: the dependents are skipped and the run may finish.
+        plan.wake_at = Some(now);
+        Some(Action::Event {
+            type_: EventType::Warning,
+            reason: "TaskRejected",
+            message: format!("task {}: {why}", task_spec.name),
+        })
+    } else {
+        let next = now + retry_backoff(task_spec.retry_backoff_seconds, attempt + 1);
+        task.phase = TaskPhase::Pending;
+        task.next_attempt_time = Some(next);
+        task.message = Some(why.clone());
+        plan.wake_at = Some(plan.wake_at.map_or(next, |w| w.min(next)));
+        Some(Action::Event {
+            type_: EventType::Warning,
+            reason: "TaskRetrying",
+            message: format!(
+                "task {}: {why}; retrying at {}",
+                task_spec.name,
+                next.to_rfc3339()
+            ),
+        })
+    }
+}
+
 /// Plans one step of a run.
 pub fn plan_run(input: &RunInput<'_>) -> RunPlan {
     let mut planner = Planner::new(input);
@@ -361,9 +412,14 @@ impl<'a> Planner<'a> {
             if task.phase.is_terminal() {
                 continue;
             }
-            // A recorded attempt whose Job is not observed (cache lag, or the Job was deleted):
-            // issue the same create again; the deterministic name makes it idempotent.
-            if task.attempts > 0 && self.latest_job[i].is_none_or(|j| j.attempt < task.attempts) {
+            // A started attempt whose Job is not observed (cache lag, or the Job was deleted):
+            // issue the same create again; the deterministic name makes it idempotent. Only a
+            // Running one: a Pending task with attempts is waiting to retry (its last attempt
+            // failed or was refused), which is a new attempt below.
+            if task.phase == TaskPhase::Running
+                && task.attempts > 0
+                && self.latest_job[i].is_none_or(|j| j.attempt < task.attempts)
+            {
                 let attempt = task.attempts;
                 let job_name = job_name(self.input.run_name, &task.name, attempt);
                 self.tasks[i].phase = TaskPhase::Running;
@@ -635,6 +691,48 @@ mod tests {
             created
         }
 
+        /// One reconcile in which the API server refuses every Job of `task`.
+        fn step_rejecting(&mut self, task: &str) -> Vec<String> {
+            let mut plan = plan_run(&RunInput {
+                now: self.now,
+                run_name: RUN,
+                spec: &self.spec,
+                dag: &self.dag,
+                status: &self.status,
+                jobs: &self.jobs,
+                free_slots: self.free_slots,
+            });
+            let mut refused = Vec::new();
+            let actions = std::mem::take(&mut plan.actions);
+            for action in actions {
+                match action {
+                    Action::CreateJob {
+                        task: i, attempt, ..
+                    } if self.spec.tasks[i].name == task => {
+                        refused.push((i, attempt));
+                    }
+                    Action::Event { reason, .. } => self.events.push(reason),
+                    other => plan.actions.push(other),
+                }
+            }
+            let mut names = Vec::new();
+            for (i, attempt) in refused {
+                if let Some(Action::Event { reason, .. }) = reject_attempt(
+                    &mut plan,
+                    &self.spec,
+                    i,
+                    attempt,
+                    "exceeded quota",
+                    self.now,
+                ) {
+                    self.events.push(reason);
+                }
+                names.push(job_name(RUN, task, attempt));
+            }
+            self.status = plan.status;
+            names
+        }
+
         fn set(&mut self, job: &str, state: JobState) {
             let now = self.now;
             let j = self
@@ -671,6 +769,36 @@ mod tests {
 
     fn job(task: &str, attempt: u32) -> String {
         format!("{RUN}-{task}-{attempt}")
+    }
+
+    #[test]
+    fn a_refused_job_is_a_failed_attempt_retried_then_failing_the_task() {
+        let mut s = spec(&[("a", &[]), ("b", &["a"])]);
+        s.tasks[0].retries = 1;
+        s.tasks[0].retry_backoff_seconds = 10;
+        let mut sim = Sim::new(s);
+        assert_eq!(sim.step_rejecting("a"), [job("a", 1)]);
+        assert_eq!(sim.phase("a"), TaskPhase::Pending, "a retry remains");
+        let task = &sim.status.tasks[0];
+        assert!(
+            task.message
+                .as_deref()
+                .is_some_and(|m| m.contains("refused its Job: exceeded quota")),
+            "{task:?}"
+        );
+        assert_eq!(task.next_attempt_time, Some(t0() + Duration::seconds(10)));
+        assert!(sim.step_rejecting("a").is_empty(), "backing off");
+        sim.now += Duration::seconds(10);
+        assert_eq!(sim.step_rejecting("a"), [job("a", 2)]);
+        assert_eq!(sim.phase("a"), TaskPhase::Failed, "no retries left");
+        assert!(sim.events.contains(&"TaskRejected"), "{:?}", sim.events);
+        sim.step();
+        assert_eq!(sim.phase("b"), TaskPhase::Skipped);
+        assert_eq!(
+            sim.status.phase,
+            RunPhase::Failed,
+            "the run ends instead of hanging"
+        );
     }
 
     #[test]

@@ -20,16 +20,24 @@ use crate::api::{
 use crate::cron::{CronInput, plan_ticks};
 use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time, observe_job};
 use crate::metrics::Metrics;
-use crate::plan::{Action, EventType, FinishedRun, RunInput, plan_run, prune_history};
+use crate::plan::{
+    Action, EventType, FinishedRun, RunInput, plan_run, prune_history, reject_attempt,
+};
 
 /// Outcome of a create call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
     /// The object was created.
     New,
     /// An object with that name existed already (a restart or a second replica got there
     /// first): nothing to do.
     AlreadyExists,
+    /// The API server refused the object for good (invalid, forbidden by admission or quota):
+    /// asking again with the same object gets the same answer.
+    Rejected {
+        /// The API server's message.
+        message: String,
+    },
 }
 
 /// A failed call to the cluster.
@@ -126,6 +134,35 @@ impl Default for SchedulerConfig {
 /// How long a created Job may stay invisible in the cache before it stops counting as running.
 const CREATE_VISIBILITY_GRACE: i64 = 60;
 
+/// How long a run status this reconciler wrote may stay invisible in the cache: within it, a
+/// reconcile that sees an older status waits for the cache instead of acting on stale data
+/// (which would finish the same tasks again: double counts, duplicate Events). Past it the
+/// status is taken as it is (someone else changed it).
+const STATUS_VISIBILITY_GRACE_MS: i64 = 5_000;
+/// How soon to look again while the cache catches up.
+const STALE_CACHE_RETRY_MS: i64 = 100;
+
+/// What a status write changed that matters for acting on a run: its phase and each task's
+/// phase and attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Progress {
+    phase: RunPhase,
+    tasks: Vec<(String, crate::api::TaskPhase, u32)>,
+}
+
+impl Progress {
+    fn of(status: &WorkflowRunStatus) -> Self {
+        Self {
+            phase: status.phase,
+            tasks: status
+                .tasks
+                .iter()
+                .map(|t| (t.name.clone(), t.phase, t.attempts))
+                .collect(),
+        }
+    }
+}
+
 /// Reconciles Workflows (schedule ticks, history) and WorkflowRuns (tasks as Jobs).
 pub struct Reconciler<C> {
     /// The cluster.
@@ -136,7 +173,12 @@ pub struct Reconciler<C> {
     pub metrics: Arc<Metrics>,
     /// Jobs created but not yet seen in the cache, so the global cap also counts them.
     pending_creates: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+    /// Run statuses written but perhaps not yet seen in the cache, by (namespace, name, uid).
+    written: Mutex<HashMap<RunKey, (Progress, DateTime<Utc>)>>,
 }
+
+/// A run's identity across re-creations under the same name: (namespace, name, uid).
+type RunKey = (String, String, String);
 
 fn ns_name(meta: &kube::api::ObjectMeta) -> (String, String) {
     (
@@ -153,7 +195,35 @@ impl<C: Cluster> Reconciler<C> {
             config,
             metrics,
             pending_creates: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn run_key(run: &WorkflowRun) -> RunKey {
+        let (ns, name) = ns_name(&run.metadata);
+        (ns, name, run.metadata.uid.clone().unwrap_or_default())
+    }
+
+    /// Whether the cached run still shows an older status than the one this reconciler wrote
+    /// moments ago (the watch event is on its way). Forgets the write once the cache shows it,
+    /// or once the grace period is over.
+    fn cache_behind(
+        &self,
+        run: &WorkflowRun,
+        cached: &WorkflowRunStatus,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let key = Self::run_key(run);
+        let Some((progress, at)) = written.get(&key) else {
+            return false;
+        };
+        let behind = *progress != Progress::of(cached)
+            && now - *at < Duration::milliseconds(STATUS_VISIBILITY_GRACE_MS);
+        if !behind {
+            written.remove(&key);
+        }
+        behind
     }
 
     /// Running tasks: active Jobs in the cache plus recent creates the cache has not shown yet.
@@ -306,6 +376,10 @@ impl<C: Cluster> Reconciler<C> {
         }
         let (ns, run_name) = ns_name(&run.metadata);
         let old = run.status.clone().unwrap_or_default();
+        if self.cache_behind(run, &old, now) {
+            self.metrics.stale_reads.inc();
+            return Ok(Some(now + Duration::milliseconds(STALE_CACHE_RETRY_MS)));
+        }
         let wf = match self.cluster.workflow(&ns, &run.spec.workflow_name) {
             Some(wf) => wf,
             None if old.phase.is_finished() => return Ok(None),
@@ -338,7 +412,7 @@ impl<C: Cluster> Reconciler<C> {
             .config
             .max_running_tasks
             .saturating_sub(self.running_tasks(now));
-        let plan = plan_run(&RunInput {
+        let mut plan = plan_run(&RunInput {
             now,
             run_name: &run_name,
             spec: &wf.spec,
@@ -347,6 +421,8 @@ impl<C: Cluster> Reconciler<C> {
             jobs: &jobs,
             free_slots,
         });
+        // Creates the API server refused: recorded as failed attempts once the loop is done.
+        let mut rejected: Vec<(usize, u32, String)> = Vec::new();
         for action in &plan.actions {
             match action {
                 Action::CreateJob {
@@ -362,11 +438,19 @@ impl<C: Cluster> Reconciler<C> {
                         &self.config.task_defaults,
                     );
                     let outcome = self.cluster.create_job(job).await?;
-                    if outcome == Created::New {
-                        self.pending_creates
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert((ns.clone(), job_name.clone()), now);
+                    match &outcome {
+                        Created::New => {
+                            self.pending_creates
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert((ns.clone(), job_name.clone()), now);
+                        }
+                        Created::AlreadyExists => {}
+                        Created::Rejected { message } => {
+                            tracing::warn!(namespace = %ns, run = %run_name, job = %job_name, attempt, %message, "task job refused");
+                            rejected.push((*task, *attempt, message.clone()));
+                            continue;
+                        }
                     }
                     tracing::info!(namespace = %ns, run = %run_name, job = %job_name, attempt, ?outcome, "task job");
                 }
@@ -385,8 +469,24 @@ impl<C: Cluster> Reconciler<C> {
                 }
             }
         }
+        for (task, attempt, message) in rejected {
+            if let Some(Action::Event {
+                type_,
+                reason,
+                message,
+            }) = reject_attempt(&mut plan, &wf.spec, task, attempt, &message, now)
+            {
+                self.cluster
+                    .publish_event(run, type_, reason, &message)
+                    .await;
+            }
+        }
         if plan.status != old {
             self.cluster.patch_run_status(run, &plan.status).await?;
+            self.written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(Self::run_key(run), (Progress::of(&plan.status), now));
             // Metrics only after the status is stored, so a failed patch is not counted twice.
             for (_, phase) in &plan.finished_tasks {
                 self.metrics.task_finished(*phase);

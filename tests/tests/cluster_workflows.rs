@@ -207,15 +207,23 @@ fn workflow_verbs_against_the_real_scheduler() {
         "{status:#}"
     );
 
-    let jobs_created = failing_run_and_manual_runs(cluster) + tasks.len() + long_name_run(cluster);
+    let jobs_created = failing_run_and_manual_runs(cluster)
+        + tasks.len()
+        + long_name_run(cluster)
+        + resources_run(cluster);
 
-    // Every Job and every finished run the scheduler handled was counted. (At least once: a
-    // reconcile that reads its own write back stale can count one twice — measured 13 for 12
-    // Jobs and 5 for 4 runs; exact counts are open scheduler work.)
+    // Every finished task and run counted exactly once: each Job's task, plus the task whose
+    // Job the API server refused; five runs finished (diamond, two of nightly, the long name,
+    // resources). A reconcile that reads the scheduler's own status write back stale waits for
+    // the cache instead of finishing the same tasks again.
     let metrics = counters(port);
     let count = |name: &str| metrics.get(name).copied().unwrap_or(0.0);
-    assert!(count("task_total") >= jobs_created as f64, "{metrics:?}");
-    assert!(count("workflow_runs_total") >= 4.0, "{metrics:?}");
+    assert_eq!(
+        count("task_total"),
+        (jobs_created + 1) as f64,
+        "{metrics:?}"
+    );
+    assert_eq!(count("workflow_runs_total"), 5.0, "{metrics:?}");
     assert!(
         scheduler.running(),
         "the scheduler died:\n{}",
@@ -363,6 +371,79 @@ spec:
 /// The longest workflow name a Workflow may have (a DNS label, 63 characters) can still be run
 /// by hand: the run's name is bounded so that it fits the label its Jobs carry. Returns the
 /// number of Jobs the run created.
+/// Task resources against the API server's rules: a task that asks for more memory than the
+/// chart's default limit (512Mi) gets no default limit under its request and runs; a task whose
+/// own request exceeds its own limit is refused by the API server, which fails that task with the
+/// server's reason, skips its dependent and ends the run instead of leaving it Running. Returns
+/// how many Jobs the runs created.
+fn resources_run(cluster: &Cluster) -> usize {
+    let workflow = format!(
+        "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: resources, namespace: {NS}}}\nspec:\n  tasks:\n    - name: big\n      image: busybox\n      resources: {{requests: {{memory: 2Gi}}}}\n    - name: impossible\n      image: busybox\n      dependsOn: [big]\n      resources: {{requests: {{memory: 2Gi}}, limits: {{memory: 1Gi}}}}\n    - name: after\n      image: busybox\n      dependsOn: [impossible]\n"
+    );
+    let file = cluster.dir.join("resources.yaml");
+    std::fs::write(&file, workflow).expect("write the workflow");
+    let submit = plugin(
+        cluster,
+        &[
+            "workflow",
+            "submit",
+            "-f",
+            &file.to_string_lossy(),
+            "--run-now",
+            "--watch",
+        ],
+    );
+    assert_eq!(
+        submit.code,
+        Some(1),
+        "the run fails (and ends):\n{}{}",
+        submit.stdout,
+        submit.stderr
+    );
+    let runs = runs_of(cluster, "resources");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = runs[0]["name"].as_str().expect("run name").to_string();
+    assert_eq!(runs[0]["phase"], "Failed");
+    let status = cluster
+        .kubectl_ok(&["get", "workflowrun", &run, "-n", NS, "-o", "json"])
+        .expect("the run");
+    let status: Value = serde_json::from_slice(&status.stdout).expect("run JSON");
+    let task = |name: &str| {
+        status["status"]["tasks"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("task {name} in {status:#}"))
+    };
+    assert_eq!(task("big")["phase"], "Succeeded", "{status:#}");
+    let impossible = task("impossible");
+    assert_eq!(impossible["phase"], "Failed");
+    let message = impossible["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused its Job") && message.contains("limit"),
+        "the server's reason is on the task: {message}"
+    );
+    assert_eq!(task("after")["phase"], "Skipped");
+    let events = cluster
+        .kubectl_ok(&[
+            "get",
+            "events",
+            "-n",
+            NS,
+            "--field-selector",
+            &format!("involvedObject.name={run}"),
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
+        .expect("events");
+    assert!(
+        String::from_utf8_lossy(&events.stdout).contains("TaskRejected"),
+        "a Warning Event says why: {}",
+        String::from_utf8_lossy(&events.stdout)
+    );
+    jobs_of_run(cluster, &run).len()
+}
+
 fn long_name_run(cluster: &Cluster) -> usize {
     let name = format!("nightly-{}", "x".repeat(55));
     assert_eq!(name.len(), 63);
