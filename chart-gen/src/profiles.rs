@@ -77,6 +77,8 @@ pub fn base() -> Values {
     web.metrics = false;
     web.service.port = 80;
     Values {
+        name_override: String::new(),
+        fullname_override: String::new(),
         global: Global {
             image_registry: String::new(),
             image_pull_secrets: Vec::new(),

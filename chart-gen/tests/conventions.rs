@@ -293,3 +293,107 @@ fn an_image_that_needs_another_uid_may_have_it_within_policy() {
     let (code, out) = validate_yaml(Environment::Test, "uid.yaml", body);
     assert_eq!(code, 0, "{out}");
 }
+
+fn render_release(env: Environment, release: &str, extra_yaml: &str) -> Result<Vec<Value>, String> {
+    use chart_gen::generate::CHART_DIR;
+    use chart_gen::helm::TemplateRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("names.yaml");
+    std::fs::write(&extra, extra_yaml).unwrap();
+    let chart = repo_root().join(CHART_DIR);
+    let namespace = env.default_namespace();
+    let out = support::helm()
+        .template(&TemplateRequest {
+            release,
+            namespace: &namespace,
+            chart: &chart,
+            values: vec![chart.join(env.values_file_name()), extra],
+            set: Vec::new(),
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(chart_gen::validate::parse_manifests(&out).unwrap())
+}
+
+/// Kinds whose names the API server limits below a DNS subdomain: Services and the label
+/// values that carry a Job's, StatefulSet's or node pool's name (63), CronJobs (52).
+fn name_limit(kind: &str) -> usize {
+    match kind {
+        "CronJob" => 52,
+        "Service" | "Job" | "StatefulSet" | "Deployment" | "KafkaNodePool" | "Kafka" => 63,
+        _ => 253,
+    }
+}
+
+#[test]
+fn name_overrides_name_every_object_as_the_plugin_computes_them() {
+    use chart_gen::model::names;
+    // Contains the chart name, so it is the fullname itself: the longest the chart accepts.
+    let longest = format!("datajump-{}", "a".repeat(35));
+    let cases = [
+        (Environment::Test, "blue", "", ""),
+        (Environment::Test, "blue", "dj", ""),
+        (Environment::Test, "blue", "", "platform"),
+        (Environment::Dev, longest.as_str(), "", ""),
+    ];
+    for (env, release, name_override, fullname_override) in cases {
+        let objs = render_release(
+            env,
+            release,
+            &format!("nameOverride: {name_override:?}\nfullnameOverride: {fullname_override:?}\n"),
+        )
+        .unwrap();
+        let fullname = names::fullname(release, name_override, fullname_override);
+        let cm = find(&objs, "ConfigMap", &format!("{fullname}-config"));
+        assert_eq!(
+            cm["metadata"]["labels"]["app.kubernetes.io/component"],
+            "config"
+        );
+        let web = find(&objs, "Deployment", &format!("{fullname}-web"));
+        let name_label = names::name(name_override);
+        assert_eq!(
+            web["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"],
+            name_label.as_str()
+        );
+        // Every object of the release carries the prefix, within what the API server accepts.
+        for o in &objs {
+            let kind = o["kind"].as_str().unwrap_or_default();
+            let name = o["metadata"]["name"].as_str().unwrap_or_default();
+            if o["metadata"]["namespace"] == env.default_namespace().as_str() {
+                assert!(name.starts_with(&fullname), "{release}: {kind} {name}");
+            }
+            assert!(name.len() <= name_limit(kind), "{release}: {kind} {name}");
+        }
+    }
+}
+
+#[test]
+fn a_fullname_the_api_server_would_refuse_fails_the_render_with_the_limit() {
+    let too_long = format!("datajump-{}", "a".repeat(36));
+    let err = render_release(Environment::Dev, &too_long, "{}").unwrap_err();
+    assert!(err.contains("at most 44 fit"), "{err}");
+    // Strimzi's pod host names repeat the fullname, so Kafka in operator mode needs a short one.
+    let err = render_release(Environment::Test, "analytics-team-blue", "{}").unwrap_err();
+    assert!(
+        err.contains("at most 18 fit with kafka.mode operator"),
+        "{err}"
+    );
+    let ok = render_release(
+        Environment::Test,
+        "analytics-team-blue",
+        "fullnameOverride: dj-blue\n",
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[test]
+fn a_name_override_that_is_not_a_dns_label_is_refused() {
+    for body in ["fullnameOverride: Platform_One\n", "nameOverride: -dj\n"] {
+        let (code, out) = validate_yaml(Environment::Test, "names.yaml", body);
+        assert_eq!(code, 2, "{out}");
+        let field = body.split(':').next().unwrap();
+        assert!(
+            out.lines().any(|l| l.contains(&format!("/{field}"))),
+            "{out}"
+        );
+    }
+}

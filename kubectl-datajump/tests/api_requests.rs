@@ -258,6 +258,15 @@ fn one_pod() -> Value {
 async fn backup_create_starts_a_job_from_the_cronjob_and_reads_the_name_from_its_log() {
     let ns = "/apis/batch/v1/namespaces/datajump-dev";
     let (client, server) = scripted(vec![
+        // The release's fullname comes from its config ConfigMap, found by label.
+        expect(
+            Method::GET,
+            "/api/v1/namespaces/datajump-dev/configmaps?&labelSelector=app.kubernetes.io%2Finstance%3Ddatajump%2Capp.kubernetes.io%2Fcomponent%3Dconfig",
+            200,
+            json!({"apiVersion": "v1", "kind": "PartialObjectMetadataList", "metadata": {},
+                   "items": [{"apiVersion": "v1", "kind": "PartialObjectMetadata",
+                              "metadata": {"name": "datajump-config", "namespace": "datajump-dev"}}]}),
+        ),
         expect(
             Method::GET,
             format!("{ns}/cronjobs/datajump-backup"),

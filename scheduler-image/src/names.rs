@@ -26,8 +26,9 @@ pub fn job_name(run: &str, task: &str, attempt: u32) -> String {
     bounded(&format!("{run}-{task}"), &attempt.to_string())
 }
 
-/// `{base}-{suffix}`, or when too long `{base prefix}-{hash of base}-{suffix}`.
-fn bounded(base: &str, suffix: &str) -> String {
+/// `{base}-{suffix}`, or when too long `{base prefix}-{hash of base}-{suffix}`: a name that
+/// fits a label value, stable for the same inputs (the plugin names its Jobs with it too).
+pub fn bounded(base: &str, suffix: &str) -> String {
     let full = format!("{base}-{suffix}");
     if full.len() <= MAX_NAME_LEN {
         return full;

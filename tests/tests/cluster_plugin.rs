@@ -456,3 +456,53 @@ async fn sample_during_restore(client: kube::Client, ns: String, seen: Arc<Atomi
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A release under another name with `fullnameOverride`: install, `status` and `backup create`
+/// find its objects (by the release's labels, not by the default name rule).
+#[test]
+fn a_renamed_release_is_found_by_every_verb() {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    let ns = "names-dev";
+    prerequisites(cluster, Environment::Dev);
+    let release = ["--release", "analytics", "-n", ns];
+    let mut install = vec!["install", "--env", "dev", "--wait", "--timeout", "5m"];
+    install.extend(release);
+    install.extend(["--set", "fullnameOverride=dj-analytics"]);
+    let installed = plugin(cluster, &install);
+    assert!(installed.ok, "{}", installed.stderr);
+    cluster
+        .kubectl_ok(&["get", "deployment", "dj-analytics-web", "-n", ns])
+        .expect("objects are named after fullnameOverride");
+
+    let mut status = vec!["status", "--env", "dev", "-o", "json"];
+    status.extend(release);
+    let status = plugin(cluster, &status);
+    assert!(status.ok, "{}", status.stderr);
+    // Read off dj-analytics-config: without the override the plugin would find nothing here.
+    assert_eq!(
+        status.json()["podSecurity"]["required"],
+        "restricted",
+        "{}",
+        status.stdout
+    );
+
+    let mut backup = vec!["backup", "create", "--env", "dev", "-o", "json"];
+    backup.extend(release);
+    let created = plugin(cluster, &backup);
+    assert!(created.ok, "{}", created.stderr);
+    let job = created.json()["job"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(job.starts_with("dj-analytics-backup-"), "{job}");
+    cluster
+        .kubectl_ok(&["get", "job", &job, "-n", ns])
+        .expect("the backup Job exists");
+
+    let mut uninstall = vec!["uninstall", "--env", "dev", "--yes"];
+    uninstall.extend(release);
+    let removed = plugin(cluster, &uninstall);
+    assert!(removed.ok, "{}", removed.stderr);
+}

@@ -3,6 +3,7 @@
 
 mod environment;
 mod infra;
+pub mod names;
 mod platform;
 mod pod;
 mod quantity;
@@ -36,6 +37,22 @@ pub use workload::{
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(title = "DataJump chart values")]
 pub struct Values {
+    /// Replaces the chart name in `app.kubernetes.io/name` and in the fullname
+    /// (`<release>-<nameOverride>`); empty = `datajump`.
+    #[schemars(
+        length(max = 50),
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    )]
+    pub name_override: String,
+    /// Replaces the fullname, the prefix of every object name (`<fullnameOverride>-web`, …);
+    /// empty = the release name when it contains the chart name, else `<release>-<name>`. At
+    /// most 50 characters, so component names stay within 63. `kubectl datajump` finds the
+    /// objects of an installed release by its labels, whatever this is.
+    #[schemars(
+        length(max = 50),
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+    )]
+    pub fullname_override: String,
     /// Settings shared by every component.
     pub global: Global,
     /// Web front end (served at `/`).

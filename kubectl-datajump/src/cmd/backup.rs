@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use datajump_scheduler::names::bounded;
 use kube::Client;
 use serde::{Deserialize, Serialize};
 
@@ -15,12 +16,18 @@ use crate::output::{self, Render, Style};
 /// The backup Job's name for a given minute: a second `backup create` in the same minute finds
 /// the same Job instead of starting a duplicate dump.
 pub fn backup_job_name(fullname: &str, now: DateTime<Utc>) -> String {
-    format!("{fullname}-backup-{}", now.format("%Y%m%d-%H%M"))
+    bounded(
+        &format!("{fullname}-backup"),
+        &now.format("%Y%m%d-%H%M").to_string(),
+    )
 }
 
 /// The name of the Job that lists backups (one per second).
 pub fn list_job_name(fullname: &str, now: DateTime<Utc>) -> String {
-    format!("{fullname}-list-backups-{}", now.format("%Y%m%d-%H%M%S"))
+    bounded(
+        &format!("{fullname}-list-backups"),
+        &now.format("%Y%m%d-%H%M%S").to_string(),
+    )
 }
 
 /// The `backup create` answer.
@@ -182,7 +189,7 @@ pub async fn create(
     wait: bool,
     timeout: Duration,
 ) -> anyhow::Result<BackupCreated> {
-    let fullname = ctx.fullname();
+    let fullname = ctx.installed_fullname(client, ns).await?;
     let job = backup_job_name(&fullname, Utc::now());
     let created = jobs::create_from_cronjob(
         client,
@@ -242,7 +249,7 @@ pub async fn list(
     ns: &str,
     timeout: Duration,
 ) -> anyhow::Result<Vec<BackupInfo>> {
-    let fullname = ctx.fullname();
+    let fullname = ctx.installed_fullname(client, ns).await?;
     let job = list_job_name(&fullname, Utc::now());
     let overrides = JobOverrides {
         // The chart runs its scripts through /bin/sh (ConfigMap files are not executable).
@@ -275,6 +282,16 @@ mod tests {
         assert_eq!(
             list_job_name("datajump", t),
             "datajump-list-backups-20260102-030405"
+        );
+        // The longest fullname the chart accepts still gives Job names that fit a label value.
+        let longest = format!("datajump-{}", "a".repeat(35));
+        for name in [backup_job_name(&longest, t), list_job_name(&longest, t)] {
+            assert!(name.len() <= 63, "{name}");
+            assert!(name.starts_with("datajump-aaaa"), "{name}");
+        }
+        assert_ne!(
+            backup_job_name(&longest, t),
+            backup_job_name(&longest, t + chrono::Duration::minutes(1))
         );
     }
 

@@ -165,7 +165,8 @@ pub async fn deploy(
     args: &InstallArgs,
     summary: &mut InstallSummary,
 ) -> anyhow::Result<()> {
-    let credentials = credentials::source(&p.values.merged, &ctx.fullname());
+    let fullname = ctx.fullname_for(&p.values.merged);
+    let credentials = credentials::source(&p.values.merged, &fullname);
     if !args.skip_preflight {
         ctx.progress
             .line("preflight: server version, operator CRDs, StorageClass, IngressClass ...");
@@ -191,7 +192,7 @@ pub async fn deploy(
     // The chart knows which components fall short of "restricted": render it and ask.
     let rendered = p.helm.run(&p.helm.template_args(&p.release)).await?;
     let pod_security =
-        namespace::PodSecurity::from_objects(&manifests::parse(&rendered)?, &ctx.fullname())?;
+        namespace::PodSecurity::from_objects(&manifests::parse(&rendered)?, &fullname)?;
     for reason in &pod_security.forced_by {
         ctx.progress.line(format!(
             "pod security: namespace enforces {} because {reason}",

@@ -13,7 +13,8 @@ pub mod workflow;
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use chart_gen::model::Environment;
+use anyhow::Context as _;
+use chart_gen::model::{Environment, names};
 
 use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts, WorkflowCommand};
 use crate::error::InputError;
@@ -59,23 +60,48 @@ impl Ctx {
             })
     }
 
-    /// The chart's fullname: the release name when it contains "datajump", else
-    /// `<release>-datajump` (object names are `<fullname>-<component>`).
-    pub fn fullname(&self) -> String {
-        fullname(&self.global.release)
+    /// The chart's fullname for this release with the given merged values (their
+    /// `nameOverride`/`fullnameOverride`), as the chart computes it; object names are
+    /// `<fullname>-<component>`.
+    pub fn fullname_for(&self, values: &serde_json::Value) -> String {
+        let field = |key: &str| values.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        names::fullname(
+            &self.global.release,
+            field("nameOverride"),
+            field("fullnameOverride"),
+        )
+    }
+
+    /// The fullname of the installed release in `ns`, read off its `<fullname>-config`
+    /// ConfigMap (found by the release's labels, so any name override is honoured); the
+    /// chart's default rule when the release has none yet.
+    pub async fn installed_fullname(
+        &self,
+        client: &::kube::Client,
+        ns: &str,
+    ) -> anyhow::Result<String> {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::api::{Api, ListParams};
+        let selector = format!(
+            "app.kubernetes.io/instance={},app.kubernetes.io/component=config",
+            self.global.release
+        );
+        let config: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let found = config
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .with_context(|| format!("listing ConfigMaps {selector} in namespace {ns}"))?;
+        let from_cluster = found
+            .items
+            .iter()
+            .filter_map(|cm| cm.metadata.name.as_deref())
+            .find_map(|name| name.strip_suffix("-config"))
+            .map(str::to_string);
+        Ok(from_cluster.unwrap_or_else(|| names::fullname(&self.global.release, "", "")))
     }
 
     pub async fn client(&self) -> anyhow::Result<::kube::Client> {
         crate::kube::connect(&self.global).await
-    }
-}
-
-/// The chart's fullname rule (see `Ctx::fullname`).
-pub fn fullname(release: &str) -> String {
-    if release.contains("datajump") {
-        release.to_string()
-    } else {
-        format!("{release}-datajump")
     }
 }
 
@@ -147,13 +173,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fullname_follows_the_chart_helper() {
-        assert_eq!(fullname("datajump"), "datajump");
-        assert_eq!(fullname("datajump-blue"), "datajump-blue");
-        assert_eq!(fullname("blue"), "blue-datajump");
-    }
 
     #[test]
     fn prod_needs_confirm_env_even_with_yes() {

@@ -108,10 +108,11 @@ pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> anyhow::Result<()> {
     let client = ctx.client().await?;
     let backups = backup::list(ctx, &client, &ns, Duration::from_secs(300)).await?;
     choose(&backups, &args.backup)?;
+    let fullname = ctx.installed_fullname(&client, &ns).await?;
     let report = restore(
         &client,
         &ns,
-        &ctx.fullname(),
+        &fullname,
         &args.backup,
         args.timeout,
         ctx.progress,
@@ -154,7 +155,10 @@ pub async fn restore(
         }
     };
 
-    let job = format!("{fullname}-restore-{}", Utc::now().format("%Y%m%d-%H%M"));
+    let job = datajump_scheduler::names::bounded(
+        &format!("{fullname}-restore"),
+        &Utc::now().format("%Y%m%d-%H%M").to_string(),
+    );
     progress.line(format!("restoring {backup} (Job {job}) ..."));
     let (succeeded, message, log_tail) =
         match run_restore_job(client, ns, fullname, &job, backup, timeout).await {

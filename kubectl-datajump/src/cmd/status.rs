@@ -200,11 +200,12 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
     let release = release_info(ctx, &ns).await;
     let components =
         rollout::observe(&client, std::slice::from_ref(&ns), &ctx.global.release).await?;
+    let fullname = ctx.installed_fullname(&client, &ns).await?;
     let status = Status {
         infrastructure: infrastructure(&client, &ns).await?,
-        scheduler_leader: leader(&client, &ns, &ctx.fullname()).await?,
+        scheduler_leader: leader(&client, &ns, &fullname).await?,
         last_backup: last_backup(&client, &ns, &ctx.global.release).await?,
-        pod_security: pod_security(&client, &ns, &ctx.fullname()).await?,
+        pod_security: pod_security(&client, &ns, &fullname).await?,
         namespace: ns,
         release,
         components,
