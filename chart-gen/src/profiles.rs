@@ -248,6 +248,13 @@ pub fn base() -> Values {
             body_size: "100m".into(),
             annotations: BTreeMap::new(),
         },
+        http_route: HttpRoute {
+            enabled: false,
+            parent_refs: Vec::new(),
+            hostnames: Vec::new(),
+            data_plane_namespace: String::new(),
+            annotations: BTreeMap::new(),
+        },
         config: AppConfig {
             spring_profile: "dev".into(),
             db_max_pool_size: 10,

@@ -397,3 +397,78 @@ fn a_name_override_that_is_not_a_dns_label_is_refused() {
         );
     }
 }
+
+const HTTP_ROUTE: &str = r#"
+ingress:
+  enabled: false
+httpRoute:
+  enabled: true
+  parentRefs:
+    - name: platform
+      namespace: gateway-system
+      sectionName: https
+  annotations:
+    example.com/route-owner: data
+"#;
+
+#[test]
+fn an_http_route_replaces_the_ingress_with_the_same_paths() {
+    let objs = render_with(Environment::Prod, HTTP_ROUTE);
+    assert!(objs.iter().all(|o| o["kind"] != "Ingress"));
+    let route = find(&objs, "HTTPRoute", "datajump");
+    assert_eq!(route["apiVersion"], "gateway.networking.k8s.io/v1");
+    assert_eq!(
+        route["metadata"]["annotations"]["example.com/route-owner"],
+        "data"
+    );
+    let parent = &route["spec"]["parentRefs"][0];
+    assert_eq!(parent["name"], "platform");
+    assert_eq!(parent["namespace"], "gateway-system");
+    assert_eq!(parent["sectionName"], "https");
+    // No hostnames given: the Ingress host.
+    assert_eq!(
+        route["spec"]["hostnames"],
+        serde_json::json!(["datajump.example.com"])
+    );
+    let backend = |prefix: &str| {
+        route["spec"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["matches"][0]["path"]["value"] == prefix)
+            .map(|r| r["backendRefs"][0].clone())
+            .unwrap_or_else(|| panic!("no rule for {prefix}"))
+    };
+    assert_eq!(backend("/api")["name"], "datajump-api-gateway");
+    assert_eq!(backend("/")["name"], "datajump-web");
+    // The backend ports are the Services' ports.
+    for (prefix, service) in [("/api", "datajump-api-gateway"), ("/", "datajump-web")] {
+        let port = &find(&objs, "Service", service)["spec"]["ports"][0]["port"];
+        assert_eq!(&backend(prefix)["port"], port, "{prefix}");
+    }
+    // The Gateway's proxies may reach web and the API gateway.
+    let allow = find(&objs, "NetworkPolicy", "datajump-allow-ingress-controller");
+    let from = allow["spec"]["ingress"][0]["from"].to_string();
+    assert!(from.contains("gateway-system"), "{from}");
+}
+
+#[test]
+fn an_http_route_needs_a_gateway_and_host_names() {
+    let cases = [
+        (
+            "no-parent.yaml",
+            "httpRoute:\n  enabled: true\n",
+            "/httpRoute/parentRefs",
+        ),
+        (
+            "bad-host.yaml",
+            "httpRoute:\n  enabled: true\n  parentRefs: [{name: gw}]\n  hostnames: [\"Not A Host\"]\n",
+            "/httpRoute/hostnames/0",
+        ),
+    ];
+    for (name, body, pointer) in cases {
+        let (code, out) = validate_yaml(Environment::Staging, name, body);
+        assert_eq!(code, 2, "{name}: {out}");
+        assert!(out.lines().any(|l| l.contains(pointer)), "{name}: {out}");
+    }
+}

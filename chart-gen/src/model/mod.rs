@@ -18,10 +18,10 @@ pub use infra::{
     Minio, MinioOperator, Mode, Mysql, MysqlOperator, NodeSet, Redis, RedisOperator, Storage,
 };
 pub use platform::{
-    AppConfig, Backup, BackupUpload, CREDENTIAL_KEYS, Executor, FluentBit, FluentBitOutput, Global,
-    GrafanaDashboard, HelmTest, Ingress, IngressTls, LeaderElection, NetworkPolicy, Observability,
-    PodSecurityLevel, PrometheusRule, Scheduler, SecretValues, Secrets, ServiceMonitor,
-    TaskServiceAccount,
+    AppConfig, Backup, BackupUpload, CREDENTIAL_KEYS, Executor, FluentBit, FluentBitOutput,
+    GatewayRef, Global, GrafanaDashboard, HelmTest, HttpRoute, Ingress, IngressTls, LeaderElection,
+    NetworkPolicy, Observability, PodSecurityLevel, PrometheusRule, Scheduler, SecretValues,
+    Secrets, ServiceMonitor, TaskServiceAccount,
 };
 pub use pod::{CHART_POD_ANNOTATIONS, CHART_POD_LABELS, PodAnnotations, PodLabels};
 pub use quantity::{Cpu, Memory, QuantityError};
@@ -81,6 +81,8 @@ pub struct Values {
     pub minio: Minio,
     /// Ingress.
     pub ingress: Ingress,
+    /// Gateway API HTTPRoute, beside or instead of the Ingress.
+    pub http_route: HttpRoute,
     /// Application configuration (application.yml).
     pub config: AppConfig,
     /// Credentials.

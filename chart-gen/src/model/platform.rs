@@ -169,6 +169,50 @@ pub struct Ingress {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// A Gateway the HTTPRoute attaches to (Gateway API `parentRefs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GatewayRef {
+    /// The Gateway's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The Gateway's namespace; empty = the release namespace. A Gateway in another namespace
+    /// must allow routes from this one (`allowedRoutes.namespaces`).
+    #[serde(default)]
+    pub namespace: String,
+    /// The listener to attach to (e.g. `https`); empty = every listener that allows the route.
+    #[serde(default)]
+    pub section_name: String,
+}
+
+/// Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1`), the successor of Ingress:
+/// `/api` → API gateway, `/` → web, on the Gateways a platform team runs. TLS and the request
+/// body limit are the Gateway's (its listeners' `certificateRefs`, the implementation's
+/// policies), not the route's. Can be enabled beside `ingress` while moving over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend(
+    "if" = {"properties": {"enabled": {"const": true}}},
+    "then" = {"properties": {"parentRefs": {"minItems": 1}}}
+))]
+pub struct HttpRoute {
+    /// Create the HTTPRoute (needs the Gateway API CRDs, v1.0 or later, in the cluster).
+    pub enabled: bool,
+    /// Gateways to attach to; at least one when enabled.
+    pub parent_refs: Vec<GatewayRef>,
+    /// Host names the route answers; empty = `ingress.host`.
+    #[schemars(inner(regex(
+        pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    )))]
+    pub hostnames: Vec<String>,
+    /// Namespace of the Gateway's proxy pods, which the NetworkPolicy lets reach web and the API
+    /// gateway; empty = the first parent's namespace (where Istio and NGINX Gateway Fabric run
+    /// them; Envoy Gateway runs them in its own, e.g. `envoy-gateway-system`).
+    pub data_plane_namespace: String,
+    /// Extra annotations on the HTTPRoute.
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// The application configuration rendered into `application.yml` (ConfigMap).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -111,6 +111,18 @@ pub fn plan(values: &Value) -> Vec<Check> {
             component: "observability.serviceMonitor",
         });
     }
+    if values
+        .pointer("/httpRoute/enabled")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        checks.push(Check::Crd {
+            name: "httproutes.gateway.networking.k8s.io",
+            kind: "HTTPRoute",
+            operator: "Gateway API CRDs (standard channel, v1.0 or later) and a Gateway implementation",
+            component: "httpRoute",
+        });
+    }
     // Every component may name its own StorageClass (empty = global.storageClass, then the
     // cluster default): check each one named, and a default when the global one is empty.
     let mut classes = std::collections::BTreeSet::new();
@@ -204,7 +216,7 @@ pub async fn run(client: &Client, checks: &[Check]) -> anyhow::Result<Report> {
             } => {
                 if crds.get_opt(name).await?.is_none() {
                     failures.push(format!(
-                        "{component} runs in operator mode but CRD {name} ({kind}) is missing: install the {operator} first"
+                        "{component} needs CRD {name} ({kind}), which is missing: install the {operator} first"
                     ));
                 }
             }
@@ -258,6 +270,7 @@ mod tests {
             "global": {"storageClass": "fast"},
             "backup": {"storageClass": "bulk"},
             "ingress": {"className": "nginx"},
+            "httpRoute": {"enabled": true},
         });
         let names: Vec<String> = plan(&values)
             .iter()
@@ -274,6 +287,7 @@ mod tests {
                 "kafkas.kafka.strimzi.io",
                 "kafkanodepools.kafka.strimzi.io",
                 "servicemonitors.monitoring.coreos.com",
+                "httproutes.gateway.networking.k8s.io",
                 "sc:Some(\"bulk\")",
                 "sc:Some(\"fast\")",
                 "ic:nginx",
