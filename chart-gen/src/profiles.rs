@@ -207,9 +207,11 @@ pub fn base() -> Values {
                 },
                 delete_data_on_removal: false,
             },
-            external: External {
+            external: ElasticsearchExternal {
                 host: "elasticsearch.example.com".into(),
                 port: 9200,
+                credentials_secret: String::new(),
+                ca_in_secret: false,
             },
         },
         minio: Minio {

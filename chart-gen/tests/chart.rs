@@ -557,11 +557,14 @@ fn renders_are_deterministic_and_given_credentials_roll_the_pods() {
                 .all(|e| e["valueFrom"]["secretKeyRef"].is_null()),
             "no credential in the environment"
         );
+        // The platform's credentials are the first source of the projected config tree.
         let names: Vec<String> = spec["volumes"]
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(|v| v["secret"]["secretName"].as_str().map(str::to_string))
+            .filter(|v| v["name"] == "credentials")
+            .filter_map(|v| v["projected"]["sources"][0]["secret"]["name"].as_str())
+            .map(str::to_string)
             .collect();
         assert_eq!(names.len(), 1, "one credentials volume: {names:?}");
         names

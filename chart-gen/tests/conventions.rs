@@ -472,3 +472,82 @@ fn an_http_route_needs_a_gateway_and_host_names() {
         assert!(out.lines().any(|l| l.contains(pointer)), "{name}: {out}");
     }
 }
+
+fn application_yml(objs: &[Value]) -> serde_yaml::Value {
+    let cm = find(objs, "ConfigMap", "datajump-config");
+    serde_yaml::from_str(cm["data"]["application.yml"].as_str().unwrap()).unwrap()
+}
+
+fn volume<'a>(spec: &'a Value, name: &str) -> Option<&'a Value> {
+    spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+}
+
+#[test]
+fn services_sign_in_to_elasticsearch_and_the_object_store_with_mounted_credentials() {
+    // Operator mode: ECK's elastic user and HTTP CA.
+    let objs = render_with(Environment::Staging, "{}");
+    let app = application_yml(&objs);
+    let es = &app["spring"]["elasticsearch"];
+    assert_eq!(
+        es["uris"].as_str(),
+        Some("https://datajump-es-es-http:9200")
+    );
+    assert_eq!(es["username"].as_str(), Some("elastic"));
+    assert_eq!(es["password"].as_str(), Some("${ES_PASSWORD}"));
+    assert_eq!(
+        es["restclient"]["ssl"]["bundle"].as_str(),
+        Some("elasticsearch")
+    );
+    assert_eq!(
+        app["spring"]["ssl"]["bundle"]["pem"]["elasticsearch"]["truststore"]["certificate"]
+            .as_str(),
+        Some("file:/etc/datajump/elasticsearch/ca.crt")
+    );
+    assert_eq!(
+        app["minio"]["access-key"].as_str(),
+        Some("${MINIO_ACCESS_KEY}")
+    );
+    let spec = &find(&objs, "Deployment", "datajump-integration")["spec"]["template"]["spec"];
+    let sources = volume(spec, "credentials").unwrap()["projected"]["sources"].to_string();
+    for file in [
+        "MINIO_ACCESS_KEY",
+        "MINIO_SECRET_KEY",
+        "ES_PASSWORD",
+        "datajump-es-es-elastic-user",
+    ] {
+        assert!(sources.contains(file), "{file} in {sources}");
+    }
+    let ca = volume(spec, "elasticsearch-ca").expect("the CA volume");
+    assert_eq!(
+        ca["secret"]["secretName"],
+        "datajump-es-es-http-certs-public"
+    );
+    let mounts = spec["containers"][0]["volumeMounts"].to_string();
+    assert!(mounts.contains("/etc/datajump/elasticsearch"), "{mounts}");
+
+    // External with a Secret of the site's; embedded dev without security.
+    let external = render_with(
+        Environment::Staging,
+        "elasticsearch:\n  mode: external\n  external:\n    credentialsSecret: es-platform\n    caInSecret: false\n",
+    );
+    let es = &application_yml(&external)["spring"]["elasticsearch"];
+    assert_eq!(es["username"].as_str(), Some("${ES_USERNAME}"));
+    assert!(es["restclient"].is_null());
+    let spec = &find(&external, "Deployment", "datajump-web")["spec"]["template"]["spec"];
+    assert!(volume(spec, "elasticsearch-ca").is_none());
+    let sources = volume(spec, "credentials").unwrap()["projected"]["sources"].to_string();
+    assert!(
+        sources.contains("es-platform") && sources.contains("ES_USERNAME"),
+        "{sources}"
+    );
+
+    let dev = render_with(Environment::Dev, "{}");
+    assert!(application_yml(&dev)["spring"]["elasticsearch"]["password"].is_null());
+    let spec = &find(&dev, "Deployment", "datajump-web")["spec"]["template"]["spec"];
+    let sources = volume(spec, "credentials").unwrap()["projected"]["sources"].to_string();
+    assert!(!sources.contains("ES_PASSWORD"), "{sources}");
+}

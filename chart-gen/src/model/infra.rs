@@ -48,6 +48,23 @@ pub struct External {
     pub port: u16,
 }
 
+/// Where an `external` Elasticsearch is reached (over HTTPS) and how the platform signs in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ElasticsearchExternal {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// Secret in the release namespace with the platform's `username` and `password`; empty =
+    /// the server needs no sign-in.
+    pub credentials_secret: String,
+    /// `credentialsSecret` also holds `ca.crt`, the CA the services trust for this server
+    /// (for a certificate not from a CA the JVM already trusts).
+    pub ca_in_secret: bool,
+}
+
 /// Persistent storage for operator-managed members.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -202,7 +219,7 @@ pub struct Elasticsearch {
     /// `operator` settings.
     pub operator: ElasticsearchOperator,
     /// `external` settings.
-    pub external: External,
+    pub external: ElasticsearchExternal,
 }
 
 /// MinIO Operator (minio.min.io/v2 Tenant) settings.

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 pub use environment::{Environment, UnknownEnvironment};
 pub use infra::{
-    BucketSetup, Elasticsearch, ElasticsearchOperator, Embedded, External, Kafka, KafkaOperator,
-    Minio, MinioOperator, Mode, Mysql, MysqlOperator, NodeSet, Redis, RedisOperator, Storage,
+    BucketSetup, Elasticsearch, ElasticsearchExternal, ElasticsearchOperator, Embedded, External,
+    Kafka, KafkaOperator, Minio, MinioOperator, Mode, Mysql, MysqlOperator, NodeSet, Redis,
+    RedisOperator, Storage,
 };
 pub use platform::{
     AppConfig, Backup, BackupUpload, CREDENTIAL_KEYS, Executor, FluentBit, FluentBitOutput,

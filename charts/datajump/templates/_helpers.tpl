@@ -382,6 +382,33 @@ storageClassName: {{ $class }}
 {{- else if eq .Values.elasticsearch.mode "operator" -}}https://{{ include "datajump.fullname" . }}-es-es-http:9200
 {{- else -}}http://{{ include "datajump.fullname" . }}-elasticsearch:9200{{- end -}}
 {{- end -}}
+{{/*
+How the services sign in to Elasticsearch, as YAML (empty when they do not): operator mode uses
+the `elastic` user and HTTP CA that ECK keeps in `<es>-es-elastic-user` and
+`<es>-es-http-certs-public`; external mode `elasticsearch.external.credentialsSecret`; the
+embedded dev server runs without security. Keys: username (a literal) or usernameKey, secret,
+passwordKey, caSecret, caKey.
+*/}}
+{{- define "datajump.elasticsearch.auth" -}}
+{{- $es := .Values.elasticsearch -}}
+{{- if eq $es.mode "operator" -}}
+{{- $name := printf "%s-es" (include "datajump.fullname" .) -}}
+username: elastic
+secret: {{ $name }}-es-elastic-user
+passwordKey: elastic
+caSecret: {{ $name }}-es-http-certs-public
+caKey: ca.crt
+{{- else if and (eq $es.mode "external") $es.external.credentialsSecret -}}
+usernameKey: username
+secret: {{ $es.external.credentialsSecret }}
+passwordKey: password
+{{- if $es.external.caInSecret }}
+caSecret: {{ $es.external.credentialsSecret }}
+caKey: ca.crt
+{{- end }}
+{{- end -}}
+{{- end -}}
+
 {{- define "datajump.minio.endpoint" -}}
 {{- if eq .Values.minio.mode "external" -}}{{ printf "https://%s:%v" .Values.minio.external.host .Values.minio.external.port }}
 {{- else if eq .Values.minio.mode "operator" -}}http://minio.{{ .Release.Namespace }}.svc:80

@@ -88,6 +88,19 @@ pub fn required_secrets(values: &Value) -> Vec<RequiredSecret> {
             keys: vec!["config.env"],
         });
     }
+    if text("/elasticsearch/mode").as_deref() == Some("external")
+        && let Some(name) = text("/elasticsearch/external/credentialsSecret")
+    {
+        let mut keys = vec!["username", "password"];
+        if on("/elasticsearch/external/caInSecret") {
+            keys.push("ca.crt");
+        }
+        out.push(RequiredSecret {
+            name,
+            named_by: "elasticsearch.external.credentialsSecret",
+            keys,
+        });
+    }
     if on("/backup/enabled")
         && on("/backup/upload/enabled")
         && let Some(name) = text("/backup/upload/existingSecret")
@@ -227,6 +240,13 @@ mod tests {
         let root = &required_secrets(&json!({"mysql": {"mode": "operator",
             "operator": {"rootSecret": "r"}}}))[0];
         assert_eq!(root.keys, ["rootUser", "rootHost", "rootPassword"]);
+        let es = &required_secrets(&json!({"elasticsearch": {"mode": "external",
+            "external": {"credentialsSecret": "es-user", "caInSecret": true}}}))[0];
+        assert_eq!(
+            (es.name.as_str(), es.named_by),
+            ("es-user", "elasticsearch.external.credentialsSecret")
+        );
+        assert_eq!(es.keys, ["username", "password", "ca.crt"]);
         // Upload keys are only read when uploads are on.
         let off = json!({"backup": {"enabled": true, "upload": {"enabled": false, "existingSecret": "s3"}}});
         assert!(names(off).is_empty());
