@@ -79,11 +79,24 @@ fn each_security_rule_fires_with_its_name_and_path() {
             Box::new(|d| {
                 set(
                     d,
-                    &format!("{WEB_POD}/securityContext/runAsNonRoot"),
+                    &format!("{c}/securityContext/runAsNonRoot"),
                     json!(false),
                 )
             }),
             format!("{WEB_POD}/containers/0/securityContext/runAsNonRoot"),
+        ),
+        (
+            // Refused at pod level even when the container says true (Pod Security does).
+            "run-as-non-root",
+            Box::new(|d| {
+                set(
+                    d,
+                    &format!("{WEB_POD}/securityContext/runAsNonRoot"),
+                    json!(false),
+                );
+                set(d, &format!("{c}/securityContext/runAsNonRoot"), json!(true));
+            }),
+            format!("{WEB_POD}/securityContext/runAsNonRoot"),
         ),
         (
             "run-as-non-root",

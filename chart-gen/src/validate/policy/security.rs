@@ -320,6 +320,19 @@ fn pod_level(workload: &Workload<'_>, out: &mut Vec<Finding>) {
             });
         }
     }
+    // Pod Security `restricted` refuses an explicit `runAsNonRoot: false` on the pod even when
+    // every container sets true.
+    if spec
+        .pointer("/securityContext/runAsNonRoot")
+        .and_then(Value::as_bool)
+        == Some(false)
+    {
+        out.push(Finding {
+            rule: PolicyRule::RunAsNonRoot,
+            path: format!("{base}/securityContext/runAsNonRoot"),
+            message: "the pod securityContext sets runAsNonRoot false, which Pod Security restricted refuses even when every container sets true".into(),
+        });
+    }
     // A container's own runAsUser wins over the pod's, but Pod Security `restricted` refuses
     // runAsUser 0 at either level, so the pod's is checked on its own too.
     if spec
