@@ -178,6 +178,9 @@ pub fn reject_attempt(
     }
 }
 
+/// How soon a run whose ready tasks wait for a free slot under the global cap looks again.
+pub const CAP_BLOCKED_RETRY_SECONDS: i64 = 5;
+
 /// Plans one step of a run.
 pub fn plan_run(input: &RunInput<'_>) -> RunPlan {
     let mut planner = Planner::new(input);
@@ -405,7 +408,12 @@ impl<'a> Planner<'a> {
             .spec
             .parallelism
             .map_or(usize::MAX, |p| p as usize);
-        let mut budget = per_run.saturating_sub(running).min(self.input.free_slots);
+        let run_budget = per_run.saturating_sub(running);
+        let mut budget = run_budget.min(self.input.free_slots);
+        // When the global cap, not this run's parallelism, holds a ready task back, nothing of
+        // this run may change to trigger it again (its slots are other runs' Jobs): look again
+        // soon instead of at the next resync.
+        let cap_binds = self.input.free_slots < run_budget;
         let started_before = self.tasks.iter().any(|t| t.attempts > 0);
         for i in 0..self.tasks.len() {
             let task = &self.tasks[i];
@@ -444,6 +452,9 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if budget == 0 {
+                if cap_binds {
+                    self.wake(now + Duration::seconds(CAP_BLOCKED_RETRY_SECONDS));
+                }
                 continue;
             }
             budget -= 1;
@@ -1001,6 +1012,40 @@ mod tests {
                 attempt: 1,
                 job_name: job("a", 1)
             }]
+        );
+    }
+
+    #[test]
+    fn a_run_held_back_by_the_global_cap_looks_again_soon() {
+        let sim = Sim::new(spec(&[("a", &[])]));
+        let plan = |free_slots| {
+            plan_run(&RunInput {
+                now: sim.now,
+                run_name: RUN,
+                spec: &sim.spec,
+                dag: &sim.dag,
+                status: &sim.status,
+                jobs: &sim.jobs,
+                free_slots,
+            })
+        };
+        let blocked = plan(0);
+        assert!(blocked.actions.is_empty());
+        assert_eq!(
+            blocked.wake_at,
+            Some(sim.now + Duration::seconds(CAP_BLOCKED_RETRY_SECONDS))
+        );
+        // With a slot it starts, and its own Job's changes trigger it from then on.
+        let started = plan(1);
+        let creates = started
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::CreateJob { .. }))
+            .count();
+        assert_eq!(creates, 1);
+        assert_ne!(
+            started.wake_at,
+            Some(sim.now + Duration::seconds(CAP_BLOCKED_RETRY_SECONDS))
         );
     }
 

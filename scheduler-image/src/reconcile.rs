@@ -173,6 +173,9 @@ pub struct Reconciler<C> {
     pub metrics: Arc<Metrics>,
     /// Jobs created but not yet seen in the cache, so the global cap also counts them.
     pending_creates: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+    /// Held from counting free slots under the global cap until the Jobs planned with them are
+    /// created and counted, so concurrent run reconciles cannot spend the same slot twice.
+    slots: tokio::sync::Mutex<()>,
     /// Run statuses written but perhaps not yet seen in the cache, by (namespace, name, uid).
     written: Mutex<HashMap<RunKey, (Progress, DateTime<Utc>)>>,
 }
@@ -195,6 +198,7 @@ impl<C: Cluster> Reconciler<C> {
             config,
             metrics,
             pending_creates: Mutex::new(HashMap::new()),
+            slots: tokio::sync::Mutex::new(()),
             written: Mutex::new(HashMap::new()),
         }
     }
@@ -408,6 +412,7 @@ impl<C: Cluster> Reconciler<C> {
             .iter()
             .filter_map(|j| observe_job(j))
             .collect();
+        let slots = self.slots.lock().await;
         let free_slots = self
             .config
             .max_running_tasks
@@ -469,6 +474,8 @@ impl<C: Cluster> Reconciler<C> {
                 }
             }
         }
+        // Every Job planned with the free slots is created and counted in pending_creates.
+        drop(slots);
         for (task, attempt, message) in rejected {
             if let Some(Action::Event {
                 type_,

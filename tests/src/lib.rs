@@ -6,3 +6,4 @@ pub mod cluster;
 pub mod mariadb;
 pub mod plugin;
 pub mod s3;
+pub mod scheduler;

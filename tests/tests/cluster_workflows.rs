@@ -6,85 +6,16 @@
 //! The fake kubelet plays each task's pod (Succeeded after a second; Failed for tasks whose
 //! name ends in `fails`) and serves no logs.
 
-use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::Command;
 use std::time::Duration;
 
 use chart_gen::model::Environment;
-use datajump_tests::cluster::{self, Background, Cluster, cargo_bin, wait_until};
+use datajump_tests::cluster::{self, Cluster, wait_until};
 use datajump_tests::plugin::{plugin, prerequisites};
+use datajump_tests::scheduler::{counters, free_port, start_scheduler, wait_leading};
 use serde_json::Value;
 
 const NS: &str = "datajump-dev";
 const SAMPLE: &str = "tests/e2e/sample-workflow.yaml";
-
-/// Starts the scheduler binary the way the chart's Deployment would: the plain `value` env
-/// entries of its container, plus what the downward API would give it.
-fn start_scheduler(cluster: &Cluster, metrics_port: u16) -> Background {
-    let out = cluster
-        .kubectl_ok(&[
-            "get",
-            "deployment",
-            "datajump-scheduler",
-            "-n",
-            NS,
-            "-o",
-            "json",
-        ])
-        .expect("the chart deployed the scheduler");
-    let deployment: Value = serde_json::from_slice(&out.stdout).expect("Deployment JSON");
-    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
-    let account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-        .as_str()
-        .expect("the scheduler has its own ServiceAccount");
-    let mut command = Command::new(cargo_bin("datajump-scheduler", &["scheduler-image/src"]));
-    command.env_clear();
-    for var in container["env"].as_array().into_iter().flatten() {
-        if let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) {
-            command.env(name, value);
-        }
-    }
-    command
-        .env("DATAJUMP_POD_NAME", "scheduler-under-test")
-        .env("DATAJUMP_POD_NAMESPACE", NS)
-        .env("DATAJUMP_HTTP_ADDR", format!("127.0.0.1:{metrics_port}"))
-        .env("DATAJUMP_LOG_FORMAT", "text")
-        .env(
-            "KUBECONFIG",
-            cluster.service_account_kubeconfig(NS, account),
-        );
-    cluster.spawn("scheduler", command)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// The scheduler's Prometheus counters, summed over their labels.
-fn counters(port: u16) -> BTreeMap<String, f64> {
-    let out = Command::new("curl")
-        .args(["-fsS", &format!("http://127.0.0.1:{port}/metrics")])
-        .output()
-        .expect("curl");
-    let mut sums = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let name = series.split('{').next().unwrap_or(series).to_string();
-        if let Ok(v) = value.parse::<f64>() {
-            *sums.entry(name).or_insert(0.0) += v;
-        }
-    }
-    sums
-}
 
 fn jobs_of_run(cluster: &Cluster, run: &str) -> Vec<String> {
     let out = cluster.kubectl(&[
@@ -126,22 +57,11 @@ fn workflow_verbs_against_the_real_scheduler() {
     );
     assert!(install.ok, "{}", install.stderr);
     let port = free_port();
-    let mut scheduler = start_scheduler(cluster, port);
+    let mut scheduler = start_scheduler(cluster, NS, port, &[]);
     // Leading and with synced caches before the first run is created. (A run created in the
     // instant the controllers start can be missed until the next resync — a scheduler defect
     // this harness exposed, tracked with the scheduler's restart and load work.)
-    wait_until(
-        "the scheduler to lead with synced caches",
-        Duration::from_secs(60),
-        || {
-            let ready = Command::new("curl")
-                .args(["-fsS", &format!("http://127.0.0.1:{port}/readyz")])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            let leading = counters(port).get("scheduler_leader") == Some(&1.0);
-            (ready && leading).then_some(())
-        },
-    );
+    wait_leading(port);
 
     // The diamond sample, as the kind job in CI runs it.
     let validate = plugin(cluster, &["workflow", "validate", "-f", SAMPLE]);
@@ -368,9 +288,6 @@ spec:
     jobs
 }
 
-/// The longest workflow name a Workflow may have (a DNS label, 63 characters) can still be run
-/// by hand: the run's name is bounded so that it fits the label its Jobs carry. Returns the
-/// number of Jobs the run created.
 /// Task resources against the API server's rules: a task that asks for more memory than the
 /// chart's default limit (512Mi) gets no default limit under its request and runs; a task whose
 /// own request exceeds its own limit is refused by the API server, which fails that task with the
@@ -444,6 +361,9 @@ fn resources_run(cluster: &Cluster) -> usize {
     jobs_of_run(cluster, &run).len()
 }
 
+/// The longest workflow name a Workflow may have (a DNS label, 63 characters) can still be run
+/// by hand: the run's name is bounded so that it fits the label its Jobs carry. Returns the
+/// number of Jobs the run created.
 fn long_name_run(cluster: &Cluster) -> usize {
     let name = format!("nightly-{}", "x".repeat(55));
     assert_eq!(name.len(), 63);

@@ -1,0 +1,104 @@
+//! The real `datajump-scheduler` binary beside an installed release, configured as the chart's
+//! Deployment configures it and signed in with the chart's ServiceAccount (so its RBAC is what
+//! the chart grants), and its metrics.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::cluster::{Background, Cluster, cargo_bin, wait_until};
+
+/// Starts the scheduler binary the way the chart's Deployment in `ns` would: the plain `value`
+/// env entries of its container, plus what the downward API would give it, then `overrides`.
+pub fn start_scheduler(
+    cluster: &Cluster,
+    ns: &str,
+    metrics_port: u16,
+    overrides: &[(&str, &str)],
+) -> Background {
+    let out = cluster
+        .kubectl_ok(&[
+            "get",
+            "deployment",
+            "datajump-scheduler",
+            "-n",
+            ns,
+            "-o",
+            "json",
+        ])
+        .expect("the chart deployed the scheduler");
+    let deployment: Value = serde_json::from_slice(&out.stdout).expect("Deployment JSON");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        .as_str()
+        .expect("the scheduler has its own ServiceAccount");
+    let mut command = Command::new(cargo_bin("datajump-scheduler", &["scheduler-image/src"]));
+    command.env_clear();
+    for var in container["env"].as_array().into_iter().flatten() {
+        if let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) {
+            command.env(name, value);
+        }
+    }
+    command
+        .env("DATAJUMP_POD_NAME", "scheduler-under-test")
+        .env("DATAJUMP_POD_NAMESPACE", ns)
+        .env("DATAJUMP_HTTP_ADDR", format!("127.0.0.1:{metrics_port}"))
+        .env("DATAJUMP_LOG_FORMAT", "text")
+        .env(
+            "KUBECONFIG",
+            cluster.service_account_kubeconfig(ns, account),
+        );
+    for (name, value) in overrides {
+        command.env(name, value);
+    }
+    cluster.spawn("scheduler", command)
+}
+
+/// A free loopback port for the scheduler's HTTP server.
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Waits until the scheduler on `port` leads with synced caches.
+pub fn wait_leading(port: u16) {
+    wait_until(
+        "the scheduler to lead with synced caches",
+        Duration::from_secs(60),
+        || {
+            let ready = Command::new("curl")
+                .args(["-fsS", &format!("http://127.0.0.1:{port}/readyz")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            let leading = counters(port).get("scheduler_leader") == Some(&1.0);
+            (ready && leading).then_some(())
+        },
+    );
+}
+
+/// The scheduler's Prometheus counters, summed over their labels.
+pub fn counters(port: u16) -> BTreeMap<String, f64> {
+    let out = Command::new("curl")
+        .args(["-fsS", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .expect("curl");
+    let mut sums = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let name = series.split('{').next().unwrap_or(series).to_string();
+        if let Ok(v) = value.parse::<f64>() {
+            *sums.entry(name).or_insert(0.0) += v;
+        }
+    }
+    sums
+}
