@@ -52,6 +52,17 @@ fn validate_yaml(env: Environment, name: &str, body: &str) -> (i32, String) {
     chart_gen_validate(env, &path)
 }
 
+/// Validates `body` as the values file `name` and asserts it is refused (exit 2) with a line
+/// naming `field`; returns that line.
+fn refused_naming(env: Environment, name: &str, body: &str, field: &str) -> String {
+    let (code, out) = validate_yaml(env, name, body);
+    assert_eq!(code, 2, "{name}: {out}");
+    out.lines()
+        .find(|l| l.contains(field))
+        .unwrap_or_else(|| panic!("{name}: no line naming {field}:\n{out}"))
+        .to_string()
+}
+
 const POD_EXTRAS: &str = r#"
 global:
   podAnnotations:
@@ -133,12 +144,7 @@ fn pod_extras_that_would_break_the_chart_are_refused_naming_the_field() {
         ),
     ];
     for (name, body, pointer) in cases {
-        let (code, out) = validate_yaml(Environment::Staging, name, body);
-        assert_eq!(code, 2, "{name}: {out}");
-        let line = out
-            .lines()
-            .find(|l| l.contains(pointer))
-            .unwrap_or_else(|| panic!("{name}: no line naming {pointer}:\n{out}"));
+        let line = refused_naming(Environment::Staging, name, body, pointer);
         assert!(line.contains(name), "names the file: {line}");
     }
 }
@@ -274,12 +280,7 @@ fn a_sidecar_or_security_context_below_policy_is_refused_naming_the_field() {
         ),
     ];
     for (name, body, field) in cases {
-        let (code, out) = validate_yaml(Environment::Prod, name, body);
-        assert_eq!(code, 2, "{name}: {out}");
-        assert!(
-            out.lines().any(|l| l.contains(field)),
-            "{name}: no line naming {field}:\n{out}"
-        );
+        refused_naming(Environment::Prod, name, body, field);
     }
 }
 
@@ -388,13 +389,8 @@ fn a_fullname_the_api_server_would_refuse_fails_the_render_with_the_limit() {
 #[test]
 fn a_name_override_that_is_not_a_dns_label_is_refused() {
     for body in ["fullnameOverride: Platform_One\n", "nameOverride: -dj\n"] {
-        let (code, out) = validate_yaml(Environment::Test, "names.yaml", body);
-        assert_eq!(code, 2, "{out}");
         let field = body.split(':').next().unwrap();
-        assert!(
-            out.lines().any(|l| l.contains(&format!("/{field}"))),
-            "{out}"
-        );
+        refused_naming(Environment::Test, "names.yaml", body, &format!("/{field}"));
     }
 }
 
@@ -467,9 +463,7 @@ fn an_http_route_needs_a_gateway_and_host_names() {
         ),
     ];
     for (name, body, pointer) in cases {
-        let (code, out) = validate_yaml(Environment::Staging, name, body);
-        assert_eq!(code, 2, "{name}: {out}");
-        assert!(out.lines().any(|l| l.contains(pointer)), "{name}: {out}");
+        refused_naming(Environment::Staging, name, body, pointer);
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use chart_gen::generate::CHART_DIR;
 use chart_gen::helm::TemplateRequest;
 use chart_gen::model::{Environment, PLATFORM_SERVICES};
+use chart_gen::overlay::merge;
 use chart_gen::pipeline::read_values;
 use chart_gen::validate::{self, CrdSchemas, Rule};
 use serde_json::{Value, json};
@@ -23,19 +24,8 @@ fn merged(env: Environment) -> Value {
     let chart = repo_root().join(CHART_DIR);
     let mut base = read_values(&chart.join("values.yaml")).unwrap();
     let overlay = read_values(&chart.join(env.values_file_name())).unwrap();
-    merge(&mut base, overlay);
+    merge(&mut base, &overlay);
     base
-}
-
-fn merge(base: &mut Value, overlay: Value) {
-    match (base, overlay) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (b, o) => *b = o,
-    }
 }
 
 fn booleans(v: &Value, path: &str, out: &mut BTreeSet<String>) {
@@ -160,7 +150,7 @@ fn flip(
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let mut extra = companion(pointer);
-    merge(&mut extra, nested(pointer, Value::Bool(!current)));
+    merge(&mut extra, &nested(pointer, Value::Bool(!current)));
     let companion_only = companion(pointer);
     let base = if companion_only == json!({}) {
         baseline.to_vec()

@@ -661,9 +661,9 @@ mod tests {
             }
         }
 
-        /// One reconcile; returns the names of Jobs created.
-        fn step(&mut self) -> Vec<String> {
-            let plan = plan_run(&RunInput {
+        /// The plan for the run as it stands, without applying it.
+        fn plan(&self) -> RunPlan {
+            plan_run(&RunInput {
                 now: self.now,
                 run_name: RUN,
                 spec: &self.spec,
@@ -671,7 +671,12 @@ mod tests {
                 status: &self.status,
                 jobs: &self.jobs,
                 free_slots: self.free_slots,
-            });
+            })
+        }
+
+        /// One reconcile; returns the names of Jobs created.
+        fn step(&mut self) -> Vec<String> {
+            let plan = self.plan();
             let mut created = Vec::new();
             for action in plan.actions {
                 match action {
@@ -704,15 +709,7 @@ mod tests {
 
         /// One reconcile in which the API server refuses every Job of `task`.
         fn step_rejecting(&mut self, task: &str) -> Vec<String> {
-            let mut plan = plan_run(&RunInput {
-                now: self.now,
-                run_name: RUN,
-                spec: &self.spec,
-                dag: &self.dag,
-                status: &self.status,
-                jobs: &self.jobs,
-                free_slots: self.free_slots,
-            });
+            let mut plan = self.plan();
             let mut refused = Vec::new();
             let actions = std::mem::take(&mut plan.actions);
             for action in actions {
@@ -1017,26 +1014,17 @@ mod tests {
 
     #[test]
     fn a_run_held_back_by_the_global_cap_looks_again_soon() {
-        let sim = Sim::new(spec(&[("a", &[])]));
-        let plan = |free_slots| {
-            plan_run(&RunInput {
-                now: sim.now,
-                run_name: RUN,
-                spec: &sim.spec,
-                dag: &sim.dag,
-                status: &sim.status,
-                jobs: &sim.jobs,
-                free_slots,
-            })
-        };
-        let blocked = plan(0);
+        let mut sim = Sim::new(spec(&[("a", &[])]));
+        sim.free_slots = 0;
+        let blocked = sim.plan();
         assert!(blocked.actions.is_empty());
         assert_eq!(
             blocked.wake_at,
             Some(sim.now + Duration::seconds(CAP_BLOCKED_RETRY_SECONDS))
         );
         // With a slot it starts, and its own Job's changes trigger it from then on.
-        let started = plan(1);
+        sim.free_slots = 1;
+        let started = sim.plan();
         let creates = started
             .actions
             .iter()

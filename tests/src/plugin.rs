@@ -110,3 +110,33 @@ pub fn operator_secrets(cluster: &Cluster, env: Environment, ns: &str) {
         ));
     }
 }
+
+/// Installs dev into `ns` with `kubectl datajump install --wait` after its prerequisites.
+pub fn install_dev(cluster: &Cluster, ns: &str) {
+    prerequisites(cluster, Environment::Dev);
+    let install = plugin(
+        cluster,
+        &[
+            "install",
+            "--env",
+            "dev",
+            "-n",
+            ns,
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+    );
+    assert!(install.ok, "install --env dev -n {ns}: {}", install.stderr);
+}
+
+/// Writes `workflow` (YAML) to `<name>.yaml` in the cluster's directory and runs
+/// `kubectl datajump workflow submit -f` on it with `extra` arguments.
+pub fn submit_workflow(cluster: &Cluster, name: &str, workflow: &str, extra: &[&str]) -> Run {
+    let file = cluster.dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, workflow).expect("write the workflow");
+    let file = file.to_string_lossy().into_owned();
+    let mut args = vec!["workflow", "submit", "-f", &file];
+    args.extend_from_slice(extra);
+    plugin(cluster, &args)
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chart_gen::model::Environment;
 use datajump_tests::cluster::{self, Cluster, wait_until};
-use datajump_tests::plugin::{plugin, prerequisites};
+use datajump_tests::plugin::{install_dev, plugin, prerequisites};
 use serde_json::Value;
 
 fn labels_of(cluster: &Cluster, ns: &str) -> Value {
@@ -279,21 +279,7 @@ fn backup_job_and_restore_sequence() {
         return;
     };
     let ns = "backup-dev";
-    prerequisites(cluster, Environment::Dev);
-    let install = plugin(
-        cluster,
-        &[
-            "install",
-            "--env",
-            "dev",
-            "-n",
-            ns,
-            "--wait",
-            "--timeout",
-            "5m",
-        ],
-    );
-    assert!(install.ok, "{}", install.stderr);
+    install_dev(cluster, ns);
 
     let created = plugin(
         cluster,

@@ -7,9 +7,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use chart_gen::model::Environment;
 use datajump_tests::cluster::{self, Cluster};
-use datajump_tests::plugin::{plugin, prerequisites};
+use datajump_tests::plugin::{install_dev, submit_workflow};
 use datajump_tests::scheduler::{free_port, start_scheduler, wait_leading};
 use serde_json::Value;
 
@@ -56,21 +55,7 @@ fn runs_share_the_cap_and_a_waiting_run_starts_when_a_slot_frees() {
     let Some(cluster) = cluster::shared() else {
         return;
     };
-    prerequisites(cluster, Environment::Dev);
-    let install = plugin(
-        cluster,
-        &[
-            "install",
-            "--env",
-            "dev",
-            "-n",
-            NS,
-            "--wait",
-            "--timeout",
-            "5m",
-        ],
-    );
-    assert!(install.ok, "{}", install.stderr);
+    install_dev(cluster, NS);
     let port = free_port();
     let mut scheduler = start_scheduler(cluster, NS, port, &[("DATAJUMP_MAX_RUNNING_TASKS", "1")]);
     wait_leading(port);
@@ -79,18 +64,7 @@ fn runs_share_the_cap_and_a_waiting_run_starts_when_a_slot_frees() {
         let workflow = format!(
             "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: capped-{i}, namespace: {NS}}}\nspec:\n  tasks:\n    - name: only\n      image: busybox\n"
         );
-        let file = cluster.dir.join(format!("capped-{i}.yaml"));
-        std::fs::write(&file, workflow).expect("write the workflow");
-        let submit = plugin(
-            cluster,
-            &[
-                "workflow",
-                "submit",
-                "-f",
-                &file.to_string_lossy(),
-                "--run-now",
-            ],
-        );
+        let submit = submit_workflow(cluster, &format!("capped-{i}"), &workflow, &["--run-now"]);
         assert!(submit.ok, "{}", submit.stderr);
     }
 

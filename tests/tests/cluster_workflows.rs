@@ -8,9 +8,8 @@
 
 use std::time::Duration;
 
-use chart_gen::model::Environment;
 use datajump_tests::cluster::{self, Cluster, wait_until};
-use datajump_tests::plugin::{plugin, prerequisites};
+use datajump_tests::plugin::{install_dev, plugin, submit_workflow};
 use datajump_tests::scheduler::{counters, free_port, start_scheduler, wait_leading};
 use serde_json::Value;
 
@@ -50,12 +49,7 @@ fn workflow_verbs_against_the_real_scheduler() {
     let Some(cluster) = cluster::shared() else {
         return;
     };
-    prerequisites(cluster, Environment::Dev);
-    let install = plugin(
-        cluster,
-        &["install", "--env", "dev", "--wait", "--timeout", "5m"],
-    );
-    assert!(install.ok, "{}", install.stderr);
+    install_dev(cluster, NS);
     let port = free_port();
     let mut scheduler = start_scheduler(cluster, NS, port, &[]);
     // Leading and with synced caches before the first run is created. (A run created in the
@@ -166,13 +160,7 @@ spec:
     - {name: report, image: busybox, dependsOn: [load-fails]}
     - {name: archive, image: busybox, dependsOn: [extract]}
 ";
-    let file = cluster.dir.join("nightly.yaml");
-    std::fs::write(&file, workflow).expect("write the workflow");
-    let file = file.to_string_lossy().into_owned();
-    let watched = plugin(
-        cluster,
-        &["workflow", "submit", "-f", &file, "--run-now", "--watch"],
-    );
+    let watched = submit_workflow(cluster, "nightly", workflow, &["--run-now", "--watch"]);
     assert_eq!(watched.code, Some(1), "a failed run exits 1");
     assert!(
         watched.stdout.contains("load-fails") || watched.stderr.contains("load-fails"),
@@ -297,19 +285,7 @@ fn resources_run(cluster: &Cluster) -> usize {
     let workflow = format!(
         "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: resources, namespace: {NS}}}\nspec:\n  tasks:\n    - name: big\n      image: busybox\n      resources: {{requests: {{memory: 2Gi}}}}\n    - name: impossible\n      image: busybox\n      dependsOn: [big]\n      resources: {{requests: {{memory: 2Gi}}, limits: {{memory: 1Gi}}}}\n    - name: after\n      image: busybox\n      dependsOn: [impossible]\n"
     );
-    let file = cluster.dir.join("resources.yaml");
-    std::fs::write(&file, workflow).expect("write the workflow");
-    let submit = plugin(
-        cluster,
-        &[
-            "workflow",
-            "submit",
-            "-f",
-            &file.to_string_lossy(),
-            "--run-now",
-            "--watch",
-        ],
-    );
+    let submit = submit_workflow(cluster, "resources", &workflow, &["--run-now", "--watch"]);
     assert_eq!(
         submit.code,
         Some(1),
@@ -367,18 +343,10 @@ fn resources_run(cluster: &Cluster) -> usize {
 fn long_name_run(cluster: &Cluster) -> usize {
     let name = format!("nightly-{}", "x".repeat(55));
     assert_eq!(name.len(), 63);
-    let file = cluster.dir.join("long.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  tasks:\n    - {{name: only, image: busybox}}\n"
-        ),
-    )
-    .expect("write the workflow");
-    let submit = plugin(
-        cluster,
-        &["workflow", "submit", "-f", &file.to_string_lossy()],
+    let workflow = format!(
+        "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  tasks:\n    - {{name: only, image: busybox}}\n"
     );
+    let submit = submit_workflow(cluster, "long", &workflow, &[]);
     assert!(submit.ok, "{}", submit.stderr);
     let run = plugin(cluster, &["workflow", "run", &name, "--watch", "-n", NS]);
     assert!(
