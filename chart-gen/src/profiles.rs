@@ -290,6 +290,7 @@ pub fn base() -> Values {
                     host: String::new(),
                     port: 9200,
                     logstash_prefix: "datajump-logs".into(),
+                    secret_name: String::new(),
                 },
                 pod_annotations: PodAnnotations::default(),
                 pod_labels: PodLabels::default(),

@@ -15,7 +15,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, context};
 use serde::Serialize;
 
-use crate::model::PLATFORM_SERVICES;
+use crate::model::{LOG_SHIPPING, PLATFORM_SERVICES};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/templates.rs"));
@@ -134,6 +134,7 @@ pub fn render_chart() -> Result<Vec<(String, String)>, RenderError> {
                     chart => Serde(&CHART),
                     kubernetes => Serde(&kubernetes),
                     services => Serde(&services),
+                    log_shipping => Serde(&LOG_SHIPPING),
                 })?,
             ));
         } else if let Some(file) = name.strip_prefix("service/") {

@@ -173,6 +173,150 @@ fn fluent_bit_reaches_elasticsearch_through_the_policy() {
     );
 }
 
+/// Fluent Bit's DaemonSet, its configuration, and the volume it mounts its Secret from.
+fn fluent_bit(objs: &[Value], ns: &str) -> (Value, String, Option<Value>) {
+    let name = format!("datajump-fluent-bit-{ns}");
+    let ds = find(objs, "DaemonSet", &name).clone();
+    let config = find(objs, "ConfigMap", &name)["data"]["fluent-bit.conf"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let volume = ds["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == "es-output"))
+        .cloned();
+    (ds, config, volume)
+}
+
+#[test]
+fn fluent_bit_ships_to_eck_with_tls_as_its_own_write_only_user() {
+    let objs = render(Environment::Prod, &[]);
+    let (ds, config, volume) = fluent_bit(&objs, "datajump-prod");
+    let annotations = &ds["metadata"]["annotations"];
+    assert_eq!(
+        annotations["datajump.io/es-secret"],
+        "datajump-fluent-bit-datajump-prod-es"
+    );
+    assert_eq!(
+        annotations["datajump.io/es-credentials-from"],
+        "datajump-prod/datajump-es-log-writer"
+    );
+    assert_eq!(
+        annotations["datajump.io/es-ca-from"],
+        "datajump-prod/datajump-es-es-http-certs-public"
+    );
+    let volume = volume.expect("the Secret is mounted");
+    assert_eq!(
+        volume["secret"]["secretName"],
+        "datajump-fluent-bit-datajump-prod-es"
+    );
+    for line in [
+        "@INCLUDE /fluent-bit/es/es.conf",
+        "Host                datajump-es-es-http.datajump-prod.svc",
+        "HTTP_User           ${ES_USER}",
+        "HTTP_Passwd         ${ES_PASSWORD}",
+        "tls                 On",
+        "tls.verify          On",
+        "tls.ca_file         /fluent-bit/es/ca.crt",
+    ] {
+        assert!(config.contains(line), "missing {line:?} in:\n{config}");
+    }
+    // The user comes from ECK's file realm, with the role the chart defines.
+    let es = find(&objs, "Elasticsearch", "datajump-es");
+    assert_eq!(
+        es["spec"]["auth"],
+        json!({"fileRealm": [{"secretName": "datajump-es-log-writer"}],
+               "roles": [{"secretName": "datajump-es-roles"}]})
+    );
+    // A changed output rolls the pods (the checksum covers the rendered configuration).
+    let other = render_with(
+        Environment::Prod,
+        "observability:\n  fluentBit:\n    output:\n      logstashPrefix: other-logs\n",
+    );
+    let checksum =
+        |ds: &Value| ds["spec"]["template"]["metadata"]["annotations"]["checksum/config"].clone();
+    assert_ne!(
+        checksum(&ds),
+        checksum(&fluent_bit(&other, "datajump-prod").0)
+    );
+}
+
+#[test]
+fn fluent_bit_follows_the_elasticsearch_mode() {
+    // External: its host and port, TLS with the system CAs, credentials from the named Secret.
+    let external = render_with(
+        Environment::Prod,
+        "elasticsearch:\n  mode: external\n  external:\n    host: es.example.com\n    port: 9243\n    credentialsSecret: es-user\n",
+    );
+    let (ds, config, volume) = fluent_bit(&external, "datajump-prod");
+    assert!(
+        config.contains("Host                es.example.com\n"),
+        "{config}"
+    );
+    assert!(config.contains("Port                9243\n"), "{config}");
+    assert!(
+        config.contains("tls.verify          On") && !config.contains("tls.ca_file"),
+        "{config}"
+    );
+    assert!(
+        config.contains("@INCLUDE /fluent-bit/es/es.conf"),
+        "{config}"
+    );
+    assert_eq!(
+        ds["metadata"]["annotations"]["datajump.io/es-credentials-from"],
+        "datajump-prod/es-user"
+    );
+    assert!(
+        ds["metadata"]["annotations"]
+            .get("datajump.io/es-ca-from")
+            .is_none()
+    );
+    assert!(volume.is_some());
+    assert!(
+        !external
+            .iter()
+            .any(|o| o["metadata"]["name"] == "datajump-es-roles")
+    );
+
+    // Embedded (dev with Fluent Bit on) and a host of the user's own: plain HTTP, no Secret.
+    for (env, extra, host) in [
+        (
+            Environment::Dev,
+            "observability:\n  fluentBit:\n    enabled: true\n",
+            "datajump-elasticsearch.datajump-dev.svc",
+        ),
+        (
+            Environment::Prod,
+            "observability:\n  fluentBit:\n    output:\n      host: logs.example.com\n",
+            "logs.example.com",
+        ),
+    ] {
+        let objs = render_with(env, extra);
+        let (ds, config, volume) = fluent_bit(&objs, &env.default_namespace());
+        assert!(
+            config.contains(&format!("Host                {host}\n")),
+            "{config}"
+        );
+        assert!(
+            !config.contains("tls") && !config.contains("@INCLUDE"),
+            "{config}"
+        );
+        assert!(volume.is_none(), "{env}");
+        assert!(
+            ds["metadata"]["annotations"]
+                .get("datajump.io/es-secret")
+                .is_none()
+        );
+        if env == Environment::Prod {
+            let es = find(&objs, "Elasticsearch", "datajump-es");
+            assert!(
+                es["spec"].get("auth").is_none(),
+                "no user for a Fluent Bit that ships elsewhere"
+            );
+        }
+    }
+}
+
 /// staging and prod pull from Harbor: every operator resource that pulls images names the pull
 /// Secret and pulls from the registry.
 #[test]

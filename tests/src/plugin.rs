@@ -81,6 +81,42 @@ pub fn prerequisites(cluster: &Cluster, env: Environment) {
         crate::cluster::credentials_secret(cluster, env, &ns);
     }
     operator_secrets(cluster, env, &ns);
+    if ships_to_eck(env) {
+        publish_eck_ca(cluster, &ns, "datajump", "CA ONE");
+    }
+}
+
+/// Whether the environment's Fluent Bit ships to an ECK-managed Elasticsearch.
+pub fn ships_to_eck(env: Environment) -> bool {
+    let profile = chart_gen::profiles::profile(env);
+    profile.observability.fluent_bit.enabled
+        && profile.elasticsearch.mode == chart_gen::model::Mode::Operator
+}
+
+/// Plays ECK, which does not run here: publishes the HTTP CA of `<fullname>-es` as ECK does,
+/// in `<fullname>-es-es-http-certs-public` (key `ca.crt`).
+pub fn publish_eck_ca(cluster: &Cluster, ns: &str, fullname: &str, pem: &str) {
+    cluster.namespace(ns, &[]);
+    cluster.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {fullname}-es-es-http-certs-public\n  namespace: {ns}\nstringData:\n  ca.crt: {pem:?}\n"
+    ));
+}
+
+/// What the chart README asks plain Helm users to create for Fluent Bit when it ships to ECK:
+/// the file-realm user's Secret, and the Secret Fluent Bit mounts in its namespace (made from
+/// that user and ECK's CA, here published by [`publish_eck_ca`]).
+pub fn log_shipping_secrets(cluster: &Cluster, env: Environment, ns: &str, logging_ns: &str) {
+    if !ships_to_eck(env) {
+        return;
+    }
+    let ca = "PLAIN HELM CA";
+    publish_eck_ca(cluster, ns, "datajump", ca);
+    cluster.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: datajump-es-log-writer\n  namespace: {ns}\ntype: kubernetes.io/basic-auth\nstringData:\n  username: datajump-log-writer\n  password: test-writer\n  roles: datajump_log_writer\n"
+    ));
+    cluster.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: datajump-fluent-bit-{ns}-es\n  namespace: {logging_ns}\nstringData:\n  es.conf: |\n    @SET ES_USER=datajump-log-writer\n    @SET ES_PASSWORD=test-writer\n  ca.crt: {ca:?}\n"
+    ));
 }
 
 /// The Secrets operator-mode custom resources read (preflight checks them): MySQL Operator's

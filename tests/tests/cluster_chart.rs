@@ -78,6 +78,7 @@ fn prerequisites(cluster: &Cluster, env: Environment, ns: &str, logging_ns: &str
     );
     cluster::credentials_secret(cluster, env, ns);
     datajump_tests::plugin::operator_secrets(cluster, env, ns);
+    datajump_tests::plugin::log_shipping_secrets(cluster, env, ns, logging_ns);
 }
 
 fn jsonpath(cluster: &Cluster, ns: &str, object: &str, path: &str) -> String {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use chart_gen::model::Environment;
 use datajump_tests::cluster::{self, Cluster, wait_until};
-use datajump_tests::plugin::{install_dev, plugin, prerequisites};
+use datajump_tests::plugin::{install_dev, plugin, prerequisites, publish_eck_ca, ships_to_eck};
 use serde_json::Value;
 
 fn labels_of(cluster: &Cluster, ns: &str) -> Value {
@@ -126,6 +126,10 @@ fn life_cycle(env: Environment) {
         table.stdout
     );
 
+    if ships_to_eck(env) {
+        log_shipping_follows_its_sources(cluster, env, &ns, &logging_ns, &logging);
+    }
+
     let images = plugin(cluster, &["images", "--env", e, "-o", "json"]).json();
     let images: Vec<&str> = images["images"]
         .as_array()
@@ -178,7 +182,8 @@ fn life_cycle(env: Environment) {
     );
     assert!(upgrade.ok, "upgrade failed:\n{}", upgrade.stderr);
     let status = plugin(cluster, &["status", "--env", e, "-o", "json"]).json();
-    assert_eq!(status["release"]["revision"], 2);
+    let upgrades_before = if ships_to_eck(env) { 2 } else { 0 };
+    assert_eq!(status["release"]["revision"], 2 + upgrades_before);
 
     let mut args = vec!["uninstall", "--env", e];
     args.extend(confirm(env));
@@ -202,6 +207,107 @@ fn life_cycle(env: Environment) {
         "status after uninstall must not claim a release:\n{}",
         status.stdout
     );
+}
+
+/// A Secret, and its data decoded key by key.
+fn secret_data(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+) -> (Value, std::collections::BTreeMap<String, String>) {
+    let out = cluster
+        .kubectl_ok(&["get", "secret", name, "-n", ns, "-o", "json"])
+        .unwrap_or_else(|e| panic!("Secret {ns}/{name}: {e}"));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("Secret JSON");
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(json.clone()).expect("a Secret");
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).expect("UTF-8")))
+        .collect();
+    (json, data)
+}
+
+/// Fluent Bit's Secret in its namespace is made from ECK's file-realm user (created by install)
+/// and ECK's CA; a renewed CA shows in `status` and the next upgrade copies it and restarts
+/// Fluent Bit; an upgrade with nothing changed does not touch it.
+fn log_shipping_follows_its_sources(
+    cluster: &Cluster,
+    env: Environment,
+    ns: &str,
+    logging_ns: &str,
+    logging: &str,
+) {
+    let e = env.as_str();
+    let (writer, user) = secret_data(cluster, ns, "datajump-es-log-writer");
+    assert_eq!(writer["type"], "kubernetes.io/basic-auth");
+    assert_eq!(user["username"], "datajump-log-writer");
+    assert_eq!(user["roles"], "datajump_log_writer");
+    assert_eq!(user["password"].len(), 32, "a generated password");
+    let mounted = format!("datajump-fluent-bit-{ns}-es");
+    let (_, data) = secret_data(cluster, logging_ns, &mounted);
+    assert_eq!(
+        data["es.conf"],
+        format!(
+            "@SET ES_USER=datajump-log-writer\n@SET ES_PASSWORD={}\n",
+            user["password"]
+        )
+    );
+    assert_eq!(data["ca.crt"], "CA ONE");
+    let state = |cluster: &Cluster| {
+        plugin(cluster, &["status", "--env", e, "-o", "json"]).json()["logShipping"].clone()
+    };
+    let synced = state(cluster);
+    assert_eq!(synced["state"], "inSync", "{synced}");
+    assert_eq!(synced["secret"], format!("{logging_ns}/{mounted}"));
+
+    // ECK renews its CA: status notices, the next upgrade copies it and rolls Fluent Bit.
+    publish_eck_ca(cluster, ns, "datajump", "CA TWO");
+    let stale = state(cluster);
+    assert_eq!(stale["state"], "outOfSync", "{stale}");
+    assert!(
+        stale["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ca.crt"),
+        "{stale}"
+    );
+    let upgrade = || {
+        let out = plugin(cluster, &["upgrade", "--env", e, "--set", logging]);
+        assert!(out.ok, "upgrade failed:\n{}", out.stderr);
+    };
+    upgrade();
+    assert_eq!(
+        secret_data(cluster, logging_ns, &mounted).1["ca.crt"],
+        "CA TWO"
+    );
+    let restarted_at = |cluster: &Cluster| {
+        let out = cluster
+            .kubectl_ok(&[
+                "get", "daemonset", &format!("datajump-fluent-bit-{ns}"), "-n", logging_ns,
+                "-o", "jsonpath={.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
+            ])
+            .expect("Fluent Bit DaemonSet");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first_restart = restarted_at(cluster);
+    assert!(
+        !first_restart.is_empty(),
+        "the upgrade restarted Fluent Bit"
+    );
+    assert_eq!(state(cluster)["state"], "inSync");
+
+    let before =
+        secret_data(cluster, logging_ns, &mounted).0["metadata"]["resourceVersion"].clone();
+    upgrade();
+    let after = secret_data(cluster, logging_ns, &mounted).0["metadata"]["resourceVersion"].clone();
+    assert_eq!(
+        before, after,
+        "an upgrade with nothing changed rewrites nothing"
+    );
+    assert_eq!(restarted_at(cluster), first_restart, "and restarts nothing");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod environment;
 mod infra;
+mod log_shipping;
 pub mod names;
 mod platform;
 mod pod;
@@ -18,6 +19,7 @@ pub use infra::{
     Kafka, KafkaOperator, Minio, MinioOperator, Mode, Mysql, MysqlOperator, NodeSet, Redis,
     RedisOperator, Storage,
 };
+pub use log_shipping::{LOG_SHIPPING, LogShipping, UnsafeCredential, conf_file};
 pub use platform::{
     AppConfig, Backup, BackupUpload, CREDENTIAL_KEYS, Executor, FluentBit, FluentBitOutput,
     GatewayRef, Global, GrafanaDashboard, HelmTest, HttpRoute, Ingress, IngressTls, LeaderElection,

@@ -317,12 +317,19 @@ pub struct PrometheusRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FluentBitOutput {
-    /// Elasticsearch host; empty = the platform's Elasticsearch.
+    /// Elasticsearch host; empty = the platform's Elasticsearch (its own host, port, TLS and
+    /// credentials). Another host is reached over plain HTTP without credentials.
     pub host: String,
-    /// Elasticsearch port.
+    /// Elasticsearch port, with `host`.
     pub port: u16,
     /// Index prefix.
+    #[schemars(length(min = 1), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
     pub logstash_prefix: String,
+    /// Secret in Fluent Bit's namespace holding what it needs to reach the platform's secured
+    /// Elasticsearch (operator or external mode): `es.conf` (Fluent Bit `@SET` lines for
+    /// `ES_USER` and `ES_PASSWORD`) and `ca.crt`. Empty = `<fluent-bit name>-es`, which
+    /// `kubectl datajump install` and `upgrade` keep in sync with the release namespace.
+    pub secret_name: String,
 }
 
 /// Fluent Bit DaemonSet collecting container logs from every node.

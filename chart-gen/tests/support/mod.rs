@@ -54,6 +54,29 @@ pub fn kinds(objs: &[Value], kind: &str) -> Vec<Value> {
     objs.iter().filter(|o| o["kind"] == kind).cloned().collect()
 }
 
+/// The Secrets a render holds other than ECK's role definitions (`roles.yml` only, no
+/// credentials).
+pub fn credential_secrets(objs: &[Value]) -> Vec<String> {
+    kinds(objs, "Secret")
+        .into_iter()
+        .filter(|s| {
+            let keys: Vec<&String> = s["stringData"]
+                .as_object()
+                .into_iter()
+                .chain(s["data"].as_object())
+                .flat_map(|m| m.keys())
+                .collect();
+            keys != ["roles.yml"]
+        })
+        .map(|s| {
+            s["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
 pub fn render_with(env: Environment, extra_yaml: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("extra.yaml");

@@ -110,6 +110,9 @@ name: {{ .name }}
 namespace: {{ .namespace | default .root.Release.Namespace }}
 labels:
   {{- include "datajump.labels" . | nindent 2 }}
+  {{- with .extraLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- with merge (dict) (.annotations | default dict) (.root.Values.global.commonAnnotations | default dict) }}
 annotations:
   {{- toYaml . | nindent 2 }}
@@ -407,6 +410,20 @@ caSecret: {{ $es.external.credentialsSecret }}
 caKey: ca.crt
 {{- end }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Log shipping to the platform's Elasticsearch (see chart_gen::model::log_shipping). With ECK,
+Fluent Bit signs in as the file-realm user "datajump-log-writer", whose Secret (type
+basic-auth) `kubectl datajump install` creates once; the chart grants its role. True when the
+chart ships logs to an operator-managed Elasticsearch.
+*/}}
+{{- define "datajump.elasticsearch.logWriterSecret" -}}
+{{- printf "%s-es-log-writer" (include "datajump.fullname" .) -}}
+{{- end -}}
+{{- define "datajump.elasticsearch.shipsToOperator" -}}
+{{- $fb := .Values.observability.fluentBit -}}
+{{- if and $fb.enabled (not $fb.output.host) (eq .Values.elasticsearch.mode "operator") -}}true{{- end -}}
 {{- end -}}
 
 {{- define "datajump.minio.endpoint" -}}

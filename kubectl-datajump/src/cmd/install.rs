@@ -12,7 +12,7 @@ use crate::cli::{ChartArgs, InstallArgs};
 use crate::cmd::Ctx;
 use crate::helm::{Helm, Release};
 use crate::kube::rollout::WorkloadReadiness;
-use crate::kube::{crds, credentials, namespace, preflight, rollout};
+use crate::kube::{crds, credentials, log_shipping, namespace, preflight, rollout};
 use crate::output::{self, Render, Style};
 use crate::values::{MergedValues, load_layers};
 use crate::{manifests, schema};
@@ -190,9 +190,9 @@ pub async fn deploy(
         }
     }
     // The chart knows which components fall short of "restricted": render it and ask.
-    let rendered = p.helm.run(&p.helm.template_args(&p.release)).await?;
-    let pod_security =
-        namespace::PodSecurity::from_objects(&manifests::parse(&rendered)?, &fullname)?;
+    let rendered = manifests::parse(&p.helm.run(&p.helm.template_args(&p.release)).await?)?;
+    let pod_security = namespace::PodSecurity::from_objects(&rendered, &fullname)?;
+    let log_shipping = log_shipping::Declared::from_objects(&rendered)?;
     for reason in &pod_security.forced_by {
         ctx.progress.line(format!(
             "pod security: namespace enforces {} because {reason}",
@@ -208,12 +208,33 @@ pub async fn deploy(
             "created Secret {name} with generated credentials (kept across upgrades and uninstall)"
         ));
     }
+    // ECK reads Fluent Bit's file-realm user from its first reconcile on: create it before the
+    // Elasticsearch resource exists.
+    let eck =
+        p.values.merged.pointer("/elasticsearch/mode") == Some(&serde_json::json!("operator"));
+    if let Some(writer) = log_shipping.as_ref().and_then(|d| d.credentials.as_ref())
+        && eck
+        && log_shipping::ensure_log_writer(client, writer).await?
+    {
+        ctx.progress.line(format!(
+            "created Secret {writer}: Fluent Bit's Elasticsearch user (kept across upgrades)"
+        ));
+    }
     crds::apply(client, &p.release.chart_dir).await?;
     ctx.progress.line(format!(
         "namespace {} ready; running helm upgrade --install ...",
         p.release.namespace
     ));
     p.helm.run(&p.helm.upgrade_install_args(&p.release)).await?;
+    if let Some(d) = &log_shipping {
+        // Before any rollout wait: the Fluent Bit pods cannot start without this Secret.
+        let wait = if args.wait {
+            args.timeout
+        } else {
+            LOG_SOURCES_WAIT
+        };
+        report_log_shipping(ctx, d, log_shipping::sync(client, d, wait).await?);
+    }
     if args.wait {
         ctx.progress.line("waiting for rollouts:");
         let namespaces: Vec<String> = ns_plans.iter().map(|n| n.name.clone()).collect();
@@ -227,4 +248,27 @@ pub async fn deploy(
         .await?;
     }
     Ok(())
+}
+
+/// How long install/upgrade without `--wait` waits for the sources of Fluent Bit's Secret (ECK
+/// publishes its CA within seconds of seeing the Elasticsearch resource when it is running).
+const LOG_SOURCES_WAIT: Duration = Duration::from_secs(30);
+
+fn report_log_shipping(ctx: &Ctx, d: &log_shipping::Declared, synced: log_shipping::Synced) {
+    use log_shipping::Synced;
+    match synced {
+        Synced::Created => ctx
+            .progress
+            .line(format!("created Secret {} for Fluent Bit", d.secret)),
+        Synced::Updated => ctx.progress.line(format!(
+            "updated Secret {} for Fluent Bit and restarted DaemonSet {}",
+            d.secret, d.daemonset
+        )),
+        Synced::Unchanged => {}
+        Synced::Waiting(reason) => eprintln!(
+            "warning: Fluent Bit's Secret {} is not made yet: {reason}; its pods wait for it. \
+             Run `kubectl datajump upgrade` again once Elasticsearch is up.",
+            d.secret
+        ),
+    }
 }

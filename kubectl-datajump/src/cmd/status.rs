@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::cmd::Ctx;
 use crate::helm::Helm;
 use crate::kube::jobs::{JobOutcome, job_outcome};
+use crate::kube::log_shipping;
 use crate::kube::rollout::{self, WorkloadReadiness};
 use crate::output::{self, Render, Style, age};
 
@@ -25,6 +26,17 @@ pub struct Status {
     pub scheduler_leader: Option<Leader>,
     pub last_backup: Option<LastBackup>,
     pub pod_security: Option<PodSecurityState>,
+    /// Fluent Bit's Secret for a secured Elasticsearch, when the release has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_shipping: Option<LogShippingState>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogShippingState {
+    pub secret: String,
+    #[serde(flatten)]
+    pub state: log_shipping::State,
 }
 
 /// What the namespace enforces, what the release needs, and why it needs less than restricted.
@@ -121,6 +133,23 @@ impl Render for Status {
             )),
             None => out.push_str("last backup: none\n"),
         }
+        if let Some(l) = &self.log_shipping {
+            match &l.state {
+                log_shipping::State::InSync => out.push_str(&format!(
+                    "log shipping: Secret {} {}\n",
+                    l.secret,
+                    style.state("Ready")
+                )),
+                log_shipping::State::OutOfSync(why) => out.push_str(&format!(
+                    "log shipping: {} {why}; `kubectl datajump upgrade` refreshes it\n",
+                    style.state("NotReady")
+                )),
+                log_shipping::State::Waiting(why) => out.push_str(&format!(
+                    "log shipping: {} {why}\n",
+                    style.state("NotReady")
+                )),
+            }
+        }
         if let Some(p) = &self.pod_security {
             let enforced = p.enforced.as_deref().unwrap_or("unlabelled");
             out.push_str(&format!(
@@ -206,11 +235,26 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
         scheduler_leader: leader(&client, &ns, &fullname).await?,
         last_backup: last_backup(&client, &ns, &ctx.global.release).await?,
         pod_security: pod_security(&client, &ns, &fullname).await?,
+        log_shipping: log_shipping_state(&client, &ctx.global.release, &ns).await?,
         namespace: ns,
         release,
         components,
     };
     output::print(&status, &ctx.global)
+}
+
+async fn log_shipping_state(
+    client: &Client,
+    release: &str,
+    ns: &str,
+) -> anyhow::Result<Option<LogShippingState>> {
+    let Some(d) = log_shipping::find_live(client, release, ns).await? else {
+        return Ok(None);
+    };
+    Ok(Some(LogShippingState {
+        secret: d.secret.to_string(),
+        state: log_shipping::check(client, &d).await?,
+    }))
 }
 
 /// The live namespace label beside what the release's ConfigMap says it needs.
@@ -400,6 +444,10 @@ mod render_tests {
                 required: "baseline".into(),
                 forced_by: vec!["mysql: root init container".into()],
             }),
+            log_shipping: Some(LogShippingState {
+                secret: "datajump-logging/datajump-fluent-bit-datajump-prod-es".into(),
+                state: log_shipping::State::OutOfSync("ca.crt differs".into()),
+            }),
         };
         let text = status.human(&Style { color: false });
         assert!(text.starts_with(
@@ -416,7 +464,15 @@ mod render_tests {
             text.contains("pod security: namespace enforces baseline, release needs baseline\n  below restricted because mysql: root init container"),
             "{text}"
         );
+        assert!(
+            text.contains(
+                "log shipping: NotReady ca.crt differs; `kubectl datajump upgrade` refreshes it"
+            ),
+            "{text}"
+        );
         let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["logShipping"]["state"], "outOfSync");
+        assert_eq!(json["logShipping"]["detail"], "ca.crt differs");
         assert_eq!(json["release"]["revision"], 7);
         assert_eq!(json["components"][0]["rolledOut"], false);
         assert_eq!(json["schedulerLeader"]["holder"], "datajump-scheduler-abc");

@@ -192,7 +192,7 @@ pub async fn ensure_generated(
 }
 
 /// 32 random alphanumeric characters from the system's random source.
-fn random_token() -> anyhow::Result<String> {
+pub fn random_token() -> anyhow::Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = [0u8; 64];
     std::fs::File::open("/dev/urandom")

@@ -5,6 +5,7 @@
 pub mod crds;
 pub mod credentials;
 pub mod jobs;
+pub mod log_shipping;
 pub mod namespace;
 pub mod preflight;
 pub mod rollout;
