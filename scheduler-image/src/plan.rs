@@ -563,6 +563,11 @@ impl<'a> Planner<'a> {
                 tasks: self.tasks,
                 message: self.message,
                 conditions: self.conditions,
+                // The spec the run executes, recorded with its first step. A run that finished
+                // before snapshots existed keeps none rather than get today's spec.
+                workflow_spec: self.input.status.workflow_spec.clone().or_else(|| {
+                    (!self.input.status.phase.is_finished()).then(|| self.input.spec.clone())
+                }),
             },
             actions: self.actions,
             wake_at: self.wake_at,

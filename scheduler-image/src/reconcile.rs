@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::batch::v1::Job;
 
 use crate::api::schedule::Schedule;
-use crate::api::validate::{Limits, validate_workflow_with};
+use crate::api::validate::{Limits, validate_spec, validate_workflow_with};
 use crate::api::{
     RunCondition, RunPhase, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
 };
@@ -141,6 +141,19 @@ const CREATE_VISIBILITY_GRACE: i64 = 60;
 const STATUS_VISIBILITY_GRACE_MS: i64 = 5_000;
 /// How soon to look again while the cache catches up.
 const STALE_CACHE_RETRY_MS: i64 = 100;
+
+/// How long a new run waits for its Workflow to appear in the cache before it fails with
+/// `WorkflowNotFound`.
+const WORKFLOW_LOOKUP_GRACE_SECONDS: i64 = 30;
+
+/// Whether the object was created less than `seconds` ago (or has no creation time yet).
+fn created_within(run: &WorkflowRun, now: DateTime<Utc>, seconds: i64) -> bool {
+    run.metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(from_k8s_time)
+        .is_none_or(|created| now - created < Duration::seconds(seconds))
+}
 
 /// What a status write changed that matters for acting on a run: its phase and each task's
 /// phase and attempts.
@@ -384,10 +397,21 @@ impl<C: Cluster> Reconciler<C> {
             self.metrics.stale_reads.inc();
             return Ok(Some(now + Duration::milliseconds(STALE_CACHE_RETRY_MS)));
         }
-        let wf = match self.cluster.workflow(&ns, &run.spec.workflow_name) {
-            Some(wf) => wf,
-            None if old.phase.is_finished() => return Ok(None),
-            None => {
+        // The run executes the spec it started with; only a run without one yet reads the
+        // Workflow (and records it with this step).
+        let spec = match (
+            &old.workflow_spec,
+            self.cluster.workflow(&ns, &run.spec.workflow_name),
+        ) {
+            (Some(spec), _) => Arc::new(spec.clone()),
+            (None, Some(wf)) => Arc::new(wf.spec.clone()),
+            (None, None) if old.phase.is_finished() => return Ok(None),
+            // The Workflow may be in the cache a moment after the run (separate watches, or a
+            // run created right after its Workflow): look again shortly before giving up.
+            (None, None) if created_within(run, now, WORKFLOW_LOOKUP_GRACE_SECONDS) => {
+                return Ok(Some(now + Duration::seconds(1)));
+            }
+            (None, None) => {
                 let msg = format!(
                     "workflow {:?} not found in namespace {ns}",
                     run.spec.workflow_name
@@ -395,7 +419,7 @@ impl<C: Cluster> Reconciler<C> {
                 return self.fail_run(run, &old, "WorkflowNotFound", msg, now).await;
             }
         };
-        let dag = match validate_workflow_with(&wf, &self.config.limits) {
+        let dag = match validate_spec(&spec, &self.config.limits) {
             Ok(dag) => dag,
             Err(_) if old.phase.is_finished() => return Ok(None),
             Err(errors) => {
@@ -420,7 +444,7 @@ impl<C: Cluster> Reconciler<C> {
         let mut plan = plan_run(&RunInput {
             now,
             run_name: &run_name,
-            spec: &wf.spec,
+            spec: &spec,
             dag: &dag,
             status: &old,
             jobs: &jobs,
@@ -437,7 +461,7 @@ impl<C: Cluster> Reconciler<C> {
                 } => {
                     let job = build_job(
                         run,
-                        &wf.spec.tasks[*task],
+                        &spec.tasks[*task],
                         *attempt,
                         job_name,
                         &self.config.task_defaults,
@@ -481,7 +505,7 @@ impl<C: Cluster> Reconciler<C> {
                 type_,
                 reason,
                 message,
-            }) = reject_attempt(&mut plan, &wf.spec, task, attempt, &message, now)
+            }) = reject_attempt(&mut plan, &spec, task, attempt, &message, now)
             {
                 self.cluster
                     .publish_event(run, type_, reason, &message)

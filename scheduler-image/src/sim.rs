@@ -51,6 +51,8 @@ struct State {
     /// Names of Jobs ever created, one per line (a deleted Job stays here: recreating one
     /// would show as a duplicate). One buffer instead of a String each keeps the audit log
     /// from dominating the memory benchmark.
+    /// Container image of each created Job, by name (the cached copy is trimmed).
+    created_images: HashMap<String, String>,
     jobs_created: String,
     already_exists: u64,
     events: Vec<SimEvent>,
@@ -206,6 +208,11 @@ impl MemoryCluster {
     }
 
     /// Every Job name ever created, in creation order (duplicates would show up twice).
+    /// The container image a Job was created with.
+    pub fn created_image(&self, name: &str) -> Option<String> {
+        self.lock().created_images.get(name).cloned()
+    }
+
     pub fn jobs_created(&self) -> Vec<String> {
         self.lock()
             .jobs_created
@@ -391,6 +398,14 @@ impl Cluster for Arc<MemoryCluster> {
         MemoryCluster::stamp(&mut state, &mut job.metadata);
         state.jobs_created.push_str(&k.1);
         state.jobs_created.push('\n');
+        let image = job
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|p| p.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        state.created_images.insert(k.1.clone(), image);
         // Keep what the scheduler's Job cache keeps (the controller trims the same way), so
         // the memory benchmark measures the scheduler's working set, not an API server's.
         trim_for_cache(&mut job);

@@ -294,3 +294,128 @@ async fn the_global_cap_bounds_running_tasks_across_runs() {
             .all(|r| r.status.as_ref().map(|s| s.phase) == Some(RunPhase::Succeeded))
     );
 }
+
+const CHAIN: &str = r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: chain, namespace: data}
+spec:
+  tasks:
+    - {name: extract, image: "etl:1"}
+    - {name: load, image: "etl:1", dependsOn: [extract]}
+"#;
+
+fn run_of(workflow: &str, name: &str) -> WorkflowRun {
+    let mut run = manual_run(name);
+    run.spec.workflow_name = workflow.into();
+    run
+}
+
+fn image_of(cluster: &Arc<MemoryCluster>, job: &str) -> String {
+    cluster
+        .created_image(job)
+        .unwrap_or_else(|| panic!("no Job {job} created"))
+}
+
+/// Editing a Workflow while it runs changes later runs only: the running one keeps the spec it
+/// started with (recorded in its status), even when the edit renames tasks, changes images or
+/// makes the Workflow invalid; a finished run's history is not rewritten by a later edit.
+#[tokio::test]
+async fn a_run_executes_the_spec_it_started_with() {
+    let cluster = MemoryCluster::new(at(7, 0, 0));
+    cluster.apply_workflow(workflow(CHAIN));
+    let r = reconciler(&cluster, SchedulerConfig::default());
+    cluster.create_manual_run(run_of("chain", "chain-1"));
+    reconcile_all(&r, at(7, 0, 0)).await.expect("reconcile");
+    let run = cluster.run(NS, "chain-1").expect("run");
+    let snapshot = run
+        .status
+        .as_ref()
+        .and_then(|s| s.workflow_spec.clone())
+        .expect("the first step records the spec");
+    assert_eq!(snapshot.tasks[1].name, "load");
+
+    // An edit: new image, a renamed and an added task. Then one that breaks it (a cycle).
+    cluster.apply_workflow(workflow(
+        &CHAIN
+            .replace("etl:1", "etl:2")
+            .replace("name: load", "name: publish")
+            .replace(
+                "dependsOn: [extract]}",
+                "dependsOn: [extract]}\n    - {name: extra, image: x}",
+            ),
+    ));
+    cluster.set_now(at(7, 0, 5));
+    cluster.succeed_job(NS, "chain-1-extract-1");
+    reconcile_all(&r, at(7, 0, 5)).await.expect("reconcile");
+    assert_eq!(image_of(&cluster, "chain-1-load-1"), "etl:1");
+    cluster.apply_workflow(workflow(&CHAIN.replace(
+        "{name: extract, image: \"etl:1\"}",
+        "{name: extract, image: x, dependsOn: [load]}",
+    )));
+    cluster.set_now(at(7, 0, 9));
+    cluster.succeed_job(NS, "chain-1-load-1");
+    reconcile_all(&r, at(7, 0, 9)).await.expect("reconcile");
+    let run = cluster.run(NS, "chain-1").expect("run");
+    let status = run.status.clone().expect("status");
+    assert_eq!(status.phase, RunPhase::Succeeded, "{:?}", status.message);
+    let names: Vec<&str> = status.tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["extract", "load"]);
+    assert_eq!(status.workflow_spec.as_ref(), Some(&snapshot));
+
+    // Later edits leave the finished run as it was.
+    cluster.apply_workflow(workflow(&CHAIN.replace("etl:1", "etl:3")));
+    reconcile_all(&r, at(7, 1, 0)).await.expect("reconcile");
+    assert_eq!(
+        cluster.run(NS, "chain-1").expect("run").status,
+        Some(status)
+    );
+
+    // A new run takes the Workflow as it is now.
+    cluster.create_manual_run(run_of("chain", "chain-2"));
+    reconcile_all(&r, at(7, 1, 1)).await.expect("reconcile");
+    assert_eq!(image_of(&cluster, "chain-2-extract-1"), "etl:3");
+}
+
+/// A run whose Workflow is not (yet) in the cache waits a little before it fails: caches fill
+/// from separate watches, and a run is often created right after its Workflow.
+#[tokio::test]
+async fn a_new_run_waits_briefly_for_its_workflow() {
+    let cluster = MemoryCluster::new(at(6, 0, 0));
+    let r = reconciler(&cluster, SchedulerConfig::default());
+    cluster.create_manual_run(run_of("chain", "early-1"));
+    let wake = reconcile_all(&r, at(6, 0, 1)).await.expect("reconcile");
+    let run = cluster.run(NS, "early-1").expect("run");
+    assert_eq!(
+        run.status, None,
+        "not failed while the Workflow may be on its way"
+    );
+    assert_eq!(wake, Some(at(6, 0, 2)), "and looked at again in a second");
+    cluster.apply_workflow(workflow(CHAIN));
+    reconcile_all(&r, at(6, 0, 2)).await.expect("reconcile");
+    assert_eq!(
+        cluster.active_jobs().len(),
+        1,
+        "it runs once the Workflow is there"
+    );
+
+    cluster.create_manual_run(run_of("missing", "orphan-1"));
+    reconcile_all(&r, at(6, 0, 10)).await.expect("reconcile");
+    assert_eq!(cluster.run(NS, "orphan-1").expect("run").status, None);
+    reconcile_all(&r, at(6, 0, 40)).await.expect("reconcile");
+    let status = cluster
+        .run(NS, "orphan-1")
+        .expect("run")
+        .status
+        .clone()
+        .expect("status");
+    assert_eq!(status.phase, RunPhase::Failed);
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("not found"),
+        "{status:?}"
+    );
+}

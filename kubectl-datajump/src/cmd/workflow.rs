@@ -419,6 +419,9 @@ pub struct WorkflowTree {
     pub schedule: Option<String>,
     pub suspended: bool,
     pub latest_run: Option<String>,
+    /// The latest run executes the spec it started with; true when the Workflow has been
+    /// edited since (the tree shows the run's tasks).
+    pub latest_run_spec_differs: bool,
     pub tasks: Vec<TaskNode>,
 }
 
@@ -440,13 +443,18 @@ impl WorkflowTree {
             .and_then(|r| r.status.as_ref())
             .map(|s| s.tasks.iter().map(|t| (t.name.as_str(), t)).collect())
             .unwrap_or_default();
+        // What the latest run executes: the spec it recorded when it started.
+        let snapshot = latest
+            .and_then(|r| r.status.as_ref())
+            .and_then(|s| s.workflow_spec.as_ref());
+        let spec = snapshot.unwrap_or(&wf.spec);
         Self {
             name: wf.metadata.name.clone().unwrap_or_default(),
             schedule: wf.spec.schedule.clone(),
             suspended: wf.spec.suspend,
             latest_run: latest.and_then(|r| r.metadata.name.clone()),
-            tasks: wf
-                .spec
+            latest_run_spec_differs: snapshot.is_some_and(|s| *s != wf.spec),
+            tasks: spec
                 .tasks
                 .iter()
                 .map(|t| {
@@ -475,6 +483,11 @@ impl Render for WorkflowTree {
             self.suspended,
             self.latest_run.as_deref().unwrap_or("-")
         );
+        if self.latest_run_spec_differs {
+            out.push_str(
+                "(the workflow changed since the latest run started; these are the tasks that run executes)\n",
+            );
+        }
         let index: HashMap<&str, usize> = self
             .tasks
             .iter()
@@ -637,6 +650,39 @@ spec:
         );
         let err = crate::error::exit_code_for(&run_outcome("r2", &failed).unwrap_err());
         assert_eq!(err, 1, "a failed run is a runtime failure");
+    }
+
+    #[test]
+    fn tree_shows_the_tasks_the_latest_run_executes() {
+        let wf = check_text(WF).unwrap().workflow;
+        // The run started before `clean` was renamed `tidy`: it shows (and runs) `clean`.
+        let mut started = wf.spec.clone();
+        started.tasks[1].name = "tidy".into();
+        started.tasks[3].depends_on = vec!["tidy".into(), "enrich".into()];
+        let run: WorkflowRun = serde_json::from_value(serde_json::json!({
+            "apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRun",
+            "metadata": {"name": "etl-1"}, "spec": {"workflowName": "etl"},
+            "status": {"phase": "Running", "workflowSpec": started, "tasks": [
+                {"name": "extract", "phase": "Succeeded", "attempts": 1},
+                {"name": "tidy", "phase": "Running", "attempts": 1}]}
+        }))
+        .unwrap();
+        let tree = WorkflowTree::build(&wf, Some(&run));
+        assert!(tree.latest_run_spec_differs);
+        let names: Vec<&str> = tree.tasks.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["extract", "tidy", "enrich", "load"]);
+        assert_eq!(tree.tasks[1].phase, Some(TaskPhase::Running));
+        let text = tree.human(&Style { color: false });
+        assert!(
+            text.contains("the workflow changed since the latest run started"),
+            "{text}"
+        );
+        // Without edits the note is absent.
+        let mut same = run.clone();
+        if let Some(s) = same.status.as_mut() {
+            s.workflow_spec = Some(wf.spec.clone());
+        }
+        assert!(!WorkflowTree::build(&wf, Some(&same)).latest_run_spec_differs);
     }
 
     #[test]

@@ -330,6 +330,21 @@ pub struct WorkflowRunStatus {
     /// Standard conditions (`Complete`, `Failed`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<RunCondition>,
+    /// The Workflow's spec as the run found it when it started. Every decision of the run is
+    /// made on this copy, so editing (or breaking) the Workflow changes only later runs and
+    /// never rewrites a run's history. Validated on the Workflow, so stored without a schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "opaque_object")]
+    pub workflow_spec: Option<WorkflowSpec>,
+}
+
+/// `{type: object, x-kubernetes-preserve-unknown-fields: true}`: a stored copy of an object
+/// whose schema (and CEL rules) already applied where it was written.
+fn opaque_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
 }
 
 /// State of one task within a run.
