@@ -220,7 +220,10 @@ async fn workflow_submit_is_server_side_apply_then_run_creation() {
             .body(|b| {
                 assert_eq!(b["spec"]["workflowName"], "etl");
                 assert_eq!(b["metadata"]["labels"]["datajump.io/workflow"], "etl");
-                assert!(b["metadata"]["name"].as_str().unwrap().starts_with("etl-manual-"));
+                // The API server completes the name, so two runs in one second do not collide.
+                assert!(b["metadata"].get("name").is_none(), "{b}");
+                let prefix = b["metadata"]["generateName"].as_str().unwrap();
+                assert!(prefix.starts_with("etl-manual-") && prefix.ends_with('-'), "{prefix}");
                 assert_eq!(b["metadata"]["ownerReferences"][0]["uid"], "wf-uid");
                 assert_eq!(b["metadata"]["ownerReferences"][0]["controller"], true);
             }),

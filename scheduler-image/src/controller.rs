@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -23,12 +23,11 @@ use tokio::sync::watch;
 use crate::api::{LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
 use crate::config::Cli;
 use crate::http::Health;
-use crate::jobs::{
-    LABEL_MANAGED_BY, MANAGER, from_k8s_time, job_is_active, to_k8s_time, trim_for_cache,
-};
-use crate::leader::{LeaseDecision, LeaseView, decide, retry_period};
+use crate::job_index::JobIndex;
+use crate::jobs::{LABEL_MANAGED_BY, MANAGER, from_k8s_time, to_k8s_time};
+use crate::leader::{LeaseDecision, LeaseView, decide, renew_deadline, retry_period};
 use crate::metrics::Metrics;
-use crate::plan::EventType;
+use crate::plan::{EventType, ObservedJob};
 use crate::reconcile::{Cluster, ClusterError, Created, Reconciler};
 
 /// Field manager of every write (server-side apply and creates).
@@ -60,7 +59,7 @@ pub struct KubeCluster {
     client: Client,
     workflows: Store<Workflow>,
     runs: Store<WorkflowRun>,
-    jobs: Store<Job>,
+    jobs: Arc<JobIndex>,
     recorder: Recorder,
 }
 
@@ -171,21 +170,20 @@ impl Cluster for KubeCluster {
         })
     }
 
-    fn jobs_of(&self, namespace: &str, run: &str) -> Vec<Arc<Job>> {
-        self.jobs.state_filter(|j| {
-            j.metadata.namespace.as_deref() == Some(namespace)
-                && j.labels().get(LABEL_RUN).map(String::as_str) == Some(run)
-        })
+    fn jobs_of(&self, run: &WorkflowRun) -> Vec<ObservedJob> {
+        run.metadata
+            .uid
+            .as_deref()
+            .map(|uid| self.jobs.jobs_of(uid))
+            .unwrap_or_default()
     }
 
     fn job_cached(&self, namespace: &str, name: &str) -> bool {
-        self.jobs
-            .get(&ObjectRef::new(name).within(namespace))
-            .is_some()
+        self.jobs.contains(namespace, name)
     }
 
     fn running_tasks(&self) -> usize {
-        self.jobs.state_filter(job_is_active).len()
+        self.jobs.active()
     }
 
     async fn create_run(&self, run: WorkflowRun) -> Result<Created, ClusterError> {
@@ -332,11 +330,14 @@ pub async fn run_controllers(
     // that change; with two separate watches the trigger could arrive first, find nothing new,
     // and leave the run waiting for the next resync.
     let job_selector = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
-    let (job_store, job_writer) = reflector::store();
+    let job_index = Arc::new(JobIndex::default());
+    let index = job_index.clone();
     let job_events = watcher(jobs, job_selector)
         .default_backoff()
-        .modify(trim_for_cache)
-        .reflect(job_writer)
+        .map_ok(move |event| {
+            index.observe(&event);
+            event
+        })
         .touched_objects();
     let run_controller = Controller::new(runs.clone(), watcher::Config::default())
         .watches_stream(job_events, |job: Job| run_of_job(&job));
@@ -351,7 +352,7 @@ pub async fn run_controllers(
         client: client.clone(),
         workflows: workflow_controller.store(),
         runs: run_controller.store(),
-        jobs: job_store,
+        jobs: job_index,
         recorder: Recorder::new(client, reporter),
     };
     let ctx = Arc::new(Context {
@@ -547,26 +548,30 @@ pub async fn run(
     metrics.is_leader.set(1);
     health.set_ready(false);
 
-    // Keep renewing; stop the controllers if renewal fails for a whole lease duration.
+    // Keep renewing; stop the controllers once renewal has failed for the renew deadline, which
+    // ends before the Lease expires for the followers.
     let (lost_tx, lost_rx) = watch::channel(false);
     let renew_shutdown = shutdown.clone();
     let lease = Arc::new(lease);
     let renewer = {
         let lease = lease.clone();
-        let duration = StdDuration::from_secs(u64::from(cli.lease_duration_seconds));
+        let deadline = renew_deadline(cli.lease_duration_seconds);
         tokio::spawn(async move {
+            // The election round that made us leader was a successful write.
             let mut last_ok = tokio::time::Instant::now();
             while !*renew_shutdown.borrow() {
                 tokio::time::sleep(period).await;
-                match lease.try_acquire_or_renew().await {
-                    Ok(true) => last_ok = tokio::time::Instant::now(),
-                    Ok(false) => {
+                let left = deadline.saturating_sub(last_ok.elapsed());
+                match tokio::time::timeout(left, lease.try_acquire_or_renew()).await {
+                    Ok(Ok(true)) => last_ok = tokio::time::Instant::now(),
+                    Ok(Ok(false)) => {
                         let _ = lost_tx.send(true);
                         return;
                     }
-                    Err(e) => tracing::warn!(error = %e, "renewing the leader Lease failed"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "renewing the leader Lease failed"),
+                    Err(_) => tracing::warn!("renewing the leader Lease did not finish in time"),
                 }
-                if last_ok.elapsed() >= duration {
+                if last_ok.elapsed() >= deadline {
                     let _ = lost_tx.send(true);
                     return;
                 }
@@ -647,9 +652,9 @@ mod tests {
         };
         KubeCluster {
             client: client.clone(),
-            workflows: reflector::store().0,
-            runs: reflector::store().0,
-            jobs: reflector::store().0,
+            workflows: kube::runtime::reflector::store().0,
+            runs: kube::runtime::reflector::store().0,
+            jobs: Arc::new(JobIndex::default()),
             recorder: Recorder::new(client, reporter),
         }
     }

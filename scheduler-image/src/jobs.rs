@@ -259,29 +259,6 @@ pub fn observe_job(job: &Job) -> Option<ObservedJob> {
     })
 }
 
-/// Drops what the scheduler never reads from a cached Job: the spec (the pod template is most
-/// of a Job's size), managed fields, annotations, owner references (the controller's trigger
-/// watch keeps its own copy), labels other than run/task/attempt, and condition messages. The
-/// cache holds every Job of every kept run, so this is most of the scheduler's memory.
-pub fn trim_for_cache(job: &mut Job) {
-    job.spec = None;
-    let meta = &mut job.metadata;
-    meta.managed_fields = None;
-    meta.annotations = None;
-    meta.owner_references = None;
-    if let Some(labels) = meta.labels.as_mut() {
-        labels.retain(|k, _| k == LABEL_RUN || k == LABEL_TASK || k == LABEL_ATTEMPT);
-    }
-    if let Some(status) = job.status.as_mut() {
-        status.ready = None;
-        status.uncounted_terminated_pods = None;
-        for c in status.conditions.iter_mut().flatten() {
-            c.message = None;
-            c.last_probe_time = None;
-        }
-    }
-}
-
 /// Whether a Job is still running (counts against the global cap).
 pub fn job_is_active(job: &Job) -> bool {
     observe_job(job).is_some_and(|o| o.state == JobState::Active)

@@ -70,6 +70,17 @@ pub fn retry_period(lease_duration_seconds: u32) -> StdDuration {
     StdDuration::from_secs(u64::from((lease_duration_seconds / 5).max(1)))
 }
 
+/// How long a holder may go without a successful renewal before it stops acting: two thirds
+/// of the lease duration (client-go's 10 s of 15). A follower takes over only after the whole
+/// duration since the last renewal, so the old holder has stopped before a new one starts,
+/// with a third of the lease to spare for clock skew and the work in flight. Every renewal
+/// call is also cut off at this deadline, so a hanging request (or a client retrying 429/503
+/// on its own) cannot keep a holder acting past it.
+pub fn renew_deadline(lease_duration_seconds: u32) -> StdDuration {
+    let ms = u64::from(lease_duration_seconds) * 1000 * 2 / 3;
+    StdDuration::from_millis(ms.max(retry_period(lease_duration_seconds).as_millis() as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +98,19 @@ mod tests {
             renewed: Some(t(renewed)),
             duration_seconds: 15,
         }
+    }
+
+    #[test]
+    fn a_holder_stops_before_a_follower_may_take_over() {
+        for duration in [3u32, 15, 60] {
+            let deadline = renew_deadline(duration);
+            assert!(
+                deadline < StdDuration::from_secs(u64::from(duration)),
+                "{duration}"
+            );
+            assert!(deadline >= retry_period(duration), "{duration}");
+        }
+        assert_eq!(renew_deadline(15), StdDuration::from_secs(10));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod controller;
 pub mod cron;
 pub mod http;
+pub mod job_index;
 pub mod jobs;
 pub mod leader;
 pub mod metrics;

@@ -15,10 +15,17 @@ pub fn scheduled_run_name(workflow: &str, scheduled: DateTime<Utc>) -> String {
     bounded(workflow, &scheduled.format("%Y%m%d%H%M").to_string())
 }
 
-/// Name of a run started by hand (`kubectl datajump workflow run`) at `now`: one per workflow
-/// per second, bounded like every other name so that long workflow names still fit a label.
-pub fn manual_run_name(workflow: &str, now: DateTime<Utc>) -> String {
-    bounded(workflow, &now.format("manual-%Y%m%d%H%M%S").to_string())
+/// Characters the API server appends to a `generateName`.
+const GENERATED_SUFFIX_LEN: usize = 5;
+
+/// `generateName` of a run started by hand (`kubectl datajump workflow run`) at `now`:
+/// `<workflow>-manual-<YYYYMMDDHHMMSS>-`, to which the API server appends five random
+/// characters, so runs started in the same second do not collide. Bounded like every other
+/// name, so the full name of a long workflow's run still fits a label.
+pub fn manual_run_prefix(workflow: &str, now: DateTime<Utc>) -> String {
+    let stamp = now.format("manual-%Y%m%d%H%M%S").to_string();
+    let name = bounded_to(workflow, &stamp, MAX_NAME_LEN - GENERATED_SUFFIX_LEN - 1);
+    format!("{name}-")
 }
 
 /// Name of the Job executing `attempt` (1-based) of `task` in `run`.
@@ -29,12 +36,17 @@ pub fn job_name(run: &str, task: &str, attempt: u32) -> String {
 /// `{base}-{suffix}`, or when too long `{base prefix}-{hash of base}-{suffix}`: a name that
 /// fits a label value, stable for the same inputs (the plugin names its Jobs with it too).
 pub fn bounded(base: &str, suffix: &str) -> String {
+    bounded_to(base, suffix, MAX_NAME_LEN)
+}
+
+/// [`bounded`] within `max` characters.
+fn bounded_to(base: &str, suffix: &str, max: usize) -> String {
     let full = format!("{base}-{suffix}");
-    if full.len() <= MAX_NAME_LEN {
+    if full.len() <= max {
         return full;
     }
     let hash = format!("{:08x}", fnv1a(base.as_bytes()) as u32);
-    let keep = MAX_NAME_LEN - suffix.len() - hash.len() - 2;
+    let keep = max.saturating_sub(suffix.len() + hash.len() + 2);
     // Names are ASCII (DNS-1123), so byte slicing is safe; trim '-' so the result stays valid.
     let prefix = base[..keep.min(base.len())].trim_end_matches('-');
     format!("{prefix}-{hash}-{suffix}")
@@ -86,12 +98,18 @@ mod tests {
             .with_ymd_and_hms(2026, 3, 4, 5, 6, 7)
             .single()
             .expect("valid");
-        assert_eq!(manual_run_name("etl", t), "etl-manual-20260304050607");
+        assert_eq!(manual_run_prefix("etl", t), "etl-manual-20260304050607-");
         let long = "w".repeat(63);
-        let name = manual_run_name(&long, t);
+        let prefix = manual_run_prefix(&long, t);
+        // The API server appends five characters to the prefix.
+        let name = format!("{prefix}abcde");
         assert!(name.len() <= MAX_NAME_LEN, "{name}");
-        assert!(name.ends_with("-manual-20260304050607"));
-        assert_ne!(name, manual_run_name(&"w".repeat(62), t));
+        assert!(prefix.ends_with("-manual-20260304050607-"), "{prefix}");
+        assert_ne!(prefix, manual_run_prefix(&"w".repeat(62), t));
+        assert!(
+            crate::api::validate::check_dns1123_label(&name).is_ok(),
+            "{name}"
+        );
         // The Jobs of that run still get valid names too.
         assert!(job_name(&name, "extract", 1).len() <= MAX_NAME_LEN);
     }

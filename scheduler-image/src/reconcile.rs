@@ -18,10 +18,10 @@ use crate::api::{
     RunCondition, RunPhase, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
 };
 use crate::cron::{CronInput, plan_ticks};
-use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time, observe_job};
+use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time};
 use crate::metrics::Metrics;
 use crate::plan::{
-    Action, EventType, FinishedRun, RunInput, plan_run, prune_history, reject_attempt,
+    Action, EventType, FinishedRun, ObservedJob, RunInput, plan_run, prune_history, reject_attempt,
 };
 
 /// Outcome of a create call.
@@ -63,8 +63,9 @@ pub trait Cluster: Send + Sync {
     fn workflow(&self, namespace: &str, name: &str) -> Option<Arc<Workflow>>;
     /// All runs of a workflow.
     fn runs_of(&self, namespace: &str, workflow: &str) -> Vec<Arc<WorkflowRun>>;
-    /// All Jobs of a run.
-    fn jobs_of(&self, namespace: &str, run: &str) -> Vec<Arc<Job>>;
+    /// The Jobs a run controls (by its UID: a run re-created under the same name does not see
+    /// the old run's Jobs), as planning sees them.
+    fn jobs_of(&self, run: &WorkflowRun) -> Vec<ObservedJob>;
     /// Whether a Job is visible in the cache.
     fn job_cached(&self, namespace: &str, name: &str) -> bool;
     /// Number of active task Jobs across all runs.
@@ -430,12 +431,7 @@ impl<C: Cluster> Reconciler<C> {
                 return self.fail_run(run, &old, "InvalidWorkflow", msg, now).await;
             }
         };
-        let jobs: Vec<_> = self
-            .cluster
-            .jobs_of(&ns, &run_name)
-            .iter()
-            .filter_map(|j| observe_job(j))
-            .collect();
+        let jobs = self.cluster.jobs_of(run);
         let slots = self.slots.lock().await;
         let free_slots = self
             .config

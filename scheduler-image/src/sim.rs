@@ -12,9 +12,13 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use kube::api::ObjectMeta;
 
-use crate::api::{LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
-use crate::jobs::{job_is_active, to_k8s_time, trim_for_cache};
+use crate::api::{
+    LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
+};
+use crate::job_index::JobIndex;
+use crate::jobs::to_k8s_time;
 use crate::plan::EventType;
+use crate::plan::ObservedJob;
 use crate::reconcile::{Cluster, ClusterError, Created, Reconciler};
 
 type Key = (String, String);
@@ -41,31 +45,20 @@ struct State {
     next_uid: u64,
     workflows: BTreeMap<Key, Arc<Workflow>>,
     runs: BTreeMap<Key, Arc<WorkflowRun>>,
-    jobs: BTreeMap<Key, Arc<Job>>,
+    jobs: BTreeMap<Key, SimJob>,
     /// (namespace, workflow) -> its runs' names: the reconcilers look runs up by workflow.
     runs_by_workflow: HashMap<Key, BTreeSet<String>>,
-    /// (namespace, run) -> its Jobs' names.
+    /// (namespace, run) -> its Jobs' names (the garbage collector's view, by label).
     jobs_by_run: HashMap<Key, BTreeSet<String>>,
-    /// Number of active Jobs, kept up to date so the global cap costs O(1).
-    active_jobs: usize,
+    /// The scheduler's Job cache, fed with every change as the controller's watch feeds it.
+    index: JobIndex,
     /// Names of Jobs ever created, one per line (a deleted Job stays here: recreating one
     /// would show as a duplicate). One buffer instead of a String each keeps the audit log
     /// from dominating the memory benchmark.
-    /// Container image of each created Job, by name (the cached copy is trimmed).
-    created_images: HashMap<String, String>,
     jobs_created: String,
     already_exists: u64,
     events: Vec<SimEvent>,
     drop_status_writes: usize,
-}
-
-fn run_of_job(job: &Job) -> String {
-    job.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(LABEL_RUN))
-        .cloned()
-        .unwrap_or_default()
 }
 
 impl State {
@@ -88,23 +81,20 @@ impl State {
         Some(run)
     }
 
-    fn insert_job(&mut self, k: Key, job: Job) {
-        if job_is_active(&job) {
-            self.active_jobs += 1;
-        }
+    fn insert_job(&mut self, k: Key, job: &Job) {
+        self.index.apply(job);
+        let stored = SimJob::of(job);
         self.jobs_by_run
-            .entry((k.0.clone(), run_of_job(&job)))
+            .entry((k.0.clone(), stored.run.clone()))
             .or_default()
             .insert(k.1.clone());
-        self.jobs.insert(k, Arc::new(job));
+        self.jobs.insert(k, stored);
     }
 
     fn remove_job(&mut self, k: &Key) {
-        if let Some(job) = self.jobs.remove(k) {
-            if job_is_active(&job) {
-                self.active_jobs -= 1;
-            }
-            if let Some(names) = self.jobs_by_run.get_mut(&(k.0.clone(), run_of_job(&job))) {
+        if let Some(stored) = self.jobs.remove(k) {
+            self.index.delete(&stored.to_job(k));
+            if let Some(names) = self.jobs_by_run.get_mut(&(k.0.clone(), stored.run)) {
                 names.remove(&k.1);
             }
         }
@@ -179,6 +169,12 @@ impl MemoryCluster {
         state.insert_run(key(&run.metadata), run);
     }
 
+    /// Deletes a run but not its Jobs, as in the moments before the garbage collector
+    /// removes them.
+    pub fn delete_run_leaving_jobs(&self, namespace: &str, name: &str) {
+        self.lock().remove_run(&(namespace.into(), name.into()));
+    }
+
     /// The next `n` status writes are lost (as if the scheduler crashed right before them).
     pub fn drop_next_status_writes(&self, n: usize) {
         self.lock().drop_status_writes = n;
@@ -208,9 +204,13 @@ impl MemoryCluster {
     }
 
     /// Every Job name ever created, in creation order (duplicates would show up twice).
-    /// The container image a Job was created with.
+    /// The container image of an existing Job.
     pub fn created_image(&self, name: &str) -> Option<String> {
-        self.lock().created_images.get(name).cloned()
+        self.lock()
+            .jobs
+            .iter()
+            .find(|((_, n), _)| n == name)
+            .map(|(_, j)| j.image.to_string())
     }
 
     pub fn jobs_created(&self) -> Vec<String> {
@@ -243,33 +243,15 @@ impl MemoryCluster {
 
     fn finish_job(&self, namespace: &str, name: &str, failure: Option<&str>) -> bool {
         let mut state = self.lock();
-        let now = state.now.and_then(to_k8s_time);
-        let Some(job) = state.jobs.get_mut(&(namespace.into(), name.into())) else {
+        let now = state.now;
+        let k: Key = (namespace.into(), name.into());
+        let Some(stored) = state.jobs.get_mut(&k) else {
             return false;
         };
-        let job = Arc::make_mut(job);
-        let was_active = job_is_active(job);
-        job.status = Some(match failure {
-            None => JobStatus {
-                succeeded: Some(1),
-                completion_time: now,
-                ..JobStatus::default()
-            },
-            Some(reason) => JobStatus {
-                failed: Some(1),
-                conditions: Some(vec![JobCondition {
-                    type_: "Failed".into(),
-                    status: "True".into(),
-                    reason: Some(reason.into()),
-                    last_transition_time: now,
-                    ..JobCondition::default()
-                }]),
-                ..JobStatus::default()
-            },
-        });
-        if was_active {
-            state.active_jobs -= 1;
-        }
+        stored.outcome = Some(failure.map(str::to_string));
+        stored.finished = now;
+        let job = stored.to_job(&k);
+        state.index.apply(&job);
         true
     }
 
@@ -278,9 +260,111 @@ impl MemoryCluster {
         self.lock()
             .jobs
             .iter()
-            .filter(|(_, j)| job_is_active(j))
+            .filter(|(_, j)| j.outcome.is_none())
             .map(|(k, _)| k.clone())
             .collect()
+    }
+}
+
+/// What the stand-in API server keeps of a Job: enough to hand the scheduler's index the
+/// Job as a watch would (labels, owner, status), a small fraction of a Job object.
+struct SimJob {
+    run: String,
+    run_uid: String,
+    run_name: String,
+    task: String,
+    attempt: String,
+    image: Box<str>,
+    created: Option<DateTime<Utc>>,
+    /// None while running; Some(None) succeeded; Some(Some(reason)) failed.
+    outcome: Option<Option<String>>,
+    finished: Option<DateTime<Utc>>,
+}
+
+impl SimJob {
+    fn of(job: &Job) -> Self {
+        let label = |k: &str| {
+            job.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(k))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let owner = job
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|o| o.first());
+        Self {
+            run: label(LABEL_RUN),
+            run_uid: owner.map(|o| o.uid.clone()).unwrap_or_default(),
+            run_name: owner.map(|o| o.name.clone()).unwrap_or_default(),
+            task: label(LABEL_TASK),
+            attempt: label(LABEL_ATTEMPT),
+            image: job
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|p| p.containers.first())
+                .and_then(|c| c.image.as_deref())
+                .unwrap_or_default()
+                .into(),
+            created: job
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .and_then(crate::jobs::from_k8s_time),
+            outcome: None,
+            finished: None,
+        }
+    }
+
+    fn to_job(&self, k: &Key) -> Job {
+        let time = |t: Option<DateTime<Utc>>| t.and_then(to_k8s_time);
+        Job {
+            metadata: ObjectMeta {
+                namespace: Some(k.0.clone()),
+                name: Some(k.1.clone()),
+                creation_timestamp: time(self.created),
+                labels: Some(BTreeMap::from([
+                    (LABEL_RUN.to_string(), self.run.clone()),
+                    (LABEL_TASK.to_string(), self.task.clone()),
+                    (LABEL_ATTEMPT.to_string(), self.attempt.clone()),
+                ])),
+                owner_references: Some(vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                        api_version: "datajump.io/v1alpha1".into(),
+                        kind: "WorkflowRun".into(),
+                        name: self.run_name.clone(),
+                        uid: self.run_uid.clone(),
+                        controller: Some(true),
+                        block_owner_deletion: Some(true),
+                    },
+                ]),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+            status: Some(match &self.outcome {
+                None => JobStatus::default(),
+                Some(None) => JobStatus {
+                    succeeded: Some(1),
+                    completion_time: time(self.finished),
+                    ..JobStatus::default()
+                },
+                Some(Some(reason)) => JobStatus {
+                    failed: Some(1),
+                    conditions: Some(vec![JobCondition {
+                        type_: "Failed".into(),
+                        status: "True".into(),
+                        reason: Some(reason.clone()),
+                        last_transition_time: time(self.finished),
+                        ..JobCondition::default()
+                    }]),
+                    ..JobStatus::default()
+                },
+            }),
+        }
     }
 }
 
@@ -306,25 +390,20 @@ impl Cluster for Arc<MemoryCluster> {
             .collect()
     }
 
-    fn jobs_of(&self, namespace: &str, run: &str) -> Vec<Arc<Job>> {
-        let state = self.lock();
-        let Some(names) = state.jobs_by_run.get(&(namespace.into(), run.into())) else {
-            return Vec::new();
-        };
-        names
-            .iter()
-            .filter_map(|n| state.jobs.get(&(namespace.into(), n.clone())).cloned())
-            .collect()
+    fn jobs_of(&self, run: &WorkflowRun) -> Vec<ObservedJob> {
+        run.metadata
+            .uid
+            .as_deref()
+            .map(|uid| self.lock().index.jobs_of(uid))
+            .unwrap_or_default()
     }
 
     fn job_cached(&self, namespace: &str, name: &str) -> bool {
-        self.lock()
-            .jobs
-            .contains_key(&(namespace.into(), name.into()))
+        self.lock().index.contains(namespace, name)
     }
 
     fn running_tasks(&self) -> usize {
-        self.lock().active_jobs
+        self.lock().index.active()
     }
 
     async fn create_run(&self, mut run: WorkflowRun) -> Result<Created, ClusterError> {
@@ -398,18 +477,7 @@ impl Cluster for Arc<MemoryCluster> {
         MemoryCluster::stamp(&mut state, &mut job.metadata);
         state.jobs_created.push_str(&k.1);
         state.jobs_created.push('\n');
-        let image = job
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|p| p.containers.first())
-            .and_then(|c| c.image.clone())
-            .unwrap_or_default();
-        state.created_images.insert(k.1.clone(), image);
-        // Keep what the scheduler's Job cache keeps (the controller trims the same way), so
-        // the memory benchmark measures the scheduler's working set, not an API server's.
-        trim_for_cache(&mut job);
-        state.insert_job(k, job);
+        state.insert_job(k, &job);
         Ok(Created::New)
     }
 

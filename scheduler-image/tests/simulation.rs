@@ -419,3 +419,53 @@ async fn a_new_run_waits_briefly_for_its_workflow() {
         "{status:?}"
     );
 }
+
+/// A run deleted and re-created under the same name while the old run's Jobs still exist (the
+/// garbage collector is not instant): the new run does not take the old Jobs' results as its
+/// own, and runs its tasks once the old Jobs are gone.
+#[tokio::test]
+async fn a_re_created_run_does_not_adopt_the_old_runs_jobs() {
+    use datajump_scheduler::reconcile::Cluster;
+    let cluster = MemoryCluster::new(at(5, 0, 0));
+    cluster.apply_workflow(workflow(CHAIN));
+    let r = reconciler(&cluster, SchedulerConfig::default());
+    cluster.create_manual_run(run_of("chain", "again"));
+    reconcile_all(&r, at(5, 0, 0)).await.expect("reconcile");
+    assert_eq!(cluster.active_jobs().len(), 1);
+    cluster.delete_run_leaving_jobs(NS, "again");
+    cluster.create_manual_run(run_of("chain", "again"));
+    cluster.set_now(at(5, 0, 2));
+    cluster.succeed_job(NS, "again-extract-1");
+    for s in [2, 3, 4] {
+        reconcile_all(&r, at(5, 0, s)).await.expect("reconcile");
+    }
+    let run = cluster.run(NS, "again").expect("run");
+    assert_ne!(
+        task_phase(&run, "extract"),
+        TaskPhase::Succeeded,
+        "the old run's Job is not the new run's result"
+    );
+    assert!(
+        cluster.created_image("again-load-1").is_none(),
+        "load did not start"
+    );
+
+    // The garbage collector removes the old Job: the new run runs its own.
+    cluster
+        .delete_job(NS, "again-extract-1")
+        .await
+        .expect("deleted");
+    reconcile_all(&r, at(5, 1, 10)).await.expect("reconcile");
+    assert!(cluster.job_cached(NS, "again-extract-1"), "created anew");
+    cluster.set_now(at(5, 1, 20));
+    cluster.succeed_job(NS, "again-extract-1");
+    reconcile_all(&r, at(5, 1, 20)).await.expect("reconcile");
+    cluster.set_now(at(5, 1, 30));
+    cluster.succeed_job(NS, "again-load-1");
+    reconcile_all(&r, at(5, 1, 30)).await.expect("reconcile");
+    let run = cluster.run(NS, "again").expect("run");
+    assert_eq!(
+        run.status.as_ref().map(|s| s.phase),
+        Some(RunPhase::Succeeded)
+    );
+}

@@ -234,7 +234,15 @@ impl Cluster {
     /// `DIR/logs/<name>.log`. It is killed when the returned handle drops, and by the guard
     /// if this process dies first.
     pub fn spawn(&self, name: &str, mut command: Command) -> Background {
-        let log_path = self.dir.join("logs").join(format!("{name}.log"));
+        // A later process of the same name (a restarted scheduler) gets a log of its own.
+        let logs = self.dir.join("logs");
+        let log_path = (1..)
+            .map(|n| match n {
+                1 => logs.join(format!("{name}.log")),
+                n => logs.join(format!("{name}-{n}.log")),
+            })
+            .find(|p| !p.exists())
+            .expect("a free log name");
         let log = std::fs::File::create(&log_path).expect("create the process log");
         let child = command
             .stdin(Stdio::null())
@@ -242,7 +250,10 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        let pid_file = self.dir.join("run").join(format!("test-{name}.pid"));
+        let stem = log_path
+            .file_stem()
+            .map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned());
+        let pid_file = self.dir.join("run").join(format!("test-{stem}.pid"));
         std::fs::write(&pid_file, child.id().to_string()).expect("record the pid");
         Background {
             child,

@@ -54,7 +54,12 @@ pub fn start_scheduler(
     for (name, value) in overrides {
         command.env(name, value);
     }
-    cluster.spawn("scheduler", command)
+    // One log per replica: named after its identity when the caller gives it one.
+    let log = overrides
+        .iter()
+        .find(|(name, _)| *name == "DATAJUMP_POD_NAME")
+        .map_or("scheduler", |(_, value)| value);
+    cluster.spawn(log, command)
 }
 
 /// A free loopback port for the scheduler's HTTP server.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use datajump_scheduler::api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
-use datajump_scheduler::names::manual_run_name;
+use datajump_scheduler::names::manual_run_prefix;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
@@ -53,7 +53,8 @@ pub async fn create_run(
     let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
     let run = WorkflowRun {
         metadata: ObjectMeta {
-            name: Some(manual_run_name(workflow, Utc::now())),
+            // Server-generated suffix: two runs started in the same second do not collide.
+            generate_name: Some(manual_run_prefix(workflow, Utc::now())),
             namespace: Some(namespace.to_string()),
             labels: Some([(LABEL_WORKFLOW.to_string(), workflow.to_string())].into()),
             // Owned like scheduled runs: deleting the workflow deletes it, and its changes
