@@ -14,13 +14,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::api::{LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
+use crate::cache_sync::{Cache, CacheSync};
 use crate::config::Cli;
 use crate::http::Health;
 use crate::job_index::JobIndex;
@@ -256,15 +257,13 @@ impl Cluster for KubeCluster {
 
 struct Context {
     reconciler: Reconciler<KubeCluster>,
+    synced: Arc<CacheSync>,
 }
 
 impl Context {
     /// Waits until every cache has its initial list, so decisions never rest on a partial view.
     async fn caches_ready(&self) {
-        let c = &self.reconciler.cluster;
-        let _ = c.workflows.wait_until_ready().await;
-        let _ = c.runs.wait_until_ready().await;
-        let _ = c.jobs.wait_until_ready().await;
+        self.synced.wait().await;
     }
 }
 
@@ -311,6 +310,12 @@ fn run_of_job(job: &Job) -> Option<ObjectRef<WorkflowRun>> {
     Some(ObjectRef::new(run).within(ns))
 }
 
+/// Reports the end of `cache`'s first list to `synced`.
+fn observer<K>(synced: &Arc<CacheSync>, cache: Cache) -> impl Fn(&watcher::Event<K>) + use<K> {
+    let synced = synced.clone();
+    move |event| synced.observe(cache, event)
+}
+
 /// Runs both controllers until `stop` completes.
 pub async fn run_controllers(
     client: Client,
@@ -324,11 +329,26 @@ pub async fn run_controllers(
     let runs: Api<WorkflowRun> = scoped(&client, ns);
     let jobs: Api<Job> = scoped(&client, ns);
 
-    // One watch of the Jobs the scheduler created feeds both the Job cache (for the global cap
-    // and each run's Jobs) and the run controller's triggers. The reflector updates the cache
-    // before it passes an event on, so a run reconciled because its Job changed always sees
-    // that change; with two separate watches the trigger could arrive first, find nothing new,
-    // and leave the run waiting for the next resync.
+    // Every cache reports the end of its first list to `synced`; see `cache_sync` for why the
+    // stores' own readiness is not awaited here.
+    let synced = Arc::new(CacheSync::default());
+
+    let (workflow_store, writer) = reflector::store::<Workflow>();
+    let workflow_events = reflector(writer, watcher(workflows, watcher::Config::default()))
+        .default_backoff()
+        .inspect_ok(observer(&synced, Cache::Workflows))
+        .applied_objects();
+    let (run_store, writer) = reflector::store::<WorkflowRun>();
+    let run_events = reflector(writer, watcher(runs.clone(), watcher::Config::default()))
+        .default_backoff()
+        .inspect_ok(observer(&synced, Cache::Runs))
+        .applied_objects();
+
+    // One watch of the Jobs the scheduler created feeds both the Job index (for the global cap
+    // and each run's Jobs) and the run controller's triggers. The index is updated before the
+    // event is passed on, so a run reconciled because its Job changed always sees that change;
+    // with two separate watches the trigger could arrive first, find nothing new, and leave the
+    // run waiting for the next resync.
     let job_selector = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
     let job_index = Arc::new(JobIndex::default());
     let index = job_index.clone();
@@ -338,10 +358,11 @@ pub async fn run_controllers(
             index.observe(&event);
             event
         })
+        .inspect_ok(observer(&synced, Cache::Jobs))
         .touched_objects();
-    let run_controller = Controller::new(runs.clone(), watcher::Config::default())
+    let run_controller = Controller::for_stream(run_events, run_store.clone())
         .watches_stream(job_events, |job: Job| run_of_job(&job));
-    let workflow_controller = Controller::new(workflows, watcher::Config::default())
+    let workflow_controller = Controller::for_stream(workflow_events, workflow_store.clone())
         .owns(runs, watcher::Config::default());
 
     let reporter = Reporter {
@@ -350,13 +371,14 @@ pub async fn run_controllers(
     };
     let cluster = KubeCluster {
         client: client.clone(),
-        workflows: workflow_controller.store(),
-        runs: run_controller.store(),
+        workflows: workflow_store,
+        runs: run_store,
         jobs: job_index,
         recorder: Recorder::new(client, reporter),
     };
     let ctx = Arc::new(Context {
         reconciler: Reconciler::new(cluster, cli.scheduler_config(), metrics),
+        synced,
     });
 
     let ready_ctx = ctx.clone();

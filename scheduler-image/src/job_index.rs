@@ -13,7 +13,6 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::watcher;
-use tokio::sync::watch;
 
 use crate::jobs::observe_job;
 use crate::plan::{JobState, ObservedJob};
@@ -38,18 +37,9 @@ struct Inner {
 }
 
 /// The Job cache. Cheap to read concurrently; written by the one watch that feeds it.
+#[derive(Default)]
 pub struct JobIndex {
     inner: RwLock<Inner>,
-    ready: watch::Sender<bool>,
-}
-
-impl Default for JobIndex {
-    fn default() -> Self {
-        Self {
-            inner: RwLock::default(),
-            ready: watch::Sender::new(false),
-        }
-    }
 }
 
 /// The UID of the WorkflowRun that controls a Job, from its owner references.
@@ -166,8 +156,6 @@ impl JobIndex {
                 for key in &gone {
                     inner.remove(key);
                 }
-                drop(inner);
-                self.ready.send_replace(true);
             }
         }
     }
@@ -217,17 +205,6 @@ impl JobIndex {
     /// Whether no Job is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Marks the index complete without a watch (the in-memory cluster).
-    pub fn set_ready(&self) {
-        self.ready.send_replace(true);
-    }
-
-    /// Waits for the first complete list.
-    pub async fn wait_until_ready(&self) {
-        let mut rx = self.ready.subscribe();
-        let _ = rx.wait_for(|ready| *ready).await;
     }
 }
 

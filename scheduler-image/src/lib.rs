@@ -6,6 +6,7 @@
 //! actions); the controller is the only code that talks to the API server.
 
 pub mod api;
+pub mod cache_sync;
 pub mod config;
 pub mod controller;
 pub mod cron;

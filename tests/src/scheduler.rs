@@ -51,6 +51,10 @@ pub fn start_scheduler(
             "KUBECONFIG",
             cluster.service_account_kubeconfig(ns, account),
         );
+    // A test run with RUST_LOG set (to debug a scenario) passes it on.
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        command.env("RUST_LOG", filter);
+    }
     for (name, value) in overrides {
         command.env(name, value);
     }
