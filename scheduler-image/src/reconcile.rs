@@ -21,7 +21,8 @@ use crate::cron::{CronInput, plan_ticks};
 use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time};
 use crate::metrics::Metrics;
 use crate::plan::{
-    Action, EventType, FinishedRun, ObservedJob, RunInput, plan_run, prune_history, reject_attempt,
+    Action, EventType, FinishedRun, ObservedJob, RunInput, RunPlan, plan_run, prune_history,
+    reject_attempt,
 };
 
 /// Outcome of a create call.
@@ -185,13 +186,21 @@ pub struct Reconciler<C> {
     pub config: SchedulerConfig,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Jobs created but not yet seen in the cache, so the global cap also counts them.
+    /// Slots of the global cap reserved for Jobs being created or created but not yet seen in
+    /// the cache. A reconcile counts free slots, plans with them and reserves what it plans in
+    /// one step under this lock, so concurrent run reconciles cannot spend a slot twice, and
+    /// no lock is held while the Jobs are created.
     pending_creates: Mutex<HashMap<(String, String), DateTime<Utc>>>,
-    /// Held from counting free slots under the global cap until the Jobs planned with them are
-    /// created and counted, so concurrent run reconciles cannot spend the same slot twice.
-    slots: tokio::sync::Mutex<()>,
     /// Run statuses written but perhaps not yet seen in the cache, by (namespace, name, uid).
     written: Mutex<HashMap<RunKey, (Progress, DateTime<Utc>)>>,
+}
+
+/// The name of the Job an action creates.
+fn created_job(action: &Action) -> Option<&String> {
+    match action {
+        Action::CreateJob { job_name, .. } => Some(job_name),
+        _ => None,
+    }
 }
 
 /// A run's identity across re-creations under the same name: (namespace, name, uid).
@@ -212,7 +221,6 @@ impl<C: Cluster> Reconciler<C> {
             config,
             metrics,
             pending_creates: Mutex::new(HashMap::new()),
-            slots: tokio::sync::Mutex::new(()),
             written: Mutex::new(HashMap::new()),
         }
     }
@@ -244,17 +252,58 @@ impl<C: Cluster> Reconciler<C> {
         behind
     }
 
-    /// Running tasks: active Jobs in the cache plus recent creates the cache has not shown yet.
-    fn running_tasks(&self, now: DateTime<Utc>) -> usize {
-        let mut pending = self
-            .pending_creates
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), DateTime<Utc>>> {
+        self.pending_creates
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Running tasks: active Jobs in the cache plus reserved slots the cache has not shown yet.
+    fn running_tasks_locked(
+        &self,
+        pending: &mut HashMap<(String, String), DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> usize {
         pending.retain(|(ns, name), at| {
             !self.cluster.job_cached(ns, name)
                 && now - *at < Duration::seconds(CREATE_VISIBILITY_GRACE)
         });
         self.cluster.running_tasks() + pending.len()
+    }
+
+    fn running_tasks(&self, now: DateTime<Utc>) -> usize {
+        self.running_tasks_locked(&mut self.pending(), now)
+    }
+
+    /// Plans a run with the free slots of the global cap (`plan` is given their number) and
+    /// reserves a slot for every Job the plan creates, atomically with respect to other
+    /// reconciles.
+    fn plan_with_slots(
+        &self,
+        ns: &str,
+        now: DateTime<Utc>,
+        plan: impl FnOnce(usize) -> RunPlan,
+    ) -> RunPlan {
+        let mut pending = self.pending();
+        let free_slots = self
+            .config
+            .max_running_tasks
+            .saturating_sub(self.running_tasks_locked(&mut pending, now));
+        let plan = plan(free_slots);
+        for action in &plan.actions {
+            if let Action::CreateJob { job_name, .. } = action {
+                pending.insert((ns.to_string(), job_name.clone()), now);
+            }
+        }
+        plan
+    }
+
+    /// Gives back the slots reserved for Jobs that will not be created.
+    fn release_slots<'a>(&self, ns: &str, job_names: impl IntoIterator<Item = &'a String>) {
+        let mut pending = self.pending();
+        for name in job_names {
+            pending.remove(&(ns.to_string(), name.clone()));
+        }
     }
 
     /// Schedules a workflow: creates runs for due ticks, prunes history, updates its status.
@@ -432,23 +481,20 @@ impl<C: Cluster> Reconciler<C> {
             }
         };
         let jobs = self.cluster.jobs_of(run);
-        let slots = self.slots.lock().await;
-        let free_slots = self
-            .config
-            .max_running_tasks
-            .saturating_sub(self.running_tasks(now));
-        let mut plan = plan_run(&RunInput {
-            now,
-            run_name: &run_name,
-            spec: &spec,
-            dag: &dag,
-            status: &old,
-            jobs: &jobs,
-            free_slots,
+        let mut plan = self.plan_with_slots(&ns, now, |free_slots| {
+            plan_run(&RunInput {
+                now,
+                run_name: &run_name,
+                spec: &spec,
+                dag: &dag,
+                status: &old,
+                jobs: &jobs,
+                free_slots,
+            })
         });
         // Creates the API server refused: recorded as failed attempts once the loop is done.
         let mut rejected: Vec<(usize, u32, String)> = Vec::new();
-        for action in &plan.actions {
+        for (i, action) in plan.actions.iter().enumerate() {
             match action {
                 Action::CreateJob {
                     task,
@@ -462,16 +508,23 @@ impl<C: Cluster> Reconciler<C> {
                         job_name,
                         &self.config.task_defaults,
                     );
-                    let outcome = self.cluster.create_job(job).await?;
-                    match &outcome {
-                        Created::New => {
-                            self.pending_creates
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .insert((ns.clone(), job_name.clone()), now);
+                    let outcome = match self.cluster.create_job(job).await {
+                        Ok(outcome) => outcome,
+                        Err(e) => {
+                            // This Job and the ones after it will not be created now.
+                            self.release_slots(
+                                &ns,
+                                plan.actions[i..].iter().filter_map(created_job),
+                            );
+                            return Err(e);
                         }
-                        Created::AlreadyExists => {}
+                    };
+                    match &outcome {
+                        // A New Job keeps its slot until the cache shows it; one that already
+                        // existed is (or will be) in the cache and is counted from there.
+                        Created::New | Created::AlreadyExists => {}
                         Created::Rejected { message } => {
+                            self.release_slots(&ns, [job_name]);
                             tracing::warn!(namespace = %ns, run = %run_name, job = %job_name, attempt, %message, "task job refused");
                             rejected.push((*task, *attempt, message.clone()));
                             continue;
@@ -494,8 +547,6 @@ impl<C: Cluster> Reconciler<C> {
                 }
             }
         }
-        // Every Job planned with the free slots is created and counted in pending_creates.
-        drop(slots);
         for (task, attempt, message) in rejected {
             if let Some(Action::Event {
                 type_,

@@ -468,6 +468,9 @@ impl Cluster for Arc<MemoryCluster> {
     }
 
     async fn create_job(&self, mut job: Job) -> Result<Created, ClusterError> {
+        // A create is a round trip on a real API server: let concurrent reconciles run
+        // meanwhile, as they would there.
+        tokio::task::yield_now().await;
         let mut state = self.lock();
         let k = key(&job.metadata);
         if state.jobs.contains_key(&k) {
@@ -509,6 +512,20 @@ impl Cluster for Arc<MemoryCluster> {
 
 /// Reconciles every workflow, then every run, at `now`, the way watch events would trigger
 /// them; returns the earliest requested wake-up.
+/// Reconciles every run at once (concurrently, as the run controller does), returning the
+/// earliest wake-up any asked for.
+pub async fn reconcile_runs_concurrently(
+    reconciler: &Reconciler<Arc<MemoryCluster>>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ClusterError> {
+    reconciler.cluster.set_now(now);
+    let runs = reconciler.cluster.runs();
+    let wakes =
+        futures::future::try_join_all(runs.iter().map(|r| reconciler.reconcile_run(r, now)))
+            .await?;
+    Ok(wakes.into_iter().flatten().min())
+}
+
 pub async fn reconcile_all(
     reconciler: &Reconciler<Arc<MemoryCluster>>,
     now: DateTime<Utc>,

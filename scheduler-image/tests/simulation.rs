@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use datajump_scheduler::api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunSpec};
 use datajump_scheduler::metrics::Metrics;
 use datajump_scheduler::reconcile::{Reconciler, SchedulerConfig};
-use datajump_scheduler::sim::{MemoryCluster, reconcile_all};
+use datajump_scheduler::sim::{MemoryCluster, reconcile_all, reconcile_runs_concurrently};
 
 const NS: &str = "data";
 
@@ -292,6 +292,49 @@ async fn the_global_cap_bounds_running_tasks_across_runs() {
             .runs()
             .iter()
             .all(|r| r.status.as_ref().map(|s| s.phase) == Some(RunPhase::Succeeded))
+    );
+}
+
+#[tokio::test]
+async fn concurrent_run_reconciles_never_spend_a_slot_twice() {
+    let cluster = MemoryCluster::new(at(7, 0, 0));
+    for i in 0..3 {
+        let yaml = format!(
+            "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: wide-{i}, namespace: data}}\n\
+             spec:\n  schedule: '0 * * * *'\n  tasks:\n{}",
+            (0..5)
+                .map(|t| format!("    - {{name: t{t}, image: busybox}}\n"))
+                .collect::<String>()
+        );
+        cluster.apply_workflow(workflow(&yaml));
+    }
+    let r = reconciler(
+        &cluster,
+        SchedulerConfig {
+            max_running_tasks: 4,
+            ..SchedulerConfig::default()
+        },
+    );
+    // The workflows create their runs; then the runs are reconciled all at once, each create
+    // yielding to the others, as on a real API server.
+    let mut now = at(8, 0, 0);
+    reconcile_all(&r, now).await.expect("reconcile");
+    for _ in 0..40 {
+        reconcile_runs_concurrently(&r, now)
+            .await
+            .expect("reconcile");
+        let active = cluster.active_jobs();
+        assert!(active.len() <= 4, "cap exceeded: {active:?}");
+        for (ns, name) in active.iter().take(2) {
+            cluster.succeed_job(ns, name);
+        }
+        now += Duration::seconds(10);
+        cluster.set_now(now);
+    }
+    assert_eq!(
+        cluster.jobs_created().len(),
+        15,
+        "all 15 tasks ran, one Job each"
     );
 }
 
