@@ -3,6 +3,7 @@
 pub mod backup_data;
 pub mod backup_scripts;
 pub mod cluster;
+pub mod load;
 pub mod mariadb;
 pub mod plugin;
 pub mod s3;

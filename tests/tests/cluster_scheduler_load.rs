@@ -1,0 +1,118 @@
+//! Load on a real API server: 1,000 runs of a 5-task diamond created at once under a global cap
+//! of 50 running tasks. Every run succeeds, the cap is never exceeded (every Job watch event is
+//! a sample), and the whole load finishes well inside one resync period (300 s), so no run
+//! waited for a resync to make progress.
+//!
+//! The fake kubelet finishes each task's pod about a second after it starts.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use datajump_scheduler::api::RunPhase;
+use datajump_tests::cluster;
+use datajump_tests::load::{
+    DIAMOND, create_runs, dependent_latencies, diamond_workflow, peak_rss_mib, percentile,
+    watch_jobs, watch_run_phases,
+};
+use datajump_tests::plugin::{install_dev, submit_workflow};
+use datajump_tests::scheduler::{counters, free_port, start_scheduler, wait_leading};
+use kube::api::Api;
+use tokio::sync::{mpsc, watch};
+
+const NS: &str = "load-dev";
+const RUNS: usize = 1_000;
+const CAP: usize = 50;
+/// The scheduler's resync period: a run that waited for one would take longer than this.
+const RESYNC: Duration = Duration::from_secs(300);
+
+#[test]
+fn a_thousand_runs_under_a_cap_of_fifty_all_succeed_without_waiting_for_a_resync() {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    install_dev(cluster, NS);
+    let submit = submit_workflow(cluster, "diamond", &diamond_workflow("diamond", NS), &[]);
+    assert!(submit.ok, "{}", submit.stderr);
+    let port = free_port();
+    let cap = CAP.to_string();
+    let mut scheduler = start_scheduler(
+        cluster,
+        NS,
+        port,
+        &[
+            ("DATAJUMP_MAX_RUNNING_TASKS", cap.as_str()),
+            ("RUST_LOG", "warn"),
+        ],
+    );
+    wait_leading(port);
+
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let tasks = RUNS * DIAMOND.len();
+    let (names, seen, phases, elapsed) = runtime.block_on(async {
+        let client = cluster.client().await;
+        let (phases_tx, mut phases) = watch::channel(BTreeMap::new());
+        tokio::spawn(watch_run_phases(
+            Api::namespaced(client.clone(), NS),
+            phases_tx,
+        ));
+        let (tx, mut rx) = mpsc::channel(1);
+        let jobs = tokio::spawn(watch_jobs(Api::namespaced(client.clone(), NS), tasks, tx));
+        rx.recv().await.expect("the Job watch started");
+        let start = Instant::now();
+        let names = create_runs(&client, NS, "diamond", RUNS).await;
+        let seen = tokio::time::timeout(RESYNC, jobs)
+            .await
+            .unwrap_or_else(|_| panic!("{tasks} task Jobs did not all finish within {RESYNC:?}"))
+            .expect("the Job watch task");
+        let finished = |p: &BTreeMap<String, RunPhase>| {
+            names
+                .iter()
+                .all(|n| p.get(n).is_some_and(|p| p.is_finished()))
+        };
+        // The last runs record their result a moment after their last Job finishes.
+        let left = RESYNC.saturating_sub(start.elapsed());
+        let _ = tokio::time::timeout(left, phases.wait_for(finished)).await;
+        let elapsed = start.elapsed();
+        let phases = phases.borrow().clone();
+        (names, seen, phases, elapsed)
+    });
+
+    let not_succeeded: Vec<_> = names
+        .iter()
+        .filter(|n| phases.get(*n) != Some(&RunPhase::Succeeded))
+        .map(|n| (n, phases.get(n)))
+        .collect();
+    assert!(
+        not_succeeded.is_empty(),
+        "{} of {RUNS} runs did not succeed within {elapsed:?}: {:?}",
+        not_succeeded.len(),
+        &not_succeeded[..not_succeeded.len().min(10)]
+    );
+    assert_eq!(seen.created.len(), tasks, "one Job per task");
+    assert!(
+        seen.max_in_flight <= CAP,
+        "{} Jobs were in flight at once, over the cap of {CAP}",
+        seen.max_in_flight
+    );
+    assert!(
+        seen.max_in_flight >= CAP * 9 / 10,
+        "the cap was never nearly used ({} at most): the scheduler held work back",
+        seen.max_in_flight
+    );
+    assert!(elapsed < RESYNC, "took {elapsed:?}");
+    let c = counters(port);
+    assert_eq!(c.get("task_success_total"), Some(&(tasks as f64)));
+    let latencies = dependent_latencies(&seen, &names, &DIAMOND);
+    println!(
+        "{RUNS} runs x {} tasks, cap {CAP}: {elapsed:.1?}, {:.1} tasks/s, at most {} Jobs in flight; \
+         completion -> dependent Job created p50 {:?} p99 {:?} (includes waiting for a slot); \
+         scheduler peak RSS {:?} MiB",
+        DIAMOND.len(),
+        tasks as f64 / elapsed.as_secs_f64(),
+        seen.max_in_flight,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        peak_rss_mib(scheduler.id()),
+    );
+    assert!(scheduler.running(), "{}", scheduler.output());
+}
