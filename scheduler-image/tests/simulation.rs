@@ -248,8 +248,9 @@ async fn failures_retry_then_skip_downstream_and_history_is_pruned() {
     );
 }
 
-#[tokio::test]
-async fn the_global_cap_bounds_running_tasks_across_runs() {
+/// Three hourly workflows of five independent tasks each, and a reconciler capped at 4.
+fn three_wide_workflows_under_a_cap_of_four() -> (Arc<MemoryCluster>, Reconciler<Arc<MemoryCluster>>)
+{
     let cluster = MemoryCluster::new(at(7, 0, 0));
     for i in 0..3 {
         let yaml = format!(
@@ -268,6 +269,12 @@ async fn the_global_cap_bounds_running_tasks_across_runs() {
             ..SchedulerConfig::default()
         },
     );
+    (cluster, r)
+}
+
+#[tokio::test]
+async fn the_global_cap_bounds_running_tasks_across_runs() {
+    let (cluster, r) = three_wide_workflows_under_a_cap_of_four();
     let mut now = at(8, 0, 0);
     let mut peak = 0;
     for _ in 0..40 {
@@ -297,24 +304,7 @@ async fn the_global_cap_bounds_running_tasks_across_runs() {
 
 #[tokio::test]
 async fn concurrent_run_reconciles_never_spend_a_slot_twice() {
-    let cluster = MemoryCluster::new(at(7, 0, 0));
-    for i in 0..3 {
-        let yaml = format!(
-            "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: wide-{i}, namespace: data}}\n\
-             spec:\n  schedule: '0 * * * *'\n  tasks:\n{}",
-            (0..5)
-                .map(|t| format!("    - {{name: t{t}, image: busybox}}\n"))
-                .collect::<String>()
-        );
-        cluster.apply_workflow(workflow(&yaml));
-    }
-    let r = reconciler(
-        &cluster,
-        SchedulerConfig {
-            max_running_tasks: 4,
-            ..SchedulerConfig::default()
-        },
-    );
+    let (cluster, r) = three_wide_workflows_under_a_cap_of_four();
     // The workflows create their runs; then the runs are reconciled all at once, each create
     // yielding to the others, as on a real API server.
     let mut now = at(8, 0, 0);

@@ -18,11 +18,9 @@ use std::time::Instant;
 
 use datajump_tests::cluster::{self, Cluster};
 use datajump_tests::load::{
-    DIAMOND, create_runs, dependent_latencies, diamond_workflow, peak_rss_mib, percentile,
+    DIAMOND, create_runs, dependent_latencies, peak_rss_mib, percentile, start_diamond_scheduler,
     watch_jobs,
 };
-use datajump_tests::plugin::{install_dev, submit_workflow};
-use datajump_tests::scheduler::{free_port, start_scheduler, wait_leading};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, PostParams};
@@ -81,22 +79,8 @@ fn main() {
     let bare = runtime.block_on(bare_jobs(cluster, tasks));
     println!("bare Jobs: {tasks} created at once, {bare:.1} Jobs/s completed");
 
-    install_dev(cluster, NS);
-    let submit = submit_workflow(cluster, "diamond", &diamond_workflow("diamond", NS), &[]);
-    assert!(submit.ok, "{}", submit.stderr);
-    let port = free_port();
     // A cap above the work, so that only the scheduler's own speed limits it.
-    let cap = tasks.to_string();
-    let mut scheduler = start_scheduler(
-        cluster,
-        NS,
-        port,
-        &[
-            ("DATAJUMP_MAX_RUNNING_TASKS", cap.as_str()),
-            ("RUST_LOG", "warn"),
-        ],
-    );
-    wait_leading(port);
+    let (_, mut scheduler) = start_diamond_scheduler(cluster, NS, tasks);
     let (names, seen, start) = runtime.block_on(async {
         let client = cluster.client().await;
         let (tx, mut rx) = mpsc::channel(1);

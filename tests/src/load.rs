@@ -13,6 +13,10 @@ use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{mpsc, watch};
 
+use crate::cluster::{Background, Cluster};
+use crate::plugin::{install_dev, submit_workflow};
+use crate::scheduler::{free_port, start_scheduler, wait_leading};
+
 /// Creates in flight at once.
 const CREATES_IN_FLIGHT: usize = 16;
 
@@ -166,6 +170,27 @@ pub fn diamond_workflow(name: &str, ns: &str) -> String {
         "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: {name}, namespace: {ns}}}\n\
          spec:\n  successfulRunsHistoryLimit: 100\n  tasks:\n{tasks}"
     )
+}
+
+/// A release in `ns` (dev), the [`DIAMOND`] Workflow `diamond` and the scheduler binary
+/// under `cap` running tasks, leading; the scheduler's metrics port and process.
+pub fn start_diamond_scheduler(cluster: &Cluster, ns: &str, cap: usize) -> (u16, Background) {
+    install_dev(cluster, ns);
+    let submit = submit_workflow(cluster, "diamond", &diamond_workflow("diamond", ns), &[]);
+    assert!(submit.ok, "{}", submit.stderr);
+    let port = free_port();
+    let cap = cap.to_string();
+    let scheduler = start_scheduler(
+        cluster,
+        ns,
+        port,
+        &[
+            ("DATAJUMP_MAX_RUNNING_TASKS", cap.as_str()),
+            ("RUST_LOG", "warn"),
+        ],
+    );
+    wait_leading(port);
+    (port, scheduler)
 }
 
 /// Peak resident set of a process in MiB, from /proc (`None` where it cannot be read).

@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use datajump_scheduler::api::RunPhase;
 use datajump_tests::cluster;
 use datajump_tests::load::{
-    DIAMOND, create_runs, dependent_latencies, diamond_workflow, peak_rss_mib, percentile,
+    DIAMOND, create_runs, dependent_latencies, peak_rss_mib, percentile, start_diamond_scheduler,
     watch_jobs, watch_run_phases,
 };
-use datajump_tests::plugin::{install_dev, submit_workflow};
-use datajump_tests::scheduler::{counters, free_port, start_scheduler, wait_leading};
+use datajump_tests::scheduler::counters;
 use kube::api::Api;
 use tokio::sync::{mpsc, watch};
 
@@ -30,21 +29,7 @@ fn a_thousand_runs_under_a_cap_of_fifty_all_succeed_without_waiting_for_a_resync
     let Some(cluster) = cluster::shared() else {
         return;
     };
-    install_dev(cluster, NS);
-    let submit = submit_workflow(cluster, "diamond", &diamond_workflow("diamond", NS), &[]);
-    assert!(submit.ok, "{}", submit.stderr);
-    let port = free_port();
-    let cap = CAP.to_string();
-    let mut scheduler = start_scheduler(
-        cluster,
-        NS,
-        port,
-        &[
-            ("DATAJUMP_MAX_RUNNING_TASKS", cap.as_str()),
-            ("RUST_LOG", "warn"),
-        ],
-    );
-    wait_leading(port);
+    let (port, mut scheduler) = start_diamond_scheduler(cluster, NS, CAP);
 
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let tasks = RUNS * DIAMOND.len();
