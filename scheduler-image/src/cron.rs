@@ -108,9 +108,13 @@ pub fn plan_ticks(input: &CronInput<'_>) -> CronPlan {
             chosen.truncate(1);
         }
         ConcurrencyPolicy::Replace => {
-            plan.delete_runs = active_runs.to_vec();
             // Each run would replace the one before: only the newest matters.
             chosen.drain(..chosen.len().saturating_sub(1));
+            // A run is replaced only by a new one: a missed tick (past the starting deadline)
+            // starts nothing, so it stops nothing either.
+            if !chosen.is_empty() {
+                plan.delete_runs = active_runs.to_vec();
+            }
         }
         ConcurrencyPolicy::Allow => {}
     }
@@ -281,6 +285,18 @@ mod tests {
         assert_eq!(p.delete_runs, ["etl-202603010900"]);
         assert_eq!(p.create, [utc(1, 11, 0)]);
         assert_eq!(p.missed, 1);
+    }
+
+    #[test]
+    fn replace_keeps_the_active_run_when_the_tick_is_missed() {
+        let mut s = spec("@hourly");
+        s.concurrency_policy = ConcurrencyPolicy::Replace;
+        s.starting_deadline_seconds = Some(60);
+        // The 11:00 tick is ten minutes old, beyond the one-minute deadline: nothing starts.
+        let p = plan(&s, utc(1, 10, 0), utc(1, 11, 10), &["etl-202603011000"]);
+        assert!(p.create.is_empty());
+        assert!(p.delete_runs.is_empty(), "deleted {:?}", p.delete_runs);
+        assert_eq!((p.missed, p.last_scheduled), (1, utc(1, 11, 0)));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::api::{
 use crate::cron::{CronInput, plan_ticks};
 use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time};
 use crate::metrics::Metrics;
+use crate::names::scheduled_run_name;
 use crate::plan::{
     Action, EventType, FinishedRun, ObservedJob, RunInput, RunPlan, plan_run, prune_history,
     reject_attempt,
@@ -192,7 +193,11 @@ pub struct Reconciler<C> {
     /// no lock is held while the Jobs are created.
     pending_creates: Mutex<HashMap<(String, String), DateTime<Utc>>>,
     /// Run statuses written but perhaps not yet seen in the cache, by (namespace, name, uid).
-    written: Mutex<HashMap<RunKey, (Progress, DateTime<Utc>)>>,
+    written: Mutex<HashMap<ObjectKey, (Progress, DateTime<Utc>)>>,
+    /// `status.lastScheduleTime` written but perhaps not yet seen in the cached Workflow, by
+    /// (namespace, name, uid). Planning from the older value would take a tick a second time,
+    /// and under `Replace` delete the run just started for it and start it again.
+    scheduled: Mutex<HashMap<ObjectKey, DateTime<Utc>>>,
 }
 
 /// The name of the Job an action creates.
@@ -203,8 +208,13 @@ fn created_job(action: &Action) -> Option<&String> {
     }
 }
 
-/// A run's identity across re-creations under the same name: (namespace, name, uid).
-type RunKey = (String, String, String);
+/// An object's identity across re-creations under the same name: (namespace, name, uid).
+type ObjectKey = (String, String, String);
+
+fn object_key(meta: &kube::api::ObjectMeta) -> ObjectKey {
+    let (ns, name) = ns_name(meta);
+    (ns, name, meta.uid.clone().unwrap_or_default())
+}
 
 fn ns_name(meta: &kube::api::ObjectMeta) -> (String, String) {
     (
@@ -222,12 +232,36 @@ impl<C: Cluster> Reconciler<C> {
             metrics,
             pending_creates: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
+            scheduled: Mutex::new(HashMap::new()),
         }
     }
 
-    fn run_key(run: &WorkflowRun) -> RunKey {
-        let (ns, name) = ns_name(&run.metadata);
-        (ns, name, run.metadata.uid.clone().unwrap_or_default())
+    /// The workflow's last scheduled tick: the cached one, or the newer one this reconciler
+    /// wrote if the cache does not show it yet. Forgets the write once the cache shows it.
+    fn last_scheduled(
+        &self,
+        wf: &Workflow,
+        cached: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        let mut scheduled = self.scheduled.lock().unwrap_or_else(|e| e.into_inner());
+        let key = object_key(&wf.metadata);
+        match (scheduled.get(&key).copied(), cached) {
+            (Some(written), Some(seen)) if seen >= written => {
+                scheduled.remove(&key);
+                Some(seen)
+            }
+            (Some(written), _) => Some(written),
+            (None, seen) => seen,
+        }
+    }
+
+    fn remember_scheduled(&self, wf: &Workflow, status: &WorkflowStatus) {
+        if let Some(t) = status.last_schedule_time {
+            self.scheduled
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(object_key(&wf.metadata), t);
+        }
     }
 
     /// Whether the cached run still shows an older status than the one this reconciler wrote
@@ -240,7 +274,7 @@ impl<C: Cluster> Reconciler<C> {
         now: DateTime<Utc>,
     ) -> bool {
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        let key = Self::run_key(run);
+        let key = object_key(&run.metadata);
         let Some((progress, at)) = written.get(&key) else {
             return false;
         };
@@ -316,6 +350,7 @@ impl<C: Cluster> Reconciler<C> {
         let (ns, name) = ns_name(&wf.metadata);
         let old = wf.status.clone().unwrap_or_default();
         let mut status = old.clone();
+        status.last_schedule_time = self.last_scheduled(wf, old.last_schedule_time);
         let runs = self.cluster.runs_of(&ns, &name);
         let mut active: Vec<String> = Vec::new();
         let mut finished = Vec::new();
@@ -374,6 +409,7 @@ impl<C: Cluster> Reconciler<C> {
         }
         if status != old {
             self.cluster.patch_workflow_status(wf, &status).await?;
+            self.remember_scheduled(wf, &status);
         }
         Ok(wake)
     }
@@ -401,13 +437,22 @@ impl<C: Cluster> Reconciler<C> {
             .as_ref()
             .and_then(from_k8s_time);
         let last = status.last_schedule_time.or(created_at).unwrap_or(now);
-        let plan = plan_ticks(&CronInput {
+        let mut plan = plan_ticks(&CronInput {
             now,
             schedule: &schedule,
             spec: &wf.spec,
             last_scheduled: last,
             active_runs: active,
         });
+        // `Replace` never deletes the run of the tick it is starting: that run exists already
+        // only if another view took the tick, and creating it again is a no-op.
+        let starting: Vec<String> = plan
+            .create
+            .iter()
+            .map(|t| scheduled_run_name(&name, *t))
+            .collect();
+        plan.delete_runs.retain(|r| !starting.contains(r));
+        let mut started = 0;
         for run in &plan.delete_runs {
             tracing::info!(namespace = %ns, workflow = %name, run = %run, "replacing active run");
             self.cluster.delete_run(&ns, run).await?;
@@ -416,6 +461,7 @@ impl<C: Cluster> Reconciler<C> {
             let run = build_run(wf, *tick);
             let run_name = run.metadata.name.clone().unwrap_or_default();
             let outcome = self.cluster.create_run(run).await?;
+            started += usize::from(outcome == Created::New);
             tracing::info!(namespace = %ns, workflow = %name, run = %run_name, tick = %tick, ?outcome, "scheduled run");
         }
         if plan.missed > 0 {
@@ -426,7 +472,7 @@ impl<C: Cluster> Reconciler<C> {
             status.last_schedule_time = Some(plan.last_scheduled);
         }
         status.missed_ticks += plan.missed;
-        status.active_runs = (active.len() - plan.delete_runs.len() + plan.create.len()) as u32;
+        status.active_runs = (active.len() - plan.delete_runs.len() + started) as u32;
         status.next_schedule_time = schedule.next_after(now);
         Ok(if wf.spec.suspend { None } else { plan.wake_at })
     }
@@ -564,7 +610,7 @@ impl<C: Cluster> Reconciler<C> {
             self.written
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(Self::run_key(run), (Progress::of(&plan.status), now));
+                .insert(object_key(&run.metadata), (Progress::of(&plan.status), now));
             // Metrics only after the status is stored, so a failed patch is not counted twice.
             for (_, phase) in &plan.finished_tasks {
                 self.metrics.task_finished(*phase);

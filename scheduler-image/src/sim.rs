@@ -59,6 +59,7 @@ struct State {
     already_exists: u64,
     events: Vec<SimEvent>,
     drop_status_writes: usize,
+    drop_workflow_status_writes: usize,
 }
 
 impl State {
@@ -178,6 +179,11 @@ impl MemoryCluster {
     /// The next `n` status writes are lost (as if the scheduler crashed right before them).
     pub fn drop_next_status_writes(&self, n: usize) {
         self.lock().drop_status_writes = n;
+    }
+
+    /// Loses the next `n` Workflow status writes, as a cache that does not show them yet would.
+    pub fn drop_next_workflow_status_writes(&self, n: usize) {
+        self.lock().drop_workflow_status_writes = n;
     }
 
     /// All workflows.
@@ -458,6 +464,10 @@ impl Cluster for Arc<MemoryCluster> {
         status: &WorkflowStatus,
     ) -> Result<(), ClusterError> {
         let mut state = self.lock();
+        if state.drop_workflow_status_writes > 0 {
+            state.drop_workflow_status_writes -= 1;
+            return Ok(());
+        }
         let (ns, name) = key(&wf.metadata);
         let stored = state
             .workflows

@@ -502,3 +502,44 @@ async fn a_re_created_run_does_not_adopt_the_old_runs_jobs() {
         Some(RunPhase::Succeeded)
     );
 }
+
+#[tokio::test]
+async fn replace_never_restarts_the_run_it_just_started_from_a_stale_view() {
+    let cluster = MemoryCluster::new(at(9, 59, 0));
+    cluster.apply_workflow(workflow(&DIAMOND.replace(
+        "schedule: \"@hourly\"",
+        "schedule: \"@hourly\"\n  concurrencyPolicy: Replace",
+    )));
+    let r = reconciler(&cluster, SchedulerConfig::default());
+    // The 10:00 tick starts a run; the Workflow's new lastScheduleTime is not visible to the
+    // next reconcile (the watch event has not arrived), while the new run already is.
+    cluster.drop_next_workflow_status_writes(1);
+    reconcile_all(&r, at(10, 0, 1)).await.expect("reconcile");
+    let run = "diamond-202601011000";
+    let uid = |c: &Arc<MemoryCluster>| c.run(NS, run).and_then(|r| r.metadata.uid.clone());
+    let first_uid = uid(&cluster).expect("run started");
+    for s in [2, 3] {
+        reconcile_all(&r, at(10, 0, s)).await.expect("reconcile");
+    }
+    assert_eq!(
+        uid(&cluster),
+        Some(first_uid),
+        "the run was not replaced by itself"
+    );
+    assert_eq!(
+        cluster.jobs_created(),
+        [format!("{run}-extract-1")],
+        "its first task ran once"
+    );
+    let wf = cluster.workflows().pop().expect("workflow");
+    assert_eq!(
+        wf.status.as_ref().and_then(|s| s.last_schedule_time),
+        Some(at(10, 0, 0)),
+        "the lost write was made again"
+    );
+
+    // The 11:00 tick replaces the 10:00 run, which is still running.
+    reconcile_all(&r, at(11, 0, 1)).await.expect("reconcile");
+    assert!(cluster.run(NS, run).is_none(), "the 10:00 run was replaced");
+    assert!(cluster.run(NS, "diamond-202601011100").is_some());
+}
