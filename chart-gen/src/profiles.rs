@@ -107,6 +107,7 @@ pub fn base() -> Values {
             resources: res("50m", "64Mi", "500m", "128Mi"),
             executor: Executor {
                 max_running_tasks: 20,
+                task_pending_timeout_seconds: 600,
                 default_task_resources: res("250m", "256Mi", "1", "512Mi"),
                 service_account: TaskServiceAccount {
                     create: true,

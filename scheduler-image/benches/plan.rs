@@ -73,6 +73,7 @@ fn bench_dag(c: &mut Criterion) {
             },
             started: Some(now()),
             finished: None,
+            pod: None,
         })
         .collect();
     c.bench_function("validate_and_plan_10000_task_dag", |b| {
@@ -86,6 +87,7 @@ fn bench_dag(c: &mut Criterion) {
                 status: &status,
                 jobs: &jobs,
                 free_slots: 1000,
+                pending_timeout_seconds: 600,
             });
             black_box(plan.actions.len())
         })

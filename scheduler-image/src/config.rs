@@ -8,7 +8,7 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::api::validate::Limits;
 use crate::jobs::TaskDefaults;
-use crate::reconcile::SchedulerConfig;
+use crate::reconcile::{DEFAULT_PENDING_TIMEOUT_SECONDS, SchedulerConfig};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,6 +50,11 @@ pub struct Cli {
     #[arg(long, env = "DATAJUMP_MAX_RUNNING_TASKS", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_running_tasks: u32,
+    /// Seconds a task's pod may be unable to start (image pull, missing configuration, no node
+    /// fits) before its attempt fails; a task's `pendingTimeoutSeconds` overrides it.
+    #[arg(long, env = "DATAJUMP_TASK_PENDING_TIMEOUT", default_value_t = DEFAULT_PENDING_TIMEOUT_SECONDS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub task_pending_timeout: u32,
     /// Service account of task pods (default: the namespace's default account).
     #[arg(long, env = "DATAJUMP_TASK_SERVICE_ACCOUNT")]
     pub task_service_account: Option<String>,
@@ -94,6 +99,7 @@ impl Cli {
     pub fn scheduler_config(&self) -> SchedulerConfig {
         SchedulerConfig {
             max_running_tasks: self.max_running_tasks as usize,
+            pending_timeout_seconds: self.task_pending_timeout,
             task_defaults: TaskDefaults {
                 service_account: self.task_service_account.clone().filter(|s| !s.is_empty()),
                 requests: non_empty([
@@ -130,6 +136,7 @@ mod tests {
             "DATAJUMP_LEASE_NAME",
             "DATAJUMP_LEASE_DURATION_SECONDS",
             "DATAJUMP_MAX_RUNNING_TASKS",
+            "DATAJUMP_TASK_PENDING_TIMEOUT",
             "DATAJUMP_TASK_SERVICE_ACCOUNT",
             "DATAJUMP_TASK_DEFAULT_REQUESTS_CPU",
             "DATAJUMP_TASK_DEFAULT_REQUESTS_MEMORY",

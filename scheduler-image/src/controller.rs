@@ -10,6 +10,7 @@ use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action as Requeue, Controller};
@@ -303,10 +304,11 @@ where
     }
 }
 
-/// The run a (cached) Job belongs to, from its `datajump.io/run` label.
-fn run_of_job(job: &Job) -> Option<ObjectRef<WorkflowRun>> {
-    let run = job.metadata.labels.as_ref()?.get(LABEL_RUN)?;
-    let ns = job.metadata.namespace.as_deref()?;
+/// The run a task Job or pod belongs to, from its `datajump.io/run` label (the Job's pod
+/// template carries the Job's labels).
+fn run_of(meta: &ObjectMeta) -> Option<ObjectRef<WorkflowRun>> {
+    let run = meta.labels.as_ref()?.get(LABEL_RUN)?;
+    let ns = meta.namespace.as_deref()?;
     Some(ObjectRef::new(run).within(ns))
 }
 
@@ -328,6 +330,7 @@ pub async fn run_controllers(
     let workflows: Api<Workflow> = scoped(&client, ns);
     let runs: Api<WorkflowRun> = scoped(&client, ns);
     let jobs: Api<Job> = scoped(&client, ns);
+    let pods: Api<Pod> = scoped(&client, ns);
 
     // Every cache reports the end of its first list to `synced`; see `cache_sync` for why the
     // stores' own readiness is not awaited here.
@@ -352,7 +355,7 @@ pub async fn run_controllers(
     let job_selector = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
     let job_index = Arc::new(JobIndex::default());
     let index = job_index.clone();
-    let job_events = watcher(jobs, job_selector)
+    let job_events = watcher(jobs, job_selector.clone())
         .default_backoff()
         .map_ok(move |event| {
             index.observe(&event);
@@ -360,8 +363,18 @@ pub async fn run_controllers(
         })
         .inspect_ok(observer(&synced, Cache::Jobs))
         .touched_objects();
+    // Task pods tell what their Jobs do not (an image that cannot be pulled, no node that
+    // fits, an exit code). The same index takes their reports, and only events that change a
+    // report trigger the run: a pod's ordinary life (scheduled, running, done) triggers nothing
+    // beyond what its Job's events already do.
+    let index = job_index.clone();
+    let pod_events = watcher(pods, job_selector)
+        .default_backoff()
+        .try_filter(move |event| std::future::ready(index.observe_pod(event)))
+        .touched_objects();
     let run_controller = Controller::for_stream(run_events, run_store.clone())
-        .watches_stream(job_events, |job: Job| run_of_job(&job));
+        .watches_stream(job_events, |job: Job| run_of(&job.metadata))
+        .watches_stream(pod_events, |pod: Pod| run_of(&pod.metadata));
     let workflow_controller = Controller::for_stream(workflow_events, workflow_store.clone())
         .owns(runs, watcher::Config::default());
 

@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher;
 
-use crate::jobs::observe_job;
-use crate::plan::{JobState, ObservedJob};
+use crate::jobs::{observe_job, observe_pod};
+use crate::plan::{JobState, ObservedJob, PodReport};
 
 /// A Job's identity: (namespace, name).
 type JobKey = (Arc<str>, Box<str>);
@@ -30,6 +31,9 @@ struct Owner {
 struct Inner {
     owners: HashMap<JobKey, Owner>,
     by_run: HashMap<Arc<str>, Vec<ObservedJob>>,
+    /// What task pods report, by their Job (only pods with something to report). Kept apart
+    /// from `by_run` as well, because a pod can be seen before its Job (separate watches).
+    pods: HashMap<JobKey, Box<PodReport>>,
     /// Namespace names, shared by every key in them.
     namespaces: HashMap<Box<str>, Arc<str>>,
     active: usize,
@@ -53,7 +57,47 @@ fn controlling_run(job: &Job) -> Option<&str> {
 }
 
 impl Inner {
+    /// The shared name of a namespace (one allocation per namespace, not per Job).
+    fn namespace(&mut self, ns: &str) -> Arc<str> {
+        match self.namespaces.get(ns) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Arc<str> = Arc::from(ns);
+                self.namespaces.insert(ns.into(), shared.clone());
+                shared
+            }
+        }
+    }
+
+    /// Records what a Job's pod reports; returns whether that changed.
+    fn set_pod(&mut self, key: JobKey, report: Option<PodReport>) -> bool {
+        if self.pods.get(&key).map(|r| &**r) == report.as_ref() {
+            return false;
+        }
+        let report = report.map(Box::new);
+        if let Some(owner) = self.owners.get(&key)
+            && let Some(job) = self
+                .by_run
+                .get_mut(&owner.run_uid)
+                .and_then(|jobs| jobs.iter_mut().find(|j| *j.name == *key.1))
+        {
+            job.pod = report.clone();
+        }
+        match report {
+            Some(report) => self.pods.insert(key, report),
+            None => self.pods.remove(&key),
+        };
+        true
+    }
+
+    /// Forgets a Job and its pod's report.
     fn remove(&mut self, key: &JobKey) {
+        self.pods.remove(key);
+        self.detach(key);
+    }
+
+    /// Forgets a Job's place in `by_run` (its pod's report stays).
+    fn detach(&mut self, key: &JobKey) {
         let Some(owner) = self.owners.remove(key) else {
             return;
         };
@@ -77,20 +121,13 @@ impl Inner {
         ) else {
             return;
         };
-        let ns = match self.namespaces.get(ns) {
-            Some(shared) => shared.clone(),
-            None => {
-                let shared: Arc<str> = Arc::from(ns);
-                self.namespaces.insert(ns.into(), shared.clone());
-                shared
-            }
-        };
-        let key: JobKey = (ns, name.into());
+        let key: JobKey = (self.namespace(ns), name.into());
         // Not the scheduler's (no controlling run) or not one of its task Jobs: not cached.
-        let (Some(uid), Some(observed)) = (controlling_run(job), observe_job(job)) else {
+        let (Some(uid), Some(mut observed)) = (controlling_run(job), observe_job(job)) else {
             self.remove(&key);
             return;
         };
+        observed.pod = self.pods.get(&key).cloned();
         let generation = self.generation;
         let run_uid = match self.owners.get_mut(&key) {
             Some(owner) if *owner.run_uid == *uid => {
@@ -98,7 +135,7 @@ impl Inner {
                 owner.run_uid.clone()
             }
             _ => {
-                self.remove(&key);
+                self.detach(&key);
                 let run_uid = self
                     .by_run
                     .get_key_value(uid)
@@ -156,8 +193,27 @@ impl JobIndex {
                 for key in &gone {
                     inner.remove(key);
                 }
+                // Reports of pods whose Job went away before the pod's last event.
+                let Inner { pods, owners, .. } = &mut *inner;
+                pods.retain(|key, _| owners.contains_key(key));
             }
         }
+    }
+
+    /// Takes in one event of the task pods' watch; returns whether it changed what a run's
+    /// planning sees, so that only such events trigger a reconcile. A deleted pod keeps its
+    /// report: it still tells how that attempt went (the report goes with its Job).
+    pub fn observe_pod(&self, event: &watcher::Event<Pod>) -> bool {
+        let (watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event else {
+            return false;
+        };
+        let (Some(ns), Some((job, report))) = (pod.metadata.namespace.as_deref(), observe_pod(pod))
+        else {
+            return false;
+        };
+        let mut inner = self.write();
+        let key = (inner.namespace(ns), job.into());
+        inner.set_pod(key, report)
     }
 
     /// A created or changed Job.
@@ -255,6 +311,60 @@ mod tests {
                 },
             }),
         }
+    }
+
+    fn pod_event(job: &str, status: serde_json::Value) -> watcher::Event<Pod> {
+        watcher::Event::Apply(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("{job}-abcde"), "namespace": "data",
+                             "labels": {crate::jobs::LABEL_JOB_NAME: job}},
+                "status": status,
+            }))
+            .expect("a pod"),
+        )
+    }
+
+    #[test]
+    fn pod_reports_join_their_job_whichever_is_seen_first() {
+        let index = JobIndex::default();
+        let oom = serde_json::json!({"phase": "Failed", "containerStatuses": [{
+            "name": "task", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]});
+        let report = |index: &JobIndex, job: &str| {
+            index
+                .jobs_of("uid")
+                .into_iter()
+                .find(|j| j.name == job)
+                .and_then(|j| j.pod)
+        };
+        // The pod first, then its Job.
+        assert!(index.observe_pod(&pod_event("etl-1-extract-1", oom.clone())));
+        index.apply(&job("etl-1-extract-1", "uid", Some("BackoffLimitExceeded")));
+        assert!(matches!(
+            report(&index, "etl-1-extract-1").as_deref(),
+            Some(PodReport::Terminated { exit_code: 137, .. })
+        ));
+        // The same report again changes nothing (no reconcile is triggered).
+        assert!(!index.observe_pod(&pod_event("etl-1-extract-1", oom)));
+        // The Job first, then its pod; a pod that got going clears the report.
+        index.apply(&job("etl-1-load-1", "uid", None));
+        let pulling = serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": "task", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ErrImagePull"}}}]});
+        assert!(index.observe_pod(&pod_event("etl-1-load-1", pulling)));
+        assert!(matches!(
+            report(&index, "etl-1-load-1").as_deref(),
+            Some(PodReport::Blocked { reason, .. }) if reason == "ErrImagePull"
+        ));
+        assert!(index.observe_pod(&pod_event(
+            "etl-1-load-1",
+            serde_json::json!({"phase": "Running"})
+        )));
+        assert_eq!(report(&index, "etl-1-load-1"), None);
+        // The report goes with its Job: a Job created again under that name starts clean.
+        index.delete(&job("etl-1-extract-1", "uid", None));
+        index.apply(&job("etl-1-extract-1", "uid", None));
+        assert_eq!(report(&index, "etl-1-extract-1"), None);
     }
 
     #[test]

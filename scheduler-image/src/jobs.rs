@@ -13,8 +13,8 @@ use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext,
+    Capabilities, Container, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -25,7 +25,7 @@ use crate::api::{
     Workflow, WorkflowRun, WorkflowRunSpec,
 };
 use crate::names::scheduled_run_name;
-use crate::plan::{JobState, ObservedJob};
+use crate::plan::{JobState, ObservedJob, PodReport};
 
 /// Label every object created by the scheduler carries, so its watches see only its own Jobs.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -256,7 +256,84 @@ pub fn observe_job(job: &Job) -> Option<ObservedJob> {
         state,
         started,
         finished,
+        pod: None,
     })
+}
+
+/// Label the Job controller puts on a Job's pods.
+pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
+
+/// Container waiting reasons that do not clear without someone's help (an image name, a
+/// registry secret, a missing ConfigMap or Secret). `ContainerCreating` and `PodInitializing`
+/// are normal steps and are not here.
+const BLOCKED_WAITING_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
+
+/// The Job a task pod belongs to and what the pod reports: why it cannot start (a blocked
+/// container, or no node fits it) or how its task container failed. `None` for a pod that is
+/// not a Job's.
+pub fn observe_pod(pod: &Pod) -> Option<(&str, Option<PodReport>)> {
+    let job = pod.metadata.labels.as_ref()?.get(LABEL_JOB_NAME)?;
+    Some((job.as_str(), pod_report(pod)))
+}
+
+fn pod_report(pod: &Pod) -> Option<PodReport> {
+    let status = pod.status.as_ref()?;
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    // A disrupted pod (drain, preemption) is ignored by the Job's pod failure policy and
+    // replaced: it says nothing about the task.
+    if conditions
+        .iter()
+        .any(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+    {
+        return None;
+    }
+    let containers = || {
+        status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten())
+    };
+    match status.phase.as_deref() {
+        Some("Failed") => containers().find_map(|c| {
+            let t = c.state.as_ref()?.terminated.as_ref()?;
+            (t.exit_code != 0).then(|| PodReport::Terminated {
+                reason: t.reason.clone().unwrap_or_else(|| "Error".into()),
+                exit_code: t.exit_code,
+            })
+        }),
+        Some("Pending") | None => {
+            let unschedulable = conditions.iter().find(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            });
+            if let Some(c) = unschedulable {
+                return Some(PodReport::Blocked {
+                    reason: "Unschedulable".into(),
+                    message: c.message.clone().unwrap_or_default(),
+                });
+            }
+            containers().find_map(|c| {
+                let w = c.state.as_ref()?.waiting.as_ref()?;
+                let reason = w.reason.as_deref()?;
+                BLOCKED_WAITING_REASONS
+                    .contains(&reason)
+                    .then(|| PodReport::Blocked {
+                        reason: reason.to_string(),
+                        message: w.message.clone().unwrap_or_default(),
+                    })
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Whether a Job is still running (counts against the global cap).
@@ -267,6 +344,81 @@ pub fn job_is_active(job: &Job) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "etl-1-load-1-x7k2p", "labels": {LABEL_JOB_NAME: "etl-1-load-1"}},
+            "status": status,
+        }))
+        .expect("a pod")
+    }
+
+    #[test]
+    fn pods_report_why_they_cannot_start_and_how_they_failed() {
+        let waiting = |reason: &str| {
+            pod(
+                serde_json::json!({"phase": "Pending", "containerStatuses": [{
+                    "name": "task", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"waiting": {"reason": reason, "message": "Back-off pulling image \"x\""}}
+                }]}),
+            )
+        };
+        let blocked = |reason: &str, message: &str| PodReport::Blocked {
+            reason: reason.into(),
+            message: message.into(),
+        };
+        assert_eq!(
+            observe_pod(&waiting("ImagePullBackOff")),
+            Some((
+                "etl-1-load-1",
+                Some(blocked("ImagePullBackOff", "Back-off pulling image \"x\""))
+            ))
+        );
+        assert_eq!(
+            observe_pod(&waiting("ContainerCreating")).map(|p| p.1),
+            Some(None)
+        );
+        let unschedulable = pod(serde_json::json!({"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient memory."
+        }]}));
+        assert_eq!(
+            observe_pod(&unschedulable).and_then(|p| p.1),
+            Some(blocked(
+                "Unschedulable",
+                "0/3 nodes are available: 3 Insufficient memory."
+            ))
+        );
+        let failed = |reason: &str, code: i32, disrupted: bool| {
+            let conditions = if disrupted {
+                serde_json::json!([{"type": "DisruptionTarget", "status": "True"}])
+            } else {
+                serde_json::json!([])
+            };
+            pod(
+                serde_json::json!({"phase": "Failed", "conditions": conditions, "containerStatuses": [{
+                    "name": "task", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"terminated": {"reason": reason, "exitCode": code}}
+                }]}),
+            )
+        };
+        assert_eq!(
+            observe_pod(&failed("OOMKilled", 137, false)).and_then(|p| p.1),
+            Some(PodReport::Terminated {
+                reason: "OOMKilled".into(),
+                exit_code: 137
+            })
+        );
+        assert_eq!(
+            observe_pod(&failed("Error", 137, true)).and_then(|p| p.1),
+            None
+        );
+        let running = pod(serde_json::json!({"phase": "Running"}));
+        assert_eq!(observe_pod(&running).map(|p| p.1), Some(None));
+        let mut not_a_jobs = running.clone();
+        not_a_jobs.metadata.labels = None;
+        assert_eq!(observe_pod(&not_a_jobs), None);
+    }
     use chrono::TimeZone;
     use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
 

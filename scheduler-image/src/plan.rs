@@ -32,6 +32,27 @@ pub enum JobState {
     },
 }
 
+/// What a task's pod shows that its Job does not: why it cannot start, or how its task
+/// container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodReport {
+    /// The pod cannot start without someone's help: its image cannot be pulled, its
+    /// configuration is missing, or no node fits it.
+    Blocked {
+        /// As the kubelet or the kube-scheduler gives it (`ImagePullBackOff`, `Unschedulable`).
+        reason: String,
+        /// Their message.
+        message: String,
+    },
+    /// The task container terminated with a failure.
+    Terminated {
+        /// As the kubelet gives it (`OOMKilled`, `Error`).
+        reason: String,
+        /// The container's exit code.
+        exit_code: i32,
+    },
+}
+
 /// A Job owned by the run, reduced to what planning needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedJob {
@@ -47,6 +68,9 @@ pub struct ObservedJob {
     pub started: Option<DateTime<Utc>>,
     /// When it finished (completion time or Failed condition transition).
     pub finished: Option<DateTime<Utc>>,
+    /// What its pod reports, if anything (boxed: most Jobs have nothing to report, and the
+    /// cache holds one `ObservedJob` per retained Job).
+    pub pod: Option<Box<PodReport>>,
 }
 
 /// What the run planner needs.
@@ -66,6 +90,8 @@ pub struct RunInput<'a> {
     pub jobs: &'a [ObservedJob],
     /// How many more tasks may start now under the global cap of running tasks.
     pub free_slots: usize,
+    /// Seconds a pod may be blocked before its attempt fails, for tasks that set none.
+    pub pending_timeout_seconds: u32,
 }
 
 /// Severity of an Event.
@@ -116,6 +142,29 @@ pub struct RunPlan {
     pub wake_at: Option<DateTime<Utc>>,
     /// Tasks that finished in this step, with their terminal phase (for metrics).
     pub finished_tasks: Vec<(usize, TaskPhase)>,
+}
+
+/// A failed Job's reason, exit code and description, from its pod where it reported how the
+/// task container ended (the Job's own reason is only `BackoffLimitExceeded`).
+fn failure_of(job: &ObservedJob, job_reason: &str) -> (String, Option<i32>, String) {
+    let attempt = job.attempt;
+    match job.pod.as_deref() {
+        _ if job_reason == "DeadlineExceeded" => (
+            job_reason.to_string(),
+            None,
+            format!("attempt {attempt} timed out"),
+        ),
+        Some(PodReport::Terminated { reason, exit_code }) => (
+            reason.clone(),
+            Some(*exit_code),
+            format!("attempt {attempt} failed: exit code {exit_code} ({reason})"),
+        ),
+        _ => (
+            job_reason.to_string(),
+            None,
+            format!("attempt {attempt} failed: {job_reason}"),
+        ),
+    }
 }
 
 /// Delay before `attempt` (2 = first retry): `base * 2^(attempt-2)`, capped.
@@ -185,6 +234,7 @@ pub const CAP_BLOCKED_RETRY_SECONDS: i64 = 5;
 pub fn plan_run(input: &RunInput<'_>) -> RunPlan {
     let mut planner = Planner::new(input);
     if input.status.phase.is_finished() {
+        planner.record_late_exit_codes();
         planner.stop_leftover_jobs();
         return planner.finish();
     }
@@ -291,13 +341,13 @@ impl<'a> Planner<'a> {
     /// Folds observed Jobs into task states.
     fn observe(&mut self) {
         for i in 0..self.tasks.len() {
-            if self.tasks[i].phase.is_terminal() {
-                continue;
-            }
             let Some(job) = self.latest_job[i] else {
                 continue;
             };
-            let spec = &self.input.spec.tasks[i];
+            if self.tasks[i].phase.is_terminal() {
+                self.settle_terminal(i, job);
+                continue;
+            }
             let task = &mut self.tasks[i];
             if job.attempt > task.attempts || task.job_name.is_none() {
                 // A Job newer than the status knows (created just before a restart): adopt it.
@@ -309,43 +359,138 @@ impl<'a> Planner<'a> {
                 // The status already records a newer attempt whose Job is not observed yet.
                 continue;
             }
+            if task.phase == TaskPhase::Pending
+                && task.next_attempt_time.is_some()
+                && job.state == JobState::Active
+            {
+                // This attempt was given up (its pod could not start) and its Job is on its
+                // way out: make sure of that, and wait for the retry.
+                self.delete_job(job);
+                continue;
+            }
             match &job.state {
-                JobState::Active => task.phase = TaskPhase::Running,
+                JobState::Active => self.watch_pod(i, job),
                 JobState::Succeeded => {
                     self.set_terminal(i, TaskPhase::Succeeded, None);
+                    self.tasks[i].reason = None;
                 }
                 JobState::Failed { reason } => {
-                    let why = if reason == "DeadlineExceeded" {
-                        format!("attempt {} timed out", job.attempt)
-                    } else {
-                        format!("attempt {} failed: {reason}", job.attempt)
-                    };
-                    if job.attempt > spec.retries {
-                        let name = spec.name.clone();
-                        self.set_terminal(i, TaskPhase::Failed, Some(why.clone()));
-                        self.event(
-                            EventType::Warning,
-                            "TaskFailed",
-                            format!("task {name}: {why}"),
-                        );
-                    } else {
-                        let finished = job.finished.unwrap_or(self.input.now);
-                        let next =
-                            finished + retry_backoff(spec.retry_backoff_seconds, job.attempt + 1);
-                        if task.next_attempt_time != Some(next) {
-                            let msg = format!(
-                                "task {}: {why}; retrying at {}",
-                                spec.name,
-                                next.to_rfc3339()
-                            );
-                            task.next_attempt_time = Some(next);
-                            task.phase = TaskPhase::Pending;
-                            task.message = Some(why);
-                            self.event(EventType::Warning, "TaskRetrying", msg);
-                        }
-                    }
+                    let (reason, exit_code, why) = failure_of(job, reason);
+                    let task = &mut self.tasks[i];
+                    task.reason = Some(reason);
+                    task.exit_code = exit_code;
+                    let ended = job.finished.unwrap_or(self.input.now);
+                    self.fail_attempt(i, job.attempt, why, ended);
                 }
             }
+        }
+    }
+
+    fn delete_job(&mut self, job: &ObservedJob) {
+        self.actions.push(Action::DeleteJob {
+            job_name: job.name.clone(),
+        });
+    }
+
+    /// A task that reached its end: stop the Job of an attempt given up while still active,
+    /// and record the exit code its pod reported after the Job's failure was seen.
+    fn settle_terminal(&mut self, i: usize, job: &ObservedJob) {
+        let task = &self.tasks[i];
+        if job.attempt == task.attempts
+            && task.phase == TaskPhase::Failed
+            && job.state == JobState::Active
+        {
+            self.delete_job(job);
+        }
+        self.record_late_exit_code(i, job);
+    }
+
+    fn record_late_exit_code(&mut self, i: usize, job: &ObservedJob) {
+        let task = &mut self.tasks[i];
+        if let (JobState::Failed { .. }, Some(PodReport::Terminated { reason, exit_code })) =
+            (&job.state, job.pod.as_deref())
+            && job.attempt == task.attempts
+            && task.phase == TaskPhase::Failed
+            && task.exit_code.is_none()
+        {
+            task.reason = Some(reason.clone());
+            task.exit_code = Some(*exit_code);
+        }
+    }
+
+    /// A finished run: its tasks' late exit codes are still worth recording.
+    fn record_late_exit_codes(&mut self) {
+        for i in 0..self.tasks.len() {
+            if let Some(job) = self.latest_job[i] {
+                self.record_late_exit_code(i, job);
+            }
+        }
+    }
+
+    /// A running attempt: show why its pod cannot start, and give the attempt up once that
+    /// lasted the pending timeout, so it stops holding a slot.
+    fn watch_pod(&mut self, i: usize, job: &ObservedJob) {
+        let now = self.input.now;
+        let spec = &self.input.spec.tasks[i];
+        let task = &mut self.tasks[i];
+        task.phase = TaskPhase::Running;
+        let Some(PodReport::Blocked { reason, message }) = job.pod.as_deref() else {
+            if task.reason.is_some() {
+                // The pod got going (or the report was from an earlier attempt).
+                task.reason = None;
+                task.exit_code = None;
+                task.message = None;
+            }
+            return;
+        };
+        let timeout = spec
+            .pending_timeout_seconds
+            .unwrap_or(i64::from(self.input.pending_timeout_seconds));
+        let deadline = job.started.unwrap_or(now) + Duration::seconds(timeout);
+        task.reason = Some(reason.clone());
+        task.exit_code = None;
+        if now < deadline {
+            task.message = Some(format!(
+                "attempt {} cannot start: {reason}: {message}",
+                job.attempt
+            ));
+            self.wake(deadline);
+            return;
+        }
+        let why = format!(
+            "attempt {} could not start within {timeout}s: {reason}: {message}",
+            job.attempt
+        );
+        self.delete_job(job);
+        self.fail_attempt(i, job.attempt, why, deadline);
+    }
+
+    /// Attempt `attempt` of task `i` failed at `ended`: retried after the backoff while retries
+    /// remain, else the task fails. Derived from `ended`, so planning it again changes nothing.
+    fn fail_attempt(&mut self, i: usize, attempt: u32, why: String, ended: DateTime<Utc>) {
+        let spec = &self.input.spec.tasks[i];
+        if attempt > spec.retries {
+            let name = spec.name.clone();
+            self.set_terminal(i, TaskPhase::Failed, Some(why.clone()));
+            self.event(
+                EventType::Warning,
+                "TaskFailed",
+                format!("task {name}: {why}"),
+            );
+            return;
+        }
+        let next = ended + retry_backoff(spec.retry_backoff_seconds, attempt + 1);
+        let task = &mut self.tasks[i];
+        if task.next_attempt_time != Some(next) {
+            let msg = format!(
+                "task {}: {why}; retrying at {}",
+                spec.name,
+                next.to_rfc3339()
+            );
+            task.next_attempt_time = Some(next);
+            task.phase = TaskPhase::Pending;
+            task.message = Some(why);
+            self.event(EventType::Warning, "TaskRetrying", msg);
         }
     }
 
@@ -676,6 +821,7 @@ mod tests {
                 status: &self.status,
                 jobs: &self.jobs,
                 free_slots: self.free_slots,
+                pending_timeout_seconds: 600,
             })
         }
 
@@ -701,6 +847,7 @@ mod tests {
                             state: JobState::Active,
                             started: Some(self.now),
                             finished: None,
+                            pod: None,
                         });
                         created.push(job_name);
                     }
@@ -761,6 +908,23 @@ mod tests {
             self.set(job, JobState::Succeeded);
         }
 
+        fn report(&mut self, job: &str, report: PodReport) {
+            let j = self
+                .jobs
+                .iter_mut()
+                .find(|j| j.name == job)
+                .expect("job exists");
+            j.pod = Some(Box::new(report));
+        }
+
+        fn task(&self, task: &str) -> &TaskStatus {
+            self.status
+                .tasks
+                .iter()
+                .find(|t| t.name == task)
+                .expect("task")
+        }
+
         fn fail(&mut self, job: &str) {
             self.set(
                 job,
@@ -782,6 +946,126 @@ mod tests {
 
     fn job(task: &str, attempt: u32) -> String {
         format!("{RUN}-{task}-{attempt}")
+    }
+
+    fn image_pull_backoff() -> PodReport {
+        PodReport::Blocked {
+            reason: "ImagePullBackOff".into(),
+            message: "Back-off pulling image \"etl:nope\"".into(),
+        }
+    }
+
+    #[test]
+    fn a_pod_that_cannot_start_fails_its_attempt_after_the_pending_timeout() {
+        let mut spec = spec(&[("load", &[]), ("publish", &["load"])]);
+        spec.tasks[0].retries = 1;
+        spec.tasks[0].pending_timeout_seconds = Some(60);
+        let mut sim = Sim::new(spec);
+        sim.step();
+        sim.report(&job("load", 1), image_pull_backoff());
+
+        // Within the timeout the status says why the pod waits, and asks to look at the end.
+        sim.now = t0() + Duration::seconds(10);
+        let plan = sim.plan();
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.wake_at, Some(t0() + Duration::seconds(60)));
+        sim.step();
+        let load = sim.task("load");
+        assert_eq!(load.phase, TaskPhase::Running);
+        assert_eq!(load.reason.as_deref(), Some("ImagePullBackOff"));
+        assert!(
+            load.message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("etl:nope"),
+            "{load:?}"
+        );
+
+        // At the timeout the attempt is given up: its Job is deleted, a retry is due later.
+        sim.now = t0() + Duration::seconds(60);
+        let plan = sim.plan();
+        assert!(
+            plan.actions.contains(&Action::DeleteJob {
+                job_name: job("load", 1)
+            }),
+            "{:?}",
+            plan.actions
+        );
+        sim.status = plan.status;
+        assert_eq!(sim.phase("load"), TaskPhase::Pending);
+        // While the deleted Job is still in the cache, the attempt stays given up.
+        sim.now = t0() + Duration::seconds(61);
+        let plan = sim.plan();
+        assert_eq!(
+            plan.actions,
+            [Action::DeleteJob {
+                job_name: job("load", 1)
+            }]
+        );
+        assert_eq!(plan.status.tasks[0].phase, TaskPhase::Pending);
+        sim.jobs.clear();
+
+        // The retry starts after the backoff, and times out the same way: the task fails with
+        // the pod's reason and its dependents are skipped.
+        sim.now = t0() + Duration::seconds(71);
+        assert_eq!(sim.step(), [job("load", 2)]);
+        sim.report(&job("load", 2), image_pull_backoff());
+        sim.now = t0() + Duration::seconds(131);
+        sim.step();
+        sim.step();
+        let load = sim.task("load");
+        assert_eq!(load.phase, TaskPhase::Failed);
+        assert_eq!(load.reason.as_deref(), Some("ImagePullBackOff"));
+        assert!(
+            load.message
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("attempt 2 could not start within 60s: ImagePullBackOff"),
+            "{load:?}"
+        );
+        assert_eq!(sim.phase("publish"), TaskPhase::Skipped);
+        assert_eq!(sim.status.phase, RunPhase::Failed);
+    }
+
+    #[test]
+    fn a_failed_attempt_shows_its_pods_exit_code_and_reason() {
+        let mut sim = Sim::new(spec(&[("load", &[])]));
+        sim.step();
+        sim.fail(&job("load", 1));
+        sim.report(
+            &job("load", 1),
+            PodReport::Terminated {
+                reason: "OOMKilled".into(),
+                exit_code: 137,
+            },
+        );
+        sim.step();
+        let load = sim.task("load");
+        assert_eq!(
+            (load.phase, load.reason.as_deref(), load.exit_code),
+            (TaskPhase::Failed, Some("OOMKilled"), Some(137))
+        );
+        assert_eq!(
+            load.message.as_deref(),
+            Some("attempt 1 failed: exit code 137 (OOMKilled)")
+        );
+
+        // The pod's report can arrive after the Job's failure was recorded.
+        let mut sim = Sim::new(spec(&[("load", &[])]));
+        sim.step();
+        sim.fail(&job("load", 1));
+        sim.step();
+        assert_eq!(sim.task("load").exit_code, None);
+        sim.report(
+            &job("load", 1),
+            PodReport::Terminated {
+                reason: "Error".into(),
+                exit_code: 3,
+            },
+        );
+        sim.step();
+        assert_eq!(sim.task("load").exit_code, Some(3));
+        assert_eq!(sim.task("load").reason.as_deref(), Some("Error"));
     }
 
     #[test]
@@ -1006,6 +1290,7 @@ mod tests {
             status: &sim.status,
             jobs: &sim.jobs,
             free_slots: 0,
+            pending_timeout_seconds: 600,
         });
         assert_eq!(
             plan.actions,

@@ -118,6 +118,9 @@ pub trait Cluster: Send + Sync {
 pub struct SchedulerConfig {
     /// Global cap of task Jobs running at once.
     pub max_running_tasks: usize,
+    /// Seconds a task's pod may be unable to start before its attempt fails, for tasks that
+    /// set no `pendingTimeoutSeconds`.
+    pub pending_timeout_seconds: u32,
     /// Defaults applied to every task Job.
     pub task_defaults: TaskDefaults,
     /// Validation limits.
@@ -128,11 +131,17 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             max_running_tasks: 100,
+            pending_timeout_seconds: DEFAULT_PENDING_TIMEOUT_SECONDS,
             task_defaults: TaskDefaults::default(),
             limits: Limits::default(),
         }
     }
 }
+
+/// Default of [`SchedulerConfig::pending_timeout_seconds`]: long enough for a cluster
+/// autoscaler to add a node or a large image to arrive, short enough that a typo in an image
+/// name does not hold a slot for the night.
+pub const DEFAULT_PENDING_TIMEOUT_SECONDS: u32 = 600;
 
 /// How long a created Job may stay invisible in the cache before it stops counting as running.
 const CREATE_VISIBILITY_GRACE: i64 = 60;
@@ -536,6 +545,7 @@ impl<C: Cluster> Reconciler<C> {
                 status: &old,
                 jobs: &jobs,
                 free_slots,
+                pending_timeout_seconds: self.config.pending_timeout_seconds,
             })
         });
         // Creates the API server refused: recorded as failed attempts once the loop is done.

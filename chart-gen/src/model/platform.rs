@@ -85,6 +85,11 @@ pub struct Executor {
     /// Most task Jobs running at once across all workflows.
     #[schemars(range(min = 1, max = 10000))]
     pub max_running_tasks: u32,
+    /// Seconds a task's pod may be unable to start (image pull, missing configuration, no
+    /// node fits) before its attempt fails and frees its slot; a task's
+    /// `pendingTimeoutSeconds` overrides it.
+    #[schemars(range(min = 1, max = 86400))]
+    pub task_pending_timeout_seconds: u32,
     /// Resources of tasks that do not set their own.
     pub default_task_resources: Resources,
     /// Service account of task pods.

@@ -435,6 +435,12 @@ pub struct TaskNode {
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The pod's or the Job's reason (`ImagePullBackOff`, `OOMKilled`, ...); the human form
+    /// shows it through `message`, which names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 impl WorkflowTree {
@@ -465,6 +471,8 @@ impl WorkflowTree {
                         phase: st.map(|s| s.phase),
                         attempts: st.map(|s| s.attempts).unwrap_or(0),
                         message: st.and_then(|s| s.message.clone()),
+                        reason: st.and_then(|s| s.reason.clone()),
+                        exit_code: st.and_then(|s| s.exit_code),
                     }
                 })
                 .collect(),

@@ -187,6 +187,13 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub timeout_seconds: Option<i64>,
+    /// An attempt whose pod cannot start for this long (its image cannot be pulled, its
+    /// configuration is missing, no node fits it) fails with that reason, and its Job is
+    /// deleted so it no longer holds a slot. Unset: the scheduler's default
+    /// (`DATAJUMP_TASK_PENDING_TIMEOUT`, 600 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub pending_timeout_seconds: Option<i64>,
 }
 
 fn default_retry_backoff() -> u32 {
@@ -374,6 +381,13 @@ pub struct TaskStatus {
     /// Why the task is in its phase (failure reason, skipped because of ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Machine-readable reason of the current (or last) attempt's trouble, from its pod or its
+    /// Job: `ImagePullBackOff`, `Unschedulable`, `OOMKilled`, `Error`, `DeadlineExceeded`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Exit code of the last attempt's task container, once it terminated with a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 /// A condition in the Kubernetes style.

@@ -258,6 +258,12 @@ fn validate_scalars(spec: &WorkflowSpec, limits: &Limits, errors: &mut Validatio
         if let Some(t) = task.timeout_seconds.filter(|t| *t < 1) {
             errors.push(path("timeoutSeconds"), format!("{t} must be at least 1"));
         }
+        if let Some(t) = task.pending_timeout_seconds.filter(|t| *t < 1) {
+            errors.push(
+                path("pendingTimeoutSeconds"),
+                format!("{t} must be at least 1"),
+            );
+        }
     }
 }
 
@@ -525,6 +531,7 @@ mod tests {
         wf.spec.tasks[0].retries = 50;
         wf.spec.tasks[0].image = " ".into();
         wf.spec.tasks[0].timeout_seconds = Some(0);
+        wf.spec.tasks[0].pending_timeout_seconds = Some(-5);
         let got = messages(&wf);
         let want = [
             "spec.schedule: invalid cron schedule \"0 25 * * *\": hour field: value 25 is out of range 0-23",
@@ -534,6 +541,7 @@ mod tests {
             "spec.tasks[0].image: must not be empty",
             "spec.tasks[0].retries: 50 exceeds the limit of 10",
             "spec.tasks[0].timeoutSeconds: 0 must be at least 1",
+            "spec.tasks[0].pendingTimeoutSeconds: -5 must be at least 1",
         ];
         assert_eq!(got, want);
 
