@@ -108,12 +108,15 @@ pub fn base() -> Values {
             executor: Executor {
                 max_running_tasks: 20,
                 task_pending_timeout_seconds: 600,
+                finished_pod_retention_seconds: 3600,
                 default_task_resources: res("250m", "256Mi", "1", "512Mi"),
                 service_account: TaskServiceAccount {
                     create: true,
                     name: String::new(),
                 },
             },
+            reconcile_concurrency: 16,
+            resync_seconds: 300,
             pod_disruption_budget: DisruptionBudget::one_at_a_time(false),
             pod_anti_affinity: AntiAffinity::Soft,
             topology_spread: TopologySpread::disabled(),

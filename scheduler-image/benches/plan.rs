@@ -74,6 +74,7 @@ fn bench_dag(c: &mut Criterion) {
             started: Some(now()),
             finished: None,
             pod: None,
+            finished_pods: false,
         })
         .collect();
     c.bench_function("validate_and_plan_10000_task_dag", |b| {
@@ -88,6 +89,7 @@ fn bench_dag(c: &mut Criterion) {
                 jobs: &jobs,
                 free_slots: 1000,
                 pending_timeout_seconds: 600,
+                finished_pod_retention_seconds: 3600,
             });
             black_box(plan.actions.len())
         })

@@ -8,7 +8,13 @@ use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::api::validate::Limits;
 use crate::jobs::TaskDefaults;
-use crate::reconcile::{DEFAULT_PENDING_TIMEOUT_SECONDS, SchedulerConfig};
+use crate::reconcile::{
+    DEFAULT_FINISHED_POD_RETENTION_SECONDS, DEFAULT_PENDING_TIMEOUT_SECONDS, SchedulerConfig,
+};
+
+/// Default of `--reconcile-concurrency`: enough to keep a cap of hundreds of tasks fed (a
+/// reconcile takes a few API calls of milliseconds each), few enough to keep connections low.
+pub const DEFAULT_RECONCILE_CONCURRENCY: u16 = 16;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +61,22 @@ pub struct Cli {
     #[arg(long, env = "DATAJUMP_TASK_PENDING_TIMEOUT", default_value_t = DEFAULT_PENDING_TIMEOUT_SECONDS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub task_pending_timeout: u32,
+    /// Seconds finished task pods are kept (for `kubectl logs`) once their run recorded the
+    /// result; their Jobs stay as the record. 0 deletes them at once.
+    #[arg(long, env = "DATAJUMP_FINISHED_POD_RETENTION", default_value_t = DEFAULT_FINISHED_POD_RETENTION_SECONDS)]
+    pub finished_pod_retention: u32,
+    /// Reconciles each controller (workflows, runs) runs at once. Each one in flight may hold
+    /// an API server connection, so this bounds the scheduler's connections and memory when a
+    /// thousand objects change at once (at startup, say); the global cap, not this, bounds the
+    /// running tasks.
+    #[arg(long, env = "DATAJUMP_RECONCILE_CONCURRENCY", default_value_t = DEFAULT_RECONCILE_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub reconcile_concurrency: u16,
+    /// Seconds after which every workflow and run is reconciled again even if nothing changed
+    /// (a safety net: changes trigger reconciles at once).
+    #[arg(long, env = "DATAJUMP_RESYNC_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub resync_seconds: u32,
     /// Service account of task pods (default: the namespace's default account).
     #[arg(long, env = "DATAJUMP_TASK_SERVICE_ACCOUNT")]
     pub task_service_account: Option<String>,
@@ -100,6 +122,7 @@ impl Cli {
         SchedulerConfig {
             max_running_tasks: self.max_running_tasks as usize,
             pending_timeout_seconds: self.task_pending_timeout,
+            finished_pod_retention_seconds: self.finished_pod_retention,
             task_defaults: TaskDefaults {
                 service_account: self.task_service_account.clone().filter(|s| !s.is_empty()),
                 requests: non_empty([
@@ -137,6 +160,9 @@ mod tests {
             "DATAJUMP_LEASE_DURATION_SECONDS",
             "DATAJUMP_MAX_RUNNING_TASKS",
             "DATAJUMP_TASK_PENDING_TIMEOUT",
+            "DATAJUMP_RECONCILE_CONCURRENCY",
+            "DATAJUMP_RESYNC_SECONDS",
+            "DATAJUMP_FINISHED_POD_RETENTION",
             "DATAJUMP_TASK_SERVICE_ACCOUNT",
             "DATAJUMP_TASK_DEFAULT_REQUESTS_CPU",
             "DATAJUMP_TASK_DEFAULT_REQUESTS_MEMORY",

@@ -12,8 +12,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{self, Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -26,17 +26,15 @@ use crate::cache_sync::{Cache, CacheSync};
 use crate::config::Cli;
 use crate::http::Health;
 use crate::job_index::JobIndex;
-use crate::jobs::{LABEL_MANAGED_BY, MANAGER, from_k8s_time, to_k8s_time};
+use crate::jobs::{LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGER, from_k8s_time, to_k8s_time};
 use crate::leader::{LeaseDecision, LeaseView, decide, renew_deadline, retry_period};
 use crate::metrics::Metrics;
 use crate::plan::{EventType, ObservedJob};
 use crate::reconcile::{Cluster, ClusterError, Created, Reconciler};
+use crate::watched::{WatchedJob, WatchedPod, convert};
 
 /// Field manager of every write (server-side apply and creates).
 pub const FIELD_MANAGER: &str = "datajump-scheduler";
-
-/// Longest wait between reconciles of an idle object (a safety net for missed events).
-const RESYNC: StdDuration = StdDuration::from_secs(300);
 
 /// Why the scheduler stopped.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +230,17 @@ impl Cluster for KubeCluster {
         self.delete::<Job>(namespace, name, "Job").await
     }
 
+    async fn delete_finished_pods(&self, namespace: &str, job: &str) -> Result<(), ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        // The Job is finished, so its controller creates no pod any more: every pod of it is
+        // a finished one.
+        let selector = ListParams::default().labels(&format!("{LABEL_JOB_NAME}={job}"));
+        api.delete_collection(&DeleteParams::background(), &selector)
+            .await
+            .map(drop)
+            .map_err(|e| cluster_error("delete the pods of", "Job", namespace, job, e))
+    }
+
     async fn publish_event(
         &self,
         run: &WorkflowRun,
@@ -259,6 +268,8 @@ impl Cluster for KubeCluster {
 struct Context {
     reconciler: Reconciler<KubeCluster>,
     synced: Arc<CacheSync>,
+    /// The longest an object waits for its next reconcile when nothing changes.
+    resync: StdDuration,
 }
 
 impl Context {
@@ -268,10 +279,10 @@ impl Context {
     }
 }
 
-fn requeue(wake: Option<chrono::DateTime<Utc>>) -> Requeue {
+fn requeue(wake: Option<chrono::DateTime<Utc>>, resync: StdDuration) -> Requeue {
     let delay = wake
         .map(|w| (w - Utc::now()).to_std().unwrap_or(StdDuration::ZERO))
-        .map_or(RESYNC, |d| d.min(RESYNC));
+        .map_or(resync, |d| d.min(resync));
     // Wake slightly after the instant so the tick is already due.
     Requeue::requeue(delay + StdDuration::from_millis(200))
 }
@@ -279,13 +290,13 @@ fn requeue(wake: Option<chrono::DateTime<Utc>>) -> Requeue {
 async fn reconcile_workflow(wf: Arc<Workflow>, ctx: Arc<Context>) -> Result<Requeue, ClusterError> {
     ctx.caches_ready().await;
     let wake = ctx.reconciler.reconcile_workflow(&wf, Utc::now()).await?;
-    Ok(requeue(wake))
+    Ok(requeue(wake, ctx.resync))
 }
 
 async fn reconcile_run(run: Arc<WorkflowRun>, ctx: Arc<Context>) -> Result<Requeue, ClusterError> {
     ctx.caches_ready().await;
     let wake = ctx.reconciler.reconcile_run(&run, Utc::now()).await?;
-    Ok(requeue(wake))
+    Ok(requeue(wake, ctx.resync))
 }
 
 fn on_error<K: ResourceExt>(obj: Arc<K>, err: &ClusterError, ctx: Arc<Context>) -> Requeue {
@@ -329,8 +340,10 @@ pub async fn run_controllers(
     let ns = cli.namespace();
     let workflows: Api<Workflow> = scoped(&client, ns);
     let runs: Api<WorkflowRun> = scoped(&client, ns);
-    let jobs: Api<Job> = scoped(&client, ns);
-    let pods: Api<Pod> = scoped(&client, ns);
+    // Task Jobs and pods are watched without the spec and managed fields they carry (see
+    // `watched`), then read as the k8s-openapi types.
+    let jobs: Api<WatchedJob> = scoped(&client, ns);
+    let pods: Api<WatchedPod> = scoped(&client, ns);
 
     // Every cache reports the end of its first list to `synced`; see `cache_sync` for why the
     // stores' own readiness is not awaited here.
@@ -357,6 +370,7 @@ pub async fn run_controllers(
     let index = job_index.clone();
     let job_events = watcher(jobs, job_selector.clone())
         .default_backoff()
+        .map_ok(convert::<WatchedJob, Job>)
         .map_ok(move |event| {
             index.observe(&event);
             event
@@ -370,12 +384,18 @@ pub async fn run_controllers(
     let index = job_index.clone();
     let pod_events = watcher(pods, job_selector)
         .default_backoff()
+        .map_ok(convert::<WatchedPod, Pod>)
         .try_filter(move |event| std::future::ready(index.observe_pod(event)))
         .touched_objects();
+    // Bounded like controller-runtime's MaxConcurrentReconciles: unbounded, a thousand runs
+    // created at once are a thousand reconciles in flight, each with its own connection.
+    let concurrency = controller::Config::default().concurrency(cli.reconcile_concurrency);
     let run_controller = Controller::for_stream(run_events, run_store.clone())
+        .with_config(concurrency.clone())
         .watches_stream(job_events, |job: Job| run_of(&job.metadata))
         .watches_stream(pod_events, |pod: Pod| run_of(&pod.metadata));
     let workflow_controller = Controller::for_stream(workflow_events, workflow_store.clone())
+        .with_config(concurrency)
         .owns(runs, watcher::Config::default());
 
     let reporter = Reporter {
@@ -392,6 +412,7 @@ pub async fn run_controllers(
     let ctx = Arc::new(Context {
         reconciler: Reconciler::new(cluster, cli.scheduler_config(), metrics),
         synced,
+        resync: StdDuration::from_secs(cli.resync_seconds.into()),
     });
 
     let ready_ctx = ctx.clone();

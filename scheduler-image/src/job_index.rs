@@ -15,7 +15,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher;
 
-use crate::jobs::{observe_job, observe_pod};
+use crate::jobs::{observe_job, observe_pod, pod_finished};
 use crate::plan::{JobState, ObservedJob, PodReport};
 
 /// A Job's identity: (namespace, name).
@@ -34,6 +34,8 @@ struct Inner {
     /// What task pods report, by their Job (only pods with something to report). Kept apart
     /// from `by_run` as well, because a pod can be seen before its Job (separate watches).
     pods: HashMap<JobKey, Box<PodReport>>,
+    /// Names of the finished pods that still exist, by their Job (emptied by pod cleanup).
+    finished_pods: HashMap<JobKey, Vec<Box<str>>>,
     /// Namespace names, shared by every key in them.
     namespaces: HashMap<Box<str>, Arc<str>>,
     active: usize,
@@ -69,30 +71,63 @@ impl Inner {
         }
     }
 
+    /// The cached Job of `key`, if any.
+    fn job_mut(&mut self, key: &JobKey) -> Option<&mut ObservedJob> {
+        let owner = self.owners.get(key)?;
+        self.by_run
+            .get_mut(&owner.run_uid)?
+            .iter_mut()
+            .find(|j| *j.name == *key.1)
+    }
+
     /// Records what a Job's pod reports; returns whether that changed.
-    fn set_pod(&mut self, key: JobKey, report: Option<PodReport>) -> bool {
-        if self.pods.get(&key).map(|r| &**r) == report.as_ref() {
+    fn set_pod(&mut self, key: &JobKey, report: Option<PodReport>) -> bool {
+        if self.pods.get(key).map(|r| &**r) == report.as_ref() {
             return false;
         }
         let report = report.map(Box::new);
-        if let Some(owner) = self.owners.get(&key)
-            && let Some(job) = self
-                .by_run
-                .get_mut(&owner.run_uid)
-                .and_then(|jobs| jobs.iter_mut().find(|j| *j.name == *key.1))
-        {
+        if let Some(job) = self.job_mut(key) {
             job.pod = report.clone();
         }
         match report {
-            Some(report) => self.pods.insert(key, report),
-            None => self.pods.remove(&key),
+            Some(report) => self.pods.insert(key.clone(), report),
+            None => self.pods.remove(key),
         };
         true
+    }
+
+    /// Records whether pod `pod` of a Job is a finished one that still exists.
+    fn set_finished_pod(&mut self, key: &JobKey, pod: &str, finished: bool) {
+        let known = self
+            .finished_pods
+            .get(key)
+            .and_then(|names| names.iter().position(|n| **n == *pod));
+        match (known, finished) {
+            (None, true) => self
+                .finished_pods
+                .entry(key.clone())
+                .or_default()
+                .push(pod.into()),
+            (Some(i), false) => {
+                if let Some(names) = self.finished_pods.get_mut(key) {
+                    names.swap_remove(i);
+                    if names.is_empty() {
+                        self.finished_pods.remove(key);
+                    }
+                }
+            }
+            _ => return,
+        }
+        let any = self.finished_pods.contains_key(key);
+        if let Some(job) = self.job_mut(key) {
+            job.finished_pods = any;
+        }
     }
 
     /// Forgets a Job and its pod's report.
     fn remove(&mut self, key: &JobKey) {
         self.pods.remove(key);
+        self.finished_pods.remove(key);
         self.detach(key);
     }
 
@@ -128,6 +163,7 @@ impl Inner {
             return;
         };
         observed.pod = self.pods.get(&key).cloned();
+        observed.finished_pods = self.finished_pods.contains_key(&key);
         let generation = self.generation;
         let run_uid = match self.owners.get_mut(&key) {
             Some(owner) if *owner.run_uid == *uid => {
@@ -194,26 +230,41 @@ impl JobIndex {
                     inner.remove(key);
                 }
                 // Reports of pods whose Job went away before the pod's last event.
-                let Inner { pods, owners, .. } = &mut *inner;
+                let Inner {
+                    pods,
+                    finished_pods,
+                    owners,
+                    ..
+                } = &mut *inner;
                 pods.retain(|key, _| owners.contains_key(key));
+                finished_pods.retain(|key, _| owners.contains_key(key));
             }
         }
     }
 
-    /// Takes in one event of the task pods' watch; returns whether it changed what a run's
-    /// planning sees, so that only such events trigger a reconcile. A deleted pod keeps its
-    /// report: it still tells how that attempt went (the report goes with its Job).
+    /// Takes in one event of the task pods' watch; returns whether it changed a pod's report,
+    /// so that only such events trigger a reconcile. A deleted pod keeps its report: it still
+    /// tells how that attempt went (the report goes with its Job). A pod finishing or going
+    /// away triggers nothing: its Job's completion, which follows the pod's, triggers the run,
+    /// which then sees the finished pod (or, failing that, the next resync does), and cleanup
+    /// is not urgent. Triggering on it would double the reconciles under load.
     pub fn observe_pod(&self, event: &watcher::Event<Pod>) -> bool {
-        let (watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event else {
-            return false;
+        let (pod, deleted) = match event {
+            watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => (pod, false),
+            watcher::Event::Delete(pod) => (pod, true),
+            watcher::Event::Init | watcher::Event::InitDone => return false,
         };
-        let (Some(ns), Some((job, report))) = (pod.metadata.namespace.as_deref(), observe_pod(pod))
-        else {
+        let (Some(ns), Some(name), Some((job, report))) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+            observe_pod(pod),
+        ) else {
             return false;
         };
         let mut inner = self.write();
         let key = (inner.namespace(ns), job.into());
-        inner.set_pod(key, report)
+        inner.set_finished_pod(&key, name, !deleted && pod_finished(pod));
+        !deleted && inner.set_pod(&key, report)
     }
 
     /// A created or changed Job.
@@ -365,6 +416,24 @@ mod tests {
         index.delete(&job("etl-1-extract-1", "uid", None));
         index.apply(&job("etl-1-extract-1", "uid", None));
         assert_eq!(report(&index, "etl-1-extract-1"), None);
+    }
+
+    #[test]
+    fn finished_pods_are_tracked_until_deleted() {
+        let index = JobIndex::default();
+        index.apply(&job("etl-1-load-1", "uid", Some("Succeeded")));
+        let flag = |index: &JobIndex| index.jobs_of("uid")[0].finished_pods;
+        let running = pod_event("etl-1-load-1", serde_json::json!({"phase": "Running"}));
+        index.observe_pod(&running);
+        assert!(!flag(&index));
+        let done = pod_event("etl-1-load-1", serde_json::json!({"phase": "Succeeded"}));
+        assert!(!index.observe_pod(&done), "finishing triggers nothing");
+        assert!(flag(&index));
+        let watcher::Event::Apply(pod) = done else {
+            unreachable!("built as Apply")
+        };
+        index.observe_pod(&watcher::Event::Delete(pod));
+        assert!(!flag(&index));
     }
 
     #[test]

@@ -257,6 +257,7 @@ pub fn observe_job(job: &Job) -> Option<ObservedJob> {
         started,
         finished,
         pod: None,
+        finished_pods: false,
     })
 }
 
@@ -274,6 +275,15 @@ const BLOCKED_WAITING_REASONS: &[&str] = &[
     "CreateContainerConfigError",
     "CreateContainerError",
 ];
+
+/// Whether a pod has finished (Succeeded or Failed) and is not being deleted already.
+pub fn pod_finished(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+}
 
 /// The Job a task pod belongs to and what the pod reports: why it cannot start (a blocked
 /// container, or no node fits it) or how its task container failed. `None` for a pod that is

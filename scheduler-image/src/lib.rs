@@ -19,3 +19,4 @@ pub mod names;
 pub mod plan;
 pub mod reconcile;
 pub mod sim;
+pub mod watched;

@@ -71,6 +71,9 @@ pub struct ObservedJob {
     /// What its pod reports, if anything (boxed: most Jobs have nothing to report, and the
     /// cache holds one `ObservedJob` per retained Job).
     pub pod: Option<Box<PodReport>>,
+    /// Whether finished pods of it still exist (removed once the run recorded the result and
+    /// the retention passed).
+    pub finished_pods: bool,
 }
 
 /// What the run planner needs.
@@ -92,6 +95,8 @@ pub struct RunInput<'a> {
     pub free_slots: usize,
     /// Seconds a pod may be blocked before its attempt fails, for tasks that set none.
     pub pending_timeout_seconds: u32,
+    /// Seconds finished pods are kept (for `kubectl logs`) once the run recorded their result.
+    pub finished_pod_retention_seconds: u32,
 }
 
 /// Severity of an Event.
@@ -117,6 +122,12 @@ pub enum Action {
     },
     /// Delete a Job that must stop (the run is over).
     DeleteJob {
+        /// Job name.
+        job_name: String,
+    },
+    /// Delete the finished pods of a finished Job whose result the run recorded (the Job stays
+    /// as the record of the attempt).
+    DeletePods {
         /// Job name.
         job_name: String,
     },
@@ -233,6 +244,7 @@ pub const CAP_BLOCKED_RETRY_SECONDS: i64 = 5;
 /// Plans one step of a run.
 pub fn plan_run(input: &RunInput<'_>) -> RunPlan {
     let mut planner = Planner::new(input);
+    planner.clean_finished_pods();
     if input.status.phase.is_finished() {
         planner.record_late_exit_codes();
         planner.stop_leftover_jobs();
@@ -415,6 +427,38 @@ impl<'a> Planner<'a> {
         {
             task.reason = Some(reason.clone());
             task.exit_code = Some(*exit_code);
+        }
+    }
+
+    /// Finished pods whose result the run's stored status already holds (their task ended,
+    /// or a later attempt started) go once the retention passed; until then, look again then.
+    fn clean_finished_pods(&mut self) {
+        let recorded: HashMap<&str, &TaskStatus> = self
+            .input
+            .status
+            .tasks
+            .iter()
+            .map(|t| (t.name.as_str(), t))
+            .collect();
+        let retention = Duration::seconds(i64::from(self.input.finished_pod_retention_seconds));
+        for job in self.input.jobs {
+            if !job.finished_pods || job.state == JobState::Active {
+                continue;
+            }
+            let Some(task) = recorded.get(job.task.as_str()) else {
+                continue;
+            };
+            if !(task.phase.is_terminal() || task.attempts > job.attempt) {
+                continue;
+            }
+            let due = job.finished.unwrap_or(self.input.now) + retention;
+            if due <= self.input.now {
+                self.actions.push(Action::DeletePods {
+                    job_name: job.name.clone(),
+                });
+            } else {
+                self.wake(due);
+            }
         }
     }
 
@@ -822,6 +866,7 @@ mod tests {
                 jobs: &self.jobs,
                 free_slots: self.free_slots,
                 pending_timeout_seconds: 600,
+                finished_pod_retention_seconds: 60,
             })
         }
 
@@ -848,10 +893,16 @@ mod tests {
                             started: Some(self.now),
                             finished: None,
                             pod: None,
+                            finished_pods: false,
                         });
                         created.push(job_name);
                     }
                     Action::DeleteJob { job_name } => self.jobs.retain(|j| j.name != job_name),
+                    Action::DeletePods { job_name } => {
+                        for j in self.jobs.iter_mut().filter(|j| j.name == job_name) {
+                            j.finished_pods = false;
+                        }
+                    }
                     Action::Event { reason, .. } => self.events.push(reason),
                 }
             }
@@ -1025,6 +1076,44 @@ mod tests {
         );
         assert_eq!(sim.phase("publish"), TaskPhase::Skipped);
         assert_eq!(sim.status.phase, RunPhase::Failed);
+    }
+
+    #[test]
+    fn finished_pods_go_once_the_result_is_recorded_and_the_retention_passed() {
+        let mut sim = Sim::new(spec(&[("a", &[]), ("b", &["a"])]));
+        sim.step();
+        sim.now = t0() + Duration::seconds(5);
+        sim.succeed(&job("a", 1));
+        sim.jobs[0].finished_pods = true;
+        let deletes = |plan: &RunPlan| {
+            plan.actions
+                .iter()
+                .filter(|a| matches!(a, Action::DeletePods { .. }))
+                .count()
+        };
+        // The stored status does not hold a's result yet: its pod stays whatever the time.
+        sim.now = t0() + Duration::seconds(500);
+        assert_eq!(deletes(&sim.plan()), 0);
+        sim.now = t0() + Duration::seconds(6);
+        sim.step();
+        assert_eq!(sim.phase("a"), TaskPhase::Succeeded);
+        // Recorded: kept for the retention (60 s here), then deleted.
+        let plan = sim.plan();
+        assert_eq!(deletes(&plan), 0);
+        assert_eq!(plan.wake_at, Some(t0() + Duration::seconds(65)));
+        sim.now = t0() + Duration::seconds(65);
+        assert_eq!(
+            sim.plan()
+                .actions
+                .iter()
+                .filter(|a| matches!(a, Action::DeletePods { .. }))
+                .collect::<Vec<_>>(),
+            [&Action::DeletePods {
+                job_name: job("a", 1)
+            }]
+        );
+        sim.step();
+        assert_eq!(deletes(&sim.plan()), 0, "asked once, not again");
     }
 
     #[test]
@@ -1291,6 +1380,7 @@ mod tests {
             jobs: &sim.jobs,
             free_slots: 0,
             pending_timeout_seconds: 600,
+            finished_pod_retention_seconds: 60,
         });
         assert_eq!(
             plan.actions,

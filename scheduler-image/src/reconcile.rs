@@ -103,6 +103,12 @@ pub trait Cluster: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Deletes the pods of a finished Job (the Job stays).
+    fn delete_finished_pods(
+        &self,
+        namespace: &str,
+        job: &str,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
     /// Records an Event about a run (best effort).
     fn publish_event(
         &self,
@@ -121,6 +127,8 @@ pub struct SchedulerConfig {
     /// Seconds a task's pod may be unable to start before its attempt fails, for tasks that
     /// set no `pendingTimeoutSeconds`.
     pub pending_timeout_seconds: u32,
+    /// Seconds finished task pods are kept once their run recorded the result.
+    pub finished_pod_retention_seconds: u32,
     /// Defaults applied to every task Job.
     pub task_defaults: TaskDefaults,
     /// Validation limits.
@@ -132,6 +140,7 @@ impl Default for SchedulerConfig {
         Self {
             max_running_tasks: 100,
             pending_timeout_seconds: DEFAULT_PENDING_TIMEOUT_SECONDS,
+            finished_pod_retention_seconds: DEFAULT_FINISHED_POD_RETENTION_SECONDS,
             task_defaults: TaskDefaults::default(),
             limits: Limits::default(),
         }
@@ -142,6 +151,11 @@ impl Default for SchedulerConfig {
 /// autoscaler to add a node or a large image to arrive, short enough that a typo in an image
 /// name does not hold a slot for the night.
 pub const DEFAULT_PENDING_TIMEOUT_SECONDS: u32 = 600;
+
+/// Default of [`SchedulerConfig::finished_pod_retention_seconds`]: an hour of `kubectl logs`
+/// after a task ends (Fluent Bit ships the logs for longer), then the pod goes while its Job
+/// stays as the record of the attempt.
+pub const DEFAULT_FINISHED_POD_RETENTION_SECONDS: u32 = 3600;
 
 /// How long a created Job may stay invisible in the cache before it stops counting as running.
 const CREATE_VISIBILITY_GRACE: i64 = 60;
@@ -546,6 +560,7 @@ impl<C: Cluster> Reconciler<C> {
                 jobs: &jobs,
                 free_slots,
                 pending_timeout_seconds: self.config.pending_timeout_seconds,
+                finished_pod_retention_seconds: self.config.finished_pod_retention_seconds,
             })
         });
         // Creates the API server refused: recorded as failed attempts once the loop is done.
@@ -591,6 +606,10 @@ impl<C: Cluster> Reconciler<C> {
                 Action::DeleteJob { job_name } => {
                     tracing::info!(namespace = %ns, run = %run_name, job = %job_name, "stopping task job");
                     self.cluster.delete_job(&ns, job_name).await?;
+                }
+                Action::DeletePods { job_name } => {
+                    tracing::debug!(namespace = %ns, run = %run_name, job = %job_name, "deleting finished pods");
+                    self.cluster.delete_finished_pods(&ns, job_name).await?;
                 }
                 Action::Event {
                     type_,

@@ -499,6 +499,11 @@ impl Cluster for Arc<MemoryCluster> {
         Ok(())
     }
 
+    /// Pods are not modelled: the Jobs' finished pods are never reported.
+    async fn delete_finished_pods(&self, _namespace: &str, _job: &str) -> Result<(), ClusterError> {
+        Ok(())
+    }
+
     async fn publish_event(
         &self,
         run: &WorkflowRun,

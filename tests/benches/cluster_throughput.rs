@@ -80,7 +80,7 @@ fn main() {
     println!("bare Jobs: {tasks} created at once, {bare:.1} Jobs/s completed");
 
     // A cap above the work, so that only the scheduler's own speed limits it.
-    let (_, mut scheduler) = start_diamond_scheduler(cluster, NS, tasks);
+    let (_, mut scheduler) = start_diamond_scheduler(cluster, NS, tasks, &[]);
     let (names, seen, start) = runtime.block_on(async {
         let client = cluster.client().await;
         let (tx, mut rx) = mpsc::channel(1);

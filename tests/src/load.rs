@@ -173,32 +173,41 @@ pub fn diamond_workflow(name: &str, ns: &str) -> String {
 }
 
 /// A release in `ns` (dev), the [`DIAMOND`] Workflow `diamond` and the scheduler binary
-/// under `cap` running tasks, leading; the scheduler's metrics port and process.
-pub fn start_diamond_scheduler(cluster: &Cluster, ns: &str, cap: usize) -> (u16, Background) {
+/// under `cap` running tasks with the `extra` environment, leading; the scheduler's metrics
+/// port and process.
+pub fn start_diamond_scheduler(
+    cluster: &Cluster,
+    ns: &str,
+    cap: usize,
+    extra: &[(&str, &str)],
+) -> (u16, Background) {
     install_dev(cluster, ns);
     let submit = submit_workflow(cluster, "diamond", &diamond_workflow("diamond", ns), &[]);
     assert!(submit.ok, "{}", submit.stderr);
     let port = free_port();
     let cap = cap.to_string();
-    let scheduler = start_scheduler(
-        cluster,
-        ns,
-        port,
-        &[
-            ("DATAJUMP_MAX_RUNNING_TASKS", cap.as_str()),
-            ("RUST_LOG", "warn"),
-        ],
-    );
+    let mut env = vec![
+        ("DATAJUMP_MAX_RUNNING_TASKS", cap.as_str()),
+        ("RUST_LOG", "warn"),
+    ];
+    env.extend_from_slice(extra);
+    let scheduler = start_scheduler(cluster, ns, port, &env);
     wait_leading(port);
     (port, scheduler)
 }
 
 /// Peak resident set of a process in MiB, from /proc (`None` where it cannot be read).
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
+    proc_status_mib(pid, "VmHWM")
+}
+
+/// A memory figure of a process in MiB from /proc/PID/status (`VmRSS`, `VmHWM`, ...); `None`
+/// where it cannot be read.
+pub fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: f64 = status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
         .trim()
         .trim_end_matches("kB")
         .trim()

@@ -2,7 +2,8 @@
 //! runs created at once never have more Jobs active than the cap, and a run held back by the cap
 //! starts as soon as another run's Job frees a slot — not at the next resync (300 s).
 //!
-//! The fake kubelet completes each task's pod about a second after it starts.
+//! The fake kubelet completes each task's pod about a second after it starts. With a retention
+//! of 0, the finished pods go once their runs recorded them, and the Jobs stay.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -57,7 +58,15 @@ fn runs_share_the_cap_and_a_waiting_run_starts_when_a_slot_frees() {
     };
     install_dev(cluster, NS);
     let port = free_port();
-    let mut scheduler = start_scheduler(cluster, NS, port, &[("DATAJUMP_MAX_RUNNING_TASKS", "1")]);
+    let mut scheduler = start_scheduler(
+        cluster,
+        NS,
+        port,
+        &[
+            ("DATAJUMP_MAX_RUNNING_TASKS", "1"),
+            ("DATAJUMP_FINISHED_POD_RETENTION", "0"),
+        ],
+    );
     wait_leading(port);
 
     for i in 0..RUNS {
@@ -88,6 +97,28 @@ fn runs_share_the_cap_and_a_waiting_run_starts_when_a_slot_frees() {
         scheduler.output()
     );
     assert_eq!(most_active, 1, "never more active Jobs than the cap of 1");
+
+    // The Job controller leaves finished pods in place; the scheduler removes them once the
+    // run recorded the result (at once here), under the chart's RBAC, and keeps the Jobs.
+    let names = |kind: &str, selector: &str| -> Vec<String> {
+        let out = cluster
+            .kubectl_ok(&["get", kind, "-n", NS, "-l", selector, "-o", "name"])
+            .unwrap_or_else(|e| panic!("list {kind}: {e}"));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    cluster::wait_until(
+        "finished task pods deleted",
+        Duration::from_secs(20),
+        || names("pods", "datajump.io/task").is_empty().then_some(()),
+    );
+    assert_eq!(
+        names("jobs", "datajump.io/task").len(),
+        RUNS,
+        "the Jobs stay as the record"
+    );
     assert!(
         scheduler.running(),
         "the scheduler died:\n{}",

@@ -256,10 +256,12 @@ async fn pod_failures_reach_the_run_and_blocked_pods_give_their_slots_up() {
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .unwrap_or_else(|| panic!("{name} has a start time: {run:#}"))
     };
+    // The timeout counts from the Job's start, which the API server keeps in whole seconds:
+    // it can end up to a second before the sub-second start the run recorded for pull.
     for late in ["oom", "exit3"] {
         let waited = started(late) - started("pull");
         assert!(
-            waited >= chrono::Duration::seconds(PENDING_TIMEOUT_SECONDS),
+            waited >= chrono::Duration::seconds(PENDING_TIMEOUT_SECONDS - 1),
             "{late} started {waited} after pull, before a slot was free"
         );
     }

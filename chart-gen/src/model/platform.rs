@@ -90,6 +90,10 @@ pub struct Executor {
     /// `pendingTimeoutSeconds` overrides it.
     #[schemars(range(min = 1, max = 86400))]
     pub task_pending_timeout_seconds: u32,
+    /// Seconds a task's finished pod is kept (for `kubectl logs`) once its run recorded the
+    /// result; the Job stays as the record. 0 deletes it at once.
+    #[schemars(range(max = 2592000))]
+    pub finished_pod_retention_seconds: u32,
     /// Resources of tasks that do not set their own.
     pub default_task_resources: Resources,
     /// Service account of task pods.
@@ -113,6 +117,15 @@ pub struct Scheduler {
     pub resources: Resources,
     /// Task execution.
     pub executor: Executor,
+    /// Reconciles of each controller (workflows, runs) in flight at once; each may hold an API
+    /// server connection, so this bounds the scheduler's connections and memory when many
+    /// objects change at once. The task cap is `executor.maxRunningTasks`.
+    #[schemars(range(min = 1, max = 256))]
+    pub reconcile_concurrency: u16,
+    /// Seconds after which every workflow and run is reconciled again though nothing changed
+    /// (a safety net; changes trigger reconciles at once).
+    #[schemars(range(min = 10, max = 86400))]
+    pub resync_seconds: u32,
     /// PodDisruptionBudget.
     pub pod_disruption_budget: DisruptionBudget,
     /// Anti-affinity preset across nodes.
