@@ -19,7 +19,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::api::{LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
 use crate::cache_sync::{Cache, CacheSync};
@@ -31,6 +31,7 @@ use crate::leader::{LeaseDecision, LeaseView, decide, renew_deadline, retry_peri
 use crate::metrics::Metrics;
 use crate::plan::{EventType, ObservedJob};
 use crate::reconcile::{Cluster, ClusterError, Created, Reconciler};
+use crate::waiters::RunRef;
 use crate::watched::{WatchedJob, WatchedPod, convert};
 
 /// Field manager of every write (server-side apply and creates).
@@ -329,6 +330,58 @@ fn observer<K>(synced: &Arc<CacheSync>, cache: Cache) -> impl Fn(&watcher::Event
     move |event| synced.observe(cache, event)
 }
 
+/// Cached Workflows and runs keep no managed fields and no annotations: nothing here reads
+/// them, a run's managed fields name every task's status fields again (about a kilobyte per
+/// task), and `kubectl apply` keeps a whole Workflow in an annotation.
+fn trim_cached<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+}
+
+/// Asks for a reconcile of the Workflow that owns the run of `event`.
+fn trigger_workflow(
+    event: &watcher::Event<WorkflowRun>,
+    wake: &futures::channel::mpsc::UnboundedSender<ObjectRef<Workflow>>,
+) {
+    let run = match event {
+        watcher::Event::Apply(run)
+        | watcher::Event::Delete(run)
+        | watcher::Event::InitApply(run) => run,
+        watcher::Event::Init | watcher::Event::InitDone => return,
+    };
+    let owner = run
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "Workflow" && o.controller == Some(true));
+    if let (Some(owner), Some(ns)) = (owner, run.namespace()) {
+        // Fails only once the workflow controller stopped.
+        let _ = wake.unbounded_send(ObjectRef::new(&owner.name).within(&ns));
+    }
+}
+
+/// Wakes runs waiting for a slot of the global cap, oldest first, one per free slot, each
+/// time `slots_freed` is notified (notifications while it works coalesce into one more look).
+async fn wake_waiting_runs(
+    ctx: Arc<Context>,
+    slots_freed: Arc<Notify>,
+    runs: Store<WorkflowRun>,
+    wake: futures::channel::mpsc::UnboundedSender<ObjectRef<WorkflowRun>>,
+) {
+    loop {
+        slots_freed.notified().await;
+        let exists = |(ns, name): &RunRef| runs.get(&ObjectRef::new(name).within(ns)).is_some();
+        for (ns, name) in ctx.reconciler.runs_to_wake(Utc::now(), exists) {
+            if wake
+                .unbounded_send(ObjectRef::new(&name).within(&ns))
+                .is_err()
+            {
+                return; // the run controller stopped
+            }
+        }
+    }
+}
+
 /// Runs both controllers until `stop` completes.
 pub async fn run_controllers(
     client: Client,
@@ -338,6 +391,7 @@ pub async fn run_controllers(
     stop: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
     let ns = cli.namespace();
+    let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
     let workflows: Api<Workflow> = scoped(&client, ns);
     let runs: Api<WorkflowRun> = scoped(&client, ns);
     // Task Jobs and pods are watched without the spec and managed fields they carry (see
@@ -350,15 +404,26 @@ pub async fn run_controllers(
     let synced = Arc::new(CacheSync::default());
 
     let (workflow_store, writer) = reflector::store::<Workflow>();
-    let workflow_events = reflector(writer, watcher(workflows, watcher::Config::default()))
-        .default_backoff()
-        .inspect_ok(observer(&synced, Cache::Workflows))
-        .applied_objects();
+    let workflow_events = reflector(
+        writer,
+        watcher(workflows, watcher::Config::default()).modify(trim_cached),
+    )
+    .default_backoff()
+    .inspect_ok(observer(&synced, Cache::Workflows))
+    .applied_objects();
     let (run_store, writer) = reflector::store::<WorkflowRun>();
-    let run_events = reflector(writer, watcher(runs.clone(), watcher::Config::default()))
-        .default_backoff()
-        .inspect_ok(observer(&synced, Cache::Runs))
-        .applied_objects();
+    // A run's change triggers its Workflow (history, concurrency, status) from this same
+    // watch, after the store holds the change: a second watch of runs could trigger the
+    // Workflow before its store shows what changed.
+    let (workflow_wake, workflow_wakes) = futures::channel::mpsc::unbounded();
+    let run_events = reflector(
+        writer,
+        watcher(runs, watcher::Config::default()).modify(trim_cached),
+    )
+    .default_backoff()
+    .inspect_ok(observer(&synced, Cache::Runs))
+    .inspect_ok(move |event| trigger_workflow(event, &workflow_wake))
+    .applied_objects();
 
     // One watch of the Jobs the scheduler created feeds both the Job index (for the global cap
     // and each run's Jobs) and the run controller's triggers. The index is updated before the
@@ -368,11 +433,16 @@ pub async fn run_controllers(
     let job_selector = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER}"));
     let job_index = Arc::new(JobIndex::default());
     let index = job_index.clone();
+    // Every Job change may free a slot of the global cap: the waker below then wakes the runs
+    // waiting for one.
+    let slots_freed = Arc::new(Notify::new());
+    let freed = slots_freed.clone();
     let job_events = watcher(jobs, job_selector.clone())
         .default_backoff()
         .map_ok(convert::<WatchedJob, Job>)
         .map_ok(move |event| {
             index.observe(&event);
+            freed.notify_one();
             event
         })
         .inspect_ok(observer(&synced, Cache::Jobs))
@@ -393,10 +463,11 @@ pub async fn run_controllers(
     let run_controller = Controller::for_stream(run_events, run_store.clone())
         .with_config(concurrency.clone())
         .watches_stream(job_events, |job: Job| run_of(&job.metadata))
-        .watches_stream(pod_events, |pod: Pod| run_of(&pod.metadata));
+        .watches_stream(pod_events, |pod: Pod| run_of(&pod.metadata))
+        .reconcile_on(wake_rx);
     let workflow_controller = Controller::for_stream(workflow_events, workflow_store.clone())
         .with_config(concurrency)
-        .owns(runs, watcher::Config::default());
+        .reconcile_on(workflow_wakes);
 
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
@@ -405,12 +476,13 @@ pub async fn run_controllers(
     let cluster = KubeCluster {
         client: client.clone(),
         workflows: workflow_store,
-        runs: run_store,
+        runs: run_store.clone(),
         jobs: job_index,
         recorder: Recorder::new(client, reporter),
     };
     let ctx = Arc::new(Context {
-        reconciler: Reconciler::new(cluster, cli.scheduler_config(), metrics),
+        reconciler: Reconciler::new(cluster, cli.scheduler_config(), metrics)
+            .with_slots_freed(slots_freed.clone()),
         synced,
         resync: StdDuration::from_secs(cli.resync_seconds.into()),
     });
@@ -425,11 +497,18 @@ pub async fn run_controllers(
         .graceful_shutdown_on(stop.clone())
         .run(reconcile_workflow, on_error, ctx.clone())
         .for_each(|_| async {});
+    let waker = wake_waiting_runs(ctx.clone(), slots_freed, run_store, wake_tx);
     let run_loop = run_controller
-        .graceful_shutdown_on(stop)
+        .graceful_shutdown_on(stop.clone())
         .run(reconcile_run, on_error, ctx)
         .for_each(|_| async {});
-    tokio::join!(readiness, wf_loop, run_loop);
+    let waker = async move {
+        tokio::select! {
+            () = stop => {}
+            () = waker => {}
+        }
+    };
+    tokio::join!(readiness, wf_loop, run_loop, waker);
 }
 
 /// The leader Lease of this replica.

@@ -19,4 +19,5 @@ pub mod names;
 pub mod plan;
 pub mod reconcile;
 pub mod sim;
+pub mod waiters;
 pub mod watched;

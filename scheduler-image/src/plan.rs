@@ -151,6 +151,9 @@ pub struct RunPlan {
     pub actions: Vec<Action>,
     /// When to look again even without a watch event (retry backoff, run deadline).
     pub wake_at: Option<DateTime<Utc>>,
+    /// Whether a ready task waits for a slot of the global cap: the run is woken when one
+    /// frees (nothing of its own changes then), not at a time.
+    pub waits_for_slot: bool,
     /// Tasks that finished in this step, with their terminal phase (for metrics).
     pub finished_tasks: Vec<(usize, TaskPhase)>,
 }
@@ -238,9 +241,6 @@ pub fn reject_attempt(
     }
 }
 
-/// How soon a run whose ready tasks wait for a free slot under the global cap looks again.
-pub const CAP_BLOCKED_RETRY_SECONDS: i64 = 5;
-
 /// Plans one step of a run.
 pub fn plan_run(input: &RunInput<'_>) -> RunPlan {
     let mut planner = Planner::new(input);
@@ -268,6 +268,7 @@ struct Planner<'a> {
     latest_job: Vec<Option<&'a ObservedJob>>,
     actions: Vec<Action>,
     wake_at: Option<DateTime<Utc>>,
+    waits_for_slot: bool,
     finished: Vec<(usize, TaskPhase)>,
     phase: RunPhase,
     start_time: Option<DateTime<Utc>>,
@@ -319,6 +320,7 @@ impl<'a> Planner<'a> {
             latest_job,
             actions: Vec::new(),
             wake_at: None,
+            waits_for_slot: false,
             finished: Vec::new(),
             phase: status.phase,
             start_time: status.start_time.or(Some(input.now)),
@@ -600,8 +602,8 @@ impl<'a> Planner<'a> {
         let run_budget = per_run.saturating_sub(running);
         let mut budget = run_budget.min(self.input.free_slots);
         // When the global cap, not this run's parallelism, holds a ready task back, nothing of
-        // this run may change to trigger it again (its slots are other runs' Jobs): look again
-        // soon instead of at the next resync.
+        // this run may change to trigger it again (its slots are other runs' Jobs): it waits
+        // to be woken when a slot frees.
         let cap_binds = self.input.free_slots < run_budget;
         let started_before = self.tasks.iter().any(|t| t.attempts > 0);
         for i in 0..self.tasks.len() {
@@ -641,9 +643,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if budget == 0 {
-                if cap_binds {
-                    self.wake(now + Duration::seconds(CAP_BLOCKED_RETRY_SECONDS));
-                }
+                self.waits_for_slot |= cap_binds;
                 continue;
             }
             budget -= 1;
@@ -760,6 +760,7 @@ impl<'a> Planner<'a> {
             },
             actions: self.actions,
             wake_at: self.wake_at,
+            waits_for_slot: self.waits_for_slot,
             finished_tasks: self.finished,
         }
     }
@@ -1393,14 +1394,15 @@ mod tests {
     }
 
     #[test]
-    fn a_run_held_back_by_the_global_cap_looks_again_soon() {
+    fn a_run_held_back_by_the_global_cap_waits_for_a_slot() {
         let mut sim = Sim::new(spec(&[("a", &[])]));
         sim.free_slots = 0;
         let blocked = sim.plan();
         assert!(blocked.actions.is_empty());
+        assert!(blocked.waits_for_slot);
         assert_eq!(
-            blocked.wake_at,
-            Some(sim.now + Duration::seconds(CAP_BLOCKED_RETRY_SECONDS))
+            blocked.wake_at, None,
+            "woken by a freed slot, not at a time"
         );
         // With a slot it starts, and its own Job's changes trigger it from then on.
         sim.free_slots = 1;
@@ -1411,10 +1413,7 @@ mod tests {
             .filter(|a| matches!(a, Action::CreateJob { .. }))
             .count();
         assert_eq!(creates, 1);
-        assert_ne!(
-            started.wake_at,
-            Some(sim.now + Duration::seconds(CAP_BLOCKED_RETRY_SECONDS))
-        );
+        assert!(!started.waits_for_slot);
     }
 
     #[test]

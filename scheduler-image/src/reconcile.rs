@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::batch::v1::Job;
+use tokio::sync::Notify;
 
 use crate::api::schedule::Schedule;
 use crate::api::validate::{Limits, validate_spec, validate_workflow_with};
@@ -25,6 +26,7 @@ use crate::plan::{
     Action, EventType, FinishedRun, ObservedJob, RunInput, RunPlan, plan_run, prune_history,
     reject_attempt,
 };
+use crate::waiters::{RunRef, SlotWaiters};
 
 /// Outcome of a create call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,6 +223,13 @@ pub struct Reconciler<C> {
     /// (namespace, name, uid). Planning from the older value would take a tick a second time,
     /// and under `Replace` delete the run just started for it and start it again.
     scheduled: Mutex<HashMap<ObjectKey, DateTime<Utc>>>,
+    /// Runs waiting for a slot of the global cap. Joined under the `pending_creates` lock, in
+    /// the step that found no free slot, so [`Reconciler::runs_to_wake`] (which counts under
+    /// the same lock) never misses a run that counted before a slot freed.
+    slot_waiters: Mutex<SlotWaiters>,
+    /// Notified whenever slots may have freed (reserved slots given back here; the controller
+    /// also notifies it when a Job finishes or goes away).
+    slots_freed: Arc<Notify>,
 }
 
 /// The name of the Job an action creates.
@@ -256,7 +265,41 @@ impl<C: Cluster> Reconciler<C> {
             pending_creates: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
             scheduled: Mutex::new(HashMap::new()),
+            slot_waiters: Mutex::new(SlotWaiters::default()),
+            slots_freed: Arc::new(Notify::new()),
         }
+    }
+
+    /// The same reconciler notifying `slots_freed` when it gives reserved slots back (the
+    /// controller passes the one its Job watch notifies and its waker waits on).
+    pub fn with_slots_freed(mut self, slots_freed: Arc<Notify>) -> Self {
+        self.slots_freed = slots_freed;
+        self
+    }
+
+    /// What to notify when slots of the global cap may have freed; whoever wakes the waiting
+    /// runs waits on it and calls [`Reconciler::runs_to_wake`].
+    pub fn slots_freed(&self) -> Arc<Notify> {
+        self.slots_freed.clone()
+    }
+
+    /// Takes the runs to wake now: the oldest waiting runs for which `exists` holds, one per
+    /// free slot of the global cap.
+    pub fn runs_to_wake(
+        &self,
+        now: DateTime<Utc>,
+        exists: impl Fn(&RunRef) -> bool,
+    ) -> Vec<RunRef> {
+        let mut pending = self.pending();
+        let free = self
+            .config
+            .max_running_tasks
+            .saturating_sub(self.running_tasks_locked(&mut pending, now));
+        self.waiters().take(free, exists)
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, SlotWaiters> {
+        self.slot_waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The workflow's last scheduled tick: the cached one, or the newer one this reconciler
@@ -332,12 +375,12 @@ impl<C: Cluster> Reconciler<C> {
         self.running_tasks_locked(&mut self.pending(), now)
     }
 
-    /// Plans a run with the free slots of the global cap (`plan` is given their number) and
-    /// reserves a slot for every Job the plan creates, atomically with respect to other
-    /// reconciles.
+    /// Plans run `run` (namespace, name) with the free slots of the global cap (`plan` is
+    /// given their number) and reserves a slot for every Job the plan creates, atomically with
+    /// respect to other reconciles; queues the run for a slot if it waits for one.
     fn plan_with_slots(
         &self,
-        ns: &str,
+        run: RunRef,
         now: DateTime<Utc>,
         plan: impl FnOnce(usize) -> RunPlan,
     ) -> RunPlan {
@@ -349,8 +392,15 @@ impl<C: Cluster> Reconciler<C> {
         let plan = plan(free_slots);
         for action in &plan.actions {
             if let Action::CreateJob { job_name, .. } = action {
-                pending.insert((ns.to_string(), job_name.clone()), now);
+                pending.insert((run.0.clone(), job_name.clone()), now);
             }
+        }
+        let mut waiters = self.waiters();
+        if plan.waits_for_slot {
+            let started = plan.status.tasks.iter().any(|t| t.attempts > 0);
+            waiters.wait(run, started);
+        } else {
+            waiters.leave(&run);
         }
         plan
     }
@@ -361,6 +411,7 @@ impl<C: Cluster> Reconciler<C> {
         for name in job_names {
             pending.remove(&(ns.to_string(), name.clone()));
         }
+        self.slots_freed.notify_one();
     }
 
     /// Schedules a workflow: creates runs for due ticks, prunes history, updates its status.
@@ -550,7 +601,7 @@ impl<C: Cluster> Reconciler<C> {
             }
         };
         let jobs = self.cluster.jobs_of(run);
-        let mut plan = self.plan_with_slots(&ns, now, |free_slots| {
+        let mut plan = self.plan_with_slots((ns.clone(), run_name.clone()), now, |free_slots| {
             plan_run(&RunInput {
                 now,
                 run_name: &run_name,

@@ -328,6 +328,68 @@ async fn concurrent_run_reconciles_never_spend_a_slot_twice() {
     );
 }
 
+/// Runs blocked by the cap are reconciled here only when their own Jobs change or when
+/// `runs_to_wake` names them, as in the controller: no timed wake-up, no resync. They all
+/// finish, oldest waiter first.
+#[tokio::test]
+async fn runs_waiting_for_a_slot_are_woken_when_one_frees() {
+    let (cluster, r) = three_wide_workflows_under_a_cap_of_four();
+    let now = at(8, 0, 0);
+    cluster.set_now(now);
+    reconcile_all(&r, now).await.expect("reconcile");
+    assert_eq!(cluster.active_jobs().len(), 4);
+    assert!(
+        r.runs_to_wake(now, |_| true).is_empty(),
+        "no slot is free: nobody to wake"
+    );
+    let mut woken_order = Vec::new();
+    for _ in 0..40 {
+        let mut trigger: Vec<(String, String)> = Vec::new();
+        for (ns, job) in cluster.active_jobs().into_iter().take(2) {
+            cluster.succeed_job(&ns, &job);
+            let owner = cluster
+                .runs()
+                .into_iter()
+                .find(|run| {
+                    job.starts_with(&format!(
+                        "{}-",
+                        run.metadata.name.as_deref().unwrap_or_default()
+                    ))
+                })
+                .expect("the Job's run");
+            trigger.push((ns, owner.metadata.name.clone().unwrap_or_default()));
+        }
+        let woken = r.runs_to_wake(now, |_| true);
+        woken_order.extend(woken.iter().map(|(_, name)| name.clone()));
+        trigger.extend(woken);
+        trigger.sort();
+        trigger.dedup();
+        for (ns, name) in trigger {
+            let run = cluster.run(&ns, &name).expect("the run exists");
+            r.reconcile_run(&run, now).await.expect("reconcile");
+            assert!(cluster.active_jobs().len() <= 4, "cap exceeded");
+        }
+    }
+    assert_eq!(
+        cluster.jobs_created().len(),
+        15,
+        "all 15 tasks ran, one Job each"
+    );
+    assert!(
+        cluster
+            .runs()
+            .iter()
+            .all(|r| r.status.as_ref().map(|s| s.phase) == Some(RunPhase::Succeeded)),
+        "every run finished: {:?}",
+        cluster
+            .runs()
+            .iter()
+            .map(|r| r.status.as_ref().map(|s| s.phase))
+            .collect::<Vec<_>>()
+    );
+    assert!(!woken_order.is_empty(), "the waiting runs were woken");
+}
+
 const CHAIN: &str = r#"
 apiVersion: datajump.io/v1alpha1
 kind: Workflow

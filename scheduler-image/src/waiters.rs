@@ -1,0 +1,179 @@
+//! Runs waiting for a slot of the global cap, and the order in which they get one.
+//!
+//! A run whose ready tasks find the cap full asks for no timed wake-up: it joins this queue
+//! (in the same critical section in which it counted the free slots, so a slot freed after its
+//! count always finds it queued), and when Jobs finish, the controller wakes as many waiting
+//! runs as there are free slots: runs under way first, then runs not started, oldest first. A woken run that finds the slots taken again
+//! queues again; one that got its slots, finished or went away leaves the queue.
+
+use std::collections::{HashSet, VecDeque};
+
+/// A run's identity in the queue: (namespace, name).
+pub type RunRef = (String, String);
+
+/// Waiting runs: runs already under way before runs that have not started a task, each group
+/// oldest first. Finishing started runs first keeps each run's time from start to end short
+/// (breadth-first, 1,000 runs created at once would each start a task before any finishes).
+#[derive(Debug, Default)]
+pub struct SlotWaiters {
+    started: Fifo,
+    new: Fifo,
+}
+
+impl SlotWaiters {
+    /// Queues `run` (`started`: whether any of its tasks ran) unless it already waits in that
+    /// group (it keeps its place).
+    pub fn wait(&mut self, run: RunRef, started: bool) {
+        if started {
+            self.new.leave(&run);
+            self.started.wait(run);
+        } else {
+            self.new.wait(run);
+        }
+    }
+
+    /// Takes `run` out of the queue (it got its slots, or no longer needs any).
+    pub fn leave(&mut self, run: &RunRef) {
+        self.started.leave(run);
+        self.new.leave(run);
+    }
+
+    /// Number of runs waiting.
+    pub fn len(&self) -> usize {
+        self.started.waiting.len() + self.new.waiting.len()
+    }
+
+    /// Whether no run waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes up to `free` waiting runs for which `exists` holds, started ones first; runs that
+    /// no longer exist leave the queue without using a slot.
+    pub fn take(&mut self, free: usize, exists: impl Fn(&RunRef) -> bool) -> Vec<RunRef> {
+        let mut woken = self.started.take(free, &exists);
+        let rest = free - woken.len();
+        woken.extend(self.new.take(rest, &exists));
+        woken
+    }
+}
+
+/// One group, oldest first. Entries of runs that left stay in `order` until they reach its
+/// front, where they are skipped (so leaving is O(1) and the queue never scans).
+#[derive(Debug, Default)]
+struct Fifo {
+    order: VecDeque<RunRef>,
+    waiting: HashSet<RunRef>,
+}
+
+impl Fifo {
+    fn wait(&mut self, run: RunRef) {
+        if self.waiting.insert(run.clone()) {
+            self.order.push_back(run);
+        }
+        if self.order.len() > 2 * self.waiting.len() + 64 {
+            self.compact();
+        }
+    }
+
+    fn leave(&mut self, run: &RunRef) {
+        self.waiting.remove(run);
+    }
+
+    /// Drops the entries of runs that left, and repeats, keeping each waiter's first place.
+    fn compact(&mut self) {
+        let mut seen = HashSet::new();
+        let waiting = &self.waiting;
+        self.order
+            .retain(|r| waiting.contains(r) && seen.insert(r.clone()));
+    }
+
+    fn take(&mut self, free: usize, exists: &impl Fn(&RunRef) -> bool) -> Vec<RunRef> {
+        let mut woken = Vec::new();
+        while woken.len() < free {
+            let Some(run) = self.order.pop_front() else {
+                break;
+            };
+            if !self.waiting.remove(&run) {
+                continue; // it left the queue earlier
+            }
+            if exists(&run) {
+                woken.push(run);
+            }
+        }
+        woken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(name: &str) -> RunRef {
+        ("dev".into(), name.into())
+    }
+
+    #[test]
+    fn the_oldest_waiters_are_woken_one_per_free_slot() {
+        let mut q = SlotWaiters::default();
+        for name in ["a", "b", "c"] {
+            q.wait(run(name), false);
+        }
+        q.wait(run("a"), false); // already waiting: keeps its place
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.take(2, |_| true), [run("a"), run("b")]);
+        assert_eq!(q.take(0, |_| true), Vec::<RunRef>::new());
+        assert_eq!(q.take(5, |_| true), [run("c")]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn runs_that_left_or_are_gone_use_no_slot() {
+        let mut q = SlotWaiters::default();
+        for name in ["a", "b", "c", "d"] {
+            q.wait(run(name), false);
+        }
+        q.leave(&run("a"));
+        assert_eq!(q.take(2, |r| r.1 != "b"), [run("c"), run("d")]);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_run_that_left_and_waits_again_is_woken_once() {
+        let mut q = SlotWaiters::default();
+        q.wait(run("a"), false);
+        q.wait(run("b"), false);
+        q.leave(&run("a"));
+        q.wait(run("a"), false);
+        assert_eq!(q.take(3, |_| true), [run("a"), run("b")]);
+        assert_eq!(q.take(3, |_| true), Vec::<RunRef>::new());
+    }
+
+    #[test]
+    fn runs_under_way_go_before_runs_not_started() {
+        let mut q = SlotWaiters::default();
+        q.wait(run("new-1"), false);
+        q.wait(run("new-2"), false);
+        q.wait(run("going-1"), true);
+        q.wait(run("new-2"), true); // it started meanwhile: moves to the started group
+        q.wait(run("going-2"), true);
+        assert_eq!(q.len(), 4);
+        assert_eq!(
+            q.take(3, |_| true),
+            [run("going-1"), run("new-2"), run("going-2")]
+        );
+        assert_eq!(q.take(3, |_| true), [run("new-1")]);
+    }
+
+    #[test]
+    fn churn_does_not_grow_the_queue() {
+        let mut q = SlotWaiters::default();
+        q.wait(run("steady"), false);
+        for _ in 0..10_000 {
+            q.wait(run("churn"), false);
+            q.leave(&run("churn"));
+        }
+        assert!(q.new.order.len() < 200, "{} entries", q.new.order.len());
+        assert_eq!(q.take(5, |_| true), [run("steady")]);
+    }
+}
