@@ -2,8 +2,9 @@
 //! and WorkflowRuns (and the Jobs they own), the [`Cluster`] implementation backed by reflector
 //! caches, the leader Lease, and the process's run loop.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration as StdDuration;
 
 use chrono::Utc;
@@ -21,7 +22,9 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
-use crate::api::{LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
+use crate::api::{
+    LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowSpec, WorkflowStatus,
+};
 use crate::cache_sync::{Cache, CacheSync};
 use crate::config::Cli;
 use crate::http::Health;
@@ -339,6 +342,44 @@ fn trim_cached<K: Resource>(object: &mut K) {
     meta.annotations = None;
 }
 
+/// Shares the spec snapshots of cached runs: the runs of one Workflow mostly execute the same
+/// spec, and each copy of a 100-task spec costs tens of kilobytes. Holds the specs weakly, so
+/// it keeps nothing alive that no cached run uses.
+#[derive(Default)]
+struct SharedSpecs {
+    /// By (namespace, workflow): the distinct specs its cached runs hold, newest last.
+    specs: HashMap<(String, String), Vec<Weak<WorkflowSpec>>>,
+}
+
+/// Distinct specs remembered per Workflow (runs of older specs beyond these keep own copies).
+const SHARED_SPECS_PER_WORKFLOW: usize = 4;
+
+impl SharedSpecs {
+    fn share(&mut self, run: &mut WorkflowRun) {
+        let key = (
+            run.metadata.namespace.clone().unwrap_or_default(),
+            run.spec.workflow_name.clone(),
+        );
+        let Some(spec) = run.status.as_mut().and_then(|s| s.workflow_spec.as_mut()) else {
+            return;
+        };
+        let known = self.specs.entry(key).or_default();
+        known.retain(|w| w.strong_count() > 0);
+        if let Some(shared) = known
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|s| **s == **spec)
+        {
+            *spec = shared;
+            return;
+        }
+        if known.len() == SHARED_SPECS_PER_WORKFLOW {
+            known.remove(0);
+        }
+        known.push(Arc::downgrade(spec));
+    }
+}
+
 /// Asks for a reconcile of the Workflow that owns the run of `event`.
 fn trigger_workflow(
     event: &watcher::Event<WorkflowRun>,
@@ -360,7 +401,7 @@ fn trigger_workflow(
     }
 }
 
-/// Wakes runs waiting for a slot of the global cap, oldest first, one per free slot, each
+/// Wakes runs waiting for a slot of the global cap (in the order of `waiters`), one per free slot, each
 /// time `slots_freed` is notified (notifications while it works coalesce into one more look).
 async fn wake_waiting_runs(
     ctx: Arc<Context>,
@@ -416,9 +457,13 @@ pub async fn run_controllers(
     // watch, after the store holds the change: a second watch of runs could trigger the
     // Workflow before its store shows what changed.
     let (workflow_wake, workflow_wakes) = futures::channel::mpsc::unbounded();
+    let mut shared_specs = SharedSpecs::default();
     let run_events = reflector(
         writer,
-        watcher(runs, watcher::Config::default()).modify(trim_cached),
+        watcher(runs, watcher::Config::default()).modify(move |run| {
+            trim_cached(run);
+            shared_specs.share(run);
+        }),
     )
     .default_backoff()
     .inspect_ok(observer(&synced, Cache::Runs))
@@ -741,6 +786,61 @@ mod tests {
     use tower_test::mock;
 
     type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+    fn run_with_spec(name: &str, workflow: &str, image: &str) -> WorkflowRun {
+        let mut run: WorkflowRun = serde_json::from_value(serde_json::json!({
+            "apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRun",
+            "metadata": {"name": name, "namespace": "dev",
+                         "managedFields": [{"manager": "m", "operation": "Apply"}],
+                         "annotations": {"a": "b"}},
+            "spec": {"workflowName": workflow},
+            "status": {"workflowSpec": {"tasks": [{"name": "t", "image": image}]}}
+        }))
+        .expect("a run");
+        trim_cached(&mut run);
+        run
+    }
+
+    fn spec_of(run: &WorkflowRun) -> Arc<WorkflowSpec> {
+        run.status
+            .as_ref()
+            .and_then(|s| s.workflow_spec.clone())
+            .expect("a snapshot")
+    }
+
+    #[test]
+    fn cached_runs_share_equal_specs_and_keep_no_managed_fields() {
+        let mut shared = SharedSpecs::default();
+        let mut runs: Vec<WorkflowRun> =
+            [("r1", "etl", "a"), ("r2", "etl", "a"), ("r3", "etl", "b")]
+                .into_iter()
+                .map(|(n, w, i)| run_with_spec(n, w, i))
+                .collect();
+        runs.push(run_with_spec("r4", "other", "a"));
+        for run in &mut runs {
+            shared.share(run);
+        }
+        assert!(
+            runs[0].metadata.managed_fields.is_none() && runs[0].metadata.annotations.is_none()
+        );
+        assert!(
+            Arc::ptr_eq(&spec_of(&runs[0]), &spec_of(&runs[1])),
+            "equal specs share one copy"
+        );
+        assert!(
+            !Arc::ptr_eq(&spec_of(&runs[0]), &spec_of(&runs[2])),
+            "a different spec is its own"
+        );
+        assert!(
+            !Arc::ptr_eq(&spec_of(&runs[0]), &spec_of(&runs[3])),
+            "per workflow"
+        );
+        assert_eq!(spec_of(&runs[1]).tasks[0].image, "a");
+        // Nothing is kept alive by the sharing itself.
+        let weak = Arc::downgrade(&spec_of(&runs[2]));
+        runs.remove(2);
+        assert_eq!(weak.strong_count(), 0);
+    }
 
     fn mock_client() -> (Client, Handle) {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();

@@ -755,7 +755,8 @@ impl<'a> Planner<'a> {
                 // The spec the run executes, recorded with its first step. A run that finished
                 // before snapshots existed keeps none rather than get today's spec.
                 workflow_spec: self.input.status.workflow_spec.clone().or_else(|| {
-                    (!self.input.status.phase.is_finished()).then(|| self.input.spec.clone())
+                    (!self.input.status.phase.is_finished())
+                        .then(|| std::sync::Arc::new(self.input.spec.clone()))
                 }),
             },
             actions: self.actions,

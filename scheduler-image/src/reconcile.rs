@@ -573,7 +573,7 @@ impl<C: Cluster> Reconciler<C> {
             &old.workflow_spec,
             self.cluster.workflow(&ns, &run.spec.workflow_name),
         ) {
-            (Some(spec), _) => Arc::new(spec.clone()),
+            (Some(spec), _) => spec.clone(),
             (None, Some(wf)) => Arc::new(wf.spec.clone()),
             (None, None) if old.phase.is_finished() => return Ok(None),
             // The Workflow may be in the cache a moment after the run (separate watches, or a

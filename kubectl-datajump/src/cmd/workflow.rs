@@ -452,7 +452,7 @@ impl WorkflowTree {
         // What the latest run executes: the spec it recorded when it started.
         let snapshot = latest
             .and_then(|r| r.status.as_ref())
-            .and_then(|s| s.workflow_spec.as_ref());
+            .and_then(|s| s.workflow_spec.as_deref());
         let spec = snapshot.unwrap_or(&wf.spec);
         Self {
             name: wf.metadata.name.clone().unwrap_or_default(),
@@ -688,7 +688,7 @@ spec:
         // Without edits the note is absent.
         let mut same = run.clone();
         if let Some(s) = same.status.as_mut() {
-            s.workflow_spec = Some(wf.spec.clone());
+            s.workflow_spec = Some(std::sync::Arc::new(wf.spec.clone()));
         }
         assert!(!WorkflowTree::build(&wf, Some(&same)).latest_run_spec_differs);
     }

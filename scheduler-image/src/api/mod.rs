@@ -340,9 +340,10 @@ pub struct WorkflowRunStatus {
     /// The Workflow's spec as the run found it when it started. Every decision of the run is
     /// made on this copy, so editing (or breaking) the Workflow changes only later runs and
     /// never rewrites a run's history. Validated on the Workflow, so stored without a schema.
+    // Shared (`Arc`): the scheduler's cache keeps one copy for all runs of the same spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "opaque_object")]
-    pub workflow_spec: Option<WorkflowSpec>,
+    pub workflow_spec: Option<std::sync::Arc<WorkflowSpec>>,
 }
 
 /// `{type: object, x-kubernetes-preserve-unknown-fields: true}`: a stored copy of an object
