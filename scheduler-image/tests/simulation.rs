@@ -272,6 +272,24 @@ fn three_wide_workflows_under_a_cap_of_four() -> (Arc<MemoryCluster>, Reconciler
     (cluster, r)
 }
 
+/// The three wide workflows' runs are done: one Job per task, every run Succeeded.
+fn assert_fifteen_tasks_ran_and_every_run_succeeded(cluster: &MemoryCluster) {
+    assert_eq!(
+        cluster.jobs_created().len(),
+        15,
+        "all 15 tasks ran, one Job each"
+    );
+    let phases: Vec<_> = cluster
+        .runs()
+        .iter()
+        .map(|r| r.status.as_ref().map(|s| s.phase))
+        .collect();
+    assert!(
+        phases.iter().all(|p| *p == Some(RunPhase::Succeeded)),
+        "every run finished: {phases:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_global_cap_bounds_running_tasks_across_runs() {
     let (cluster, r) = three_wide_workflows_under_a_cap_of_four();
@@ -289,17 +307,7 @@ async fn the_global_cap_bounds_running_tasks_across_runs() {
         cluster.set_now(now);
     }
     assert_eq!(peak, 4);
-    assert_eq!(
-        cluster.jobs_created().len(),
-        15,
-        "all 15 tasks ran, one Job each"
-    );
-    assert!(
-        cluster
-            .runs()
-            .iter()
-            .all(|r| r.status.as_ref().map(|s| s.phase) == Some(RunPhase::Succeeded))
-    );
+    assert_fifteen_tasks_ran_and_every_run_succeeded(&cluster);
 }
 
 #[tokio::test]
@@ -370,23 +378,7 @@ async fn runs_waiting_for_a_slot_are_woken_when_one_frees() {
             assert!(cluster.active_jobs().len() <= 4, "cap exceeded");
         }
     }
-    assert_eq!(
-        cluster.jobs_created().len(),
-        15,
-        "all 15 tasks ran, one Job each"
-    );
-    assert!(
-        cluster
-            .runs()
-            .iter()
-            .all(|r| r.status.as_ref().map(|s| s.phase) == Some(RunPhase::Succeeded)),
-        "every run finished: {:?}",
-        cluster
-            .runs()
-            .iter()
-            .map(|r| r.status.as_ref().map(|s| s.phase))
-            .collect::<Vec<_>>()
-    );
+    assert_fifteen_tasks_ran_and_every_run_succeeded(&cluster);
     assert!(!woken_order.is_empty(), "the waiting runs were woken");
 }
 

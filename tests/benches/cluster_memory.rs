@@ -43,7 +43,7 @@ use datajump_scheduler::names::job_name;
 use datajump_tests::cluster::{self, Background, Cluster};
 use datajump_tests::load::{diamond_workflow, peak_rss_mib, proc_status_mib};
 use datajump_tests::plugin::install_dev;
-use datajump_tests::scheduler::{counters, free_port, start_scheduler};
+use datajump_tests::scheduler::{counters, free_port, scheduler_deployment, start_scheduler};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
@@ -315,18 +315,7 @@ fn fanout_workflow(i: usize) -> Workflow {
 /// The task resources the chart gives the scheduler, read from its Deployment through the
 /// scheduler's own flag parser, so the Jobs are the ones it would have created.
 fn chart_task_defaults(cluster: &Cluster, ns: &str) -> anyhow::Result<TaskDefaults> {
-    let out = cluster
-        .kubectl_ok(&[
-            "get",
-            "deployment",
-            "datajump-scheduler",
-            "-n",
-            ns,
-            "-o",
-            "json",
-        ])
-        .map_err(anyhow::Error::msg)?;
-    let deployment: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let deployment = scheduler_deployment(cluster, ns).map_err(anyhow::Error::msg)?;
     let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
         .context("the scheduler container has env")?;

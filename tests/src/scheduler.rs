@@ -11,6 +11,20 @@ use serde_json::Value;
 
 use crate::cluster::{Background, Cluster, cargo_bin, wait_until};
 
+/// The chart's scheduler Deployment in `ns`, as JSON.
+pub fn scheduler_deployment(cluster: &Cluster, ns: &str) -> Result<Value, String> {
+    let out = cluster.kubectl_ok(&[
+        "get",
+        "deployment",
+        "datajump-scheduler",
+        "-n",
+        ns,
+        "-o",
+        "json",
+    ])?;
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("the scheduler Deployment's JSON: {e}"))
+}
+
 /// Starts the scheduler binary the way the chart's Deployment in `ns` would: the plain `value`
 /// env entries of its container, plus what the downward API would give it, then `overrides`.
 pub fn start_scheduler(
@@ -19,18 +33,7 @@ pub fn start_scheduler(
     metrics_port: u16,
     overrides: &[(&str, &str)],
 ) -> Background {
-    let out = cluster
-        .kubectl_ok(&[
-            "get",
-            "deployment",
-            "datajump-scheduler",
-            "-n",
-            ns,
-            "-o",
-            "json",
-        ])
-        .expect("the chart deployed the scheduler");
-    let deployment: Value = serde_json::from_slice(&out.stdout).expect("Deployment JSON");
+    let deployment = scheduler_deployment(cluster, ns).expect("the chart deployed the scheduler");
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     let account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
         .as_str()
