@@ -143,7 +143,7 @@ fn load_crds(dirs: &[PathBuf]) -> CrdSchemas {
         let loaded = CrdSchemas::load_dir(dir).expect("CRD directory loads");
         crds.merge(loaded);
     }
-    for crd in datajump_scheduler::api::crds() {
+    for crd in datajump_api::crds() {
         crds.add(crd);
     }
     crds

@@ -1,6 +1,7 @@
 //! chart-gen: the typed model of the DataJump platform, the generator of the Helm chart and values
 //! schema, and their validation.
 
+#[cfg(feature = "generator")]
 pub mod generate;
 pub mod helm;
 pub mod kube_versions;
@@ -8,7 +9,6 @@ pub mod model;
 pub mod overlay;
 pub mod pipeline;
 pub mod profiles;
-pub mod render;
 pub mod schema;
 pub mod validate;
 pub mod values_doc;

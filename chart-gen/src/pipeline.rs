@@ -104,7 +104,7 @@ impl Pipeline {
             Some(dir) => CrdSchemas::load_dir(dir)?,
             None => CrdSchemas::new(),
         };
-        for crd in datajump_scheduler::api::crds() {
+        for crd in datajump_api::crds() {
             crds.add(crd);
         }
         Ok(Self {

@@ -438,7 +438,7 @@ fn own_crds_ship_with_the_chart_and_validate_workflows() {
     );
 
     let mut crds = CrdSchemas::new();
-    for crd in datajump_scheduler::api::crds() {
+    for crd in datajump_api::crds() {
         crds.add(crd);
     }
     let sample =

@@ -131,7 +131,7 @@ fn crds() -> CrdSchemas {
         Some(dir) => CrdSchemas::load_dir(&dir).unwrap(),
         None => panic!("the operator CRDs are needed (../shared/crds or DATAJUMP_CRD_DIR)"),
     };
-    for crd in datajump_scheduler::api::crds() {
+    for crd in datajump_api::crds() {
         crds.add(crd);
     }
     crds

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRe
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
-use datajump_scheduler::api::{LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK, LABEL_WORKFLOW};
+use datajump_api::{LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK, LABEL_WORKFLOW};
 use datajump_scheduler::job_index::JobIndex;
 use kube::runtime::watcher;
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use datajump_scheduler::api::Workflow;
+use datajump_api::Workflow;
 use datajump_scheduler::metrics::Metrics;
 use datajump_scheduler::reconcile::{Reconciler, SchedulerConfig};
 use datajump_scheduler::sim::{MemoryCluster, reconcile_all};

@@ -5,9 +5,9 @@ use std::hint::black_box;
 
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use datajump_scheduler::api::schedule::Schedule;
-use datajump_scheduler::api::validate::{Limits, validate_spec};
-use datajump_scheduler::api::{TaskPhase, TaskStatus, WorkflowRunStatus, WorkflowSpec};
+use datajump_api::schedule::Schedule;
+use datajump_api::validate::{Limits, validate_spec};
+use datajump_api::{TaskPhase, TaskStatus, WorkflowRunStatus, WorkflowSpec};
 use datajump_scheduler::plan::{JobState, ObservedJob, RunInput, plan_run};
 
 const TASKS: usize = 10_000;

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 
 use clap::{ArgAction, Parser, ValueEnum};
 
-use crate::api::validate::Limits;
 use crate::jobs::TaskDefaults;
 use crate::reconcile::{
     DEFAULT_FINISHED_POD_RETENTION_SECONDS, DEFAULT_PENDING_TIMEOUT_SECONDS, SchedulerConfig,
 };
+use datajump_api::validate::Limits;
 
 /// Default of `--reconcile-concurrency`: enough to keep a cap of hundreds of tasks fed (a
 /// reconcile takes a few API calls of milliseconds each), few enough to keep connections low.

@@ -22,9 +22,6 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
-use crate::api::{
-    LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowSpec, WorkflowStatus,
-};
 use crate::cache_sync::{Cache, CacheSync};
 use crate::config::Cli;
 use crate::http::Health;
@@ -36,6 +33,9 @@ use crate::plan::{EventType, ObservedJob};
 use crate::reconcile::{Cluster, ClusterError, Created, Reconciler};
 use crate::waiters::RunRef;
 use crate::watched::{WatchedJob, WatchedPod, convert};
+use datajump_api::{
+    LABEL_RUN, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowSpec, WorkflowStatus,
+};
 
 /// Field manager of every write (server-side apply and creates).
 pub const FIELD_MANAGER: &str = "datajump-scheduler";
@@ -974,14 +974,14 @@ mod tests {
         });
         let mut run = WorkflowRun::new(
             "etl-1",
-            crate::api::WorkflowRunSpec {
+            datajump_api::WorkflowRunSpec {
                 workflow_name: "etl".into(),
                 scheduled_time: None,
             },
         );
         run.metadata.namespace = Some("data".into());
         let status = WorkflowRunStatus {
-            phase: crate::api::RunPhase::Running,
+            phase: datajump_api::RunPhase::Running,
             ..Default::default()
         };
         cluster(client)

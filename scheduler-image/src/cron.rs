@@ -8,8 +8,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::api::schedule::Schedule;
-use crate::api::{CatchUpPolicy, ConcurrencyPolicy, WorkflowSpec};
+use datajump_api::schedule::Schedule;
+use datajump_api::{CatchUpPolicy, ConcurrencyPolicy, WorkflowSpec};
 
 /// Upper bound on ticks examined per decision, so a long outage with a per-minute schedule
 /// costs bounded work; older ticks are simply missed.

@@ -322,7 +322,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
     use std::collections::BTreeMap;
 
-    use crate::api::{LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK};
+    use datajump_api::{LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK};
 
     fn job(name: &str, run_uid: &str, state: Option<&str>) -> Job {
         Job {

@@ -20,12 +20,12 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::Resource;
 
-use crate::api::{
+use crate::plan::{JobState, ObservedJob, PodReport};
+use datajump_api::names::scheduled_run_name;
+use datajump_api::{
     ANNOTATION_SCHEDULED_TIME, LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK, LABEL_WORKFLOW, TaskSpec,
     Workflow, WorkflowRun, WorkflowRunSpec,
 };
-use crate::names::scheduled_run_name;
-use crate::plan::{JobState, ObservedJob, PodReport};
 
 /// Label every object created by the scheduler carries, so its watches see only its own Jobs.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";

@@ -11,9 +11,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::api::validate::Dag;
-use crate::api::{RunCondition, RunPhase, TaskPhase, TaskStatus, WorkflowRunStatus, WorkflowSpec};
-use crate::names::job_name;
+use datajump_api::names::job_name;
+use datajump_api::validate::Dag;
+use datajump_api::{
+    RunCondition, RunPhase, TaskPhase, TaskStatus, WorkflowRunStatus, WorkflowSpec,
+};
 
 /// Longest retry backoff, whatever the attempt.
 pub const MAX_BACKOFF_SECONDS: i64 = 3600;
@@ -806,8 +808,8 @@ pub fn prune_history(runs: &[FinishedRun], keep_succeeded: u32, keep_failed: u32
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::validate::{Limits, validate_spec};
     use chrono::TimeZone;
+    use datajump_api::validate::{Limits, validate_spec};
 
     const RUN: &str = "etl-202601010000";
 

@@ -13,20 +13,20 @@ use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use tokio::sync::Notify;
 
-use crate::api::schedule::Schedule;
-use crate::api::validate::{Limits, validate_spec, validate_workflow_with};
-use crate::api::{
-    RunCondition, RunPhase, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
-};
 use crate::cron::{CronInput, plan_ticks};
 use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time};
 use crate::metrics::Metrics;
-use crate::names::scheduled_run_name;
 use crate::plan::{
     Action, EventType, FinishedRun, ObservedJob, RunInput, RunPlan, plan_run, prune_history,
     reject_attempt,
 };
 use crate::waiters::{RunRef, SlotWaiters};
+use datajump_api::names::scheduled_run_name;
+use datajump_api::schedule::Schedule;
+use datajump_api::validate::{Limits, validate_spec, validate_workflow_with};
+use datajump_api::{
+    RunCondition, RunPhase, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
+};
 
 /// Outcome of a create call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +188,7 @@ fn created_within(run: &WorkflowRun, now: DateTime<Utc>, seconds: i64) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Progress {
     phase: RunPhase,
-    tasks: Vec<(String, crate::api::TaskPhase, u32)>,
+    tasks: Vec<(String, datajump_api::TaskPhase, u32)>,
 }
 
 impl Progress {

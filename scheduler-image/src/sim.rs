@@ -12,14 +12,14 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use kube::api::ObjectMeta;
 
-use crate::api::{
-    LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
-};
 use crate::job_index::JobIndex;
 use crate::jobs::to_k8s_time;
 use crate::plan::EventType;
 use crate::plan::ObservedJob;
 use crate::reconcile::{Cluster, ClusterError, Created, Reconciler};
+use datajump_api::{
+    LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
+};
 
 type Key = (String, String);
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use datajump_scheduler::api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunSpec};
+use datajump_api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunSpec};
 use datajump_scheduler::metrics::Metrics;
 use datajump_scheduler::reconcile::{Reconciler, SchedulerConfig};
 use datajump_scheduler::sim::{MemoryCluster, reconcile_all, reconcile_runs_concurrently};

@@ -34,12 +34,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser as _;
-use datajump_scheduler::api::{RunPhase, TaskSpec, Workflow, WorkflowRun, WorkflowRunStatus};
+use datajump_api::names::job_name;
+use datajump_api::{RunPhase, TaskSpec, Workflow, WorkflowRun, WorkflowRunStatus};
 use datajump_scheduler::config::Cli;
 use datajump_scheduler::jobs::{
     LABEL_MANAGED_BY, MANAGER, TaskDefaults, build_job, build_run, from_k8s_time,
 };
-use datajump_scheduler::names::job_name;
 use datajump_tests::cluster::{self, Background, Cluster};
 use datajump_tests::load::{diamond_workflow, peak_rss_mib, proc_status_mib};
 use datajump_tests::plugin::install_dev;
@@ -149,7 +149,7 @@ async fn workflows_scenario(cluster: &Cluster, n: usize) -> anyhow::Result<f64> 
     let api: Api<Workflow> = Api::namespaced(client.clone(), WORKFLOWS_NS);
     let hour = utc_hour();
     let workflows: Vec<Workflow> = (0..n).map(|i| scheduled_workflow(i, hour)).collect();
-    datajump_scheduler::api::validate::validate_workflow(&workflows[0])
+    datajump_api::validate::validate_workflow(&workflows[0])
         .map_err(|e| anyhow::anyhow!("the bench's Workflow is invalid: {e}"))?;
     let start = Instant::now();
     create_all(&api, workflows).await?;

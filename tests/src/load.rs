@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use datajump_scheduler::api::{RunPhase, WorkflowRun};
+use datajump_api::{RunPhase, WorkflowRun};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::Api;

@@ -553,7 +553,7 @@ async fn sample_during_restore(client: kube::Client, ns: String, seen: Arc<Atomi
     use k8s_openapi::api::apps::v1::Deployment;
     use kube::Api;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let workflows: Api<datajump_scheduler::api::Workflow> = Api::namespaced(client, &ns);
+    let workflows: Api<datajump_api::Workflow> = Api::namespaced(client, &ns);
     loop {
         if let (Ok(d), Ok(list)) = (
             deployments.get("datajump-scheduler").await,

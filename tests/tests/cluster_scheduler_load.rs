@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use datajump_scheduler::api::RunPhase;
+use datajump_api::RunPhase;
 use datajump_tests::cluster;
 use datajump_tests::load::{
     DIAMOND, create_runs, dependent_latencies, peak_rss_mib, percentile, start_diamond_scheduler,

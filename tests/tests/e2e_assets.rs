@@ -3,8 +3,8 @@
 //! slips through), its expectations name exactly its tasks, and `verify_run.py` accepts a run that
 //! meets them and rejects each way a run can fall short.
 
-use datajump_scheduler::api::Workflow;
-use datajump_scheduler::api::validate::validate_workflow;
+use datajump_api::Workflow;
+use datajump_api::validate::validate_workflow;
 use serde_json::{Value as Json, json};
 use serde_yaml::Value;
 use std::collections::BTreeSet;

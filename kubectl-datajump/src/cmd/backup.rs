@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use datajump_scheduler::names::bounded;
+use datajump_api::names::bounded;
 use kube::Client;
 use serde::{Deserialize, Serialize};
 

@@ -155,7 +155,7 @@ pub async fn restore(
         }
     };
 
-    let job = datajump_scheduler::names::bounded(
+    let job = datajump_api::names::bounded(
         &format!("{fullname}-restore"),
         &Utc::now().format("%Y%m%d-%H%M").to_string(),
     );

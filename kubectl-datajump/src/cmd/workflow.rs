@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::Utc;
-use datajump_scheduler::api::validate::validate_workflow;
-use datajump_scheduler::api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunStatus};
+use datajump_api::validate::validate_workflow;
+use datajump_api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunStatus};
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;

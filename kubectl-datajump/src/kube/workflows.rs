@@ -1,12 +1,12 @@
-//! Workflow and WorkflowRun requests (types from `datajump_scheduler::api`): submit by server-side
+//! Workflow and WorkflowRun requests (types from `datajump_api`): submit by server-side
 //! apply, start runs, suspend/resume by merge patch, and the suspend-everything / resume-exactly-
 //! those pair that `restore` brackets its work with.
 
 use std::time::Duration;
 
 use chrono::Utc;
-use datajump_scheduler::api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
-use datajump_scheduler::names::manual_run_prefix;
+use datajump_api::names::manual_run_prefix;
+use datajump_api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};

@@ -419,7 +419,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::TaskSpec;
+    use crate::TaskSpec;
 
     fn task(name: &str, deps: &[&str]) -> TaskSpec {
         serde_json::from_value(serde_json::json!({

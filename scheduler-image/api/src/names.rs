@@ -89,7 +89,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, job_name(&run, "extract-customers-from-the-warehouse", 1));
         assert!(a.ends_with("-1"));
-        assert!(crate::api::validate::check_dns1123_label(&a).is_ok(), "{a}");
+        assert!(crate::validate::check_dns1123_label(&a).is_ok(), "{a}");
     }
 
     #[test]
@@ -107,7 +107,7 @@ mod tests {
         assert!(prefix.ends_with("-manual-20260304050607-"), "{prefix}");
         assert_ne!(prefix, manual_run_prefix(&"w".repeat(62), t));
         assert!(
-            crate::api::validate::check_dns1123_label(&name).is_ok(),
+            crate::validate::check_dns1123_label(&name).is_ok(),
             "{name}"
         );
         // The Jobs of that run still get valid names too.

@@ -1,6 +1,11 @@
 //! Everything the generator writes — the chart under `charts/datajump/` and the schemas under
 //! `schemas/` — computed in memory, then written (`generate`) or compared with what is committed
-//! (`check`, the CI drift check).
+//! (`check`, the CI drift check). The chart's templates come from [`templates`] (minijinja).
+//!
+//! Only the `chart-gen` binary generates; the library's other users (the kubectl plugin) build
+//! without the `generator` feature and so without minijinja.
+
+pub mod templates;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -8,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use self::templates::RenderError;
 use crate::model::Environment;
-use crate::render::{self, RenderError};
 use crate::{kube_versions, overlay, profiles, schema, values_doc};
 
 /// The chart's directory relative to the repository root.
@@ -74,7 +79,7 @@ fn chart_file(rel: &str, contents: String) -> GeneratedFile {
 
 /// Computes every generated file.
 pub fn generate_all() -> Result<Vec<GeneratedFile>, GenerateError> {
-    let mut files: Vec<GeneratedFile> = render::render_chart()?
+    let mut files: Vec<GeneratedFile> = templates::render_chart()?
         .into_iter()
         .map(|(rel, contents)| chart_file(&rel, contents))
         .collect();
@@ -127,7 +132,7 @@ pub fn generate_all() -> Result<Vec<GeneratedFile>, GenerateError> {
         ));
     }
 
-    for mut crd in datajump_scheduler::api::crds() {
+    for mut crd in datajump_api::crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         crd.metadata.labels = Some(crd_labels());
         let body = to_yaml(&name, &crd)?;
@@ -161,10 +166,10 @@ pub fn generate_all() -> Result<Vec<GeneratedFile>, GenerateError> {
 /// carry no release-specific labels: they are shared by every release in the cluster.
 fn crd_labels() -> std::collections::BTreeMap<String, String> {
     [
-        ("app.kubernetes.io/name", render::CHART.name),
+        ("app.kubernetes.io/name", templates::CHART.name),
         ("app.kubernetes.io/component", "scheduler"),
         ("app.kubernetes.io/part-of", "datajump"),
-        ("app.kubernetes.io/version", render::CHART.app_version),
+        ("app.kubernetes.io/version", templates::CHART.app_version),
         ("app.kubernetes.io/managed-by", "Helm"),
     ]
     .into_iter()
@@ -174,10 +179,10 @@ fn crd_labels() -> std::collections::BTreeMap<String, String> {
 
 fn chart_readme(base: &Value, schema: &Value) -> String {
     let rows = values_doc::rows(base, schema);
-    let template = include_str!("../templates/readme/README.md.tmpl");
+    let template = include_str!("../../templates/readme/README.md.tmpl");
     template
-        .replace("@VERSION@", render::CHART.version)
-        .replace("@APP_VERSION@", render::CHART.app_version)
+        .replace("@VERSION@", templates::CHART.version)
+        .replace("@APP_VERSION@", templates::CHART.app_version)
         .replace(
             "@KUBE_OLDEST@",
             &kube_versions::OLDEST_SUPPORTED.to_string(),

@@ -1,13 +1,17 @@
-//! The scheduler's public API: the `Workflow` and `WorkflowRun` custom resources (group
-//! `datajump.io`, version `v1alpha1`), their CRDs, the labels the scheduler puts on what it
-//! creates, and the validation shared with the `kubectl datajump` plugin.
+//! The workflow API: the `Workflow` and `WorkflowRun` custom resources (group `datajump.io`,
+//! version `v1alpha1`), their CRDs, the labels the scheduler puts on what it creates, object
+//! names, the cron evaluator and the validation shared by the scheduler and the `kubectl
+//! datajump` plugin.
 //!
-//! The scheduler owns its API: chart-gen writes [`crds()`] into the chart and the plugin imports
-//! these types, so there is exactly one definition of each field.
+//! A crate of its own so that everyone who reads or writes these resources shares exactly one
+//! definition of each field without compiling the scheduler's controller, web server or metrics:
+//! the scheduler executes them, chart-gen writes [`crds()`] into the chart, the plugin submits
+//! and shows them.
 
 // kube's `printcolumn(...)` repeats keys by design; clippy mistakes them for duplicates.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod names;
 pub mod schedule;
 pub mod validate;
 
