@@ -1,6 +1,7 @@
 //! chart-gen: the typed model of the DataJump platform, the generator of the Helm chart and values
 //! schema, and their validation.
 
+pub mod crds;
 #[cfg(feature = "generator")]
 pub mod generate;
 pub mod helm;

@@ -1,10 +1,14 @@
-//! `chart-gen`: generate, check, validate, render and package the DataJump chart.
+//! `chart-gen`: generate, check, validate, render and package the DataJump chart; fetch the
+//! operators' CRDs.
+
+mod commands;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use chart_gen::crds::{self, OperatorCrds};
 use chart_gen::generate::{self, CHART_DIR};
 use chart_gen::helm::{Helm, TemplateRequest};
 use chart_gen::model::Environment;
@@ -43,6 +47,8 @@ enum Command {
     Render(RenderArgs),
     /// Package the chart (helm package) into a .tgz.
     Package(PackageArgs),
+    /// Operator CRDs: download the pinned ones into the cache, write kubeconform schemas.
+    Crds(commands::crds::CrdsArgs),
 }
 
 #[derive(Args)]
@@ -68,9 +74,16 @@ impl EnvSelection {
 struct ValidateArgs {
     #[command(flatten)]
     envs: EnvSelection,
-    /// Directory of operator CRD YAML files to validate custom resources against.
+    /// Directory of operator CRD YAML files to validate custom resources against (default: the
+    /// cache `chart-gen crds fetch` fills).
     #[arg(long, env = "DATAJUMP_CRD_DIR")]
     crd_dir: Option<PathBuf>,
+    /// Root of the CRD cache (default: $XDG_CACHE_HOME/datajump/crds or ~/.cache/datajump/crds).
+    #[arg(long, value_name = "DIR", env = "DATAJUMP_CRD_CACHE")]
+    crd_cache: Option<PathBuf>,
+    /// Leave the operators' custom resources unchecked (wins over --crd-dir and the cache).
+    #[arg(long)]
+    no_crds: bool,
     /// Extra values files, applied after the environment's file.
     #[arg(short = 'f', long = "values")]
     values: Vec<PathBuf>,
@@ -169,6 +182,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{out}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Crds(args) => commands::crds::run(&root, args),
         Command::Package(args) => {
             let dest = root.join(&args.destination);
             std::fs::create_dir_all(&dest)
@@ -208,12 +222,15 @@ fn check(root: &Path) -> Result<ExitCode> {
 fn validate(root: &Path, helm: Helm, args: ValidateArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let chart = root.join(CHART_DIR);
-    if args.crd_dir.is_none() {
+    let operator = crds::operator_crds(args.crd_dir, args.no_crds, args.crd_cache)?;
+    let mut pipeline = Pipeline::new(chart, helm, operator.dir())?;
+    if let OperatorCrds::Skipped { groups } = operator {
         eprintln!(
-            "chart-gen: warning: no --crd-dir; operator custom resources cannot be checked against their CRDs"
+            "chart-gen: warning: --no-crds: custom resources of {} are not checked against their CRDs",
+            groups.join(", ")
         );
+        pipeline.crds.skip_groups(groups);
     }
-    let pipeline = Pipeline::new(chart, helm, args.crd_dir.as_deref())?;
     let envs = args.envs.envs();
     let mut total = 0;
     let mut objects = 0;

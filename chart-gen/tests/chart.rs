@@ -343,7 +343,14 @@ fn bad_values_are_refused_with_file_pointer_and_expectation() {
         let path = dir.path().join(name);
         std::fs::write(&path, body).unwrap();
         let (code, stdout, stderr) = chart_gen(
-            &["validate", "--env", "prod", "-f", path.to_str().unwrap()],
+            &[
+                "validate",
+                "--env",
+                "prod",
+                "--no-crds",
+                "-f",
+                path.to_str().unwrap(),
+            ],
             &repo_root(),
         );
         assert_eq!(code, 2, "{name}: {stdout}{stderr}");
@@ -375,7 +382,14 @@ fn unreadable_values_file_is_bad_input() {
     let path = dir.path().join("broken.yaml");
     std::fs::write(&path, "web: [unclosed\n").unwrap();
     let (code, _, stderr) = chart_gen(
-        &["validate", "--env", "dev", "-f", path.to_str().unwrap()],
+        &[
+            "validate",
+            "--env",
+            "dev",
+            "--no-crds",
+            "-f",
+            path.to_str().unwrap(),
+        ],
         &repo_root(),
     );
     assert_eq!(code, 2, "{stderr}");

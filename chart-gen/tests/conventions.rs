@@ -30,9 +30,11 @@ fn chart_gen_validate(env: Environment, values: &Path) -> (i32, String) {
         "-f",
         values.to_str().unwrap(),
     ]);
-    if let Some(crds) = crd_dir() {
-        command.arg("--crd-dir").arg(crds);
-    }
+    match crd_dir() {
+        Some(crds) => command.arg("--crd-dir").arg(crds),
+        // Values checks need no operator CRDs; without a copy, do not look for the cache.
+        None => command.arg("--no-crds"),
+    };
     let out = command
         .env("DATAJUMP_REPO_ROOT", repo_root())
         .output()

@@ -101,6 +101,38 @@ fn every_kind_of_problem_is_reported_once() {
     );
 }
 
+/// `validate --no-crds`: the pinned operators' groups pass unchecked, any other kind without a
+/// schema is still a problem.
+#[test]
+fn skipped_operator_groups_pass_unchecked_but_other_unknown_kinds_do_not() {
+    let mut objects = parse_manifests(&fixture_text("operator-crs.yaml")).unwrap();
+    let no_schema = |crds: &CrdSchemas, objects: &[Value]| -> Vec<String> {
+        validate_rendered(Environment::Prod, objects, crds)
+            .iter()
+            .map(ToString::to_string)
+            .filter(|l| l.contains("no schema for"))
+            .collect()
+    };
+    let unchecked = no_schema(&CrdSchemas::new(), &objects);
+    assert!(
+        unchecked
+            .iter()
+            .any(|l| l.contains("kafka.strimzi.io/v1/Kafka")),
+        "{unchecked:?}"
+    );
+    let mut skipping = CrdSchemas::new();
+    skipping.skip_groups(chart_gen::crds::Sources::pinned().unwrap().groups());
+    assert_eq!(no_schema(&skipping, &objects), Vec::<String>::new());
+
+    let mut thing = objects[0].clone();
+    thing["apiVersion"] = json!("example.com/v1");
+    thing["kind"] = json!("Thing");
+    objects.push(thing);
+    let lines = no_schema(&skipping, &objects);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("example.com/v1/Thing"), "{lines:?}");
+}
+
 #[test]
 fn objects_without_api_version_or_kind_are_reported() {
     let objects = vec![json!({"metadata": {"name": "x", "namespace": "n"}})];

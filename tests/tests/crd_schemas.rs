@@ -1,28 +1,50 @@
-//! `.github/scripts/crds.py`, which ci.yml uses to fetch the operators' CRDs at their pinned
-//! commits and to turn them into the strict JSON schemas kubeconform validates custom resources
-//! with. Checked on small fixture CRDs: multi-document sources are split and named
-//! `<group>_<plural>.yaml`, a missing CRD or an unreachable source is an error, and the schemas
-//! reject unknown fields everywhere except where the CRD preserves them, while always allowing
-//! apiVersion, kind and metadata at the root (as the API server does).
+//! `chart-gen crds schemas`, which ci.yml runs to give kubeconform strict JSON schemas of the
+//! operators' CRDs and the chart's own. Checked on a small fixture CRD: the layout kubeconform's
+//! `-schema-location` template wants, served versions only, unknown fields rejected everywhere
+//! except where the CRD preserves them, apiVersion, kind and metadata always allowed at the root
+//! (as the API server does); input without CRDs is refused. Then, with the reference CRDs
+//! (`../shared/crds` or `DATAJUMP_CRD_DIR`): the default inputs are the cache plus the chart's
+//! `crds/`, and the schemas accept every custom resource an operator-mode environment renders
+//! while catching a misspelled field — checked with a JSON Schema validator, as kubeconform
+//! would.
 
-use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.github/scripts/crds.py")
+use chart_gen::crds::Sources;
+use chart_gen::generate::CHART_DIR;
+use chart_gen::helm::{Helm, TemplateRequest};
+use chart_gen::model::Environment;
+use datajump_tests::cluster::{cargo_bin, workspace_root};
+use serde_json::{Value as Json, json};
+
+struct Run {
+    code: Option<i32>,
+    stderr: String,
 }
 
-fn crds_py(args: &[&str]) -> Output {
-    Command::new("python3")
-        .arg(script())
+/// `chart-gen ARGS` from the workspace root, with `DATAJUMP_CRD_CACHE` set to `cache`.
+fn chart_gen(args: &[&str], cache: &Path) -> Run {
+    let bin = cargo_bin("chart-gen", &["chart-gen/src", "scheduler-image/src"]);
+    let out = Command::new(bin)
+        .current_dir(workspace_root())
         .args(args)
+        .env("DATAJUMP_CRD_CACHE", cache)
         .output()
-        .expect("run python3 (with PyYAML)")
+        .expect("run chart-gen");
+    Run {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 fn utf8(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
+}
+
+fn read_json(path: &Path) -> Json {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("schema is JSON")
 }
 
 /// A CRD shaped like the operators' ones: metadata constrained at the root (as MySQL's is), a
@@ -71,132 +93,13 @@ spec:
     )
 }
 
-fn write_sources(dir: &Path, rows: &[(&str, &str)]) -> PathBuf {
-    let commit = "aec777a1f91d2c26c1d3470d97ec77899d73eadf";
-    let text: String = rows
-        .iter()
-        .map(|(file, path)| format!("{file}  example/operator  {commit}  {path}\n"))
-        .collect();
-    let sources = dir.join("sources.txt");
-    std::fs::write(&sources, format!("# fixture\n{text}")).expect("write sources");
-    sources
-}
-
-/// A local mirror laid out like raw.githubusercontent.com: `<repo>/<commit>/<path>`.
-fn mirror_file(mirror: &Path, path: &str, text: &str) {
-    let target = mirror
-        .join("example/operator/aec777a1f91d2c26c1d3470d97ec77899d73eadf")
-        .join(path);
-    std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
-    std::fs::write(target, text).expect("write mirror file");
-}
-
-#[test]
-fn fetch_splits_multi_document_sources_and_names_crds_by_group_and_plural() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mirror = dir.path().join("mirror");
-    let bundle = format!(
-        "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{ name: not-a-crd }}\n---\n{}",
-        fixture_crd("mysql.example.com", "InnoDBCluster", "innodbclusters"),
-        fixture_crd("mysql.example.com", "MySQLBackup", "mysqlbackups")
-    );
-    mirror_file(&mirror, "deploy/deploy-crds.yaml", &bundle);
-    let sources = write_sources(
-        dir.path(),
-        &[
-            (
-                "mysql.example.com_innodbclusters.yaml",
-                "deploy/deploy-crds.yaml",
-            ),
-            (
-                "mysql.example.com_mysqlbackups.yaml",
-                "deploy/deploy-crds.yaml",
-            ),
-        ],
-    );
-    let dest = dir.path().join("crds");
-    let base = format!("file://{}", mirror.display());
-    let out = crds_py(&[
-        "fetch",
-        utf8(&dest),
-        "--sources",
-        utf8(&sources),
-        "--base-url",
-        &base,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut names: Vec<String> = std::fs::read_dir(&dest)
-        .expect("read dest")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(
-        names,
-        [
-            "mysql.example.com_innodbclusters.yaml",
-            "mysql.example.com_mysqlbackups.yaml"
-        ]
-    );
-    let backup: serde_yaml::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(dest.join("mysql.example.com_mysqlbackups.yaml")).expect("read"),
-    )
-    .expect("yaml");
-    assert_eq!(
-        backup["spec"]["names"]["kind"].as_str(),
-        Some("MySQLBackup")
-    );
-}
-
-#[test]
-fn fetch_fails_on_a_missing_crd_or_source_naming_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mirror = dir.path().join("mirror");
-    mirror_file(
-        &mirror,
-        "crds/all.yaml",
-        &fixture_crd("a.example.com", "Thing", "things"),
-    );
-    let base = format!("file://{}", mirror.display());
-    let dest = dir.path().join("crds");
-
-    let sources = write_sources(
-        dir.path(),
-        &[("a.example.com_others.yaml", "crds/all.yaml")],
-    );
-    let out = crds_py(&[
-        "fetch",
-        utf8(&dest),
-        "--sources",
-        utf8(&sources),
-        "--base-url",
-        &base,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("has no CRD for a.example.com_others.yaml"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let sources = write_sources(
-        dir.path(),
-        &[("a.example.com_things.yaml", "crds/gone.yaml")],
-    );
-    let out = crds_py(&[
-        "fetch",
-        utf8(&dest),
-        "--sources",
-        utf8(&sources),
-        "--base-url",
-        &base,
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot download"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("crds/gone.yaml"));
+/// The errors a JSON Schema validator reports for `instance` (empty when it is valid).
+fn errors(schema: &Json, instance: &Json) -> Vec<String> {
+    let validator = jsonschema::validator_for(schema).expect("schema compiles");
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
 }
 
 #[test]
@@ -210,17 +113,14 @@ fn schemas_are_strict_except_where_the_crd_preserves_unknown_fields() {
     )
     .expect("write crd");
     let out_dir = dir.path().join("schemas");
-    let out = crds_py(&["schemas", utf8(&src), "--out", utf8(&out_dir)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = chart_gen(
+        &["crds", "schemas", "--out", utf8(&out_dir), utf8(&src)],
+        dir.path(),
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("wrote 1 schema(s)"));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stderr.contains("wrote 1 schemas"), "{}", run.stderr);
     // kubeconform's -schema-location template: {{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json
-    let path = out_dir.join("mysql.example.com/innodbcluster_v2.json");
-    let schema: Json =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("read schema")).expect("json");
+    let schema = read_json(&out_dir.join("mysql.example.com/innodbcluster_v2.json"));
     assert!(
         !out_dir
             .join("mysql.example.com/innodbcluster_v1.json")
@@ -233,7 +133,7 @@ fn schemas_are_strict_except_where_the_crd_preserves_unknown_fields() {
     assert_eq!(schema["properties"]["kind"]["type"], "string");
     assert_eq!(
         schema["properties"]["metadata"],
-        serde_json::json!({"type": "object"}),
+        json!({"type": "object"}),
         "metadata is ObjectMeta, not the CRD's partial view of it"
     );
     let spec = &schema["properties"]["spec"];
@@ -248,6 +148,52 @@ fn schemas_are_strict_except_where_the_crd_preserves_unknown_fields() {
             .is_none(),
         "x-kubernetes-preserve-unknown-fields stays open"
     );
+
+    // The same properties, as a validator sees them.
+    let good = json!({
+        "apiVersion": "mysql.example.com/v2",
+        "kind": "InnoDBCluster",
+        "metadata": {"name": "a-name-longer-than-forty-characters-is-still-fine", "labels": {"a": "b"}},
+        "spec": {"instances": 3, "router": {"instances": 1}, "podSpec": {"anything": {"goes": 1}}}
+    });
+    assert_eq!(errors(&schema, &good), Vec::<String>::new());
+    let mut typo = good.clone();
+    typo["spec"]["router"]["instancez"] = json!(1);
+    let found = errors(&schema, &typo);
+    assert!(
+        found.len() == 1 && found[0].contains("instancez"),
+        "{found:?}"
+    );
+    let mut extra_root = good;
+    extra_root["status"] = json!({});
+    assert_eq!(errors(&schema, &extra_root).len(), 1);
+}
+
+#[test]
+fn multi_document_files_give_one_schema_per_crd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = dir.path().join("bundle.yaml");
+    std::fs::write(
+        &bundle,
+        format!(
+            "{}---\n{}",
+            fixture_crd("mysql.example.com", "InnoDBCluster", "innodbclusters"),
+            fixture_crd("mysql.example.com", "MySQLBackup", "mysqlbackups")
+        ),
+    )
+    .expect("write");
+    let out_dir = dir.path().join("o");
+    let run = chart_gen(
+        &["crds", "schemas", "--out", utf8(&out_dir), utf8(&bundle)],
+        dir.path(),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let mut names: Vec<String> = std::fs::read_dir(out_dir.join("mysql.example.com"))
+        .expect("group directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["innodbcluster_v2.json", "mysqlbackup_v2.json"]);
 }
 
 #[test]
@@ -259,7 +205,139 @@ fn schemas_refuse_input_without_crds() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: x }\n",
     )
     .expect("write");
-    let out = crds_py(&["schemas", utf8(&file), "--out", utf8(&dir.path().join("o"))]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no CustomResourceDefinition found"));
+    let out = dir.path().join("o");
+    let run = chart_gen(
+        &["crds", "schemas", "--out", utf8(&out), utf8(&file)],
+        dir.path(),
+    );
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr
+            .contains("cm.yaml: not a valid apiextensions.k8s.io/v1 CustomResourceDefinition"),
+        "{}",
+        run.stderr
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let run = chart_gen(
+        &["crds", "schemas", "--out", utf8(&out), utf8(&empty)],
+        dir.path(),
+    );
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("no CustomResourceDefinition found in"),
+        "{}",
+        run.stderr
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+/// The reference CRDs, or `None` (with a message) where this machine has none.
+fn reference_crds() -> Option<PathBuf> {
+    let dir = std::env::var_os("DATAJUMP_CRD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/crds"));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    eprintln!("skipped: reference CRDs not found (../shared/crds or DATAJUMP_CRD_DIR)");
+    None
+}
+
+/// A cache as `chart-gen crds fetch` leaves it, made from the reference copies (the download
+/// itself is tested in chart-gen/tests/crds_fetch.rs).
+fn filled_cache(reference: &Path, root: &Path) {
+    let sources = Sources::pinned().expect("pinned sources");
+    let dir = root.join(sources.cache_key());
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (_, crd) in sources.crds() {
+        std::fs::copy(reference.join(&crd.file), dir.join(&crd.file)).expect("copy CRD");
+    }
+}
+
+fn render(env: Environment) -> Vec<Json> {
+    let root = workspace_root();
+    let chart = root.join(CHART_DIR);
+    let helm = Helm::locate(None, Some(&root)).expect("helm (run .ci/install-tools.sh)");
+    let yaml = helm
+        .template(&TemplateRequest {
+            release: "datajump",
+            namespace: &env.default_namespace(),
+            chart: &chart,
+            values: vec![chart.join(env.values_file_name())],
+            set: Vec::new(),
+        })
+        .expect("helm template");
+    chart_gen::validate::parse_manifests(&yaml).expect("manifests")
+}
+
+/// The schema file kubeconform would pick for an object, if the object has a group.
+fn schema_path(out: &Path, obj: &Json) -> Option<PathBuf> {
+    let (group, version) = obj["apiVersion"].as_str()?.split_once('/')?;
+    let kind = obj["kind"].as_str()?.to_lowercase();
+    Some(out.join(group).join(format!("{kind}_{version}.json")))
+}
+
+#[test]
+fn default_inputs_are_the_cache_and_the_charts_crds_and_they_accept_the_charts_resources() {
+    let Some(reference) = reference_crds() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("schemas");
+
+    let run = chart_gen(&["crds", "schemas", "--out", utf8(&out)], &cache);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("chart-gen crds fetch"),
+        "{}",
+        run.stderr
+    );
+
+    filled_cache(&reference, &cache);
+    let run = chart_gen(&["crds", "schemas", "--out", utf8(&out)], &cache);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for expected in [
+        "datajump.io/workflow_v1alpha1.json",
+        "datajump.io/workflowrun_v1alpha1.json",
+        "kafka.strimzi.io/kafka_v1.json",
+        "mysql.oracle.com/innodbcluster_v2.json",
+        "elasticsearch.k8s.elastic.co/elasticsearch_v1beta1.json",
+        "cert-manager.io/clusterissuer_v1.json",
+    ] {
+        assert!(out.join(expected).is_file(), "{expected} missing");
+    }
+    assert!(
+        !out.join("elasticsearch.k8s.elastic.co/elasticsearch_v1alpha1.json")
+            .exists(),
+        "ECK's unserved v1alpha1 gets no schema"
+    );
+
+    let mut cluster = None;
+    for env in [Environment::Test, Environment::Staging, Environment::Prod] {
+        let mut checked = 0;
+        for obj in render(env) {
+            let Some(path) = schema_path(&out, &obj) else {
+                continue;
+            };
+            if !path.is_file() {
+                continue; // a built-in kind: kubeconform's default schemas cover it
+            }
+            let found = errors(&read_json(&path), &obj);
+            assert_eq!(found, Vec::<String>::new(), "{env}: {}", path.display());
+            if obj["kind"] == "InnoDBCluster" {
+                cluster = Some(obj);
+            }
+            checked += 1;
+        }
+        assert!(checked >= 9, "{env}: only {checked} custom resources");
+    }
+
+    let mut typo = cluster.expect("an InnoDBCluster is rendered");
+    typo["spec"]["instancez"] = json!(3);
+    let schema = read_json(&out.join("mysql.oracle.com/innodbcluster_v2.json"));
+    let found = errors(&schema, &typo);
+    assert!(found.iter().any(|e| e.contains("instancez")), "{found:?}");
 }

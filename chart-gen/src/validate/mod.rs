@@ -288,6 +288,8 @@ fn check_schema(env: Environment, obj: &Value, crds: &CrdSchemas) -> Vec<Problem
         (Rule::KubernetesSchema, errors)
     } else if let Some(errors) = crds.check(obj) {
         (Rule::CrdSchema, errors)
+    } else if crds.is_skipped(obj) {
+        return Vec::new();
     } else {
         let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("?");
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("?");

@@ -8,10 +8,13 @@
 //! only some of them, so loading is lazy: [`CrdSchemas::load_dir`] only reads the files and
 //! indexes them by group and kind; a CRD is parsed the first time one of its resources is checked,
 //! and each version's validator is compiled once, on first use, then cached.
+//!
+//! The converted schemas are also handed out ([`CrdSchemas::served_schemas`]) so that kubeconform
+//! in CI checks with the same schemas as `chart-gen validate` (`chart-gen crds schemas`).
 
 mod structural;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -28,6 +31,18 @@ use super::{FieldError, ValidateError, kubernetes};
 #[derive(Default)]
 pub struct CrdSchemas {
     crds: HashMap<GroupKind, Crd>,
+    /// API groups whose resources pass unchecked when no CRD covers them.
+    unchecked_groups: HashSet<String>,
+}
+
+/// One served CRD version's converted JSON Schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedSchema {
+    pub group: String,
+    pub kind: String,
+    pub version: String,
+    /// Draft 2020-12, with the API server's structural-schema semantics (see [`structural`]).
+    pub schema: Value,
 }
 
 impl fmt::Debug for CrdSchemas {
@@ -144,6 +159,7 @@ impl CrdSchemas {
     /// a CRD for the same group and kind replaces the earlier one.
     pub fn merge(&mut self, other: CrdSchemas) {
         self.crds.extend(other.crds);
+        self.unchecked_groups.extend(other.unchecked_groups);
     }
 
     /// The number of CRDs known.
@@ -217,6 +233,47 @@ impl CrdSchemas {
         Some((crd, version))
     }
 
+    /// The JSON Schema of every served version of every CRD, sorted by group, kind and version:
+    /// the very schemas [`CrdSchemas::check`] validates with, for tools that take schema files
+    /// (`chart-gen crds schemas` writes them for kubeconform).
+    pub fn served_schemas(&self) -> Result<Vec<ServedSchema>, ValidateError> {
+        let mut crds: Vec<&Crd> = self.crds.values().collect();
+        crds.sort_by(|a, b| (&a.key.group, &a.key.kind).cmp(&(&b.key.group, &b.key.kind)));
+        let mut schemas = Vec::new();
+        for crd in crds {
+            let parsed = crd
+                .parsed()
+                .as_ref()
+                .map_err(|message| ValidateError::InvalidCrd {
+                    path: PathBuf::from(&crd.origin),
+                    message: message.clone(),
+                })?;
+            let mut versions: Vec<&Version> = parsed.versions.iter().filter(|v| v.served).collect();
+            versions.sort_by(|a, b| a.name.cmp(&b.name));
+            schemas.extend(versions.into_iter().map(|v| ServedSchema {
+                group: parsed.group.clone(),
+                kind: parsed.kind.clone(),
+                version: v.name.clone(),
+                schema: v.json_schema(),
+            }));
+        }
+        Ok(schemas)
+    }
+
+    /// Leaves custom resources of `groups` unchecked when no loaded CRD covers them, instead of
+    /// reporting "no schema" (`chart-gen validate --no-crds` for the operators' groups).
+    pub fn skip_groups(&mut self, groups: impl IntoIterator<Item = String>) {
+        self.unchecked_groups.extend(groups);
+    }
+
+    /// Whether `obj` is of a group [`CrdSchemas::skip_groups`] named.
+    pub fn is_skipped(&self, obj: &Value) -> bool {
+        obj.get("apiVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| v.split_once('/'))
+            .is_some_and(|(group, _)| self.unchecked_groups.contains(group))
+    }
+
     /// Checks a custom resource against its CRD. `None` when no loaded CRD has the object's group
     /// and kind (built-in kinds included).
     pub fn check(&self, obj: &Value) -> Option<Vec<FieldError>> {
@@ -224,7 +281,9 @@ impl CrdSchemas {
         Some(crd.check(obj, version))
     }
 
-    fn add_file(&mut self, path: &Path) -> Result<(), ValidateError> {
+    /// Indexes the CRDs of one file (one or several documents), like [`CrdSchemas::load_dir`]
+    /// does for each file of a directory.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), ValidateError> {
         let text = std::fs::read_to_string(path).map_err(|source| ValidateError::ReadFile {
             path: path.to_path_buf(),
             source,
@@ -430,12 +489,17 @@ impl Parsed {
 }
 
 impl Version {
+    /// The converted schema; a version without `openAPIV3Schema` accepts any object.
+    fn json_schema(&self) -> Value {
+        match &self.schema {
+            Some(openapi) => structural::to_json_schema(openapi),
+            None => Value::Bool(true),
+        }
+    }
+
     fn compiled(&self) -> &Result<Compiled, String> {
         self.compiled.get_or_init(|| {
-            let schema = match &self.schema {
-                Some(openapi) => structural::to_json_schema(openapi),
-                None => Value::Bool(true),
-            };
+            let schema = self.json_schema();
             let validator = jsonschema::options()
                 .with_draft(Draft::Draft202012)
                 .should_validate_formats(false)
