@@ -58,6 +58,14 @@ fn embedded(image: Image, resources: Resources, storage: Memory) -> Embedded {
     }
 }
 
+/// Where an `external` service is reached; the profiles hold placeholders a user replaces.
+fn external(host: &str, port: u16) -> External {
+    External {
+        host: host.into(),
+        port,
+    }
+}
+
 fn service(name: &str, port: u16) -> PlatformService {
     PlatformService::new(
         &format!("datajump/{name}"),
@@ -147,10 +155,7 @@ pub fn base() -> Values {
                 storage: storage("20Gi", ""),
                 resources: res("500m", "2Gi", "2", "2Gi"),
             },
-            external: External {
-                host: "mysql.example.com".into(),
-                port: 3306,
-            },
+            external: external("mysql.example.com", 3306),
         },
         redis: Redis {
             mode: Mode::Embedded,
@@ -165,10 +170,7 @@ pub fn base() -> Values {
                 resources: res("500m", "1Gi", "1", "1Gi"),
                 storage: storage("20Gi", ""),
             },
-            external: External {
-                host: "redis.example.com".into(),
-                port: 6379,
-            },
+            external: external("redis.example.com", 6379),
         },
         kafka: Kafka {
             mode: Mode::Embedded,
@@ -184,10 +186,7 @@ pub fn base() -> Values {
                 storage: storage("100Gi", ""),
                 resources: res("1", "4Gi", "2", "4Gi"),
             },
-            external: External {
-                host: "kafka.example.com".into(),
-                port: 9092,
-            },
+            external: external("kafka.example.com", 9092),
         },
         elasticsearch: Elasticsearch {
             mode: Mode::Embedded,
@@ -237,10 +236,7 @@ pub fn base() -> Values {
                 config_secret: "datajump-minio-config".into(),
                 resources: res("500m", "2Gi", "2", "2Gi"),
             },
-            external: External {
-                host: "minio.example.com".into(),
-                port: 9000,
-            },
+            external: external("minio.example.com", 9000),
         },
         ingress: Ingress {
             enabled: true,
@@ -343,15 +339,13 @@ pub fn base() -> Values {
     }
 }
 
-/// Every container's resources in the profile, for applying an overcommit ratio.
-fn all_resources_mut(v: &mut Values) -> Vec<&mut Resources> {
-    vec![
-        &mut v.web.resources,
-        &mut v.api_gateway.resources,
-        &mut v.integration.resources,
-        &mut v.development.resources,
-        &mut v.metadata.resources,
-        &mut v.ops_monitor.resources,
+/// Calls `f` on every container's resources in the profile (for applying an overcommit ratio):
+/// the platform services', then the scheduler's and the embedded infrastructure's.
+fn for_each_resources(v: &mut Values, mut f: impl FnMut(&mut Resources)) {
+    for service in v.platform_services_mut() {
+        f(&mut service.resources);
+    }
+    for r in [
         &mut v.scheduler.resources,
         &mut v.scheduler.executor.default_task_resources,
         &mut v.mysql.embedded.resources,
@@ -361,21 +355,18 @@ fn all_resources_mut(v: &mut Values) -> Vec<&mut Resources> {
         &mut v.minio.embedded.resources,
         &mut v.observability.fluent_bit.resources,
         &mut v.backup.resources,
-    ]
+    ] {
+        f(r);
+    }
 }
 
-/// Requests = limits / ratio everywhere (seed 003). Only dev and test do this.
 fn overcommit(v: &mut Values, ratio: Overcommit) {
-    for r in all_resources_mut(v) {
-        *r = r.overcommitted(ratio);
-    }
+    for_each_resources(v, |r| *r = r.overcommitted(ratio));
 }
 
 /// Memory requests = limits everywhere: staging and prod never overcommit memory.
 fn no_memory_overcommit(v: &mut Values) {
-    for r in all_resources_mut(v) {
-        r.requests.memory = r.limits.memory;
-    }
+    for_each_resources(v, |r| r.requests.memory = r.limits.memory);
     for r in [
         &mut v.mysql.operator.resources,
         &mut v.redis.operator.resources,
@@ -537,10 +528,9 @@ mod tests {
         assert!(dev.web.resources.requests.memory < dev.web.resources.limits.memory);
         assert!(dev.web.resources.requests.cpu < dev.web.resources.limits.cpu);
         for env in [Environment::Staging, Environment::Prod] {
-            let v = profile(env);
-            for r in all_resources_mut(&mut v.clone()) {
+            for_each_resources(&mut profile(env), |r| {
                 assert_eq!(r.requests.memory, r.limits.memory, "{env}");
-            }
+            });
         }
     }
 

@@ -7,7 +7,7 @@ mod log_shipping;
 pub mod names;
 mod platform;
 mod pod;
-mod quantity;
+pub mod quantity;
 mod workload;
 
 use schemars::JsonSchema;
@@ -138,7 +138,6 @@ pub const PLATFORM_SERVICES: [ServiceKey; 6] = [
 ];
 
 impl Values {
-    /// Mutable access to every platform service.
     /// Every container image the chart can deploy, whichever modes are chosen.
     pub fn images_mut(&mut self) -> Vec<&mut Image> {
         vec![
@@ -165,6 +164,7 @@ impl Values {
         ]
     }
 
+    /// Mutable access to every platform service.
     pub fn platform_services_mut(&mut self) -> [&mut PlatformService; 6] {
         [
             &mut self.web,

@@ -1,5 +1,6 @@
-//! CPU and memory quantities, typed so that profiles can compute with them (overcommit ratios,
-//! "requests never above limits") and the values schema can reject malformed strings.
+//! Kubernetes resource quantities: CPU and memory typed so that profiles can compute with them
+//! (overcommit ratios, "requests never above limits") and the values schema can reject malformed
+//! strings, and [`amount`] for any quantity a rendered object may hold (`1G`, `1.5`, `2e3`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -62,12 +63,64 @@ impl fmt::Display for Cpu {
     }
 }
 
-const UNITS: [(&str, u64); 4] = [
+/// Kubernetes' binary suffixes and their factors, largest first.
+const BINARY: [(&str, u64); 6] = [
+    ("Ei", 1 << 60),
+    ("Pi", 1 << 50),
     ("Ti", 1 << 40),
     ("Gi", 1 << 30),
     ("Mi", 1 << 20),
     ("Ki", 1 << 10),
 ];
+
+/// The suffixes the values accept for sizes (the schema's pattern): Ki to Ti.
+const UNITS: &[(&str, u64)] = BINARY.split_at(2).1;
+
+/// Kubernetes' decimal suffixes and their powers of ten.
+const DECIMAL: [(&str, i32); 9] = [
+    ("n", -9),
+    ("u", -6),
+    ("m", -3),
+    ("k", 3),
+    ("M", 6),
+    ("G", 9),
+    ("T", 12),
+    ("P", 15),
+    ("E", 18),
+];
+
+/// Any quantity's value in base units (`512Mi`, `1G`, `250m`, `2e3`), or `None` when it is not a
+/// valid quantity. For comparing amounts written differently, where the typed [`Cpu`] and
+/// [`Memory`] are too strict (rendered objects may carry any form Kubernetes accepts).
+pub fn amount(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let binary = BINARY
+        .iter()
+        .find(|(s, _)| *s == suffix)
+        .map(|(_, f)| *f as f64);
+    let decimal = || {
+        let power = match DECIMAL.iter().find(|(s, _)| *s == suffix) {
+            Some((_, power)) => *power,
+            None if suffix.is_empty() => 0,
+            None => suffix.strip_prefix(['e', 'E'])?.parse().ok()?,
+        };
+        Some(10f64.powi(power))
+    };
+    Some(number * binary.or_else(decimal)?)
+}
+
+/// Whether two quantities are the same amount (string equality when either does not parse).
+pub fn same_amount(a: &str, b: &str) -> bool {
+    match (amount(a), amount(b)) {
+        (Some(x), Some(y)) => (x - y).abs() <= f64::EPSILON * x.abs().max(y.abs()),
+        _ => a == b,
+    }
+}
 
 /// A memory (or storage) size in bytes, written with binary suffixes (`512Mi`, `4Gi`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,7 +165,7 @@ impl Memory {
 
 impl fmt::Display for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (suffix, factor) in UNITS {
+        for &(suffix, factor) in UNITS {
             if self.0 >= factor && self.0.is_multiple_of(factor) {
                 return write!(f, "{}{suffix}", self.0 / factor);
             }
@@ -182,6 +235,20 @@ mod tests {
         assert_eq!(Memory::gi(1).divided_by(3.0).to_string(), "341Mi");
         assert!(Memory::parse("4GB").is_err());
         assert!(Memory::parse("Gi").is_err());
+    }
+
+    #[test]
+    fn any_quantity_has_an_amount() {
+        assert_eq!(amount("512Mi"), Some(512.0 * 1024.0 * 1024.0));
+        assert_eq!(amount("1G"), Some(1e9));
+        assert_eq!(amount("250m"), Some(0.25));
+        assert_eq!(amount("2e3"), Some(2000.0));
+        assert_eq!(amount("3"), Some(3.0));
+        assert_eq!(amount("1Ei"), Some(2f64.powi(60)));
+        assert_eq!(amount("lots"), None);
+        assert_eq!(amount("1Gb"), None);
+        assert!(same_amount("1Gi", "1024Mi"));
+        assert!(!same_amount("1G", "1Gi"));
     }
 
     #[test]

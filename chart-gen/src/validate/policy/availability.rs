@@ -8,9 +8,10 @@
 
 use serde_json::Value;
 
+use super::selector;
 use super::workload::{Render, Workload, namespace, same_namespace};
-use super::{quantity, selector};
 use crate::model::Environment;
+use crate::model::quantity::same_amount;
 use crate::validate::{Problem, Rule};
 
 const HOSTNAME: &str = "kubernetes.io/hostname";
@@ -99,7 +100,7 @@ fn memory_overcommit(env: Environment, w: &Workload<'_>, out: &mut Vec<Problem>)
             let (Some(request), Some(limit)) = (memory("requests"), memory("limits")) else {
                 continue; // a missing value is the security rule's finding
             };
-            if !quantity::same(&request, &limit) {
+            if !same_amount(&request, &limit) {
                 let name = container.get("name").and_then(Value::as_str).unwrap_or("?");
                 out.push(Problem::object(
                     env,

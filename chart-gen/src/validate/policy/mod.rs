@@ -9,7 +9,6 @@
 mod availability;
 mod conventions;
 mod exception;
-mod quantity;
 mod security;
 mod selector;
 mod workload;

@@ -1,12 +1,12 @@
-//! Helpers the chart tests share: the real helm, renders of each environment, object lookup.
-#![allow(dead_code)] // each test binary uses its own subset
+//! Helpers the chart tests share: the real helm, the operators' reference CRDs, renders of each
+//! environment, object lookup.
 
 use std::path::{Path, PathBuf};
 
 use chart_gen::generate::CHART_DIR;
 use chart_gen::helm::{Helm, TemplateRequest};
 use chart_gen::model::Environment;
-use chart_gen::validate;
+use chart_gen::validate::{self, CrdSchemas};
 use serde_json::Value;
 
 pub fn repo_root() -> PathBuf {
@@ -21,11 +21,35 @@ pub fn helm() -> Helm {
         .expect("helm is required for these tests: run `bash .ci/install-tools.sh`")
 }
 
+/// Set to `1` to let the tests that need the operators' reference CRDs pass without them; each
+/// then prints that it skipped its CRD checks, and `.ci/test` prints the variable in its summary.
+pub const SKIP_CRDS_ENV: &str = "DATAJUMP_SKIP_CRD_TESTS";
+
+/// The operators' reference CRDs: `DATAJUMP_CRD_DIR`, else `../shared/crds` beside the checkout.
+/// Without them a test fails saying where to get them, unless [`SKIP_CRDS_ENV`] is `1`: then
+/// `None`, after saying so.
 pub fn crd_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("DATAJUMP_CRD_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/crds"));
-    dir.is_dir().then_some(dir)
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let missing = format!(
+        "the operators' reference CRDs are not at {}: set DATAJUMP_CRD_DIR to a directory of \
+         them (`chart-gen crds fetch` prints the one it fills)",
+        dir.display()
+    );
+    if std::env::var(SKIP_CRDS_ENV).as_deref() == Ok("1") {
+        println!("skipped the CRD checks: {missing}; {SKIP_CRDS_ENV}=1");
+        return None;
+    }
+    panic!("{missing}, or set {SKIP_CRDS_ENV}=1 to skip the checks that need them");
+}
+
+/// The reference CRDs loaded as schemas (see [`crd_dir`]).
+pub fn reference_crds() -> Option<CrdSchemas> {
+    crd_dir().map(|dir| CrdSchemas::load_dir(&dir).expect("the reference CRD directory loads"))
 }
 
 pub fn render(env: Environment, extra: &[PathBuf]) -> Vec<Value> {

@@ -6,8 +6,6 @@
 //! byte for byte, a second fetch needs no network, failures name the URL or the file with both
 //! checksums and leave nothing in the cache, and that `validate` uses the cache by default.
 
-mod support;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,22 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use crate::support::{crd_dir, repo_root};
 use chart_gen::crds::Sources;
 use chart_gen::crds::split::sha256_hex;
-use support::{crd_dir, repo_root};
 
 /// Put between the documents of multi-document sources: the splitter must skip both.
 const NOT_A_CRD: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: not-a-crd\n";
 const UNPINNED_CRD: &str = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: kopfpeerings.zalando.org\nspec:\n  group: zalando.org\n  names:\n    kind: KopfPeering\n    plural: kopfpeerings\n  scope: Namespaced\n  versions: []\n";
-
-/// The reference CRDs, or `None` (with a message) where this machine has none.
-fn reference() -> Option<PathBuf> {
-    let dir = crd_dir();
-    if dir.is_none() {
-        eprintln!("skipped: reference CRDs not found (../shared/crds or DATAJUMP_CRD_DIR)");
-    }
-    dir
-}
 
 /// Writes the mirror of every pinned source under `mirror`.
 fn build_mirror(reference: &Path, mirror: &Path) {
@@ -181,7 +170,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 
 #[test]
 fn fetch_downloads_each_source_once_reproduces_the_reference_and_then_needs_no_network() {
-    let Some(reference) = reference() else { return };
+    let Some(reference) = crd_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
     build_mirror(&reference, &tmp.path().join("mirror"));
     let mirror = Mirror::serve(tmp.path().join("mirror"));
@@ -241,7 +230,7 @@ fn fetch_downloads_each_source_once_reproduces_the_reference_and_then_needs_no_n
 
 #[test]
 fn a_changed_upstream_file_is_refused_with_both_checksums_and_nothing_is_cached() {
-    let Some(reference) = reference() else { return };
+    let Some(reference) = crd_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let mirror_dir = tmp.path().join("mirror");
     build_mirror(&reference, &mirror_dir);
@@ -273,7 +262,7 @@ fn a_changed_upstream_file_is_refused_with_both_checksums_and_nothing_is_cached(
 
 #[test]
 fn an_http_error_or_no_network_names_the_url_and_caches_nothing() {
-    let Some(reference) = reference() else { return };
+    let Some(reference) = crd_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let mirror_dir = tmp.path().join("mirror");
     build_mirror(&reference, &mirror_dir);
@@ -314,7 +303,7 @@ fn an_http_error_or_no_network_names_the_url_and_caches_nothing() {
 
 #[test]
 fn validate_uses_the_cache_by_default_and_says_how_to_fill_it() {
-    let Some(reference) = reference() else { return };
+    let Some(reference) = crd_dir() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let staging = ["validate", "--env", "staging"];

@@ -3,14 +3,12 @@
 //! probes, extra init containers and sidecars, and security contexts a user may adjust — but
 //! never below the chart's security policy. Rendered with the real helm.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::{crd_dir, find, render_with, repo_root};
 use chart_gen::model::Environment;
 use serde_json::Value;
-use support::{crd_dir, find, render_with, repo_root};
 
 fn pod_meta<'a>(obj: &'a Value, field: &str) -> &'a Value {
     let template = if obj["kind"] == "CronJob" {
@@ -305,7 +303,7 @@ fn render_release(env: Environment, release: &str, extra_yaml: &str) -> Result<V
     std::fs::write(&extra, extra_yaml).unwrap();
     let chart = repo_root().join(CHART_DIR);
     let namespace = env.default_namespace();
-    let out = support::helm()
+    let out = crate::support::helm()
         .template(&TemplateRequest {
             release,
             namespace: &namespace,

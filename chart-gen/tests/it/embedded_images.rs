@@ -6,8 +6,7 @@
 use chart_gen::model::Environment;
 use serde_json::Value;
 
-mod support;
-use support::*;
+use crate::support::*;
 
 /// The StatefulSet of one embedded component in the dev render.
 fn statefulset(objs: &[Value], component: &str) -> Value {

@@ -8,6 +8,8 @@ use chart_gen::validate::{CrdSchemas, FieldError, parse_manifests};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Value, json};
 
+use crate::support::reference_crds;
+
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate")
 }
@@ -23,21 +25,6 @@ fn object(objects: &[Value], kind: &str) -> Value {
         .find(|o| o["kind"] == kind)
         .cloned()
         .unwrap_or_else(|| panic!("{kind} in fixture"))
-}
-
-/// The operator CRDs: DATAJUMP_CRD_DIR, else `../shared/crds` beside the workspace root.
-fn shared_crds() -> Option<CrdSchemas> {
-    let dir = std::env::var_os("DATAJUMP_CRD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds"));
-    if !dir.is_dir() {
-        println!(
-            "skipped: {} not found (set DATAJUMP_CRD_DIR)",
-            dir.display()
-        );
-        return None;
-    }
-    Some(CrdSchemas::load_dir(&dir).expect("CRD directory loads"))
 }
 
 fn widget_crds() -> CrdSchemas {
@@ -59,7 +46,7 @@ fn widget(spec: Value) -> Value {
 
 #[test]
 fn strimzi_kafka_and_node_pool_v1_pass() {
-    let Some(crds) = shared_crds() else { return };
+    let Some(crds) = reference_crds() else { return };
     let objects = fixture("operator-crs.yaml");
     for obj in &objects {
         let errors = crds
@@ -79,7 +66,7 @@ fn strimzi_kafka_and_node_pool_v1_pass() {
 
 #[test]
 fn innodb_cluster_without_secret_name_is_refused() {
-    let Some(crds) = shared_crds() else { return };
+    let Some(crds) = reference_crds() else { return };
     let mut cluster = object(&fixture("operator-crs.yaml"), "InnoDBCluster");
     cluster["spec"]
         .as_object_mut()
@@ -96,7 +83,7 @@ fn innodb_cluster_without_secret_name_is_refused() {
 
 #[test]
 fn kafka_v1beta2_is_refused_as_not_served() {
-    let Some(crds) = shared_crds() else { return };
+    let Some(crds) = reference_crds() else { return };
     let mut kafka = object(&fixture("operator-crs.yaml"), "Kafka");
     kafka["apiVersion"] = json!("kafka.strimzi.io/v1beta2");
     let errors = crds.check(&kafka).unwrap();
@@ -118,7 +105,7 @@ fn kafka_v1beta2_is_refused_as_not_served() {
 
 #[test]
 fn unknown_field_in_redis_cluster_spec_is_reported() {
-    let Some(crds) = shared_crds() else { return };
+    let Some(crds) = reference_crds() else { return };
     let mut redis = object(&fixture("operator-crs.yaml"), "RedisCluster");
     redis["spec"]["clusterSise"] = json!(3);
     redis["spec"]["kubernetesConfig"]["imagePullPolicyy"] = json!("Always");
@@ -140,7 +127,7 @@ fn unknown_field_in_redis_cluster_spec_is_reported() {
 
 #[test]
 fn preserved_unknown_fields_stay_allowed_in_operator_crds() {
-    let Some(crds) = shared_crds() else { return };
+    let Some(crds) = reference_crds() else { return };
     let mut kafka = object(&fixture("operator-crs.yaml"), "Kafka");
     // Kafka broker config is free-form (x-kubernetes-preserve-unknown-fields).
     kafka["spec"]["kafka"]["config"]["log.retention.hours"] = json!(168);

@@ -2,11 +2,11 @@
 //! operator resources has no problem; unknown kinds, schema errors and policy problems are all
 //! reported, each once, with env, kind/name and path.
 
-use std::path::PathBuf;
-
 use chart_gen::model::Environment;
 use chart_gen::validate::{CrdSchemas, Rule, parse_manifests, validate_rendered};
 use serde_json::{Value, json};
+
+use crate::support::reference_crds;
 
 fn fixture_text(name: &str) -> String {
     let path = format!(
@@ -14,20 +14,6 @@ fn fixture_text(name: &str) -> String {
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read_to_string(path).expect("fixture exists")
-}
-
-fn shared_crds() -> Option<CrdSchemas> {
-    let dir = std::env::var_os("DATAJUMP_CRD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/crds"));
-    if !dir.is_dir() {
-        println!(
-            "skipped: {} not found (set DATAJUMP_CRD_DIR)",
-            dir.display()
-        );
-        return None;
-    }
-    Some(CrdSchemas::load_dir(&dir).expect("CRD directory loads"))
 }
 
 #[test]
@@ -58,7 +44,7 @@ fn parse_manifests_reports_the_bad_document() {
 #[test]
 fn the_good_prod_render_has_no_problem() {
     let mut objects = parse_manifests(&fixture_text("prod-render.yaml")).unwrap();
-    let crds = match shared_crds() {
+    let crds = match reference_crds() {
         Some(crds) => {
             objects.extend(parse_manifests(&fixture_text("operator-crs.yaml")).unwrap());
             crds

@@ -7,8 +7,7 @@
 use chart_gen::model::Environment;
 use serde_json::{Value, json};
 
-mod support;
-use support::*;
+use crate::support::*;
 
 fn restricted_container(ctx: &Value, what: &str) {
     assert_eq!(ctx["runAsNonRoot"], true, "{what}: {ctx}");

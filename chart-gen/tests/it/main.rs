@@ -1,0 +1,17 @@
+//! chart-gen's integration tests, one test binary (one link, one set of shared helpers in
+//! `support`): the chart against the real helm, validation of values and rendered objects, the
+//! CRD cache.
+
+mod support;
+
+mod chart;
+mod conventions;
+mod crds_fetch;
+mod embedded_images;
+mod operator_mode;
+mod toggles;
+mod validate_crd;
+mod validate_kubernetes;
+mod validate_policy;
+mod validate_rendered;
+mod validate_values;
