@@ -165,15 +165,12 @@ async fn workflows_scenario(cluster: &Cluster, n: usize) -> anyhow::Result<f64> 
         || {
             let api = api.clone();
             async move {
-                let scheduled = list_all(&api)
-                    .await?
-                    .iter()
-                    .filter(|w| {
-                        w.status
-                            .as_ref()
-                            .is_some_and(|s| s.next_schedule_time.is_some())
-                    })
-                    .count();
+                let scheduled = count_where(&api, |w: &Workflow| {
+                    w.status
+                        .as_ref()
+                        .is_some_and(|s| s.next_schedule_time.is_some())
+                });
+                let scheduled = scheduled.await?;
                 Ok((scheduled == n).then_some(scheduled))
             }
         },
@@ -193,15 +190,12 @@ async fn workflows_scenario(cluster: &Cluster, n: usize) -> anyhow::Result<f64> 
         || {
             let runs = runs.clone();
             async move {
-                let done = list_all(&runs)
-                    .await?
-                    .iter()
-                    .filter(|r| {
-                        r.status
-                            .as_ref()
-                            .is_some_and(|s| s.phase == RunPhase::Succeeded)
-                    })
-                    .count();
+                let done = count_where(&runs, |r: &WorkflowRun| {
+                    r.status
+                        .as_ref()
+                        .is_some_and(|s| s.phase == RunPhase::Succeeded)
+                });
+                let done = done.await?;
                 Ok((done >= minutely).then_some(done))
             }
         },
@@ -683,6 +677,14 @@ where
 }
 
 /// Every object of `api`'s namespace, paged.
+/// How many objects `api` lists that satisfy `pred`.
+async fn count_where<K>(api: &Api<K>, pred: impl Fn(&K) -> bool) -> anyhow::Result<usize>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    Ok(list_all(api).await?.iter().filter(|k| pred(k)).count())
+}
+
 async fn list_all<K>(api: &Api<K>) -> anyhow::Result<Vec<K>>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
