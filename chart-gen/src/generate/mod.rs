@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use self::templates::RenderError;
+use self::templates::TemplateError;
 use crate::model::Environment;
 use crate::{kube_versions, overlay, profiles, schema, values_doc};
 
@@ -34,9 +34,9 @@ pub struct GeneratedFile {
 /// Why generation, writing or checking failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    /// A template failed to render.
+    /// A template file failed to expand (a bug in the template, with its name and line).
     #[error(transparent)]
-    Render(#[from] RenderError),
+    Template(#[from] TemplateError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -79,7 +79,7 @@ fn chart_file(rel: &str, contents: String) -> GeneratedFile {
 
 /// Computes every generated file.
 pub fn generate_all() -> Result<Vec<GeneratedFile>, GenerateError> {
-    let mut files: Vec<GeneratedFile> = templates::render_chart()?
+    let mut files: Vec<GeneratedFile> = templates::chart_files()?
         .into_iter()
         .map(|(rel, contents)| chart_file(&rel, contents))
         .collect();

@@ -21,10 +21,10 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 }
 
-/// A failure to render a template (a bug in a template file, reported with its name and line).
+/// A failure to expand a template file (a bug in it, reported with its name and line).
 #[derive(Debug, thiserror::Error)]
 #[error("template {name}: {source:#}")]
-pub struct RenderError {
+pub struct TemplateError {
     /// Template path under `chart-gen/templates/`.
     pub name: String,
     /// minijinja's error, with line information.
@@ -77,7 +77,7 @@ struct ServiceCtx {
     component: &'static str,
 }
 
-fn environment() -> Result<Environment<'static>, RenderError> {
+fn environment() -> Result<Environment<'static>, TemplateError> {
     let mut env = Environment::new();
     let syntax = SyntaxConfig::builder()
         .block_delimiters("[%", "%]")
@@ -87,7 +87,7 @@ fn environment() -> Result<Environment<'static>, RenderError> {
         .lstrip_blocks(true)
         .keep_trailing_newline(true)
         .build()
-        .map_err(|source| RenderError {
+        .map_err(|source| TemplateError {
             name: "<syntax>".into(),
             source,
         })?;
@@ -98,7 +98,7 @@ fn environment() -> Result<Environment<'static>, RenderError> {
         .filter(|(name, _)| name.starts_with("chart/") || name.starts_with("service/"));
     for (name, source) in templated {
         env.add_template(name, source)
-            .map_err(|source| RenderError {
+            .map_err(|source| TemplateError {
                 name: (*name).into(),
                 source,
             })?;
@@ -106,8 +106,9 @@ fn environment() -> Result<Environment<'static>, RenderError> {
     Ok(env)
 }
 
-/// Renders every template. Returns (path relative to the chart directory, contents), sorted.
-pub fn render_chart() -> Result<Vec<(String, String)>, RenderError> {
+/// Expands every template file into the chart's files. Returns (path relative to the chart
+/// directory, contents), sorted. (Rendering the chart with values is `helm template`'s job.)
+pub fn chart_files() -> Result<Vec<(String, String)>, TemplateError> {
     let env = environment()?;
     let kubernetes = KubernetesInfo::current();
     let services: Vec<ServiceCtx> = PLATFORM_SERVICES
@@ -122,7 +123,7 @@ pub fn render_chart() -> Result<Vec<(String, String)>, RenderError> {
         let render = |ctx| {
             env.get_template(name)
                 .and_then(|t| t.render(ctx))
-                .map_err(|source| RenderError {
+                .map_err(|source| TemplateError {
                     name: (*name).into(),
                     source,
                 })
