@@ -8,6 +8,8 @@
 //! Template folders:
 //! - `chart/**`   → rendered once to the same path under `charts/datajump/`;
 //! - `service/*`  → rendered once per platform service to `templates/<component>/<file>`;
+//! - `embedded/*` → rendered once per infrastructure component with an `embedded` mode
+//!   ([`EMBEDDED_SERVERS`]) to `templates/<component>/<file>`, beside the component's own files;
 //! - `files/**`   → copied verbatim to `files/` (shell scripts Helm mounts from ConfigMaps).
 
 use minijinja::syntax::SyntaxConfig;
@@ -15,7 +17,7 @@ use minijinja::value::Serde;
 use minijinja::{Environment, UndefinedBehavior, context};
 use serde::Serialize;
 
-use crate::model::{LOG_SHIPPING, PLATFORM_SERVICES};
+use crate::model::{EMBEDDED_SERVERS, LOG_SHIPPING, PLATFORM_SERVICES};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/templates.rs"));
@@ -93,9 +95,11 @@ fn environment() -> Result<Environment<'static>, TemplateError> {
         })?;
     env.set_syntax(syntax);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    let templated = embedded::TEMPLATES
-        .iter()
-        .filter(|(name, _)| name.starts_with("chart/") || name.starts_with("service/"));
+    let templated = embedded::TEMPLATES.iter().filter(|(name, _)| {
+        ["chart/", "service/", "embedded/"]
+            .iter()
+            .any(|p| name.starts_with(p))
+    });
     for (name, source) in templated {
         env.add_template(name, source)
             .map_err(|source| TemplateError {
@@ -145,6 +149,11 @@ pub fn chart_files() -> Result<Vec<(String, String)>, TemplateError> {
                     path,
                     render(context! { chart => Serde(&CHART), svc => Serde(svc) })?,
                 ));
+            }
+        } else if let Some(file) = name.strip_prefix("embedded/") {
+            for srv in &EMBEDDED_SERVERS {
+                let path = format!("templates/{}/{file}", srv.component);
+                out.push((path, render(context! { srv => Serde(srv) })?));
             }
         } else if name.starts_with("files/") {
             out.push(((*name).to_string(), (*source).to_string()));

@@ -37,6 +37,109 @@ pub struct Embedded {
     pub pod_labels: PodLabels,
 }
 
+/// What an infrastructure component's `embedded` server needs beyond its values: chart-gen
+/// stamps the StatefulSet and Service from `chart-gen/templates/embedded/` once per entry of
+/// [`EMBEDDED_SERVERS`], into the component's own template folder, where the component also
+/// defines its container environment (`datajump.<component>.embeddedEnv`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EmbeddedServer {
+    /// Key under the values root, e.g. `elasticsearch`.
+    pub values_key: &'static str,
+    /// Component name in labels, object and port names.
+    pub component: &'static str,
+    /// The port the server listens on (the Service's too).
+    pub port: u16,
+    /// Where the data volume is mounted.
+    pub data_path: &'static str,
+    /// Other paths the server writes (each an emptyDir: the root filesystem is read-only).
+    pub writable: &'static [&'static str],
+    /// A directory of the image that its entrypoint writes into at start: an init container
+    /// seeds an emptyDir with the image's files and the server gets that copy.
+    pub config_dir: Option<&'static str>,
+    /// An HTTP readiness check instead of a TCP one.
+    pub health_path: Option<&'static str>,
+    /// Keys of the platform Secret mounted read-only as files under `/credentials` (credentials
+    /// are files, never environment variables).
+    pub credentials: &'static [&'static str],
+    /// The container's arguments.
+    pub args: ServerArgs,
+}
+
+/// Where an embedded server's container arguments come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", content = "list", rename_all = "lowercase")]
+pub enum ServerArgs {
+    /// None: the image's own command.
+    Image,
+    /// These arguments.
+    Fixed(&'static [&'static str]),
+    /// The component's named template `datajump.<component>.embeddedArgs` (a YAML list that
+    /// needs the values, e.g. a start script).
+    Template,
+}
+
+/// Every infrastructure component that has an `embedded` mode.
+pub const EMBEDDED_SERVERS: [EmbeddedServer; 5] = [
+    EmbeddedServer {
+        values_key: "mysql",
+        component: "mysql",
+        port: 3306,
+        // The data directory is a subdirectory of the volume (see `args`): first initialisation
+        // refuses a non-empty directory, and a fresh ext4 volume holds `lost+found`.
+        // /var/lib/mysql-files is the server's secure-file-priv directory, checked at start.
+        data_path: "/var/lib/mysql",
+        writable: &["/var/run/mysqld", "/var/lib/mysql-files", "/tmp"],
+        config_dir: None,
+        health_path: None,
+        credentials: &["db-root-password", "db-password"],
+        args: ServerArgs::Fixed(&["mysqld", "--datadir=/var/lib/mysql/data"]),
+    },
+    EmbeddedServer {
+        values_key: "redis",
+        component: "redis",
+        port: 6379,
+        data_path: "/data",
+        writable: &["/tmp"],
+        config_dir: None,
+        health_path: None,
+        credentials: &["redis-password"],
+        args: ServerArgs::Template,
+    },
+    EmbeddedServer {
+        values_key: "kafka",
+        component: "kafka",
+        port: 9092,
+        data_path: "/var/lib/kafka/data",
+        writable: &["/tmp", "/opt/kafka/logs"],
+        config_dir: Some("/opt/kafka/config"),
+        health_path: None,
+        credentials: &[],
+        args: ServerArgs::Image,
+    },
+    EmbeddedServer {
+        values_key: "elasticsearch",
+        component: "elasticsearch",
+        port: 9200,
+        data_path: "/usr/share/elasticsearch/data",
+        writable: &["/tmp", "/usr/share/elasticsearch/logs"],
+        config_dir: Some("/usr/share/elasticsearch/config"),
+        health_path: Some("/_cluster/health?local=true&wait_for_status=yellow&timeout=1s"),
+        credentials: &[],
+        args: ServerArgs::Image,
+    },
+    EmbeddedServer {
+        values_key: "minio",
+        component: "minio",
+        port: 9000,
+        data_path: "/data",
+        writable: &["/tmp", "/logs"],
+        config_dir: None,
+        health_path: Some("/health"),
+        credentials: &["minio-access-key", "minio-secret-key"],
+        args: ServerArgs::Fixed(&["/data"]),
+    },
+];
+
 /// Where an `external` service is reached.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -269,4 +372,57 @@ pub struct Minio {
     pub operator: MinioOperator,
     /// `external` settings.
     pub external: External,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The StatefulSet template writes fixed arguments into a Go template string literal
+    /// (`list "a" "b"`) and paths and keys into YAML plain scalars.
+    #[test]
+    fn embedded_server_settings_are_safe_to_write_into_templates() {
+        for srv in EMBEDDED_SERVERS {
+            if let ServerArgs::Fixed(args) = srv.args {
+                for arg in args {
+                    assert!(
+                        !arg.contains(['"', '\\', '\n']),
+                        "{}: {arg:?}",
+                        srv.component
+                    );
+                }
+            }
+            let paths = srv
+                .writable
+                .iter()
+                .chain([&srv.data_path])
+                .chain(&srv.config_dir);
+            for path in paths {
+                assert!(
+                    path.starts_with('/') && !path.contains([' ', ':', '#']),
+                    "{path}"
+                );
+            }
+            for key in srv.credentials {
+                assert!(
+                    key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                    "{key}"
+                );
+            }
+        }
+    }
+
+    /// Every component listed has an `embedded` mode in the values (the template reads
+    /// `.Values.<key>.embedded`).
+    #[test]
+    fn every_embedded_server_has_embedded_values() {
+        let values = serde_json::to_value(crate::profiles::base()).unwrap();
+        for srv in EMBEDDED_SERVERS {
+            assert!(
+                values[srv.values_key]["embedded"].is_object(),
+                "{}",
+                srv.values_key
+            );
+        }
+    }
 }

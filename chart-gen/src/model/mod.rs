@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 pub use environment::{Environment, UnknownEnvironment};
 pub use infra::{
-    BucketSetup, Elasticsearch, ElasticsearchExternal, ElasticsearchOperator, Embedded, External,
-    Kafka, KafkaOperator, Minio, MinioOperator, Mode, Mysql, MysqlOperator, NodeSet, Redis,
-    RedisOperator, Storage,
+    BucketSetup, EMBEDDED_SERVERS, Elasticsearch, ElasticsearchExternal, ElasticsearchOperator,
+    Embedded, EmbeddedServer, External, Kafka, KafkaOperator, Minio, MinioOperator, Mode, Mysql,
+    MysqlOperator, NodeSet, Redis, RedisOperator, ServerArgs, Storage,
 };
 pub use log_shipping::{LOG_SHIPPING, LogShipping, UnsafeCredential, conf_file};
 pub use platform::{

@@ -442,3 +442,13 @@ chart ships logs to an operator-managed Elasticsearch.
 {{- end -}}
 {{- join " " $buckets -}}
 {{- end -}}
+
+{{/* PVC spec fragment for operator-managed members. Takes (dict "root" $ "storage" <Storage>). */}}
+{{- define "datajump.pvcSpec" -}}
+accessModes:
+  - ReadWriteOnce
+{{- include "datajump.storageClassField" (dict "root" .root "class" .storage.storageClass) }}
+resources:
+  requests:
+    storage: {{ .storage.size }}
+{{- end -}}
