@@ -4,9 +4,11 @@
 pub mod crds;
 #[cfg(feature = "generator")]
 pub mod generate;
+pub mod gitops;
 pub mod helm;
 pub mod kube_versions;
 pub mod model;
+pub mod namespaces;
 pub mod overlay;
 pub mod pipeline;
 pub mod profiles;

@@ -8,11 +8,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use chart_gen::crds::{self, OperatorCrds};
 use chart_gen::generate::{self, CHART_DIR};
 use chart_gen::helm::{Helm, TemplateRequest};
 use chart_gen::model::Environment;
-use chart_gen::pipeline::{Pipeline, PipelineError};
+use chart_gen::pipeline::PipelineError;
 use clap::{Args, Parser, Subcommand};
 
 /// Exit code for problems found in the input (bad values, invalid objects, drift).
@@ -49,6 +48,9 @@ enum Command {
     Package(PackageArgs),
     /// Operator CRDs: download the pinned ones into the cache, write kubeconform schemas.
     Crds(commands::crds::CrdsArgs),
+    /// Write Argo CD manifests (AppProject, one Application per environment) for the chart in an
+    /// OCI repository, after validating every environment with the site's values.
+    Argocd(Box<commands::argocd::ArgocdArgs>),
 }
 
 #[derive(Args)]
@@ -74,16 +76,8 @@ impl EnvSelection {
 struct ValidateArgs {
     #[command(flatten)]
     envs: EnvSelection,
-    /// Directory of operator CRD YAML files to validate custom resources against (default: the
-    /// cache `chart-gen crds fetch` fills).
-    #[arg(long, env = "DATAJUMP_CRD_DIR")]
-    crd_dir: Option<PathBuf>,
-    /// Root of the CRD cache (default: $XDG_CACHE_HOME/datajump/crds or ~/.cache/datajump/crds).
-    #[arg(long, value_name = "DIR", env = "DATAJUMP_CRD_CACHE")]
-    crd_cache: Option<PathBuf>,
-    /// Leave the operators' custom resources unchecked (wins over --crd-dir and the cache).
-    #[arg(long)]
-    no_crds: bool,
+    #[command(flatten)]
+    crds: commands::CrdArgs,
     /// Extra values files, applied after the environment's file.
     #[arg(short = 'f', long = "values")]
     values: Vec<PathBuf>,
@@ -183,6 +177,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Crds(args) => commands::crds::run(&root, args),
+        Command::Argocd(args) => commands::argocd::run(&root, helm()?, *args),
         Command::Package(args) => {
             let dest = root.join(&args.destination);
             std::fs::create_dir_all(&dest)
@@ -221,16 +216,7 @@ fn check(root: &Path) -> Result<ExitCode> {
 
 fn validate(root: &Path, helm: Helm, args: ValidateArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let chart = root.join(CHART_DIR);
-    let operator = crds::operator_crds(args.crd_dir, args.no_crds, args.crd_cache)?;
-    let mut pipeline = Pipeline::new(chart, helm, operator.dir())?;
-    if let OperatorCrds::Skipped { groups } = operator {
-        eprintln!(
-            "chart-gen: warning: --no-crds: custom resources of {} are not checked against their CRDs",
-            groups.join(", ")
-        );
-        pipeline.crds.skip_groups(groups);
-    }
+    let pipeline = args.crds.pipeline(&root.join(CHART_DIR), helm)?;
     let envs = args.envs.envs();
     let mut total = 0;
     let mut objects = 0;
@@ -242,11 +228,13 @@ fn validate(root: &Path, helm: Helm, args: ValidateArgs) -> Result<ExitCode> {
         if args.timings {
             eprintln!(
                 "{env}: {} objects, helm {:.0?}, checks {:.1?}",
-                report.objects, report.helm_time, report.check_time
+                report.objects.len(),
+                report.helm_time,
+                report.check_time
             );
         }
         total += report.problems.len();
-        objects += report.objects;
+        objects += report.objects.len();
     }
     let summary = format!(
         "{total} problems in {objects} objects ({:.2?})",

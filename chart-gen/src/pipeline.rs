@@ -51,6 +51,8 @@ pub struct Pipeline {
     pub crds: CrdSchemas,
     /// The chart's values schema.
     pub values: ValuesValidator,
+    /// The release name to render with (`datajump` unless changed).
+    pub release: String,
 }
 
 /// What validating one environment found.
@@ -60,8 +62,10 @@ pub struct EnvReport {
     pub env: Environment,
     /// Every problem, in the order found.
     pub problems: Vec<Problem>,
-    /// Rendered objects checked.
-    pub objects: usize,
+    /// The values Helm rendered with (every file merged as Helm merges them).
+    pub values: Value,
+    /// The rendered objects (none when the values were refused).
+    pub objects: Vec<Value>,
     /// Time spent in helm.
     pub helm_time: Duration,
     /// Time spent validating in-process (schema, objects, policy).
@@ -112,6 +116,7 @@ impl Pipeline {
             helm,
             crds,
             values: ValuesValidator::new(&schema)?,
+            release: "datajump".into(),
         })
     }
 
@@ -133,6 +138,7 @@ impl Pipeline {
             layers.push(read_values(f)?);
         }
         let start = Instant::now();
+        let values = merge_layers(&layers);
         let problems = self.check_values(env, &files, &layers);
         let mut check_time = start.elapsed();
         if !problems.is_empty() {
@@ -140,14 +146,15 @@ impl Pipeline {
             return Ok(EnvReport {
                 env,
                 problems,
-                objects: 0,
+                values,
+                objects: Vec::new(),
                 helm_time: Duration::ZERO,
                 check_time,
             });
         }
         let start = Instant::now();
         let rendered = self.helm.template(&TemplateRequest {
-            release: "datajump",
+            release: &self.release,
             namespace: &env.default_namespace(),
             chart: &self.chart,
             values: files[1..].to_vec(),
@@ -161,7 +168,8 @@ impl Pipeline {
         Ok(EnvReport {
             env,
             problems,
-            objects: objects.len(),
+            values,
+            objects,
             helm_time,
             check_time,
         })
@@ -175,10 +183,7 @@ impl Pipeline {
         files: &[PathBuf],
         layers: &[Value],
     ) -> Vec<Problem> {
-        let mut merged = Value::Object(Default::default());
-        for layer in layers {
-            overlay::merge(&mut merged, layer);
-        }
+        let merged = merge_layers(layers);
         let mut problems = Vec::new();
         for e in self.values.validate(&merged) {
             let file = files
@@ -192,4 +197,13 @@ impl Pipeline {
         }
         problems
     }
+}
+
+/// The layers merged in order, as Helm merges values files.
+fn merge_layers(layers: &[Value]) -> Value {
+    let mut merged = Value::Object(Default::default());
+    for layer in layers {
+        overlay::merge(&mut merged, layer);
+    }
+    merged
 }

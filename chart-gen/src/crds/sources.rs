@@ -182,10 +182,11 @@ mod tests {
     #[test]
     fn the_pinned_list_parses_and_names_every_operator_group() {
         let sources = Sources::pinned().expect("sources.yaml is valid");
-        assert_eq!(sources.crds().count(), 17);
+        assert_eq!(sources.crds().count(), 20);
         assert_eq!(
             sources.groups(),
             [
+                "argoproj.io",
                 "cert-manager.io",
                 "elasticsearch.k8s.elastic.co",
                 "kafka.strimzi.io",

@@ -182,7 +182,7 @@ fn fetch_downloads_each_source_once_reproduces_the_reference_and_then_needs_no_n
     let dir = cache.join(sources.cache_key());
     assert_eq!(run.stdout.trim(), dir.to_str().unwrap(), "prints the cache");
     assert!(
-        run.stderr.contains("17 CRDs from 15 downloads"),
+        run.stderr.contains("20 CRDs from 18 downloads"),
         "{}",
         run.stderr
     );

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod argocd;
 mod chart;
 mod conventions;
 mod crds_fetch;

@@ -16,6 +16,20 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs the chart-gen binary in `root`: (exit code, stdout, stderr).
+pub fn chart_gen(args: &[&str], root: &Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chart-gen"))
+        .args(args)
+        .env("DATAJUMP_REPO_ROOT", root)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn helm() -> Helm {
     Helm::locate(None, Some(&repo_root()))
         .expect("helm is required for these tests: run `bash .ci/install-tools.sh`")

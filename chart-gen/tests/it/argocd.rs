@@ -1,0 +1,189 @@
+//! `chart-gen argocd` end to end: the real helm renders every environment (with a site's values),
+//! the manifests are checked against Argo CD's CRDs, and bad input writes nothing.
+
+use std::path::Path;
+
+use chart_gen::validate::crd::CrdSchemas;
+use serde_json::Value;
+
+use crate::support::{chart_gen, crd_dir, repo_root};
+
+/// Runs `chart-gen argocd` with the reference CRDs and `extra` flags, writing into `out`.
+fn argocd(crds: &Path, out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["argocd"];
+    if !extra.contains(&"--chart-repo") {
+        args.extend(["--chart-repo", "harbor.example.com/datajump"]);
+    }
+    args.extend([
+        "--crd-dir",
+        crds.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    args.extend_from_slice(extra);
+    chart_gen(&args, &repo_root())
+}
+
+fn read(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap()
+}
+
+#[test]
+fn every_environment_gets_a_valid_application_from_its_render() {
+    let Some(crds) = crd_dir() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = argocd(
+        &crds,
+        out.path(),
+        &["--cluster", "prod=https://prod.example.com:6443"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let schemas = CrdSchemas::load_dir(&crds).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "datajump-dev.yaml",
+            "datajump-prod-namespace-datajump-logging.yaml",
+            "datajump-prod.yaml",
+            "datajump-staging.yaml",
+            "datajump-test-namespace-datajump-logging.yaml",
+            "datajump-test.yaml",
+            "project.yaml",
+        ],
+        "test and staging ship logs from the in-cluster destination (one namespace file), prod from its own cluster"
+    );
+    for name in &names {
+        let obj = read(&out.path().join(name));
+        if obj["kind"] != "Namespace" {
+            let errors = schemas.check(&obj).expect("an Argo CD schema");
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+        }
+    }
+    let prod = read(&out.path().join("datajump-prod.yaml"));
+    assert_eq!(
+        prod["spec"]["destination"]["server"],
+        "https://prod.example.com:6443"
+    );
+    assert_eq!(
+        prod["spec"]["source"]["targetRevision"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(
+        prod["spec"]["syncPolicy"].get("automated").is_none(),
+        "prod syncs by hand"
+    );
+    // Prod autoscales its services: the HPAs own their replicas.
+    let ignored = prod["spec"]["ignoreDifferences"].as_array().unwrap();
+    assert!(
+        ignored.iter().any(|d| d["name"] == "datajump-web"),
+        "{ignored:?}"
+    );
+    let dev = read(&out.path().join("datajump-dev.yaml"));
+    assert_eq!(dev["spec"]["syncPolicy"]["automated"]["selfHeal"], true);
+    let labels = &dev["spec"]["syncPolicy"]["managedNamespaceMetadata"]["labels"];
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert_eq!(labels["env"], "dev");
+}
+
+#[test]
+fn site_values_are_validated_and_referenced_from_git() {
+    let Some(crds) = crd_dir() else { return };
+    let site = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let site_flags = |dir: &Path| {
+        vec![
+            "--env".to_string(),
+            "prod".into(),
+            "--site-dir".into(),
+            dir.to_str().unwrap().into(),
+            "--site-repo".into(),
+            "https://git.example.com/acme/site.git".into(),
+            "--site-path".into(),
+            "datajump".into(),
+        ]
+    };
+    let flags = site_flags(site.path());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+
+    // A typo in the site's file: reported with file and field, nothing written.
+    std::fs::write(
+        site.path().join("values-prod.yaml"),
+        "web:\n  replicaz: 3\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = argocd(&crds, out.path(), &flags);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("values-prod.yaml: /web: unknown field \"replicaz\""),
+        "{stdout}"
+    );
+    assert!(stderr.contains("nothing written"), "{stderr}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+
+    // Prod's InnoDBCluster forces baseline; with the site's MySQL outside the cluster nothing
+    // does, and the namespace label follows the site's values.
+    std::fs::write(
+        site.path().join("values-prod.yaml"),
+        "web:\n  replicas: 4\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = argocd(&crds, out.path(), &flags);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let enforce = |app: &Value| {
+        app["spec"]["syncPolicy"]["managedNamespaceMetadata"]["labels"]
+            ["pod-security.kubernetes.io/enforce"]
+            .clone()
+    };
+    assert_eq!(
+        enforce(&read(&out.path().join("datajump-prod.yaml"))),
+        "baseline"
+    );
+    std::fs::write(
+        site.path().join("values-prod.yaml"),
+        "mysql:\n  mode: external\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = argocd(&crds, out.path(), &flags);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let prod = read(&out.path().join("datajump-prod.yaml"));
+    assert_eq!(enforce(&prod), "restricted");
+    let sources = prod["spec"]["sources"].as_array().unwrap();
+    assert_eq!(
+        sources[0]["helm"]["valueFiles"],
+        serde_json::json!(["values-prod.yaml", "$site/datajump/values-prod.yaml"])
+    );
+    assert_eq!(
+        sources[1]["repoURL"],
+        "https://git.example.com/acme/site.git"
+    );
+    let project = read(&out.path().join("project.yaml"));
+    assert_eq!(project["spec"]["sourceRepos"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_flags_exit_2_and_write_nothing() {
+    let Some(crds) = crd_dir() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("manifests");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--chart-repo", "oci://harbor.example.com/datajump"],
+            "without a scheme",
+        ),
+        (&["--cluster", "qa=https://x"], "unknown environment \"qa\""),
+        (&["--cluster", "prod=http://x"], "must start with https://"),
+        (&["--site-dir", "/tmp"], "--site-repo"),
+    ];
+    for (flags, expected) in cases {
+        let (code, stdout, stderr) = argocd(&crds, &target, flags);
+        assert_eq!(code, 2, "{flags:?}: {stdout}{stderr}");
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(!target.exists(), "{flags:?} wrote something");
+    }
+}
