@@ -77,6 +77,11 @@ pub fn shared() -> Option<&'static Cluster> {
     }
 }
 
+/// The operators' CRDs the cluster has installed (beside the control plane, `../shared/crds`).
+pub fn operator_crd_dir() -> PathBuf {
+    k8s_dir().join("../crds")
+}
+
 fn k8s_dir() -> PathBuf {
     match std::env::var_os("DATAJUMP_K8S_DIR") {
         Some(dir) => PathBuf::from(dir),
@@ -134,7 +139,7 @@ impl Cluster {
     fn apply_crds(&self) -> Result<String, String> {
         let chart_crds = workspace_root().join("charts/datajump/crds");
         let chart = self.kubectl_ok(&["apply", "-f", &chart_crds.to_string_lossy()])?;
-        let operator_crds = k8s_dir().join("../crds");
+        let operator_crds = operator_crd_dir();
         if operator_crds.is_dir() {
             self.kubectl_ok(&[
                 "apply",
