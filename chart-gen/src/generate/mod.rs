@@ -135,6 +135,13 @@ pub fn generate_all() -> Result<Vec<GeneratedFile>, GenerateError> {
     for mut crd in datajump_api::crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
         crd.metadata.labels = Some(crd_labels());
+        // Argo CD applies them in an earlier wave than anything else of the chart (see
+        // crate::gitops), so they are established before the scheduler watches them.
+        crd.metadata.annotations = Some(
+            [(SYNC_WAVE.to_string(), "-2".to_string())]
+                .into_iter()
+                .collect(),
+        );
         let body = to_yaml(&name, &crd)?;
         files.push(chart_file(
             &format!("crds/{name}.yaml"),
@@ -161,6 +168,9 @@ pub fn generate_all() -> Result<Vec<GeneratedFile>, GenerateError> {
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
+
+/// Argo CD's sync-wave annotation: lower waves are applied, and healthy, before higher ones.
+const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
 
 /// Labels of the CRDs in `crds/`. Helm installs them once and never templates them, so they
 /// carry no release-specific labels: they are shared by every release in the cluster.

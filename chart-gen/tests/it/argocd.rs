@@ -187,3 +187,30 @@ fn bad_flags_exit_2_and_write_nothing() {
         assert!(!target.exists(), "{flags:?} wrote something");
     }
 }
+
+/// Argo CD syncs by wave, lowest first: the chart's CRDs, then its configuration, then the rest.
+#[test]
+fn crds_and_configuration_come_first_in_an_argo_cd_sync() {
+    let wave = |obj: &Value| obj["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"].clone();
+    for name in ["workflows.datajump.io", "workflowruns.datajump.io"] {
+        let crd = read(&repo_root().join(format!("charts/datajump/crds/{name}.yaml")));
+        assert_eq!(wave(&crd), "-2", "{name}");
+    }
+    let secrets = "secrets:\n  existingSecret: \"\"\n  values:\n    dbPassword: a\n    dbRootPassword: b\n    redisPassword: c\n    jwtSecret: d\n    minioAccessKey: e\n    minioSecretKey: f\n";
+    let objects = crate::support::render_with(chart_gen::model::Environment::Dev, secrets);
+    let mut first = 0;
+    for obj in &objects {
+        match obj["kind"].as_str() {
+            Some("ConfigMap" | "Secret")
+                if obj["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-config") || n.ends_with("-secrets")) =>
+            {
+                assert_eq!(wave(obj), "-1", "{}", obj["metadata"]["name"]);
+                first += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(first, 2, "the config ConfigMap and the credentials Secret");
+}
