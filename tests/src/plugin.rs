@@ -32,7 +32,7 @@ pub fn plugin(cluster: &Cluster, args: &[&str]) -> Run {
         &[
             "kubectl-datajump/src",
             "chart-gen/src",
-            "scheduler-image/src",
+            "scheduler-image/api/src",
         ],
     );
     let out = Command::new(bin)

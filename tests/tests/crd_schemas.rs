@@ -25,7 +25,7 @@ struct Run {
 
 /// `chart-gen ARGS` from the workspace root, with `DATAJUMP_CRD_CACHE` set to `cache`.
 fn chart_gen(args: &[&str], cache: &Path) -> Run {
-    let bin = cargo_bin("chart-gen", &["chart-gen/src", "scheduler-image/src"]);
+    let bin = cargo_bin("chart-gen", &["chart-gen/src", "scheduler-image/api/src"]);
     let out = Command::new(bin)
         .current_dir(workspace_root())
         .args(args)

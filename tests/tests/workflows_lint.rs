@@ -239,9 +239,15 @@ fn tool(name: &str, env: &str) -> PathBuf {
 }
 
 #[test]
-fn the_three_workflows_exist_and_parse() {
+fn the_workflows_exist_and_parse() {
     let names: Vec<String> = workflows().into_iter().map(|w| w.name).collect();
-    for expected in ["ci.yml", "e2e.yml", "release.yml"] {
+    for expected in [
+        "ci.yml",
+        "e2e.yml",
+        "release.yml",
+        "deploy.yml",
+        "deploy-environment.yml",
+    ] {
         assert!(
             names.iter().any(|n| n.ends_with(expected)),
             "missing .github/workflows/{expected}; found {names:?}"
@@ -371,6 +377,10 @@ fn workflows_have_concurrency_groups_timeouts_and_cargo_caching() {
             w.name
         );
         for (name, job) in jobs(&w.doc) {
+            // A job that calls a reusable workflow takes no timeout: the called jobs have theirs.
+            if job.contains_key("uses") {
+                continue;
+            }
             assert!(
                 job.contains_key("timeout-minutes"),
                 "{}: job {name} needs timeout-minutes",
@@ -598,4 +608,112 @@ fn actionlint_wrapper_passes_the_workflows_and_catches_a_broken_one() {
         !stdout.contains("ubuntu-24.04\" is unknown"),
         "hosted runner labels are known: {stdout}"
     );
+}
+
+fn workflow(name: &str) -> Workflow {
+    workflows()
+        .into_iter()
+        .find(|w| w.name.ends_with(name))
+        .unwrap_or_else(|| panic!("{name} missing"))
+}
+
+/// The `if:` and `needs:` of a job of deploy.yml.
+fn needs(job: &Mapping) -> Vec<String> {
+    match job.get("needs") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Sequence(list)) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn deploy_runs_dev_test_staging_prod_in_order_each_after_the_one_before_succeeded() {
+    let deploy = workflow("deploy.yml");
+    let jobs: std::collections::BTreeMap<String, &Mapping> =
+        jobs(&deploy.doc).into_iter().collect();
+    let order = ["dev", "test", "staging", "prod"];
+    for (i, env) in order.iter().enumerate() {
+        let job = jobs
+            .get(*env)
+            .unwrap_or_else(|| panic!("deploy.yml has no {env} job"));
+        assert_eq!(
+            job.get("uses").and_then(Value::as_str),
+            Some("./.github/workflows/deploy-environment.yml"),
+            "{env}: every environment runs the same steps"
+        );
+        let with = job.get("with").expect("with");
+        assert_eq!(with.get("environment").and_then(Value::as_str), Some(*env));
+        let cond = job.get("if").and_then(Value::as_str).unwrap_or_default();
+        assert!(
+            cond.contains(&format!("'{env}'")),
+            "{env}: runs only when planned: {cond}"
+        );
+        if i > 0 {
+            let before = order[i - 1];
+            assert!(
+                needs(job).contains(&before.to_string()),
+                "{env} must need {before}"
+            );
+            // A failed environment stops the ones after it; a skipped one (a deploy of one
+            // environment by hand) does not.
+            assert!(
+                cond.contains(&format!("needs.{before}.result == 'success'"))
+                    && !cond.contains("always()"),
+                "{env}: {cond}"
+            );
+        }
+    }
+    // After a successful release, or by hand.
+    let on = deploy.doc.get("on").expect("on");
+    assert!(on.get("workflow_run").is_some() && on.get("workflow_dispatch").is_some());
+    assert!(
+        deploy
+            .text
+            .contains("github.event.workflow_run.conclusion == 'success'")
+    );
+}
+
+#[test]
+fn each_environment_deploys_with_its_github_environment_and_the_tested_script() {
+    let env = workflow("deploy-environment.yml");
+    let jobs = jobs(&env.doc);
+    assert_eq!(jobs.len(), 1);
+    let (_, job) = &jobs[0];
+    // The GitHub environment gives the job its KUBECONFIG secret and, for prod, the approval.
+    let environment = job
+        .get("environment")
+        .and_then(|e| e.get("name"))
+        .and_then(Value::as_str);
+    assert_eq!(environment, Some("${{ inputs.environment }}"));
+    let runs: Vec<&str> = steps(job)
+        .iter()
+        .filter_map(|s| s.get("run").and_then(Value::as_str))
+        .collect();
+    assert!(
+        runs.iter()
+            .any(|r| r.contains("bash .github/scripts/deploy.sh \"$ENVIRONMENT\" \"$VERSION\"")),
+        "the workflow runs the script the tests run"
+    );
+    // Cluster credentials only from the environment's secret, written privately.
+    for line in env
+        .text
+        .lines()
+        .filter(|l| l.contains("KUBECONFIG_CONTENT:"))
+    {
+        assert!(line.contains("${{ secrets.KUBECONFIG }}"), "{line}");
+    }
+    assert!(env.text.contains("umask 077"));
+    // The release tag is what gets deployed.
+    assert!(env.text.contains("ref: v${{ inputs.version }}"));
+    // No deploy is cancelled halfway.
+    for w in [&env, &workflow("deploy.yml")] {
+        let cancel = w
+            .doc
+            .get("concurrency")
+            .and_then(|c| c.get("cancel-in-progress"));
+        assert_eq!(cancel.and_then(Value::as_bool), Some(false), "{}", w.name);
+    }
 }
