@@ -164,11 +164,13 @@ async fn install_preflight_and_namespace_apply() {
             && failures[0].contains("install the MySQL Operator first")
     );
     assert!(failures[1].contains("IngressClass \"nginx\""));
-    let plans = namespace::plan(
+    let mut typed = chart_gen::profiles::profile(chart_gen::model::Environment::Prod);
+    typed.observability.fluent_bit.enabled = false;
+    let plans = chart_gen::namespaces::plan(
         chart_gen::model::Environment::Prod,
         "datajump-prod",
-        &values,
-        &namespace::PodSecurity {
+        &typed,
+        &chart_gen::namespaces::PodSecurity {
             enforce: "restricted".into(),
             forced_by: Vec::new(),
         },

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chart_gen::model::Environment;
+use chart_gen::namespaces;
 use serde::Serialize;
 
 use crate::cli::{ChartArgs, InstallArgs};
@@ -191,7 +192,7 @@ pub async fn deploy(
     }
     // The chart knows which components fall short of "restricted": render it and ask.
     let rendered = manifests::parse(&p.helm.run(&p.helm.template_args(&p.release)).await?)?;
-    let pod_security = namespace::PodSecurity::from_objects(&rendered, &fullname)?;
+    let pod_security = namespaces::PodSecurity::from_objects(&rendered, &fullname)?;
     let log_shipping = log_shipping::Declared::from_objects(&rendered)?;
     for reason in &pod_security.forced_by {
         ctx.progress.line(format!(
@@ -199,7 +200,10 @@ pub async fn deploy(
             pod_security.enforce
         ));
     }
-    let ns_plans = namespace::plan(p.env, &p.release.namespace, &p.values.merged, &pod_security);
+    // The values passed the chart's schema in `prepare`, so they fit the model.
+    let typed: chart_gen::model::Values = serde_json::from_value(p.values.merged.clone())
+        .map_err(|e| anyhow::anyhow!("the merged values do not fit the chart's model: {e}"))?;
+    let ns_plans = namespaces::plan(p.env, &p.release.namespace, &typed, &pod_security);
     namespace::apply(client, &ns_plans).await?;
     if let credentials::Source::Generated(name) = &credentials
         && credentials::ensure_generated(client, &p.release.namespace, name).await?

@@ -269,7 +269,7 @@ async fn pod_security(
         return Ok(None);
     };
     let annotations = serde_json::to_value(config.metadata.annotations.unwrap_or_default())?;
-    let Some(needed) = crate::kube::namespace::PodSecurity::from_annotations(&annotations) else {
+    let Some(needed) = chart_gen::namespaces::PodSecurity::from_annotations(&annotations) else {
         return Ok(None);
     };
     let namespaces: Api<Namespace> = Api::all(client.clone());
