@@ -11,6 +11,7 @@
 // kube's `printcolumn(...)` repeats keys by design; clippy mistakes them for duplicates.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod backfill;
 pub mod names;
 pub mod schedule;
 pub mod validate;
