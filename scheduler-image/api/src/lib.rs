@@ -13,6 +13,7 @@
 
 pub mod backfill;
 pub mod names;
+pub mod runtime;
 pub mod schedule;
 pub mod validate;
 
