@@ -72,6 +72,8 @@ pub fn build_run(wf: &Workflow, scheduled: DateTime<Utc>) -> WorkflowRun {
         WorkflowRunSpec {
             workflow_name: wf_name.clone(),
             scheduled_time: Some(scheduled),
+            // A scheduled run takes every parameter's default.
+            parameters: BTreeMap::new(),
         },
     );
     run.metadata.namespace = wf.metadata.namespace.clone();

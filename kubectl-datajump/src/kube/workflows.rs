@@ -65,6 +65,7 @@ pub async fn create_run(
         spec: WorkflowRunSpec {
             workflow_name: workflow.to_string(),
             scheduled_time: None,
+            parameters: Default::default(),
         },
         status: None,
     };

@@ -110,9 +110,30 @@ pub struct WorkflowSpec {
     #[serde(default = "default_failed_history")]
     #[schemars(range(max = 100))]
     pub failed_runs_history_limit: u32,
+    /// Parameters every run gets (each task sees `DATAJUMP_PARAM_<NAME>`); a run may override
+    /// their values, and must give those without a default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub parameters: Vec<ParameterSpec>,
     /// The tasks; `dependsOn` edges must form a DAG.
     #[schemars(length(min = 1, max = 1000))]
     pub tasks: Vec<TaskSpec>,
+}
+
+/// A workflow parameter: a named string value the tasks read from their environment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ParameterSpec {
+    /// Lower-case letters, digits and `-`, starting with a letter (`day`, `source-table`): the
+    /// tasks' variable is `DATAJUMP_PARAM_` and the name upper-cased with `-` as `_`.
+    #[schemars(length(min = 1, max = 50), regex(pattern = r"^[a-z][a-z0-9-]*$"))]
+    pub name: String,
+    /// The value when a run does not give one; without it every run must.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// What the parameter means, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 fn default_max_catch_up_runs() -> u32 {
@@ -265,6 +286,9 @@ pub struct WorkflowRunSpec {
     /// The schedule tick this run was created for; unset for runs created by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_time: Option<DateTime<Utc>>,
+    /// Values of the workflow's parameters for this run, over their defaults.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub parameters: std::collections::BTreeMap<String, String>,
 }
 
 /// Lifecycle phase of a task within a run.

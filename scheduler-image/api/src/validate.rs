@@ -12,6 +12,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::schedule::{Schedule, ScheduleError};
 use super::{Workflow, WorkflowSpec};
+use crate::runtime;
 
 /// One problem in a workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +152,8 @@ fn validate_spec_into(
 ) -> Option<Dag> {
     validate_schedule(spec, errors);
     validate_scalars(spec, limits, errors);
+    validate_parameters(spec, errors);
+    validate_references(spec, errors);
     if spec.tasks.is_empty() {
         errors.push("spec.tasks", "at least one task is required");
         return None;
@@ -169,6 +172,121 @@ fn validate_spec_into(
     let dag = dependency_graph(spec, &index, errors);
     report_cycles(spec, &dag, errors);
     Some(dag)
+}
+
+fn validate_parameters(spec: &WorkflowSpec, errors: &mut ValidationErrors) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, p) in spec.parameters.iter().enumerate() {
+        let path = format!("spec.parameters[{i}].name");
+        let valid = p.name.len() <= 50
+            && p.name.starts_with(|c: char| c.is_ascii_lowercase())
+            && p.name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            errors.push(
+                path,
+                format!(
+                    "{:?}: expected lower-case letters, digits and '-', starting with a letter, at most 50 characters",
+                    p.name
+                ),
+            );
+        } else if !seen.insert(p.name.as_str()) {
+            errors.push(path, format!("parameter {:?} is declared twice", p.name));
+        }
+    }
+}
+
+/// Every `$(NAME)` in a task's command, args and env values must name a variable the task will
+/// have: the run's (see [`crate::runtime`]), a parameter's, or one of its own env entries (for an
+/// env value, one defined before it, as the kubelet expands them in order). With `envFrom` the
+/// set of names is not known until the pod starts, so command and args are not checked then.
+fn validate_references(spec: &WorkflowSpec, errors: &mut ValidationErrors) {
+    let mut run_vars: Vec<String> = runtime::BUILTIN.iter().map(|v| v.to_string()).collect();
+    run_vars.extend(spec.parameters.iter().map(|p| runtime::param_var(&p.name)));
+    for (i, task) in spec.tasks.iter().enumerate() {
+        let mut known = run_vars.clone();
+        for (k, env) in task.env.iter().enumerate() {
+            if let Some(value) = &env.value {
+                report_unknown(
+                    errors,
+                    &format!("spec.tasks[{i}].env[{k}].value"),
+                    value,
+                    &known,
+                );
+            }
+            known.push(env.name.clone());
+        }
+        if !task.env_from.is_empty() {
+            continue;
+        }
+        for (field, list) in [("command", &task.command), ("args", &task.args)] {
+            for (j, text) in list.iter().enumerate() {
+                report_unknown(
+                    errors,
+                    &format!("spec.tasks[{i}].{field}[{j}]"),
+                    text,
+                    &known,
+                );
+            }
+        }
+    }
+}
+
+fn report_unknown(errors: &mut ValidationErrors, path: &str, text: &str, known: &[String]) {
+    for unknown in runtime::unknown_references(text, known) {
+        let hint = match &unknown.suggestion {
+            Some(s) => format!(" (did you mean $({s})?)"),
+            None => String::new(),
+        };
+        errors.push(
+            path,
+            format!(
+                "$({}) names no variable this task has{hint}: expected a run variable ({}), DATAJUMP_PARAM_<NAME> of a declared parameter, or an env entry of the task; write $$ for a literal $",
+                unknown.name,
+                runtime::BUILTIN.join(", ")
+            ),
+        );
+    }
+}
+
+/// The parameter values of a run: each declared parameter's value from `given` (a run's
+/// `spec.parameters`), else its default. A value for an undeclared parameter, or none for a
+/// parameter without a default, is an error naming it.
+pub fn resolve_parameters(
+    spec: &WorkflowSpec,
+    given: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, String)>, ValidationErrors> {
+    let mut errors = ValidationErrors::default();
+    for name in given.keys() {
+        if !spec.parameters.iter().any(|p| &p.name == name) {
+            let hint = suggestion(name, spec.parameters.iter().map(|p| p.name.as_str()))
+                .map(|s| format!(" (did you mean {s:?}?)"))
+                .unwrap_or_default();
+            errors.push(
+                format!("spec.parameters.{name}"),
+                format!("the workflow declares no parameter {name:?}{hint}"),
+            );
+        }
+    }
+    let mut values = Vec::new();
+    for p in &spec.parameters {
+        match given.get(&p.name).or(p.default.as_ref()) {
+            Some(v) => values.push((p.name.clone(), v.clone())),
+            None => errors.push(
+                format!("spec.parameters.{}", p.name),
+                format!(
+                    "parameter {:?} has no default: the run must give it",
+                    p.name
+                ),
+            ),
+        }
+    }
+    if errors.0.is_empty() {
+        Ok(values)
+    } else {
+        Err(errors)
+    }
 }
 
 fn validate_schedule(spec: &WorkflowSpec, errors: &mut ValidationErrors) {
@@ -396,24 +514,10 @@ fn cycle_through_first(members: &[usize], dag: &Dag) -> Vec<usize> {
 /// The closest known name within edit distance 2, to suggest for a typo.
 fn suggestion<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     names
-        .map(|n| (edit_distance(wanted, n), n))
+        .map(|n| (strsim::levenshtein(wanted, n), n))
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
@@ -588,6 +692,99 @@ mod tests {
             check_dns1123_label(&"a".repeat(64))
                 .unwrap_err()
                 .contains("64 characters")
+        );
+    }
+
+    fn with_parameters(tasks: serde_json::Value, parameters: serde_json::Value) -> Workflow {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "datajump.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"name": "etl"},
+            "spec": {"parameters": parameters, "tasks": tasks},
+        }))
+        .expect("valid workflow json")
+    }
+
+    #[test]
+    fn references_must_name_a_run_variable_a_parameter_or_an_earlier_env_entry() {
+        let wf = with_parameters(
+            serde_json::json!([{
+                "name": "load", "image": "etl",
+                "args": ["--day=$(DATAJUMP_LOGICAL_DATE)", "--table=$(DATAJUMP_PARAM_TABLE)",
+                         "--out=$(OUT)", "--cost=$$5", "$(DATAJUMP_LOGICAL_DAT)"],
+                "env": [
+                    {"name": "OUT", "value": "s3://lake/$(DATAJUMP_LOGICAL_DATE)"},
+                    {"name": "EARLY", "value": "$(LATE)"},
+                    {"name": "LATE", "value": "x"},
+                ],
+            }]),
+            serde_json::json!([{"name": "table", "default": "events"}]),
+        );
+        let msgs = messages(&wf);
+        assert_eq!(msgs.len(), 2, "{msgs:#?}");
+        assert!(
+            msgs[0]
+                .starts_with("spec.tasks[0].env[1].value: $(LATE) names no variable this task has"),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs[1].starts_with(
+                "spec.tasks[0].args[4]: $(DATAJUMP_LOGICAL_DAT) names no variable this task has (did you mean $(DATAJUMP_LOGICAL_DATE)?)"
+            ),
+            "{msgs:#?}"
+        );
+        // With envFrom the names are only known at run time: command and args are not checked.
+        let wf = with_parameters(
+            serde_json::json!([{"name": "a", "image": "x", "args": ["$(FROM_CONFIGMAP)"],
+                                "envFrom": [{"configMapRef": {"name": "settings"}}]}]),
+            serde_json::json!([]),
+        );
+        assert_eq!(messages(&wf), Vec::<String>::new());
+    }
+
+    #[test]
+    fn parameters_are_named_once_and_resolved_with_defaults_and_overrides() {
+        let wf = with_parameters(
+            serde_json::json!([{"name": "a", "image": "x"}]),
+            serde_json::json!([{"name": "day"}, {"name": "day"}, {"name": "Table"}]),
+        );
+        let msgs = messages(&wf);
+        assert!(
+            msgs[0].contains("spec.parameters[1].name: parameter \"day\" is declared twice"),
+            "{msgs:#?}"
+        );
+        assert!(
+            msgs[1].starts_with("spec.parameters[2].name: \"Table\": expected lower-case"),
+            "{msgs:#?}"
+        );
+
+        let wf = with_parameters(
+            serde_json::json!([{"name": "a", "image": "x"}]),
+            serde_json::json!([{"name": "day"}, {"name": "table", "default": "events"}]),
+        );
+        let given =
+            std::collections::BTreeMap::from([("day".to_string(), "2026-11-01".to_string())]);
+        assert_eq!(
+            resolve_parameters(&wf.spec, &given).unwrap(),
+            [
+                ("day".to_string(), "2026-11-01".to_string()),
+                ("table".into(), "events".into())
+            ]
+        );
+        let err = resolve_parameters(&wf.spec, &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "spec.parameters.day: parameter \"day\" has no default: the run must give it"
+        );
+        let typo = std::collections::BTreeMap::from([
+            ("day".to_string(), "x".to_string()),
+            ("tabel".to_string(), "y".to_string()),
+        ]);
+        let err = resolve_parameters(&wf.spec, &typo).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "spec.parameters.tabel: the workflow declares no parameter \"tabel\" (did you mean \"table\"?)"
         );
     }
 }
