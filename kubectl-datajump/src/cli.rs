@@ -215,6 +215,13 @@ pub enum WorkflowCommand {
         /// Follow the run to its end; the exit code reflects its outcome.
         #[arg(long)]
         watch: bool,
+        /// A parameter's value for this run, NAME=VALUE (repeatable; over the workflow's default).
+        #[arg(short = 'p', long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// The run's logical time, RFC 3339 (default: now): what its tasks see as
+        /// DATAJUMP_LOGICAL_TIME, with the data interval up to it.
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        logical_time: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Stop scheduling new runs of a workflow.
     Suspend {
@@ -302,6 +309,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Formats a duration the way helm's `--timeout` accepts it (`600s`).
 pub fn format_duration_for_helm(d: Duration) -> String {
     format!("{}s", d.as_secs().max(1))
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))?;
+    if name.is_empty() {
+        return Err(format!("expected NAME=VALUE, got {s:?}"));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| format!("expected an RFC 3339 time like 2026-11-01T02:00:00+08:00, got {s:?}"))
 }
 
 #[cfg(test)]

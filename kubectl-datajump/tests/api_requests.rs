@@ -233,7 +233,9 @@ async fn workflow_submit_is_server_side_apply_then_run_creation() {
     workflows::apply(&client, "data", "etl", &doc)
         .await
         .unwrap();
-    let run = workflows::create_run(&client, "data", "etl").await.unwrap();
+    let run = workflows::create_run(&client, "data", "etl", &Default::default())
+        .await
+        .unwrap();
     assert_eq!(run.spec.workflow_name, "etl");
     server.await.unwrap();
 }

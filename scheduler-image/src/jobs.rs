@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::{
     Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Capabilities, Container, EnvVar, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
     ResourceRequirements, SeccompProfile, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -22,9 +22,11 @@ use kube::Resource;
 
 use crate::plan::{JobState, ObservedJob, PodReport};
 use datajump_api::names::scheduled_run_name;
+use datajump_api::runtime::{self, RunFacts};
+use datajump_api::schedule::{Schedule, parse_timezone};
 use datajump_api::{
     ANNOTATION_SCHEDULED_TIME, LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK, LABEL_WORKFLOW, TaskSpec,
-    Workflow, WorkflowRun, WorkflowRunSpec,
+    Workflow, WorkflowRun, WorkflowRunSpec, WorkflowSpec,
 };
 
 /// Label every object created by the scheduler carries, so its watches see only its own Jobs.
@@ -72,6 +74,7 @@ pub fn build_run(wf: &Workflow, scheduled: DateTime<Utc>) -> WorkflowRun {
         WorkflowRunSpec {
             workflow_name: wf_name.clone(),
             scheduled_time: Some(scheduled),
+            logical_time: None,
             // A scheduled run takes every parameter's default.
             parameters: BTreeMap::new(),
         },
@@ -142,12 +145,58 @@ fn restricted_security_context() -> SecurityContext {
 }
 
 /// The Job for `attempt` of `task` in `run`, owned by the run.
+/// The variables every task of `run` gets (see [`datajump_api::runtime`]): its logical time —
+/// the tick it was scheduled for, else the time it was created for, else its creation — the data interval from the schedule's
+/// previous tick, the run and workflow names, and `parameters` (the run's resolved values).
+/// The same on every attempt: nothing here depends on when the Job is created.
+pub fn run_variables(
+    run: &WorkflowRun,
+    spec: &WorkflowSpec,
+    parameters: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Vec<(String, String)> {
+    let created = run
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(from_k8s_time);
+    let logical_time = run
+        .spec
+        .scheduled_time
+        .or(run.spec.logical_time)
+        .or(created)
+        .unwrap_or(now);
+    let schedule = spec
+        .schedule
+        .as_deref()
+        .and_then(|expr| Schedule::parse(expr, spec.timezone.as_deref()).ok());
+    let tz = schedule
+        .as_ref()
+        .map(Schedule::timezone)
+        .or_else(|| parse_timezone(spec.timezone.as_deref()).ok())
+        .unwrap_or(chrono_tz::UTC);
+    let interval_start = schedule
+        .as_ref()
+        .and_then(|s| s.latest_at_or_before(logical_time - chrono::Duration::seconds(1)))
+        .unwrap_or(logical_time);
+    let run_name = run.metadata.name.clone().unwrap_or_default();
+    runtime::variables(&RunFacts {
+        workflow: &run.spec.workflow_name,
+        run: &run_name,
+        logical_time,
+        logical_date: logical_time.with_timezone(&tz).date_naive(),
+        interval_start,
+        parameters,
+    })
+}
+
 pub fn build_job(
     run: &WorkflowRun,
     task: &TaskSpec,
     attempt: u32,
     job_name: &str,
     defaults: &TaskDefaults,
+    variables: &[(String, String)],
 ) -> Job {
     let run_name = run.metadata.name.clone().unwrap_or_default();
     let labels = BTreeMap::from([
@@ -162,7 +211,18 @@ pub fn build_job(
         image: Some(task.image.clone()),
         command: (!task.command.is_empty()).then(|| task.command.clone()),
         args: (!task.args.is_empty()).then(|| task.args.clone()),
-        env: (!task.env.is_empty()).then(|| task.env.clone()),
+        // The run's variables first, so the task's own env values can refer to them.
+        env: Some(
+            variables
+                .iter()
+                .map(|(name, value)| EnvVar {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                    value_from: None,
+                })
+                .chain(task.env.iter().cloned())
+                .collect(),
+        ),
         env_from: (!task.env_from.is_empty()).then(|| task.env_from.clone()),
         resources: Some(merged_resources(task.resources.as_ref(), defaults)),
         security_context: Some(restricted_security_context()),
@@ -468,10 +528,78 @@ mod tests {
     }
 
     #[test]
+    fn tasks_get_the_runs_logical_time_interval_and_parameters_before_their_own_env() {
+        let mut wf = workflow();
+        wf.spec.schedule = Some("0 2 * * *".into());
+        wf.spec.timezone = Some("Asia/Shanghai".into());
+        wf.spec.tasks[0].env = vec![EnvVar {
+            name: "OUT".into(),
+            value: Some("s3://lake/$(DATAJUMP_LOGICAL_DATE)".into()),
+            value_from: None,
+        }];
+        // 02:00 in Shanghai on 1 November is 18:00 UTC on 31 October.
+        let tick = Utc
+            .with_ymd_and_hms(2026, 10, 31, 18, 0, 0)
+            .single()
+            .expect("valid");
+        let run = build_run(&wf, tick);
+        let params = vec![("table".to_string(), "events".to_string())];
+        let vars = run_variables(&run, &wf.spec, &params, tick + chrono::Duration::hours(5));
+        let job = build_job(
+            &run,
+            &wf.spec.tasks[0],
+            1,
+            "j",
+            &TaskDefaults::default(),
+            &vars,
+        );
+        let env = job
+            .spec
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod")
+            .containers[0]
+            .env
+            .clone()
+            .expect("env");
+        let value = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(value("DATAJUMP_LOGICAL_TIME"), "2026-10-31T18:00:00Z");
+        assert_eq!(
+            value("DATAJUMP_LOGICAL_DATE"),
+            "2026-11-01",
+            "the date where the workflow runs"
+        );
+        assert_eq!(
+            value("DATAJUMP_INTERVAL_START"),
+            "2026-10-30T18:00:00Z",
+            "the tick before"
+        );
+        assert_eq!(value("DATAJUMP_INTERVAL_END"), "2026-10-31T18:00:00Z");
+        assert_eq!(value("DATAJUMP_RUN_NAME"), "etl-202610311800");
+        assert_eq!(value("DATAJUMP_WORKFLOW_NAME"), "etl");
+        assert_eq!(value("DATAJUMP_PARAM_TABLE"), "events");
+        // The task's own entry last: the kubelet expands $(…) only from earlier entries.
+        assert_eq!(env.last().map(|e| e.name.as_str()), Some("OUT"));
+    }
+
+    #[test]
     fn a_disrupted_pod_is_not_a_failed_attempt() {
         let run = build_run(&workflow(), Utc::now());
         let wf = workflow();
-        let job = build_job(&run, &wf.spec.tasks[0], 1, "j", &TaskDefaults::default());
+        let job = build_job(
+            &run,
+            &wf.spec.tasks[0],
+            1,
+            "j",
+            &TaskDefaults::default(),
+            &[],
+        );
         let spec = job.spec.expect("spec");
         assert_eq!(spec.backoff_limit, Some(0));
         let rules = spec.pod_failure_policy.expect("pod failure policy").rules;
@@ -541,6 +669,7 @@ mod tests {
             2,
             "etl-202605010200-load-2",
             &defaults,
+            &[],
         );
         let labels = job.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels[LABEL_RUN], "etl-202605010200");
@@ -575,7 +704,14 @@ mod tests {
     fn observes_job_states() {
         let wf = workflow();
         let run = build_run(&wf, Utc::now());
-        let mut job = build_job(&run, &wf.spec.tasks[0], 1, "j", &TaskDefaults::default());
+        let mut job = build_job(
+            &run,
+            &wf.spec.tasks[0],
+            1,
+            "j",
+            &TaskDefaults::default(),
+            &[],
+        );
         assert_eq!(observe_job(&job).expect("ours").state, JobState::Active);
         let t = Utc
             .with_ymd_and_hms(2026, 5, 1, 3, 0, 0)

@@ -14,7 +14,7 @@ use k8s_openapi::api::batch::v1::Job;
 use tokio::sync::Notify;
 
 use crate::cron::{CronInput, plan_ticks};
-use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time};
+use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time, run_variables};
 use crate::metrics::Metrics;
 use crate::plan::{
     Action, EventType, FinishedRun, ObservedJob, RunInput, RunPlan, plan_run, prune_history,
@@ -23,7 +23,7 @@ use crate::plan::{
 use crate::waiters::{RunRef, SlotWaiters};
 use datajump_api::names::scheduled_run_name;
 use datajump_api::schedule::Schedule;
-use datajump_api::validate::{Limits, validate_spec, validate_workflow_with};
+use datajump_api::validate::{Limits, resolve_parameters, validate_spec, validate_workflow_with};
 use datajump_api::{
     RunCondition, RunPhase, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
 };
@@ -600,6 +600,17 @@ impl<C: Cluster> Reconciler<C> {
                 return self.fail_run(run, &old, "InvalidWorkflow", msg, now).await;
             }
         };
+        let parameters = match resolve_parameters(&spec, &run.spec.parameters) {
+            Ok(parameters) => parameters,
+            Err(_) if old.phase.is_finished() => return Ok(None),
+            Err(errors) => {
+                let msg = format!("the run's parameters do not fit its workflow:\n{errors}");
+                return self
+                    .fail_run(run, &old, "InvalidParameters", msg, now)
+                    .await;
+            }
+        };
+        let variables = run_variables(run, &spec, &parameters, now);
         let jobs = self.cluster.jobs_of(run);
         let mut plan = self.plan_with_slots((ns.clone(), run_name.clone()), now, |free_slots| {
             plan_run(&RunInput {
@@ -629,6 +640,7 @@ impl<C: Cluster> Reconciler<C> {
                         *attempt,
                         job_name,
                         &self.config.task_defaults,
+                        &variables,
                     );
                     let outcome = match self.cluster.create_job(job).await {
                         Ok(outcome) => outcome,

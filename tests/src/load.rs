@@ -22,9 +22,11 @@ const CREATES_IN_FLIGHT: usize = 16;
 
 /// Creates `n` runs of `workflow` in `ns` at once (through the plugin's library); their names.
 pub async fn create_runs(client: &kube::Client, ns: &str, workflow: &str, n: usize) -> Vec<String> {
+    let options = kubectl_datajump::kube::workflows::RunOptions::default();
+    let options = &options;
     futures::stream::iter(0..n)
         .map(|_| async move {
-            kubectl_datajump::kube::workflows::create_run(client, ns, workflow)
+            kubectl_datajump::kube::workflows::create_run(client, ns, workflow, options)
                 .await
                 .map(|r| r.metadata.name.unwrap_or_default())
         })

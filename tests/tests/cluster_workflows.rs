@@ -124,11 +124,12 @@ fn workflow_verbs_against_the_real_scheduler() {
     let jobs_created = failing_run_and_manual_runs(cluster)
         + tasks.len()
         + long_name_run(cluster)
-        + resources_run(cluster);
+        + resources_run(cluster)
+        + parameters_run(cluster);
 
     // Every finished task and run counted exactly once: each Job's task, plus the task whose
-    // Job the API server refused; five runs finished (diamond, two of nightly, the long name,
-    // resources). A reconcile that reads the scheduler's own status write back stale waits for
+    // Job the API server refused; six runs finished (diamond, two of nightly, the long name,
+    // resources, parameters). A reconcile that reads the scheduler's own status write back stale waits for
     // the cache instead of finishing the same tasks again.
     let metrics = counters(port);
     let count = |name: &str| metrics.get(name).copied().unwrap_or(0.0);
@@ -137,7 +138,7 @@ fn workflow_verbs_against_the_real_scheduler() {
         (jobs_created + 1) as f64,
         "{metrics:?}"
     );
-    assert_eq!(count("workflow_runs_total"), 5.0, "{metrics:?}");
+    assert_eq!(count("workflow_runs_total"), 6.0, "{metrics:?}");
     assert!(
         scheduler.running(),
         "the scheduler died:\n{}",
@@ -359,4 +360,82 @@ fn long_name_run(cluster: &Cluster) -> usize {
     let run_name = runs[0]["name"].as_str().expect("run name");
     assert!(run_name.len() <= 63, "{run_name}");
     jobs_of_run(cluster, run_name).len()
+}
+
+/// A run by hand with parameters and a logical time: its Job's container gets the run's
+/// variables (logical time and date in the workflow's zone, the interval back to the previous
+/// tick, names, parameters over defaults) ahead of the task's own env, for the kubelet's
+/// `$(…)` expansion; a run missing a required parameter is refused before anything is created.
+/// Returns the number of Jobs created.
+fn parameters_run(cluster: &Cluster) -> usize {
+    // Only on 29 February at 02:00 in Shanghai: never during the test, and the tick before
+    // 1 November 2026 is 29 February 2024.
+    let workflow = format!(
+        "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: params, namespace: {NS}}}\nspec:\n  schedule: \"0 2 29 2 *\"\n  timezone: Asia/Shanghai\n  parameters:\n    - {{name: table, default: events}}\n    - {{name: day}}\n  tasks:\n    - name: load\n      image: busybox\n      args: [\"load $(DATAJUMP_PARAM_TABLE) for $(DATAJUMP_LOGICAL_DATE)\"]\n      env: [{{name: OUT, value: \"s3://lake/$(DATAJUMP_PARAM_DAY)\"}}]\n"
+    );
+    let submit = submit_workflow(cluster, "params", &workflow, &[]);
+    assert!(submit.ok, "{}{}", submit.stdout, submit.stderr);
+
+    let missing = plugin(cluster, &["workflow", "run", "params", "-n", NS]);
+    assert_eq!(missing.code, Some(2), "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("spec.parameters.day: parameter \"day\" has no default"),
+        "{}",
+        missing.stderr
+    );
+    assert!(runs_of(cluster, "params").is_empty(), "nothing created");
+
+    let run = plugin(
+        cluster,
+        &[
+            "workflow",
+            "run",
+            "params",
+            "-p",
+            "day=2026-11-01",
+            "-p",
+            "table=orders",
+            "--logical-time",
+            "2026-11-01T02:00:00+08:00",
+            "--watch",
+            "-n",
+            NS,
+        ],
+    );
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    let runs = runs_of(cluster, "params");
+    let run_name = runs[0]["name"].as_str().expect("run name").to_string();
+    let jobs = jobs_of_run(cluster, &run_name);
+    assert_eq!(jobs.len(), 1);
+    let job = cluster
+        .kubectl_ok(&["get", "job", &jobs[0], "-n", NS, "-o", "json"])
+        .expect("the Job");
+    let job: Value = serde_json::from_slice(&job.stdout).expect("Job JSON");
+    let env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("{name} in {env:#?}"))
+            .to_string()
+    };
+    assert_eq!(value("DATAJUMP_LOGICAL_TIME"), "2026-10-31T18:00:00Z");
+    assert_eq!(value("DATAJUMP_LOGICAL_DATE"), "2026-11-01");
+    assert_eq!(value("DATAJUMP_INTERVAL_START"), "2024-02-28T18:00:00Z");
+    assert_eq!(value("DATAJUMP_INTERVAL_END"), "2026-10-31T18:00:00Z");
+    assert_eq!(value("DATAJUMP_RUN_NAME"), run_name);
+    assert_eq!(value("DATAJUMP_WORKFLOW_NAME"), "params");
+    assert_eq!(value("DATAJUMP_PARAM_TABLE"), "orders");
+    assert_eq!(value("DATAJUMP_PARAM_DAY"), "2026-11-01");
+    assert_eq!(
+        env.last().map(|e| e["name"].clone()),
+        Some("OUT".into()),
+        "the task's own env last"
+    );
+    jobs.len()
 }

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::cli::{GlobalOpts, WorkflowCommand};
 use crate::cmd::{Ctx, confirm};
 use crate::error::InputError;
+use crate::kube::workflows::RunOptions;
 use crate::kube::{jobs, workflows};
 use crate::output::{self, Render, Style, age};
 
@@ -125,7 +126,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
             workflows::apply(&client, &ns, &name, &document).await?;
             println!("workflow.datajump.io/{name} applied in {ns}");
             if run_now || watch {
-                start_run(ctx, &client, &ns, &name, watch).await?;
+                start_run(ctx, &client, &ns, &name, watch, &RunOptions::default()).await?;
             }
             Ok(())
         }
@@ -145,9 +146,17 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
         WorkflowCommand::Logs { run, task, follow } => {
             logs(&client, &ns, &run, task.as_deref(), follow).await
         }
-        WorkflowCommand::Run { name, watch } => {
-            workflows::get(&client, &ns, &name).await?;
-            start_run(ctx, &client, &ns, &name, watch).await
+        WorkflowCommand::Run {
+            name,
+            watch,
+            params,
+            logical_time,
+        } => {
+            let options = RunOptions {
+                parameters: params.into_iter().collect(),
+                logical_time,
+            };
+            start_run(ctx, &client, &ns, &name, watch, &options).await
         }
         WorkflowCommand::Suspend { name } => {
             workflows::set_suspend(&client, &ns, &name, true).await?;
@@ -175,8 +184,9 @@ async fn start_run(
     ns: &str,
     name: &str,
     watch: bool,
+    options: &RunOptions,
 ) -> anyhow::Result<()> {
-    let run = workflows::create_run(client, ns, name).await?;
+    let run = workflows::create_run(client, ns, name, options).await?;
     let run_name = run.metadata.name.clone().unwrap_or_default();
     println!("workflowrun.datajump.io/{run_name} created");
     if !watch {

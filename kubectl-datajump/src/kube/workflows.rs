@@ -34,11 +34,22 @@ pub async fn apply(
     .map_err(|e| anyhow::anyhow!("applying Workflow {name} in {namespace}: {e}"))
 }
 
-/// Creates a WorkflowRun for the workflow now.
+/// What a run started by hand carries besides its workflow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Parameter values over the workflow's defaults.
+    pub parameters: std::collections::BTreeMap<String, String>,
+    /// Its logical time (default: its creation).
+    pub logical_time: Option<chrono::DateTime<Utc>>,
+}
+
+/// Creates a WorkflowRun for the workflow now. Parameters that do not fit the workflow (unknown,
+/// or a required one missing) are an input error and nothing is created.
 pub async fn create_run(
     client: &Client,
     namespace: &str,
     workflow: &str,
+    options: &RunOptions,
 ) -> anyhow::Result<WorkflowRun> {
     let workflows: Api<Workflow> = Api::namespaced(client.clone(), namespace);
     let owner = workflows
@@ -50,6 +61,11 @@ pub async fn create_run(
                 "workflow {workflow:?} not found in namespace {namespace}"
             ))
         })?;
+    datajump_api::validate::resolve_parameters(&owner.spec, &options.parameters).map_err(|e| {
+        InputError::new(format!(
+            "the parameters do not fit Workflow {workflow}:\n{e}"
+        ))
+    })?;
     let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
     let run = WorkflowRun {
         metadata: ObjectMeta {
@@ -65,7 +81,8 @@ pub async fn create_run(
         spec: WorkflowRunSpec {
             workflow_name: workflow.to_string(),
             scheduled_time: None,
-            parameters: Default::default(),
+            logical_time: options.logical_time,
+            parameters: options.parameters.clone(),
         },
         status: None,
     };

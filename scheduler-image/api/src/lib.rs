@@ -286,6 +286,10 @@ pub struct WorkflowRunSpec {
     /// The schedule tick this run was created for; unset for runs created by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_time: Option<DateTime<Utc>>,
+    /// The logical time of a run created by hand (what its tasks process): default, its creation.
+    /// A scheduled run's logical time is its `scheduledTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logical_time: Option<DateTime<Utc>>,
     /// Values of the workflow's parameters for this run, over their defaults.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub parameters: std::collections::BTreeMap<String, String>,

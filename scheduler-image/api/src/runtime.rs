@@ -2,8 +2,9 @@
 //! workflow names, and the workflow's parameters, as environment variables of every task
 //! container. Tasks use them in `command`, `args` and `env` values with Kubernetes' own
 //! `$(NAME)` expansion (the kubelet substitutes them; `$$` is a literal `$`), so there is no
-//! second template language; this module checks offline that every `$(NAME)` a task writes names
-//! a variable it will have.
+//! second template language. The kubelet leaves a `$(…)` that names no variable as written, which
+//! is what keeps shell command substitution (`sh -c 'echo $(date)'`) working; so the offline check
+//! looks only at `$(DATAJUMP_…)`: each must be a run variable or a declared parameter's.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -117,12 +118,13 @@ pub struct UnknownReference {
     pub suggestion: Option<String>,
 }
 
-/// The references in `text` that are not in `known`, each with a suggestion when a known name
-/// is a small edit away (a typo).
+/// The `$(DATAJUMP_…)` references in `text` that are not in `known`, each with a suggestion
+/// when a known name is a small edit away (a typo). Other references are the task's own or shell
+/// text, and are left to the kubelet.
 pub fn unknown_references(text: &str, known: &[String]) -> Vec<UnknownReference> {
     references(text)
         .into_iter()
-        .filter(|r| !known.iter().any(|k| k == r))
+        .filter(|r| r.starts_with("DATAJUMP_") && !known.iter().any(|k| k == r))
         .map(|r| UnknownReference {
             name: r.to_string(),
             suggestion: known
@@ -175,7 +177,7 @@ mod tests {
     fn unknown_references_are_named_with_a_suggestion() {
         let known: Vec<String> = BUILTIN.iter().map(|s| s.to_string()).collect();
         let unknown = unknown_references(
-            "$(DATAJUMP_LOGICAL_DAT) $(HOME) $(DATAJUMP_RUN_NAME)",
+            "$(DATAJUMP_LOGICAL_DAT) $(HOME) $(id -u) $(DATAJUMP_RUN_NAME) $(DATAJUMP_X)",
             &known,
         );
         assert_eq!(
@@ -185,8 +187,9 @@ mod tests {
                     name: "DATAJUMP_LOGICAL_DAT".into(),
                     suggestion: Some(LOGICAL_DATE.into())
                 },
+                // $(HOME) and $(id -u) are the task's or the shell's: left to the kubelet.
                 UnknownReference {
-                    name: "HOME".into(),
+                    name: "DATAJUMP_X".into(),
                     suggestion: None
                 },
             ]
