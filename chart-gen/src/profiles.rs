@@ -13,6 +13,10 @@ pub const APP_VERSION: &str = "1.0.0";
 pub const SCHEDULER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The values for `env`.
+/// The global cap of running task Jobs on the small clusters of dev and test (the base profile):
+/// fewer than the scheduler's default, which staging and prod keep.
+const SMALL_CLUSTER_MAX_RUNNING_TASKS: u32 = 20;
+
 pub fn profile(env: Environment) -> Values {
     match env {
         Environment::Dev => dev(),
@@ -114,7 +118,7 @@ pub fn base() -> Values {
             },
             resources: res("50m", "64Mi", "500m", "128Mi"),
             executor: Executor {
-                max_running_tasks: 20,
+                max_running_tasks: SMALL_CLUSTER_MAX_RUNNING_TASKS,
                 task_pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 3600,
                 default_task_resources: res("250m", "256Mi", "1", "512Mi"),
@@ -463,7 +467,8 @@ fn production_grade(v: &mut Values, services: (u32, u32), storage_class: &str) {
     v.scheduler.pod_disruption_budget = DisruptionBudget::one_at_a_time(true);
     v.scheduler.pod_anti_affinity = AntiAffinity::Hard;
     v.scheduler.topology_spread = TopologySpread::zones(WhenUnsatisfiable::DoNotSchedule);
-    v.scheduler.executor.max_running_tasks = 50;
+    // Staging and prod run with the scheduler's own default cap.
+    v.scheduler.executor.max_running_tasks = datajump_api::DEFAULT_MAX_RUNNING_TASKS;
     // Headroom over the ~64 MiB measured managing 1,000 workflows (scheduler-image README).
     v.scheduler.resources = res("100m", "256Mi", "1", "256Mi");
     v.mysql.mode = Mode::Operator;

@@ -53,7 +53,7 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(2..=300))]
     pub lease_duration_seconds: u32,
     /// Global cap of task Jobs running at once, across all workflows.
-    #[arg(long, env = "DATAJUMP_MAX_RUNNING_TASKS", default_value_t = 50,
+    #[arg(long, env = "DATAJUMP_MAX_RUNNING_TASKS", default_value_t = datajump_api::DEFAULT_MAX_RUNNING_TASKS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_running_tasks: u32,
     /// Seconds a task's pod may be unable to start (image pull, missing configuration, no node

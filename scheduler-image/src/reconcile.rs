@@ -140,7 +140,7 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
-            max_running_tasks: 100,
+            max_running_tasks: datajump_api::DEFAULT_MAX_RUNNING_TASKS as usize,
             pending_timeout_seconds: DEFAULT_PENDING_TIMEOUT_SECONDS,
             finished_pod_retention_seconds: DEFAULT_FINISHED_POD_RETENTION_SECONDS,
             task_defaults: TaskDefaults::default(),

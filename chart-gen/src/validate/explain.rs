@@ -177,21 +177,10 @@ pub(crate) fn unknown_field(key: &str, known: &[String]) -> String {
     }
 }
 
-/// Levenshtein distance, case-insensitive (`imagepullpolicy` is one edit from nothing useful
-/// otherwise).
+/// Levenshtein distance (strsim's), case-insensitive (`imagepullpolicy` is one edit from nothing
+/// useful otherwise).
 fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut current = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[b.len()]
+    strsim::levenshtein(&a.to_lowercase(), &b.to_lowercase())
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@
 // kube's `printcolumn(...)` repeats keys by design; clippy mistakes them for duplicates.
 #![allow(clippy::duplicated_attributes)]
 
+/// The scheduler's global cap of task Jobs running at once when nothing sets
+/// `DATAJUMP_MAX_RUNNING_TASKS`; the chart's environments set their own (dev and test fewer).
+pub const DEFAULT_MAX_RUNNING_TASKS: u32 = 50;
+
 pub mod backfill;
 pub mod names;
 pub mod runtime;
