@@ -184,6 +184,9 @@ pub enum WorkflowCommand {
         /// Follow the run to its end; the exit code reflects its outcome (implies --run-now).
         #[arg(long)]
         watch: bool,
+        /// With --watch: give up after this long (0: wait as long as the run takes).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        timeout: Duration,
     },
     /// List workflows.
     List,
@@ -215,6 +218,9 @@ pub enum WorkflowCommand {
         /// Follow the run to its end; the exit code reflects its outcome.
         #[arg(long)]
         watch: bool,
+        /// With --watch: give up after this long (0: wait as long as the run takes).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        timeout: Duration,
         /// A parameter's value for this run, NAME=VALUE (repeatable; over the workflow's default).
         #[arg(short = 'p', long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,

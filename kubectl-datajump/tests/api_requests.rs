@@ -457,27 +457,3 @@ async fn failed_restore_still_restarts_the_scheduler_and_resumes_workflows() {
     assert!(!report.succeeded);
     assert_eq!(report.message, "checksum mismatch");
 }
-
-#[tokio::test]
-async fn watch_follows_a_run_until_it_finishes() {
-    let path = "/apis/datajump.io/v1alpha1/namespaces/data/workflowruns/etl-1";
-    let run = |phase: &str, task: &str| {
-        json!({"apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRun", "metadata": {"name": "etl-1"},
-               "spec": {"workflowName": "etl"},
-               "status": {"phase": phase, "tasks": [{"name": "a", "phase": task}]}})
-    };
-    let (client, server) = scripted(vec![
-        expect(Method::GET, path, 200, run("Running", "Running")),
-        expect(Method::GET, path, 200, run("Failed", "Failed")),
-    ]);
-    let mut seen = Vec::new();
-    let done = workflows::watch_run(&client, "data", "etl-1", |r| {
-        seen.push(format!("{:?}", r.status.as_ref().unwrap().phase));
-    })
-    .await
-    .unwrap();
-    assert_eq!(seen, ["Running", "Failed"]);
-    let status = done.status.unwrap();
-    assert!(kubectl_datajump::cmd::workflow::run_outcome("etl-1", &status).is_err());
-    server.await.unwrap();
-}

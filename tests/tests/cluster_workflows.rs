@@ -144,6 +144,41 @@ fn workflow_verbs_against_the_real_scheduler() {
         "the scheduler died:\n{}",
         scheduler.output()
     );
+
+    // Last, as its run finishes after the counters were read: --watch gives up at --timeout and
+    // says the run carries on.
+    let chain = format!(
+        "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: slow, namespace: {NS}}}\nspec:\n  tasks:\n    - {{name: a, image: busybox}}\n    - {{name: b, image: busybox, dependsOn: [a]}}\n    - {{name: c, image: busybox, dependsOn: [b]}}\n"
+    );
+    let submit = submit_workflow(cluster, "slow", &chain, &[]);
+    assert!(submit.ok, "{}", submit.stderr);
+    let watched = plugin(
+        cluster,
+        &[
+            "workflow",
+            "run",
+            "slow",
+            "--watch",
+            "--timeout",
+            "1s",
+            "-n",
+            NS,
+        ],
+    );
+    assert_eq!(
+        watched.code,
+        Some(1),
+        "{}{}",
+        watched.stdout,
+        watched.stderr
+    );
+    assert!(
+        watched
+            .stderr
+            .contains("did not finish within 1s (--timeout); it keeps running"),
+        "{}",
+        watched.stderr
+    );
 }
 
 /// A task that fails skips its downstream, the run fails and `--watch` exits 1 naming it;

@@ -100,6 +100,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
             file,
             run_now,
             watch,
+            timeout,
         } => {
             let checked = check_file(&file)?;
             let name = checked.workflow.metadata.name.clone().unwrap_or_default();
@@ -126,7 +127,8 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
             workflows::apply(&client, &ns, &name, &document).await?;
             println!("workflow.datajump.io/{name} applied in {ns}");
             if run_now || watch {
-                start_run(ctx, &client, &ns, &name, watch, &RunOptions::default()).await?;
+                let options = RunOptions::default();
+                start_run(ctx, &client, &ns, &name, watch, timeout, &options).await?;
             }
             Ok(())
         }
@@ -149,6 +151,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
         WorkflowCommand::Run {
             name,
             watch,
+            timeout,
             params,
             logical_time,
         } => {
@@ -156,7 +159,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
                 parameters: params.into_iter().collect(),
                 logical_time,
             };
-            start_run(ctx, &client, &ns, &name, watch, &options).await
+            start_run(ctx, &client, &ns, &name, watch, timeout, &options).await
         }
         WorkflowCommand::Suspend { name } => {
             workflows::set_suspend(&client, &ns, &name, true).await?;
@@ -184,6 +187,7 @@ async fn start_run(
     ns: &str,
     name: &str,
     watch: bool,
+    timeout: std::time::Duration,
     options: &RunOptions,
 ) -> anyhow::Result<()> {
     let run = workflows::create_run(client, ns, name, options).await?;
@@ -194,7 +198,7 @@ async fn start_run(
     }
     let progress = ctx.progress;
     let mut seen: HashMap<String, TaskPhase> = HashMap::new();
-    let done = workflows::watch_run(client, ns, &run_name, |r| {
+    let done = workflows::watch_run(client, ns, &run_name, timeout, |r| {
         for t in r.status.iter().flat_map(|s| &s.tasks) {
             if seen.get(&t.name) != Some(&t.phase) {
                 progress.line(format!("  {:<24} {:?}", t.name, t.phase));

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use datajump_api::names::manual_run_prefix;
 use datajump_api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
@@ -216,20 +217,37 @@ pub async fn watch_run(
     client: &Client,
     namespace: &str,
     name: &str,
+    timeout: Duration,
     mut on_change: impl FnMut(&WorkflowRun),
 ) -> anyhow::Result<WorkflowRun> {
-    let mut last = None;
-    loop {
-        let run = get_run(client, namespace, name).await?;
-        if last.as_ref() != run.status.as_ref() {
-            on_change(&run);
-            last = run.status.clone();
+    let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
+    let follow = async {
+        // One watch on the run (re-listed by the watcher after any disconnect): every status
+        // change arrives as it happens, no polling.
+        let mut changes = std::pin::pin!(kube::runtime::watcher::watch_object(api, name));
+        let mut last = None;
+        while let Some(event) = changes.try_next().await? {
+            let Some(run) = event else {
+                anyhow::bail!("WorkflowRun {name} in {namespace} was deleted while being watched");
+            };
+            if last.as_ref() != run.status.as_ref() {
+                on_change(&run);
+                last = run.status.clone();
+            }
+            if run.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
+                return Ok(run);
+            }
         }
-        if run.status.as_ref().is_some_and(|s| s.phase.is_finished()) {
-            return Ok(run);
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        anyhow::bail!("the watch of WorkflowRun {name} in {namespace} ended")
+    };
+    if timeout.is_zero() {
+        return follow.await;
     }
+    tokio::time::timeout(timeout, follow).await.map_err(|_| {
+        anyhow::anyhow!(
+            "WorkflowRun {name} in {namespace} did not finish within {timeout:?} (--timeout); it keeps running: kubectl datajump workflow runs -n {namespace}"
+        )
+    })?
 }
 
 /// Pods of one task Job, oldest first.
