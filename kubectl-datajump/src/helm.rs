@@ -162,7 +162,7 @@ impl Helm {
 
     /// Runs helm and returns its stdout; on failure the error carries helm's stderr.
     pub async fn run(&self, args: &[OsString]) -> anyhow::Result<String> {
-        tracing_debug(&self.bin, args);
+        log_command(&self.bin, args);
         let out = tokio::process::Command::new(&self.bin)
             .args(args)
             .stdin(Stdio::null())
@@ -251,7 +251,8 @@ pub fn display_args(args: &[OsString]) -> String {
         .join(" ")
 }
 
-fn tracing_debug(bin: &Path, args: &[OsString]) {
+/// With `-v`, says on stderr which helm command runs (kubectl's `-v` shows requests the same way).
+fn log_command(bin: &Path, args: &[OsString]) {
     if crate::verbose() {
         eprintln!("debug: running {} {}", bin.display(), display_args(args));
     }
