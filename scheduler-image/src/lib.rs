@@ -8,7 +8,6 @@
 pub mod cache_sync;
 pub mod config;
 pub mod controller;
-pub mod cron;
 pub mod http;
 pub mod job_index;
 pub mod jobs;
@@ -17,5 +16,6 @@ pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod sim;
+pub mod ticks;
 pub mod waiters;
 pub mod watched;

@@ -13,13 +13,13 @@ use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use tokio::sync::Notify;
 
-use crate::cron::{CronInput, plan_ticks};
 use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time, run_variables};
 use crate::metrics::Metrics;
 use crate::plan::{
     Action, EventType, FinishedRun, ObservedJob, RunInput, RunPlan, plan_run, prune_history,
     reject_attempt,
 };
+use crate::ticks::{TickInput, plan_ticks};
 use crate::waiters::{RunRef, SlotWaiters};
 use datajump_api::names::scheduled_run_name;
 use datajump_api::schedule::Schedule;
@@ -511,7 +511,7 @@ impl<C: Cluster> Reconciler<C> {
             .as_ref()
             .and_then(from_k8s_time);
         let last = status.last_schedule_time.or(created_at).unwrap_or(now);
-        let mut plan = plan_ticks(&CronInput {
+        let mut plan = plan_ticks(&TickInput {
             now,
             schedule: &schedule,
             spec: &wf.spec,

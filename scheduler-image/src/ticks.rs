@@ -17,7 +17,7 @@ pub const MAX_TICKS_EXAMINED: usize = 1000;
 
 /// What the schedule planner needs to know.
 #[derive(Debug, Clone)]
-pub struct CronInput<'a> {
+pub struct TickInput<'a> {
     /// The current time.
     pub now: DateTime<Utc>,
     /// The parsed schedule.
@@ -49,8 +49,8 @@ pub struct CronPlan {
 }
 
 /// Decides which ticks get a run.
-pub fn plan_ticks(input: &CronInput<'_>) -> CronPlan {
-    let CronInput {
+pub fn plan_ticks(input: &TickInput<'_>) -> CronPlan {
+    let TickInput {
         now,
         schedule,
         spec,
@@ -182,7 +182,7 @@ mod tests {
         )
         .expect("valid schedule");
         let active: Vec<String> = active.iter().map(|s| s.to_string()).collect();
-        plan_ticks(&CronInput {
+        plan_ticks(&TickInput {
             now,
             schedule: &schedule,
             spec,
