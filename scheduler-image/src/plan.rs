@@ -14,7 +14,8 @@ use chrono::{DateTime, Duration, Utc};
 use datajump_api::names::job_name;
 use datajump_api::validate::Dag;
 use datajump_api::{
-    RunCondition, RunPhase, TaskPhase, TaskStatus, WorkflowRunStatus, WorkflowSpec,
+    CONDITION_COMPLETE, CONDITION_FAILED, RunCondition, RunPhase, TaskPhase, TaskStatus,
+    WorkflowRunStatus, WorkflowSpec,
 };
 
 /// Longest retry backoff, whatever the attempt.
@@ -705,17 +706,13 @@ impl<'a> Planner<'a> {
         self.phase = phase;
         self.completion_time = Some(now);
         let (type_, cond) = match phase {
-            RunPhase::Succeeded => (EventType::Normal, "Complete"),
-            _ => (EventType::Warning, "Failed"),
+            RunPhase::Succeeded => (EventType::Normal, CONDITION_COMPLETE),
+            _ => (EventType::Warning, CONDITION_FAILED),
         };
-        self.conditions.retain(|c| c.type_ != cond);
-        self.conditions.push(RunCondition {
-            type_: cond.to_string(),
-            status: "True".into(),
-            reason: reason.to_string(),
-            message: message.clone(),
-            last_transition_time: now,
-        });
+        RunCondition::set(
+            &mut self.conditions,
+            RunCondition::now_true(cond, reason, &message, now),
+        );
         let event_reason = if phase == RunPhase::Succeeded {
             "RunSucceeded"
         } else {

@@ -25,7 +25,8 @@ use datajump_api::names::scheduled_run_name;
 use datajump_api::schedule::Schedule;
 use datajump_api::validate::{Limits, resolve_parameters, validate_spec, validate_workflow_with};
 use datajump_api::{
-    RunCondition, RunPhase, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
+    CONDITION_FAILED, RunCondition, RunPhase, Workflow, WorkflowRun, WorkflowRunStatus,
+    WorkflowStatus,
 };
 
 /// Outcome of a create call.
@@ -741,14 +742,10 @@ impl<C: Cluster> Reconciler<C> {
         status.start_time = status.start_time.or(Some(now));
         status.completion_time = Some(now);
         status.message = Some(message.clone());
-        status.conditions.retain(|c| c.type_ != "Failed");
-        status.conditions.push(RunCondition {
-            type_: "Failed".into(),
-            status: "True".into(),
-            reason: reason.into(),
-            message: message.clone(),
-            last_transition_time: now,
-        });
+        RunCondition::set(
+            &mut status.conditions,
+            RunCondition::now_true(CONDITION_FAILED, reason, &message, now),
+        );
         self.cluster
             .publish_event(run, EventType::Warning, reason, &message)
             .await;

@@ -446,6 +446,31 @@ pub struct RunCondition {
     pub last_transition_time: DateTime<Utc>,
 }
 
+/// The condition type of a run that ended well.
+pub const CONDITION_COMPLETE: &str = "Complete";
+/// The condition type of a run that failed (its `reason` says why).
+pub const CONDITION_FAILED: &str = "Failed";
+
+impl RunCondition {
+    /// A `True` condition of `type_`.
+    pub fn now_true(type_: &str, reason: &str, message: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            type_: type_.to_string(),
+            status: "True".into(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_transition_time: now,
+        }
+    }
+
+    /// Puts `condition` into `conditions`, replacing any of its type (one per type, as
+    /// Kubernetes conditions are).
+    pub fn set(conditions: &mut Vec<RunCondition>, condition: RunCondition) {
+        conditions.retain(|c| c.type_ != condition.type_);
+        conditions.push(condition);
+    }
+}
+
 /// The CRDs of this API, for chart-gen to write into the chart.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![Workflow::crd(), WorkflowRun::crd()];
