@@ -15,6 +15,7 @@ pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod ticks;
 pub mod waiters;

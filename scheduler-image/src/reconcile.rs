@@ -2,7 +2,7 @@
 //!
 //! [`Cluster`] is the seam between scheduling logic and the API server: the production
 //! implementation lives in `controller.rs` (kube reflector caches + API calls), an in-memory
-//! one in [`crate::sim`] drives the end-to-end simulations and benchmarks. The reconcilers keep
+//! one in `sim.rs` (feature `sim`, for tests) drives the end-to-end simulations and benchmarks. The reconcilers keep
 //! no state that matters across restarts; everything is re-derived from the cluster.
 
 use std::collections::HashMap;
