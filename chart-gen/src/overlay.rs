@@ -4,21 +4,38 @@
 
 use serde_json::{Map, Value};
 
-/// Applies `overlay` onto `base` with Helm's coalescing rules.
+/// Applies `overlay` onto `base` with Helm's coalescing rules: mappings merge key by key, anything
+/// else replaces, and `null` deletes the key (Helm's way to remove a chart default) — also inside
+/// a mapping the base does not have yet, which arrives without its `null`s.
 pub fn merge(base: &mut Value, overlay: &Value) {
     match (base, overlay) {
         (Value::Object(b), Value::Object(o)) => {
             for (k, ov) in o {
-                if ov.is_null() {
-                    b.remove(k);
-                } else if let Some(bv) = b.get_mut(k) {
-                    merge(bv, ov);
-                } else {
-                    b.insert(k.clone(), ov.clone());
+                match (b.get_mut(k), ov) {
+                    (_, Value::Null) => {
+                        b.remove(k);
+                    }
+                    (Some(bv @ Value::Object(_)), Value::Object(_)) => merge(bv, ov),
+                    _ => {
+                        b.insert(k.clone(), without_nulls(ov));
+                    }
                 }
             }
         }
-        (b, o) => *b = o.clone(),
+        (b, o) => *b = without_nulls(o),
+    }
+}
+
+/// `v` with every `null` inside its mappings removed.
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -53,6 +70,16 @@ pub fn diff(base: &Value, target: &Value) -> Option<Value> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn nulls_inside_a_new_mapping_are_dropped() {
+        let mut base = json!({"a": 1});
+        merge(
+            &mut base,
+            &json!({"b": {"x": null, "y": 2}, "a": {"c": null}}),
+        );
+        assert_eq!(base, json!({"a": {}, "b": {"y": 2}}));
+    }
 
     #[test]
     fn merge_follows_helm_rules() {

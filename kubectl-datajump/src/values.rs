@@ -116,40 +116,9 @@ fn read_layer(path: &Path) -> Result<Layer, InputError> {
     })
 }
 
-/// Helm's merge: mappings merge key by key, anything else replaces, and `null` deletes the key
-/// (Helm's way to remove a chart default).
-pub fn merge_into(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                match (b.get_mut(k), v) {
-                    (_, Value::Null) => {
-                        b.remove(k);
-                    }
-                    (Some(existing @ Value::Object(_)), Value::Object(_)) => {
-                        merge_into(existing, v)
-                    }
-                    _ => {
-                        b.insert(k.clone(), strip_nulls(v));
-                    }
-                }
-            }
-        }
-        (b, o) => *b = strip_nulls(o),
-    }
-}
-
-fn strip_nulls(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), strip_nulls(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
+/// Helm's merge (one implementation, chart-gen's: the generator's overlays and the plugin's layers
+/// merge alike).
+pub use chart_gen::overlay::merge as merge_into;
 
 /// One step of a `--set` key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
