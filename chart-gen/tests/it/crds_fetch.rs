@@ -353,7 +353,7 @@ fn no_crds_leaves_the_operators_resources_unchecked_and_says_so() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stderr
-            .contains("--no-crds: custom resources of cert-manager.io, elasticsearch"),
+            .contains("--no-crds: custom resources of argoproj.io, cert-manager.io, elasticsearch"),
         "{}",
         run.stderr
     );
