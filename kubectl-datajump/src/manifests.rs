@@ -4,23 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-/// Parses multi-document YAML (helm template / get manifest) into objects, skipping empty docs.
+/// Parses multi-document YAML (helm template / get manifest) into objects, skipping empty
+/// documents and mappings without a `kind` (chart-gen's parser, which validation uses too).
 pub fn parse(yaml: &str) -> anyhow::Result<Vec<Value>> {
-    let mut objects = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(yaml).enumerate() {
-        let v = Value::deserialize(doc)
-            .map_err(|e| anyhow::anyhow!("rendered document {}: {e}", i + 1))?;
-        match v {
-            Value::Object(ref m) if m.contains_key("kind") => objects.push(v),
-            Value::Null => {}
-            Value::Object(_) => {}
-            other => anyhow::bail!("rendered document {} is not an object: {other}", i + 1),
-        }
-    }
-    Ok(objects)
+    let objects = chart_gen::validate::parse_manifests(yaml)?;
+    Ok(objects.into_iter().filter(|o| o.get("kind").is_some()).collect())
 }
 
 /// The objects that are part of the release itself: Helm hooks (bucket set-up, `helm test`) are
