@@ -174,6 +174,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    fn ctx_for_release(release: &str) -> Ctx {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from(["kubectl-datajump", "--release", release, "status"])
+            .expect("static arguments parse");
+        Ctx::new(cli.global)
+    }
+
+    #[test]
+    fn long_release_names_get_the_charts_fifty_character_fullname() {
+        // 60 characters: the plain `<release>-<name>` an untruncating rule would give is 69
+        // long, and cutting at 50 leaves a trailing dash the chart trims.
+        let release = format!("{}-{}", "r".repeat(49), "x".repeat(10));
+        assert_eq!(release.len(), 60);
+        let ctx = ctx_for_release(&release);
+        let none = serde_json::json!({});
+        let full = ctx.fullname_for(&none);
+        assert_eq!(full, "r".repeat(49));
+        assert_eq!(full, names::fullname(&release, "", ""));
+
+        let name_override = serde_json::json!({ "nameOverride": "dj" });
+        assert_eq!(ctx.fullname_for(&name_override), "r".repeat(49));
+
+        let long_override = serde_json::json!({ "fullnameOverride": "f".repeat(60) });
+        assert_eq!(ctx.fullname_for(&long_override), "f".repeat(50));
+    }
+
     #[test]
     fn prod_needs_confirm_env_even_with_yes() {
         let yes = ConfirmArgs {
