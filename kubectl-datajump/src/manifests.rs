@@ -11,7 +11,10 @@ use serde_json::Value;
 /// documents and mappings without a `kind` (chart-gen's parser, which validation uses too).
 pub fn parse(yaml: &str) -> anyhow::Result<Vec<Value>> {
     let objects = chart_gen::validate::parse_manifests(yaml)?;
-    Ok(objects.into_iter().filter(|o| o.get("kind").is_some()).collect())
+    Ok(objects
+        .into_iter()
+        .filter(|o| o.get("kind").is_some())
+        .collect())
 }
 
 /// The objects that are part of the release itself: Helm hooks (bucket set-up, `helm test`) are
