@@ -456,13 +456,11 @@ impl<C: Cluster> Reconciler<C> {
                 _ => active.push(run_name),
             }
         }
-        for run in prune_history(
+        let prune = prune_history(
             &finished,
             wf.spec.successful_runs_history_limit,
             wf.spec.failed_runs_history_limit,
-        ) {
-            self.cluster.delete_run(&ns, &run).await?;
-        }
+        );
         status.active_runs = active.len() as u32;
 
         let mut wake = None;
@@ -486,7 +484,23 @@ impl<C: Cluster> Reconciler<C> {
             self.cluster.patch_workflow_status(wf, &status).await?;
             self.remember_scheduled(wf, &status);
         }
+        // History goes last: a run that cannot be deleted (a webhook, a finalizer, RBAC) must
+        // not hold up the schedule. Every deletion is tried; the first error is returned so the
+        // controller retries with backoff, which schedules nothing twice (deterministic names).
+        self.prune(&ns, &prune).await?;
         Ok(wake)
+    }
+
+    /// Deletes the finished runs history pruning let go, trying each even when one fails.
+    async fn prune(&self, ns: &str, runs: &[String]) -> Result<(), ClusterError> {
+        let mut first_error = None;
+        for run in runs {
+            if let Err(e) = self.cluster.delete_run(ns, run).await {
+                tracing::warn!(namespace = %ns, run = %run, error = %e, "cannot prune finished run");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     async fn schedule_ticks(

@@ -60,6 +60,7 @@ struct State {
     events: Vec<SimEvent>,
     drop_status_writes: usize,
     drop_workflow_status_writes: usize,
+    refused_run_deletes: usize,
 }
 
 impl State {
@@ -184,6 +185,12 @@ impl MemoryCluster {
     /// Loses the next `n` Workflow status writes, as a cache that does not show them yet would.
     pub fn drop_next_workflow_status_writes(&self, n: usize) {
         self.lock().drop_workflow_status_writes = n;
+    }
+
+    /// The next `n` run deletions fail (as an admission webhook or a missing RBAC rule would
+    /// make them).
+    pub fn refuse_next_run_deletes(&self, n: usize) {
+        self.lock().refused_run_deletes = n;
     }
 
     /// All workflows.
@@ -426,6 +433,16 @@ impl Cluster for Arc<MemoryCluster> {
 
     async fn delete_run(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
         let mut state = self.lock();
+        if state.refused_run_deletes > 0 {
+            state.refused_run_deletes -= 1;
+            return Err(ClusterError {
+                operation: "delete",
+                kind: "WorkflowRun",
+                namespace: namespace.into(),
+                name: name.into(),
+                message: "admission webhook \"deny.example.com\" denied the request".into(),
+            });
+        }
         if state.remove_run(&(namespace.into(), name.into())).is_some() {
             // Garbage collection through owner references: the run's Jobs go with it.
             let names = state
@@ -525,8 +542,6 @@ impl Cluster for Arc<MemoryCluster> {
     }
 }
 
-/// Reconciles every workflow, then every run, at `now`, the way watch events would trigger
-/// them; returns the earliest requested wake-up.
 /// Reconciles every run at once (concurrently, as the run controller does), returning the
 /// earliest wake-up any asked for.
 pub async fn reconcile_runs_concurrently(
@@ -541,6 +556,8 @@ pub async fn reconcile_runs_concurrently(
     Ok(wakes.into_iter().flatten().min())
 }
 
+/// Reconciles every workflow, then every run, at `now`, the way watch events would trigger
+/// them; returns the earliest requested wake-up.
 pub async fn reconcile_all(
     reconciler: &Reconciler<Arc<MemoryCluster>>,
     now: DateTime<Utc>,

@@ -599,3 +599,62 @@ async fn replace_never_restarts_the_run_it_just_started_from_a_stale_view() {
     assert!(cluster.run(NS, run).is_none(), "the 10:00 run was replaced");
     assert!(cluster.run(NS, "diamond-202601011100").is_some());
 }
+
+/// A finished run that cannot be deleted (an admission webhook, a missing RBAC rule) must not
+/// hold up the schedule: the next tick's run is created, the workflow's status written, and
+/// the deletion tried again on a later reconcile.
+#[tokio::test]
+async fn a_history_pruning_error_does_not_block_scheduling() {
+    let cluster = MemoryCluster::new(at(7, 30, 0));
+    cluster.apply_workflow(workflow(
+        r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: hourly, namespace: data}
+spec:
+  schedule: "@hourly"
+  successfulRunsHistoryLimit: 0
+  tasks:
+    - {name: only, image: busybox}
+"#,
+    ));
+    let r = reconciler(&cluster, SchedulerConfig::default());
+    reconcile_all(&r, at(8, 0, 0)).await.expect("reconcile");
+    cluster.set_now(at(8, 0, 5));
+    assert!(cluster.succeed_job(NS, "hourly-202601010800-only-1"));
+    reconcile_all(&r, at(8, 0, 5)).await.expect("reconcile");
+    let first = cluster.run(NS, "hourly-202601010800").expect("first run");
+    assert_eq!(
+        first.status.as_ref().map(|s| s.phase),
+        Some(RunPhase::Succeeded)
+    );
+
+    cluster.refuse_next_run_deletes(1);
+    let wf = cluster.workflows().pop().expect("workflow");
+    let outcome = r.reconcile_workflow(&wf, at(9, 0, 0)).await;
+    assert!(
+        outcome.is_err(),
+        "the refused deletion is reported, so the controller retries it"
+    );
+    assert!(
+        cluster.run(NS, "hourly-202601010900").is_some(),
+        "the 09:00 run was created although pruning the 08:00 run failed"
+    );
+    let wf = cluster.workflows().pop().expect("workflow");
+    assert_eq!(
+        wf.status.as_ref().and_then(|s| s.last_schedule_time),
+        Some(at(9, 0, 0)),
+        "the workflow's status records the tick"
+    );
+    assert!(cluster.run(NS, "hourly-202601010800").is_some());
+
+    r.reconcile_workflow(&wf, at(9, 0, 1))
+        .await
+        .expect("the retry prunes");
+    assert!(cluster.run(NS, "hourly-202601010800").is_none());
+    assert_eq!(
+        cluster.jobs_created(),
+        ["hourly-202601010800-only-1"],
+        "nothing was scheduled twice"
+    );
+}
