@@ -977,8 +977,7 @@ mod tests {
             datajump_api::WorkflowRunSpec {
                 workflow_name: "etl".into(),
                 scheduled_time: None,
-                logical_time: None,
-                parameters: Default::default(),
+                ..Default::default()
             },
         );
         run.metadata.namespace = Some("data".into());

@@ -76,7 +76,7 @@ pub fn build_run(wf: &Workflow, scheduled: DateTime<Utc>) -> WorkflowRun {
             scheduled_time: Some(scheduled),
             logical_time: None,
             // A scheduled run takes every parameter's default.
-            parameters: BTreeMap::new(),
+            ..WorkflowRunSpec::default()
         },
     );
     run.metadata.namespace = wf.metadata.namespace.clone();

@@ -11,15 +11,13 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
+use datajump_api::flow::{AttemptFailure, Decision};
 use datajump_api::names::job_name;
 use datajump_api::validate::Dag;
 use datajump_api::{
-    CONDITION_COMPLETE, CONDITION_FAILED, RunCondition, RunPhase, TaskPhase, TaskStatus,
-    WorkflowRunStatus, WorkflowSpec,
+    CONDITION_COMPLETE, CONDITION_FAILED, FailureStrategy, RunCondition, RunPhase, TaskPhase,
+    TaskSpec, TaskStatus, WorkflowRunStatus, WorkflowSpec,
 };
-
-/// Longest retry backoff, whatever the attempt.
-pub const MAX_BACKOFF_SECONDS: i64 = 3600;
 
 /// State of a Job as the controller observed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +143,15 @@ pub enum Action {
     },
 }
 
+/// How the DAG's tasks ended, once all of them have: what the `onExit` task is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether the run's tasks did what they should (no task failed, no deadline passed).
+    pub succeeded: bool,
+    /// The DAG's failed tasks, in the workflow's order.
+    pub failed_tasks: Vec<String>,
+}
+
 /// The planner's answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPlan {
@@ -159,6 +166,8 @@ pub struct RunPlan {
     pub waits_for_slot: bool,
     /// Tasks that finished in this step, with their terminal phase (for metrics).
     pub finished_tasks: Vec<(usize, TaskPhase)>,
+    /// How the DAG ended, once every task of it did (the `onExit` task's variables).
+    pub outcome: Option<Outcome>,
 }
 
 /// A failed Job's reason, exit code and description, from its pod where it reported how the
@@ -184,13 +193,25 @@ fn failure_of(job: &ObservedJob, job_reason: &str) -> (String, Option<i32>, Stri
     }
 }
 
-/// Delay before `attempt` (2 = first retry): `base * 2^(attempt-2)`, capped.
-pub fn retry_backoff(base_seconds: u32, attempt: u32) -> Duration {
-    let exp = attempt.saturating_sub(2).min(20);
-    let secs = i64::from(base_seconds)
-        .saturating_mul(1 << exp)
-        .min(MAX_BACKOFF_SECONDS);
+/// Delay before `attempt` (2 = first retry) of `task`: `retryBackoffSeconds *
+/// retryBackoffFactor^(attempt-2)`, at most `retryBackoffMaxSeconds`.
+pub fn retry_backoff(task: &TaskSpec, attempt: u32) -> Duration {
+    let max = i64::from(task.retry_backoff_max_seconds);
+    let mut secs = i64::from(task.retry_backoff_seconds).min(max);
+    for _ in 2..attempt {
+        if secs >= max {
+            break;
+        }
+        secs = secs
+            .saturating_mul(i64::from(task.retry_backoff_factor))
+            .min(max);
+    }
     Duration::seconds(secs)
+}
+
+/// Whether `attempt` of `task`, failed this way, is followed by another.
+fn retried(task: &TaskSpec, attempt: u32, failure: AttemptFailure) -> bool {
+    attempt <= task.retries && task.retry_on.retries(failure)
 }
 
 /// Records that the API server refused to create the Job of `attempt` of task `index` (invalid
@@ -206,14 +227,14 @@ pub fn reject_attempt(
     message: &str,
     now: DateTime<Utc>,
 ) -> Option<Action> {
-    let task_spec = spec.tasks.get(index)?;
+    let task_spec = spec.task(index)?;
     let task = plan
         .status
         .tasks
         .iter_mut()
         .find(|t| t.name == task_spec.name)?;
     let why = format!("attempt {attempt}: the API server refused its Job: {message}");
-    if attempt > task_spec.retries {
+    if !retried(task_spec, attempt, AttemptFailure::Error) {
         task.phase = TaskPhase::Failed;
         task.completion_time = Some(now);
         task.next_attempt_time = None;
@@ -227,7 +248,7 @@ pub fn reject_attempt(
             message: format!("task {}: {why}", task_spec.name),
         })
     } else {
-        let next = now + retry_backoff(task_spec.retry_backoff_seconds, attempt + 1);
+        let next = now + retry_backoff(task_spec, attempt + 1);
         task.phase = TaskPhase::Pending;
         task.next_attempt_time = Some(next);
         task.message = Some(why.clone());
@@ -255,17 +276,24 @@ pub fn plan_run(input: &RunInput<'_>) -> RunPlan {
     }
     planner.observe();
     if planner.deadline_exceeded() {
-        planner.abort("DeadlineExceeded", "the run exceeded activeDeadlineSeconds");
-        return planner.finish();
+        planner.stop_dag("the run exceeded activeDeadlineSeconds".into());
+    } else if let Some(failed) = planner.fails_fast() {
+        planner.stop_dag(format!(
+            "stopped: task {failed} failed and the workflow fails fast"
+        ));
     }
-    planner.skip_downstream_of_failures();
-    planner.start_ready_tasks();
+    let startable = planner.apply_trigger_rules();
+    planner.start_ready_tasks(&startable);
     planner.complete_if_done();
     planner.finish()
 }
 
 struct Planner<'a> {
     input: &'a RunInput<'a>,
+    /// Every task's spec: the DAG's, then the `onExit` task's (index `dag_len`).
+    specs: Vec<&'a TaskSpec>,
+    /// Number of tasks in the DAG.
+    dag_len: usize,
     tasks: Vec<TaskStatus>,
     /// Latest observed Job per task index.
     latest_job: Vec<Option<&'a ObservedJob>>,
@@ -282,15 +310,14 @@ struct Planner<'a> {
 
 impl<'a> Planner<'a> {
     fn new(input: &'a RunInput<'a>) -> Self {
-        let spec = input.spec;
+        let specs: Vec<&TaskSpec> = input.spec.all_tasks().collect();
         let previous: HashMap<&str, &TaskStatus> = input
             .status
             .tasks
             .iter()
             .map(|t| (t.name.as_str(), t))
             .collect();
-        let tasks = spec
-            .tasks
+        let tasks = specs
             .iter()
             .map(|t| {
                 previous
@@ -302,13 +329,12 @@ impl<'a> Planner<'a> {
                     })
             })
             .collect();
-        let index: HashMap<&str, usize> = spec
-            .tasks
+        let index: HashMap<&str, usize> = specs
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.as_str(), i))
             .collect();
-        let mut latest_job: Vec<Option<&ObservedJob>> = vec![None; spec.tasks.len()];
+        let mut latest_job: Vec<Option<&ObservedJob>> = vec![None; specs.len()];
         for job in input.jobs {
             if let Some(&i) = index.get(job.task.as_str())
                 && latest_job[i].is_none_or(|j| j.attempt < job.attempt)
@@ -319,6 +345,8 @@ impl<'a> Planner<'a> {
         let status = input.status;
         Self {
             input,
+            specs,
+            dag_len: input.spec.tasks.len(),
             tasks,
             latest_job,
             actions: Vec::new(),
@@ -397,7 +425,7 @@ impl<'a> Planner<'a> {
                     task.reason = Some(reason);
                     task.exit_code = exit_code;
                     let ended = job.finished.unwrap_or(self.input.now);
-                    self.fail_attempt(i, job.attempt, why, ended);
+                    self.fail_attempt(i, job.attempt, AttemptFailure::Failure, why, ended);
                 }
             }
         }
@@ -480,7 +508,7 @@ impl<'a> Planner<'a> {
     /// lasted the pending timeout, so it stops holding a slot.
     fn watch_pod(&mut self, i: usize, job: &ObservedJob) {
         let now = self.input.now;
-        let spec = &self.input.spec.tasks[i];
+        let spec = self.specs[i];
         let task = &mut self.tasks[i];
         task.phase = TaskPhase::Running;
         let Some(PodReport::Blocked { reason, message }) = job.pod.as_deref() else {
@@ -511,14 +539,22 @@ impl<'a> Planner<'a> {
             job.attempt
         );
         self.delete_job(job);
-        self.fail_attempt(i, job.attempt, why, deadline);
+        self.fail_attempt(i, job.attempt, AttemptFailure::Error, why, deadline);
     }
 
     /// Attempt `attempt` of task `i` failed at `ended`: retried after the backoff while retries
-    /// remain, else the task fails. Derived from `ended`, so planning it again changes nothing.
-    fn fail_attempt(&mut self, i: usize, attempt: u32, why: String, ended: DateTime<Utc>) {
-        let spec = &self.input.spec.tasks[i];
-        if attempt > spec.retries {
+    /// remain and its retry policy covers this kind of failure, else the task fails. Derived
+    /// from `ended`, so planning it again changes nothing.
+    fn fail_attempt(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        failure: AttemptFailure,
+        why: String,
+        ended: DateTime<Utc>,
+    ) {
+        let spec = self.specs[i];
+        if !retried(spec, attempt, failure) {
             let name = spec.name.clone();
             self.set_terminal(i, TaskPhase::Failed, Some(why.clone()));
             self.event(
@@ -528,7 +564,7 @@ impl<'a> Planner<'a> {
             );
             return;
         }
-        let next = ended + retry_backoff(spec.retry_backoff_seconds, attempt + 1);
+        let next = ended + retry_backoff(spec, attempt + 1);
         let task = &mut self.tasks[i];
         if task.next_attempt_time != Some(next) {
             let msg = format!(
@@ -550,48 +586,75 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Ends the run as Failed: running attempts are stopped, pending tasks skipped.
-    fn abort(&mut self, reason: &'static str, message: &str) {
-        for i in 0..self.tasks.len() {
+    /// The first task (in the workflow's order) that failed for good, when the workflow fails
+    /// fast.
+    fn fails_fast(&self) -> Option<String> {
+        if self.input.spec.failure_strategy != FailureStrategy::FailFast {
+            return None;
+        }
+        self.tasks[..self.dag_len]
+            .iter()
+            .find(|t| t.phase == TaskPhase::Failed)
+            .map(|t| t.name.clone())
+    }
+
+    /// Stops the DAG (the deadline passed, or a task failed and the workflow fails fast):
+    /// running attempts are stopped and fail, tasks not started are skipped. The `onExit` task
+    /// is not the DAG's: it still runs.
+    fn stop_dag(&mut self, message: String) {
+        for i in 0..self.dag_len {
             match self.tasks[i].phase {
                 TaskPhase::Running => {
                     if let Some(job) = self.tasks[i].job_name.clone() {
                         self.actions.push(Action::DeleteJob { job_name: job });
                     }
-                    self.set_terminal(i, TaskPhase::Failed, Some(message.to_string()));
+                    self.tasks[i].reason = Some("Stopped".into());
+                    self.set_terminal(i, TaskPhase::Failed, Some(message.clone()));
                 }
                 TaskPhase::Pending => {
-                    self.set_terminal(i, TaskPhase::Skipped, Some(message.to_string()))
+                    self.set_terminal(i, TaskPhase::Skipped, Some(message.clone()))
                 }
                 _ => {}
             }
         }
-        self.end(RunPhase::Failed, reason, message.to_string());
     }
 
-    fn skip_downstream_of_failures(&mut self) {
-        // Walk in dependency order: one pass in topological order reaches every descendant.
+    /// Decides, in dependency order, which pending tasks may start by their trigger rules, and
+    /// skips those whose rule can no longer be met (which may decide their dependents in
+    /// turn, further down the same pass). Returns whether each DAG task may start.
+    fn apply_trigger_rules(&mut self) -> Vec<bool> {
         let dag = self.input.dag;
-        let mut queue: Vec<usize> = (0..self.tasks.len())
-            .filter(|&i| matches!(self.tasks[i].phase, TaskPhase::Failed | TaskPhase::Skipped))
-            .collect();
-        while let Some(i) = queue.pop() {
-            for &d in &dag.dependents[i] {
-                if self.tasks[d].phase == TaskPhase::Pending && self.latest_job[d].is_none() {
-                    let upstream = self.input.spec.tasks[i].name.clone();
-                    self.set_terminal(
-                        d,
-                        TaskPhase::Skipped,
-                        Some(format!("upstream task {upstream} did not succeed")),
-                    );
-                    queue.push(d);
+        let mut startable = vec![false; self.dag_len];
+        for i in topological_order(dag) {
+            if self.tasks[i].phase != TaskPhase::Pending {
+                continue;
+            }
+            let rule = self.specs[i].trigger_rule;
+            let upstream = dag.deps[i].iter().map(|&d| self.tasks[d].phase);
+            match rule.decide(upstream) {
+                Decision::Start => startable[i] = true,
+                Decision::Wait => {}
+                // A task whose attempt already ran is not skipped: it retries.
+                Decision::Skip if self.latest_job[i].is_some() => {}
+                Decision::Skip => {
+                    let message = skip_message(rule, &self.specs, &dag.deps[i], &self.tasks);
+                    self.set_terminal(i, TaskPhase::Skipped, Some(message));
                 }
             }
         }
+        startable
     }
 
-    fn start_ready_tasks(&mut self) {
+    /// Whether the `onExit` task may start: every task of the DAG ended.
+    fn dag_done(&self) -> bool {
+        self.tasks[..self.dag_len]
+            .iter()
+            .all(|t| t.phase.is_terminal())
+    }
+
+    fn start_ready_tasks(&mut self, startable: &[bool]) {
         let now = self.input.now;
+        let exit_ready = self.dag_done();
         let running = self
             .tasks
             .iter()
@@ -635,10 +698,8 @@ impl<'a> Planner<'a> {
             if task.phase != TaskPhase::Pending {
                 continue;
             }
-            let deps_done = self.input.dag.deps[i]
-                .iter()
-                .all(|&d| self.tasks[d].phase == TaskPhase::Succeeded);
-            if !deps_done {
+            let ready = startable.get(i).copied().unwrap_or(exit_ready);
+            if !ready {
                 continue;
             }
             if let Some(at) = task.next_attempt_time.filter(|at| *at > now) {
@@ -679,26 +740,71 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn complete_if_done(&mut self) {
-        if !self.tasks.iter().all(|t| t.phase.is_terminal()) {
-            return;
+    /// How the DAG ended, once all of its tasks did.
+    fn outcome(&self) -> Option<Outcome> {
+        if !self.dag_done() {
+            return None;
         }
-        let failed: Vec<&str> = self
-            .tasks
+        let failed_tasks: Vec<String> = self.tasks[..self.dag_len]
             .iter()
             .filter(|t| t.phase == TaskPhase::Failed)
-            .map(|t| t.name.as_str())
+            .map(|t| t.name.clone())
             .collect();
-        if failed.is_empty() {
-            self.end(
-                RunPhase::Succeeded,
-                "Completed",
-                format!("all {} tasks succeeded", self.tasks.len()),
-            );
-        } else {
-            let msg = format!("failed tasks: {}", failed.join(", "));
-            self.end(RunPhase::Failed, "TasksFailed", msg);
+        Some(Outcome {
+            succeeded: failed_tasks.is_empty() && !self.deadline_exceeded(),
+            failed_tasks,
+        })
+    }
+
+    /// Ends the run once the DAG and the `onExit` task (if any) ended: Failed when a task
+    /// failed, the deadline passed or the `onExit` task failed.
+    fn complete_if_done(&mut self) {
+        let Some(outcome) = self.outcome() else {
+            return;
+        };
+        let exit = self
+            .tasks
+            .get(self.dag_len)
+            .map(|t| (t.name.clone(), t.phase));
+        if exit.as_ref().is_some_and(|(_, phase)| !phase.is_terminal()) {
+            return;
         }
+        let exit_failed = exit
+            .filter(|(_, phase)| *phase == TaskPhase::Failed)
+            .map(|(name, _)| format!("the onExit task {name} failed"));
+        let (reason, message) = if self.deadline_exceeded() {
+            (
+                "DeadlineExceeded",
+                "the run exceeded activeDeadlineSeconds".to_string(),
+            )
+        } else if !outcome.failed_tasks.is_empty() {
+            (
+                "TasksFailed",
+                format!("failed tasks: {}", outcome.failed_tasks.join(", ")),
+            )
+        } else if let Some(exit_failed) = &exit_failed {
+            ("ExitHandlerFailed", exit_failed.clone())
+        } else {
+            let done = self
+                .tasks
+                .iter()
+                .filter(|t| t.phase == TaskPhase::Succeeded)
+                .count();
+            let skipped = self.tasks.len() - done;
+            let message = match skipped {
+                0 => format!("all {done} tasks succeeded"),
+                _ => format!("{done} tasks succeeded, {skipped} skipped by their trigger rules"),
+            };
+            self.end(RunPhase::Succeeded, "Completed", message);
+            return;
+        };
+        let message = match exit_failed {
+            Some(exit_failed) if reason != "ExitHandlerFailed" => {
+                format!("{message}; {exit_failed}")
+            }
+            _ => message,
+        };
+        self.end(RunPhase::Failed, reason, message);
     }
 
     fn end(&mut self, phase: RunPhase, reason: &'static str, message: String) {
@@ -741,6 +847,7 @@ impl<'a> Planner<'a> {
             .filter(|t| t.phase == TaskPhase::Succeeded)
             .count();
         let total = self.tasks.len();
+        let outcome = self.outcome();
         RunPlan {
             status: WorkflowRunStatus {
                 phase: self.phase,
@@ -758,11 +865,65 @@ impl<'a> Planner<'a> {
                         .then(|| std::sync::Arc::new(self.input.spec.clone()))
                 }),
             },
+            outcome,
             actions: self.actions,
             wake_at: self.wake_at,
             waits_for_slot: self.waits_for_slot,
             finished_tasks: self.finished,
         }
+    }
+}
+
+/// The DAG's tasks in an order where every task comes after the tasks it depends on (Kahn's
+/// algorithm; the DAG was validated, so every task is reached).
+fn topological_order(dag: &Dag) -> Vec<usize> {
+    let mut missing: Vec<usize> = dag.deps.iter().map(Vec::len).collect();
+    let mut order: Vec<usize> = (0..missing.len()).filter(|&i| missing[i] == 0).collect();
+    let mut next = 0;
+    while let Some(&task) = order.get(next) {
+        next += 1;
+        for &d in &dag.dependents[task] {
+            missing[d] -= 1;
+            if missing[d] == 0 {
+                order.push(d);
+            }
+        }
+    }
+    order
+}
+
+/// Why a task's trigger rule skips it, naming the upstream tasks that decided it.
+fn skip_message(
+    rule: datajump_api::TriggerRule,
+    specs: &[&TaskSpec],
+    deps: &[usize],
+    tasks: &[TaskStatus],
+) -> String {
+    use datajump_api::TriggerRule as R;
+    let named = |wanted: &[TaskPhase]| -> String {
+        let names: Vec<&str> = deps
+            .iter()
+            .filter(|&&d| wanted.contains(&tasks[d].phase))
+            .map(|&d| specs[d].name.as_str())
+            .collect();
+        names.join(", ")
+    };
+    match rule {
+        R::AllSucceeded => format!(
+            "upstream task {} did not succeed",
+            named(&[TaskPhase::Failed, TaskPhase::Skipped])
+        ),
+        R::AllFailed => format!(
+            "triggerRule AllFailed: upstream task {} did not fail",
+            named(&[TaskPhase::Succeeded, TaskPhase::Skipped])
+        ),
+        R::NoneFailed => format!(
+            "triggerRule NoneFailed: upstream task {} failed",
+            named(&[TaskPhase::Failed])
+        ),
+        R::AnyFailed => "triggerRule AnyFailed: no upstream task failed".to_string(),
+        R::AnySucceeded => "triggerRule AnySucceeded: no upstream task succeeded".to_string(),
+        R::AllDone => "triggerRule AllDone".to_string(),
     }
 }
 
@@ -887,7 +1048,7 @@ mod tests {
                             "duplicate create of {job_name}"
                         );
                         self.jobs.push(ObservedJob {
-                            task: self.spec.tasks[task].name.clone(),
+                            task: self.spec.task(task).expect("task").name.clone(),
                             attempt,
                             name: job_name.clone(),
                             state: JobState::Active,
@@ -920,7 +1081,7 @@ mod tests {
                 match action {
                     Action::CreateJob {
                         task: i, attempt, ..
-                    } if self.spec.tasks[i].name == task => {
+                    } if self.spec.task(i).is_some_and(|t| t.name == task) => {
                         refused.push((i, attempt));
                     }
                     Action::Event { reason, .. } => self.events.push(reason),
@@ -1417,14 +1578,23 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(retry_backoff(10, 2), Duration::seconds(10));
-        assert_eq!(retry_backoff(10, 3), Duration::seconds(20));
-        assert_eq!(retry_backoff(10, 5), Duration::seconds(80));
-        assert_eq!(
-            retry_backoff(3000, 4),
-            Duration::seconds(MAX_BACKOFF_SECONDS)
-        );
+    fn backoff_grows_by_its_factor_and_is_capped() {
+        let mut s = spec(&[("a", &[])]);
+        let task = &mut s.tasks[0];
+        assert_eq!(retry_backoff(task, 2), Duration::seconds(10));
+        assert_eq!(retry_backoff(task, 3), Duration::seconds(20));
+        assert_eq!(retry_backoff(task, 5), Duration::seconds(80));
+        task.retry_backoff_seconds = 3000;
+        assert_eq!(retry_backoff(task, 4), Duration::seconds(3600));
+        assert_eq!(retry_backoff(task, 60), Duration::seconds(3600));
+        task.retry_backoff_seconds = 5;
+        task.retry_backoff_factor = 3;
+        task.retry_backoff_max_seconds = 100;
+        assert_eq!(retry_backoff(task, 3), Duration::seconds(15));
+        assert_eq!(retry_backoff(task, 4), Duration::seconds(45));
+        assert_eq!(retry_backoff(task, 5), Duration::seconds(100));
+        task.retry_backoff_factor = 1;
+        assert_eq!(retry_backoff(task, 9), Duration::seconds(5));
     }
 
     #[test]
@@ -1443,5 +1613,213 @@ mod tests {
         ];
         assert_eq!(prune_history(&runs, 2, 1), ["s1", "f1"]);
         assert_eq!(prune_history(&runs, 0, 0), ["s3", "s2", "s1", "f2", "f1"]);
+    }
+
+    fn spec_yaml(yaml: &str) -> WorkflowSpec {
+        serde_yaml::from_str(yaml).expect("valid spec yaml")
+    }
+
+    #[test]
+    fn trigger_rules_run_clean_up_and_alerts_after_a_failure() {
+        let mut sim = Sim::new(spec_yaml(
+            r#"
+tasks:
+  - {name: load, image: busybox}
+  - {name: publish, image: busybox, dependsOn: [load]}
+  - {name: cleanup, image: busybox, dependsOn: [load], triggerRule: AllDone}
+  - {name: alert, image: busybox, dependsOn: [load], triggerRule: AnyFailed}
+  - {name: celebrate, image: busybox, dependsOn: [load], triggerRule: AnySucceeded}
+  - {name: audit, image: busybox, dependsOn: [publish], triggerRule: NoneFailed}
+"#,
+        ));
+        assert_eq!(sim.step(), [job("load", 1)]);
+        sim.fail(&job("load", 1));
+        assert_eq!(
+            sim.step(),
+            [job("cleanup", 1), job("alert", 1), job("audit", 1)],
+            "AllDone and AnyFailed start; NoneFailed runs behind the skipped publish"
+        );
+        assert_eq!(sim.phase("publish"), TaskPhase::Skipped);
+        assert_eq!(
+            sim.task("publish").message.as_deref(),
+            Some("upstream task load did not succeed")
+        );
+        assert_eq!(sim.phase("celebrate"), TaskPhase::Skipped);
+        assert_eq!(
+            sim.task("celebrate").message.as_deref(),
+            Some("triggerRule AnySucceeded: no upstream task succeeded")
+        );
+        sim.succeed(&job("cleanup", 1));
+        sim.succeed(&job("alert", 1));
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Running, "audit still runs");
+        sim.succeed(&job("audit", 1));
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Failed, "load failed");
+        assert_eq!(sim.status.message.as_deref(), Some("failed tasks: load"));
+    }
+
+    #[test]
+    fn a_skipped_branch_alone_does_not_fail_the_run() {
+        let mut sim = Sim::new(spec_yaml(
+            r#"
+tasks:
+  - {name: load, image: busybox}
+  - {name: alert, image: busybox, dependsOn: [load], triggerRule: AnyFailed}
+"#,
+        ));
+        sim.step();
+        sim.succeed(&job("load", 1));
+        assert!(sim.step().is_empty());
+        assert_eq!(sim.phase("alert"), TaskPhase::Skipped);
+        assert_eq!(sim.status.phase, RunPhase::Succeeded);
+        assert_eq!(
+            sim.status.message.as_deref(),
+            Some("1 tasks succeeded, 1 skipped by their trigger rules")
+        );
+    }
+
+    #[test]
+    fn fail_fast_stops_running_tasks_and_skips_the_rest() {
+        let mut sim = Sim::new(spec_yaml(
+            r#"
+failureStrategy: FailFast
+tasks:
+  - {name: a, image: busybox}
+  - {name: b, image: busybox}
+  - {name: c, image: busybox, dependsOn: [b]}
+  - {name: d, image: busybox, dependsOn: [a], triggerRule: AllDone}
+"#,
+        ));
+        assert_eq!(sim.step(), [job("a", 1), job("b", 1)]);
+        sim.fail(&job("a", 1));
+        let plan = sim.plan();
+        assert!(
+            plan.actions.contains(&Action::DeleteJob {
+                job_name: job("b", 1)
+            }),
+            "the running task b is stopped"
+        );
+        assert!(sim.step().is_empty(), "nothing starts after a failure");
+        assert_eq!(sim.phase("b"), TaskPhase::Failed);
+        assert_eq!(sim.task("b").reason.as_deref(), Some("Stopped"));
+        assert_eq!(sim.phase("c"), TaskPhase::Skipped);
+        assert_eq!(
+            sim.phase("d"),
+            TaskPhase::Skipped,
+            "fail fast outranks trigger rules"
+        );
+        assert_eq!(
+            sim.task("c").message.as_deref(),
+            Some("stopped: task a failed and the workflow fails fast")
+        );
+        assert_eq!(sim.status.phase, RunPhase::Failed);
+        assert_eq!(sim.status.message.as_deref(), Some("failed tasks: a, b"));
+    }
+
+    const WITH_EXIT: &str = r#"
+tasks:
+  - {name: a, image: busybox}
+  - {name: b, image: busybox, dependsOn: [a]}
+onExit: {name: notify, image: busybox}
+"#;
+
+    #[test]
+    fn the_exit_task_runs_after_the_dag_with_its_outcome() {
+        let mut sim = Sim::new(spec_yaml(WITH_EXIT));
+        sim.step();
+        sim.fail(&job("a", 1));
+        assert_eq!(
+            sim.plan().outcome,
+            Some(Outcome {
+                succeeded: false,
+                failed_tasks: vec!["a".into()]
+            })
+        );
+        assert_eq!(sim.step(), [job("notify", 1)], "b skipped, notify starts");
+        assert_eq!(sim.status.phase, RunPhase::Running);
+        assert_eq!(sim.status.total_tasks, 3);
+        sim.succeed(&job("notify", 1));
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Failed);
+        assert_eq!(sim.status.message.as_deref(), Some("failed tasks: a"));
+    }
+
+    #[test]
+    fn a_failed_exit_task_fails_a_run_whose_tasks_succeeded() {
+        let mut sim = Sim::new(spec_yaml(WITH_EXIT));
+        sim.step();
+        sim.succeed(&job("a", 1));
+        sim.step();
+        assert_eq!(sim.plan().outcome, None, "b still runs");
+        sim.succeed(&job("b", 1));
+        assert_eq!(sim.step(), [job("notify", 1)]);
+        assert_eq!(
+            sim.plan().outcome,
+            Some(Outcome {
+                succeeded: true,
+                failed_tasks: vec![]
+            })
+        );
+        sim.fail(&job("notify", 1));
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Failed);
+        assert_eq!(
+            sim.status.conditions.last().map(|c| c.reason.as_str()),
+            Some("ExitHandlerFailed")
+        );
+        assert_eq!(
+            sim.status.message.as_deref(),
+            Some("the onExit task notify failed")
+        );
+    }
+
+    #[test]
+    fn the_exit_task_still_runs_after_the_run_deadline() {
+        let mut s = spec_yaml(WITH_EXIT);
+        s.active_deadline_seconds = Some(60);
+        let mut sim = Sim::new(s);
+        sim.step();
+        sim.now += Duration::seconds(60);
+        assert_eq!(sim.step(), [job("notify", 1)]);
+        assert_eq!(sim.phase("a"), TaskPhase::Failed);
+        assert_eq!(sim.phase("b"), TaskPhase::Skipped);
+        assert!(!sim.jobs.iter().any(|j| j.name == job("a", 1)), "a stopped");
+        assert_eq!(
+            sim.plan().outcome.map(|o| o.succeeded),
+            Some(false),
+            "the deadline is a failure"
+        );
+        sim.succeed(&job("notify", 1));
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Failed);
+        assert_eq!(
+            sim.status.conditions.last().map(|c| c.reason.as_str()),
+            Some("DeadlineExceeded")
+        );
+    }
+
+    #[test]
+    fn retry_on_error_retries_a_pod_that_never_started_but_not_a_failure() {
+        let mut s = spec(&[("a", &[]), ("b", &[])]);
+        for task in &mut s.tasks {
+            task.retries = 2;
+            task.retry_on = datajump_api::RetryOn::OnError;
+            task.pending_timeout_seconds = Some(30);
+        }
+        let mut sim = Sim::new(s);
+        sim.step();
+        sim.fail(&job("a", 1));
+        sim.report(&job("b", 1), image_pull_backoff());
+        sim.step();
+        assert_eq!(
+            sim.phase("a"),
+            TaskPhase::Failed,
+            "a task that ran and failed is not retried under OnError"
+        );
+        sim.now += Duration::seconds(30);
+        sim.step();
+        assert_eq!(sim.phase("b"), TaskPhase::Pending, "b's pod never started");
+        assert!(sim.task("b").next_attempt_time.is_some(), "b will retry");
     }
 }

@@ -22,6 +22,7 @@ use crate::plan::{
 use crate::ticks::{TickInput, plan_ticks};
 use crate::waiters::{RunRef, SlotWaiters};
 use datajump_api::names::scheduled_run_name;
+use datajump_api::runtime;
 use datajump_api::schedule::Schedule;
 use datajump_api::validate::{Limits, resolve_parameters, validate_spec, validate_workflow_with};
 use datajump_api::{
@@ -649,13 +650,31 @@ impl<C: Cluster> Reconciler<C> {
                     attempt,
                     job_name,
                 } => {
+                    let Some(task_spec) = spec.task(*task) else {
+                        continue;
+                    };
+                    // The onExit task also learns how the DAG ended.
+                    let exit_variables;
+                    let variables = match &plan.outcome {
+                        Some(outcome) if *task == spec.tasks.len() => {
+                            let failed: Vec<&str> =
+                                outcome.failed_tasks.iter().map(String::as_str).collect();
+                            exit_variables = [
+                                variables.as_slice(),
+                                &runtime::exit_variables(outcome.succeeded, &failed),
+                            ]
+                            .concat();
+                            &exit_variables
+                        }
+                        _ => &variables,
+                    };
                     let job = build_job(
                         run,
-                        &spec.tasks[*task],
+                        task_spec,
                         *attempt,
                         job_name,
                         &self.config.task_defaults,
-                        &variables,
+                        variables,
                     );
                     let outcome = match self.cluster.create_job(job).await {
                         Ok(outcome) => outcome,

@@ -182,8 +182,7 @@ fn manual_run(name: &str) -> WorkflowRun {
         WorkflowRunSpec {
             workflow_name: "flaky".into(),
             scheduled_time: None,
-            logical_time: None,
-            parameters: Default::default(),
+            ..Default::default()
         },
     );
     run.metadata.namespace = Some(NS.into());

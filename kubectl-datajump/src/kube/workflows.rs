@@ -84,6 +84,7 @@ pub async fn create_run(
             scheduled_time: None,
             logical_time: options.logical_time,
             parameters: options.parameters.clone(),
+            ..WorkflowRunSpec::default()
         },
         status: None,
     };

@@ -16,6 +16,7 @@
 pub const DEFAULT_MAX_RUNNING_TASKS: u32 = 50;
 
 pub mod backfill;
+pub mod flow;
 pub mod names;
 pub mod runtime;
 pub mod schedule;
@@ -28,6 +29,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use serde::{Deserialize, Serialize};
+
+pub use flow::{FailureStrategy, RetryOn, TriggerRule};
 
 /// API group of both resources.
 pub const GROUP: &str = "datajump.io";
@@ -44,6 +47,11 @@ pub const LABEL_TASK: &str = "datajump.io/task";
 pub const LABEL_ATTEMPT: &str = "datajump.io/attempt";
 /// Annotation on a scheduled WorkflowRun with the tick (RFC 3339, UTC) it was created for.
 pub const ANNOTATION_SCHEDULED_TIME: &str = "datajump.io/scheduled-time";
+/// Label naming the backfill a WorkflowRun belongs to (`kubectl datajump workflow runs
+/// --backfill`).
+pub const LABEL_BACKFILL: &str = "datajump.io/backfill";
+/// Label on a WorkflowRun that retries another: the retried run's name.
+pub const LABEL_RETRY_OF: &str = "datajump.io/retry-of";
 
 /// A workflow: a DAG of tasks, each run as a Kubernetes Job, optionally on a cron schedule.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -122,6 +130,32 @@ pub struct WorkflowSpec {
     /// The tasks; `dependsOn` edges must form a DAG.
     #[schemars(length(min = 1, max = 1000))]
     pub tasks: Vec<TaskSpec>,
+    /// What a task failing for good does to the rest of the run: `Continue` (independent
+    /// branches finish) or `FailFast` (running tasks are stopped, the rest skipped).
+    #[serde(default)]
+    pub failure_strategy: FailureStrategy,
+    /// A task run once every task of the DAG ended, whatever the outcome (notifications,
+    /// clean-up). It sees `DATAJUMP_RUN_OUTCOME` (`Succeeded` or `Failed`) and
+    /// `DATAJUMP_FAILED_TASKS` (comma-separated) besides the run's variables; it takes no
+    /// `dependsOn` or `triggerRule`. The run fails if it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exit: Option<Box<TaskSpec>>,
+}
+
+impl WorkflowSpec {
+    /// The task at `index`: the DAG's tasks in order, then the `onExit` task.
+    pub fn task(&self, index: usize) -> Option<&TaskSpec> {
+        match self.tasks.get(index) {
+            Some(task) => Some(task),
+            None if index == self.tasks.len() => self.on_exit.as_deref(),
+            None => None,
+        }
+    }
+
+    /// Every task the run executes: the DAG's in order, then the `onExit` task.
+    pub fn all_tasks(&self) -> impl Iterator<Item = &TaskSpec> {
+        self.tasks.iter().chain(self.on_exit.as_deref())
+    }
 }
 
 /// A workflow parameter: a named string value the tasks read from their environment.
@@ -202,18 +236,36 @@ pub struct TaskSpec {
     /// Resource requests and limits; the scheduler's task defaults fill what is unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Names of tasks that must succeed before this one starts.
+    /// Names of tasks that must end before this one starts (and, by default, succeed).
     #[serde(default)]
     #[schemars(length(max = 1000))]
     pub depends_on: Vec<String>,
+    /// When the task starts given how its `dependsOn` tasks ended: `AllSucceeded` (default),
+    /// `AllDone`, `AllFailed`, `AnyFailed`, `AnySucceeded` or `NoneFailed`.
+    #[serde(default)]
+    pub trigger_rule: TriggerRule,
     /// Retries after a failed attempt (so at most `retries + 1` attempts).
     #[serde(default)]
     #[schemars(range(max = 10))]
     pub retries: u32,
-    /// Delay before the first retry; it doubles for each further retry (capped at one hour).
+    /// Which failed attempts are retried: `Always` (default), `OnFailure` (the task ran and
+    /// failed) or `OnError` (its pod never ran it: image, configuration, scheduling, a refused
+    /// Job).
+    #[serde(default)]
+    pub retry_on: RetryOn,
+    /// Delay before the first retry; multiplied by `retryBackoffFactor` for each further retry,
+    /// up to `retryBackoffMaxSeconds`.
     #[serde(default = "default_retry_backoff")]
     #[schemars(range(min = 1, max = 3600))]
     pub retry_backoff_seconds: u32,
+    /// Growth of the delay from one retry to the next (1 keeps it constant).
+    #[serde(default = "default_retry_backoff_factor")]
+    #[schemars(range(min = 1, max = 10))]
+    pub retry_backoff_factor: u32,
+    /// The longest delay between two attempts.
+    #[serde(default = "default_retry_backoff_max")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub retry_backoff_max_seconds: u32,
     /// An attempt running longer than this fails (its Job is deleted). Unset: no timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -229,6 +281,12 @@ pub struct TaskSpec {
 
 fn default_retry_backoff() -> u32 {
     10
+}
+fn default_retry_backoff_factor() -> u32 {
+    2
+}
+fn default_retry_backoff_max() -> u32 {
+    3600
 }
 
 /// Observed state of a Workflow.
@@ -256,7 +314,7 @@ pub struct WorkflowStatus {
 }
 
 /// One execution of a workflow, created by a schedule tick or by hand.
-#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "datajump.io",
     version = "v1alpha1",
@@ -297,6 +355,38 @@ pub struct WorkflowRunSpec {
     /// Values of the workflow's parameters for this run, over their defaults.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub parameters: std::collections::BTreeMap<String, String>,
+    /// The finished run this one retries: this run executes that run's recorded spec (not the
+    /// Workflow's current one) and, with `fromFailed`, keeps its succeeded tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<RetryOf>,
+    /// The backfill this run belongs to: at most `parallelism` of its runs execute at once,
+    /// oldest tick first, and they are not subject to the Workflow's `concurrencyPolicy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<BackfillRef>,
+}
+
+/// The run a retry repeats.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryOf {
+    /// Name of the finished run (same namespace and Workflow).
+    #[schemars(length(min = 1, max = 253))]
+    pub run_name: String,
+    /// Keep the tasks that succeeded in that run and run only the others.
+    #[serde(default)]
+    pub from_failed: bool,
+}
+
+/// Membership of a backfill: runs created together for past ticks.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillRef {
+    /// The backfill's name (also the run's `datajump.io/backfill` label).
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    /// At most this many of the backfill's runs execute at the same time.
+    #[schemars(range(min = 1, max = 100))]
+    pub parallelism: u32,
 }
 
 /// Lifecycle phase of a task within a run.

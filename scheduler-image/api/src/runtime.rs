@@ -23,6 +23,13 @@ pub const WORKFLOW_NAME: &str = "DATAJUMP_WORKFLOW_NAME";
 /// Prefix of a parameter's variable: parameter `day` is `DATAJUMP_PARAM_DAY`.
 pub const PARAM_PREFIX: &str = "DATAJUMP_PARAM_";
 
+/// What the run's tasks ended in, for its `onExit` task only: `Succeeded` or `Failed`.
+pub const RUN_OUTCOME: &str = "DATAJUMP_RUN_OUTCOME";
+/// The run's failed tasks, comma-separated (empty when none failed), for its `onExit` task only.
+pub const FAILED_TASKS: &str = "DATAJUMP_FAILED_TASKS";
+/// The variables only the `onExit` task has: it runs once the outcome is known.
+pub const EXIT_ONLY: [&str; 2] = [RUN_OUTCOME, FAILED_TASKS];
+
 /// The variables every task has, whatever the workflow.
 pub const BUILTIN: [&str; 6] = [
     LOGICAL_TIME,
@@ -81,6 +88,16 @@ pub fn variables(facts: &RunFacts<'_>) -> Vec<(String, String)> {
             .map(|(name, value)| (param_var(name), value.clone())),
     );
     vars
+}
+
+/// The variables of an `onExit` task beyond the run's: the outcome of the run's tasks and which
+/// of them failed.
+pub fn exit_variables(succeeded: bool, failed_tasks: &[&str]) -> Vec<(String, String)> {
+    let outcome = if succeeded { "Succeeded" } else { "Failed" };
+    vec![
+        (RUN_OUTCOME.to_string(), outcome.to_string()),
+        (FAILED_TASKS.to_string(), failed_tasks.join(",")),
+    ]
 }
 
 /// The `$(NAME)` references in `text`, as the kubelet reads them: `$$` is an escaped `$`, and an

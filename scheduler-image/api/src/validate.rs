@@ -11,7 +11,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::schedule::{Schedule, ScheduleError};
-use super::{Workflow, WorkflowSpec};
+use super::{TaskSpec, TriggerRule, Workflow, WorkflowSpec};
 use crate::runtime;
 
 /// One problem in a workflow.
@@ -204,31 +204,39 @@ fn validate_references(spec: &WorkflowSpec, errors: &mut ValidationErrors) {
     let mut known: Vec<String> = runtime::BUILTIN.iter().map(|v| v.to_string()).collect();
     known.extend(spec.parameters.iter().map(|p| runtime::param_var(&p.name)));
     for (i, task) in spec.tasks.iter().enumerate() {
-        for (k, env) in task.env.iter().enumerate() {
-            if let Some(value) = &env.value {
-                report_unknown(
-                    errors,
-                    &format!("spec.tasks[{i}].env[{k}].value"),
-                    value,
-                    &known,
-                );
-            }
+        references_of(task, &format!("spec.tasks[{i}]"), &known, errors);
+    }
+    if let Some(task) = &spec.on_exit {
+        known.extend(runtime::EXIT_ONLY.iter().map(|v| v.to_string()));
+        references_of(task, "spec.onExit", &known, errors);
+    }
+}
+
+fn references_of(task: &TaskSpec, path: &str, known: &[String], errors: &mut ValidationErrors) {
+    for (k, env) in task.env.iter().enumerate() {
+        if let Some(value) = &env.value {
+            report_unknown(errors, &format!("{path}.env[{k}].value"), value, known);
         }
-        for (field, list) in [("command", &task.command), ("args", &task.args)] {
-            for (j, text) in list.iter().enumerate() {
-                report_unknown(
-                    errors,
-                    &format!("spec.tasks[{i}].{field}[{j}]"),
-                    text,
-                    &known,
-                );
-            }
+    }
+    for (field, list) in [("command", &task.command), ("args", &task.args)] {
+        for (j, text) in list.iter().enumerate() {
+            report_unknown(errors, &format!("{path}.{field}[{j}]"), text, known);
         }
     }
 }
 
 fn report_unknown(errors: &mut ValidationErrors, path: &str, text: &str, known: &[String]) {
     for unknown in runtime::unknown_references(text, known) {
+        if runtime::EXIT_ONLY.contains(&unknown.name.as_str()) {
+            errors.push(
+                path,
+                format!(
+                    "$({}) is known only to the onExit task, which runs once the outcome is known",
+                    unknown.name
+                ),
+            );
+            continue;
+        }
         let hint = match &unknown.suggestion {
             Some(s) => format!(" (did you mean $({s})?)"),
             None => String::new(),
@@ -345,37 +353,107 @@ fn validate_scalars(spec: &WorkflowSpec, limits: &Limits, errors: &mut Validatio
         }
     }
     for (i, task) in spec.tasks.iter().enumerate() {
-        let path = |f: &str| format!("spec.tasks[{i}].{f}");
-        if task.image.trim().is_empty() {
-            errors.push(path("image"), "must not be empty");
-        }
-        if task.retries > limits.max_retries {
+        validate_task_scalars(task, &format!("spec.tasks[{i}]"), limits, errors);
+        if task.trigger_rule.needs_upstream() && task.depends_on.is_empty() {
             errors.push(
-                path("retries"),
+                format!("spec.tasks[{i}].triggerRule"),
                 format!(
-                    "{} exceeds the limit of {}",
-                    task.retries, limits.max_retries
+                    "{:?} decides on the tasks in dependsOn, and this task has none",
+                    task.trigger_rule
                 ),
             );
         }
-        if !(1..=3600).contains(&task.retry_backoff_seconds) {
-            errors.push(
-                path("retryBackoffSeconds"),
-                format!(
-                    "{} is out of range; expected 1-3600",
-                    task.retry_backoff_seconds
-                ),
-            );
-        }
-        if let Some(t) = task.timeout_seconds.filter(|t| *t < 1) {
-            errors.push(path("timeoutSeconds"), format!("{t} must be at least 1"));
-        }
-        if let Some(t) = task.pending_timeout_seconds.filter(|t| *t < 1) {
-            errors.push(
-                path("pendingTimeoutSeconds"),
-                format!("{t} must be at least 1"),
-            );
-        }
+    }
+    if let Some(task) = &spec.on_exit {
+        validate_on_exit(spec, task, limits, errors);
+    }
+}
+
+/// The `onExit` task: a task like the others, outside the DAG.
+fn validate_on_exit(
+    spec: &WorkflowSpec,
+    task: &TaskSpec,
+    limits: &Limits,
+    errors: &mut ValidationErrors,
+) {
+    validate_task_scalars(task, "spec.onExit", limits, errors);
+    if let Err(msg) = check_dns1123_label(&task.name) {
+        errors.push("spec.onExit.name", msg);
+    } else if let Some(i) = spec.tasks.iter().position(|t| t.name == task.name) {
+        errors.push(
+            "spec.onExit.name",
+            format!("{:?} is the name of spec.tasks[{i}]", task.name),
+        );
+    }
+    if !task.depends_on.is_empty() {
+        errors.push(
+            "spec.onExit.dependsOn",
+            "the onExit task runs after every task; it takes no dependsOn",
+        );
+    }
+    if task.trigger_rule != TriggerRule::default() {
+        errors.push(
+            "spec.onExit.triggerRule",
+            "the onExit task runs whatever the outcome; it takes no triggerRule",
+        );
+    }
+}
+
+/// The numbers of one task (`path` is `spec.tasks[i]` or `spec.onExit`).
+fn validate_task_scalars(
+    task: &TaskSpec,
+    path: &str,
+    limits: &Limits,
+    errors: &mut ValidationErrors,
+) {
+    let path = |f: &str| format!("{path}.{f}");
+    if task.image.trim().is_empty() {
+        errors.push(path("image"), "must not be empty");
+    }
+    if task.retries > limits.max_retries {
+        errors.push(
+            path("retries"),
+            format!(
+                "{} exceeds the limit of {}",
+                task.retries, limits.max_retries
+            ),
+        );
+    }
+    if !(1..=3600).contains(&task.retry_backoff_seconds) {
+        errors.push(
+            path("retryBackoffSeconds"),
+            format!(
+                "{} is out of range; expected 1-3600",
+                task.retry_backoff_seconds
+            ),
+        );
+    }
+    if let Some(t) = task.timeout_seconds.filter(|t| *t < 1) {
+        errors.push(path("timeoutSeconds"), format!("{t} must be at least 1"));
+    }
+    if let Some(t) = task.pending_timeout_seconds.filter(|t| *t < 1) {
+        errors.push(
+            path("pendingTimeoutSeconds"),
+            format!("{t} must be at least 1"),
+        );
+    }
+    if !(1..=10).contains(&task.retry_backoff_factor) {
+        errors.push(
+            path("retryBackoffFactor"),
+            format!(
+                "{} is out of range; expected 1-10",
+                task.retry_backoff_factor
+            ),
+        );
+    }
+    if !(1..=86_400).contains(&task.retry_backoff_max_seconds) {
+        errors.push(
+            path("retryBackoffMaxSeconds"),
+            format!(
+                "{} is out of range; expected 1-86400",
+                task.retry_backoff_max_seconds
+            ),
+        );
     }
 }
 
@@ -773,5 +851,74 @@ mod tests {
             err,
             "spec.parameters.tabel: the workflow declares no parameter \"tabel\" (did you mean \"table\"?)"
         );
+    }
+
+    fn workflow_yaml(yaml: &str) -> Workflow {
+        serde_yaml::from_str(yaml).expect("valid workflow yaml")
+    }
+
+    #[test]
+    fn trigger_rules_and_on_exit_are_checked_with_their_paths() {
+        let wf = workflow_yaml(
+            r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: etl}
+spec:
+  failureStrategy: FailFast
+  tasks:
+    - {name: extract, image: busybox, triggerRule: AnyFailed}
+    - {name: load, image: busybox, dependsOn: [extract], retryBackoffFactor: 0}
+    - name: alert
+      image: busybox
+      dependsOn: [load]
+      triggerRule: AnyFailed
+      args: ["$(DATAJUMP_RUN_OUTCOME)"]
+  onExit:
+    name: load
+    image: busybox
+    dependsOn: [extract]
+    triggerRule: AllDone
+    retryBackoffMaxSeconds: 0
+    args: ["$(DATAJUMP_RUN_OUTCOME) $(DATAJUMP_FAILED_TASKS) $(DATAJUMP_LOGICAL_DATE)"]
+"#,
+        );
+        assert_eq!(
+            messages(&wf),
+            [
+                "spec.tasks[0].triggerRule: AnyFailed decides on the tasks in dependsOn, and this task has none",
+                "spec.tasks[1].retryBackoffFactor: 0 is out of range; expected 1-10",
+                "spec.onExit.retryBackoffMaxSeconds: 0 is out of range; expected 1-86400",
+                "spec.onExit.name: \"load\" is the name of spec.tasks[1]",
+                "spec.onExit.dependsOn: the onExit task runs after every task; it takes no dependsOn",
+                "spec.onExit.triggerRule: the onExit task runs whatever the outcome; it takes no triggerRule",
+                "spec.tasks[2].args[0]: $(DATAJUMP_RUN_OUTCOME) is known only to the onExit task, which runs once the outcome is known",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_workflow_with_rules_and_an_exit_task_is_valid() {
+        let wf = workflow_yaml(
+            r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: etl}
+spec:
+  tasks:
+    - {name: extract, image: busybox}
+    - {name: cleanup, image: busybox, dependsOn: [extract], triggerRule: AllDone}
+    - {name: alert, image: busybox, dependsOn: [extract], triggerRule: AnyFailed, retryOn: OnError}
+  onExit:
+    name: notify
+    image: busybox
+    args: ["$(DATAJUMP_RUN_OUTCOME)", "$(DATAJUMP_FAILED_TASKS)"]
+"#,
+        );
+        assert_eq!(messages(&wf), Vec::<String>::new());
+        let spec = &wf.spec;
+        assert_eq!(spec.task(3).map(|t| t.name.as_str()), Some("notify"));
+        assert_eq!(spec.task(4), None);
+        assert_eq!(spec.all_tasks().count(), 4);
     }
 }
