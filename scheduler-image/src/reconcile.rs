@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use k8s_openapi::api::batch::v1::Job;
 use tokio::sync::Notify;
 
+use crate::backfill;
 use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time, run_variables};
 use crate::metrics::Metrics;
 use crate::plan::{
@@ -26,8 +27,8 @@ use datajump_api::runtime;
 use datajump_api::schedule::Schedule;
 use datajump_api::validate::{Limits, resolve_parameters, validate_spec, validate_workflow_with};
 use datajump_api::{
-    CONDITION_FAILED, RunCondition, RunPhase, Workflow, WorkflowRun, WorkflowRunStatus,
-    WorkflowStatus,
+    CONDITION_FAILED, RetryOf, RunCondition, RunPhase, TaskPhase, TaskStatus, Workflow,
+    WorkflowRun, WorkflowRunStatus, WorkflowSpec, WorkflowStatus,
 };
 
 /// Outcome of a create call.
@@ -176,6 +177,18 @@ const STALE_CACHE_RETRY_MS: i64 = 100;
 /// `WorkflowNotFound`.
 const WORKFLOW_LOOKUP_GRACE_SECONDS: i64 = 30;
 
+/// Where a run's spec comes from, or why it has none.
+enum Resolved {
+    /// The spec, and the status a retry starts from.
+    Spec(Arc<WorkflowSpec>, Option<WorkflowRunStatus>),
+    /// Not in the cache yet: look again in a second.
+    LookAgain,
+    /// A finished run whose spec is gone: nothing to do.
+    Nothing,
+    /// The run cannot execute: fail it with this reason and message.
+    Fail(&'static str, String),
+}
+
 /// Whether the object was created less than `seconds` ago (or has no creation time yet).
 fn created_within(run: &WorkflowRun, now: DateTime<Utc>, seconds: i64) -> bool {
     run.metadata
@@ -232,6 +245,16 @@ pub struct Reconciler<C> {
     /// Notified whenever slots may have freed (reserved slots given back here; the controller
     /// also notifies it when a Job finishes or goes away).
     slots_freed: Arc<Notify>,
+    /// Backfill runs told to wait for their turn, and those whose turn came (handed to the
+    /// waker with the slot waiters). A restart loses nothing: every run is reconciled then.
+    backfill_waiting: Mutex<BackfillWaiting>,
+}
+
+/// Runs of backfills waiting for their turn.
+#[derive(Debug, Default)]
+struct BackfillWaiting {
+    waiting: std::collections::HashSet<RunRef>,
+    woken: Vec<RunRef>,
 }
 
 /// The name of the Job an action creates.
@@ -269,6 +292,7 @@ impl<C: Cluster> Reconciler<C> {
             scheduled: Mutex::new(HashMap::new()),
             slot_waiters: Mutex::new(SlotWaiters::default()),
             slots_freed: Arc::new(Notify::new()),
+            backfill_waiting: Mutex::new(BackfillWaiting::default()),
         }
     }
 
@@ -286,7 +310,7 @@ impl<C: Cluster> Reconciler<C> {
     }
 
     /// Takes the runs to wake now: the oldest waiting runs for which `exists` holds, one per
-    /// free slot of the global cap.
+    /// free slot of the global cap, and the backfill runs whose turn came.
     pub fn runs_to_wake(
         &self,
         now: DateTime<Utc>,
@@ -297,7 +321,62 @@ impl<C: Cluster> Reconciler<C> {
             .config
             .max_running_tasks
             .saturating_sub(self.running_tasks_locked(&mut pending, now));
-        self.waiters().take(free, exists)
+        let mut woken = self.waiters().take(free, &exists);
+        woken.extend(
+            std::mem::take(&mut self.backfill().woken)
+                .into_iter()
+                .filter(|r| exists(r)),
+        );
+        woken
+    }
+
+    fn backfill(&self) -> std::sync::MutexGuard<'_, BackfillWaiting> {
+        self.backfill_waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the waiting backfill runs of `wf` whose turn came to the waker. Called from the
+    /// Workflow's reconcile, which every change of one of its runs triggers once the cache
+    /// shows it, so a woken run sees the run that ended as ended.
+    fn wake_backfill_turns(&self, ns: &str, runs: &[Arc<WorkflowRun>]) {
+        let mut backfills: Vec<(&str, u32)> = runs
+            .iter()
+            .filter_map(|r| r.spec.backfill.as_ref())
+            .map(|b| (b.name.as_str(), b.parallelism))
+            .collect();
+        backfills.sort_unstable();
+        backfills.dedup_by_key(|(name, _)| *name);
+        let mut state = self.backfill();
+        let mut woke = false;
+        for (name, parallelism) in backfills {
+            for run in backfill::turns(runs, name, parallelism) {
+                let key = (ns.to_string(), run);
+                if state.waiting.remove(&key) {
+                    state.woken.push(key);
+                    woke = true;
+                }
+            }
+        }
+        drop(state);
+        if woke {
+            self.slots_freed.notify_one();
+        }
+    }
+
+    /// Whether a run of a backfill may start now (see [`backfill::turns`]); one that may not is
+    /// remembered, to be woken when its turn comes.
+    fn backfill_turn(&self, run: &WorkflowRun, name: &str, parallelism: u32) -> bool {
+        let (ns, run_name) = ns_name(&run.metadata);
+        let runs = self.cluster.runs_of(&ns, &run.spec.workflow_name);
+        let turn = backfill::turns(&runs, name, parallelism).contains(&run_name);
+        let mut state = self.backfill();
+        if turn {
+            state.waiting.remove(&(ns, run_name));
+        } else {
+            state.waiting.insert((ns, run_name));
+        }
+        turn
     }
 
     fn waiters(&self) -> std::sync::MutexGuard<'_, SlotWaiters> {
@@ -428,7 +507,9 @@ impl<C: Cluster> Reconciler<C> {
         let mut status = old.clone();
         status.last_schedule_time = self.last_scheduled(wf, old.last_schedule_time);
         let runs = self.cluster.runs_of(&ns, &name);
+        self.wake_backfill_turns(&ns, &runs);
         let mut active: Vec<String> = Vec::new();
+        let mut backfilling = 0;
         let mut finished = Vec::new();
         for run in &runs {
             let st = run.status.as_ref();
@@ -454,6 +535,8 @@ impl<C: Cluster> Reconciler<C> {
                         completed,
                     });
                 }
+                // A backfill paces itself and is not subject to the concurrency policy.
+                _ if run.spec.backfill.is_some() => backfilling += 1,
                 _ => active.push(run_name),
             }
         }
@@ -462,7 +545,7 @@ impl<C: Cluster> Reconciler<C> {
             wf.spec.successful_runs_history_limit,
             wf.spec.failed_runs_history_limit,
         );
-        status.active_runs = active.len() as u32;
+        status.active_runs = (active.len() + backfilling) as u32;
 
         let mut wake = None;
         match validate_workflow_with(wf, &self.config.limits) {
@@ -562,7 +645,9 @@ impl<C: Cluster> Reconciler<C> {
             status.last_schedule_time = Some(plan.last_scheduled);
         }
         status.missed_ticks += plan.missed;
-        status.active_runs = (active.len() - plan.delete_runs.len() + started) as u32;
+        // Backfill runs counted before stay counted: `Replace` deletes only scheduled ones.
+        status.active_runs =
+            (status.active_runs as usize + started - plan.delete_runs.len()) as u32;
         status.next_schedule_time = schedule.next_after(now);
         Ok(if wf.spec.suspend { None } else { plan.wake_at })
     }
@@ -583,27 +668,11 @@ impl<C: Cluster> Reconciler<C> {
             self.metrics.stale_reads.inc();
             return Ok(Some(now + Duration::milliseconds(STALE_CACHE_RETRY_MS)));
         }
-        // The run executes the spec it started with; only a run without one yet reads the
-        // Workflow (and records it with this step).
-        let spec = match (
-            &old.workflow_spec,
-            self.cluster.workflow(&ns, &run.spec.workflow_name),
-        ) {
-            (Some(spec), _) => spec.clone(),
-            (None, Some(wf)) => Arc::new(wf.spec.clone()),
-            (None, None) if old.phase.is_finished() => return Ok(None),
-            // The Workflow may be in the cache a moment after the run (separate watches, or a
-            // run created right after its Workflow): look again shortly before giving up.
-            (None, None) if created_within(run, now, WORKFLOW_LOOKUP_GRACE_SECONDS) => {
-                return Ok(Some(now + Duration::seconds(1)));
-            }
-            (None, None) => {
-                let msg = format!(
-                    "workflow {:?} not found in namespace {ns}",
-                    run.spec.workflow_name
-                );
-                return self.fail_run(run, &old, "WorkflowNotFound", msg, now).await;
-            }
+        let (spec, seed) = match self.spec_of(run, &old, now) {
+            Resolved::Spec(spec, seed) => (spec, seed),
+            Resolved::LookAgain => return Ok(Some(now + Duration::seconds(1))),
+            Resolved::Nothing => return Ok(None),
+            Resolved::Fail(reason, msg) => return self.fail_run(run, &old, reason, msg, now).await,
         };
         let dag = match validate_spec(&spec, &self.config.limits) {
             Ok(dag) => dag,
@@ -626,6 +695,32 @@ impl<C: Cluster> Reconciler<C> {
                     .await;
             }
         };
+        if let Some(bf) = &run.spec.backfill
+            && !old.phase.is_finished()
+            && !backfill::started(Some(&old))
+            && !self.backfill_turn(run, &bf.name, bf.parallelism)
+        {
+            let message = format!(
+                "waiting for its turn: backfill {} runs {} at a time, oldest first",
+                bf.name, bf.parallelism
+            );
+            if old.message.as_deref() != Some(message.as_str()) {
+                let mut status = old.clone();
+                status.message = Some(message);
+                self.cluster.patch_run_status(run, &status).await?;
+            }
+            return Ok(None);
+        }
+        // A backfill run whose turn came starts without the note that it waited.
+        let seed = match seed {
+            None if run.spec.backfill.is_some() && !backfill::started(Some(&old)) => {
+                Some(WorkflowRunStatus {
+                    message: None,
+                    ..old.clone()
+                })
+            }
+            seed => seed,
+        };
         let variables = run_variables(run, &spec, &parameters, now);
         let jobs = self.cluster.jobs_of(run);
         let mut plan = self.plan_with_slots((ns.clone(), run_name.clone()), now, |free_slots| {
@@ -634,7 +729,7 @@ impl<C: Cluster> Reconciler<C> {
                 run_name: &run_name,
                 spec: &spec,
                 dag: &dag,
-                status: &old,
+                status: seed.as_ref().unwrap_or(&old),
                 jobs: &jobs,
                 free_slots,
                 pending_timeout_seconds: self.config.pending_timeout_seconds,
@@ -749,6 +844,96 @@ impl<C: Cluster> Reconciler<C> {
             .running_tasks
             .set(self.running_tasks(now) as i64);
         Ok(plan.wake_at)
+    }
+
+    /// The spec a run executes, and for a retry that keeps succeeded tasks, the status it
+    /// starts from. A run executes the spec it started with; a retry, the spec its source run
+    /// executed; only a new run reads the Workflow (and records the spec with its first step).
+    fn spec_of(&self, run: &WorkflowRun, old: &WorkflowRunStatus, now: DateTime<Utc>) -> Resolved {
+        let (ns, _) = ns_name(&run.metadata);
+        if let Some(spec) = &old.workflow_spec {
+            return Resolved::Spec(spec.clone(), None);
+        }
+        if old.phase.is_finished() {
+            return Resolved::Nothing;
+        }
+        if let Some(retry) = &run.spec.retry_of {
+            return self.retry_source(run, retry, now);
+        }
+        match self.cluster.workflow(&ns, &run.spec.workflow_name) {
+            Some(wf) => Resolved::Spec(Arc::new(wf.spec.clone()), None),
+            // The Workflow may be in the cache a moment after the run (separate watches, or a
+            // run created right after its Workflow): look again shortly before giving up.
+            None if created_within(run, now, WORKFLOW_LOOKUP_GRACE_SECONDS) => Resolved::LookAgain,
+            None => Resolved::Fail(
+                "WorkflowNotFound",
+                format!(
+                    "workflow {:?} not found in namespace {ns}",
+                    run.spec.workflow_name
+                ),
+            ),
+        }
+    }
+
+    /// A retry's spec: the one its finished source run recorded, with, under `fromFailed`, the
+    /// source's succeeded tasks kept as they ended (the `onExit` task always runs again: it
+    /// reports the new outcome).
+    fn retry_source(&self, run: &WorkflowRun, retry: &RetryOf, now: DateTime<Utc>) -> Resolved {
+        let (ns, _) = ns_name(&run.metadata);
+        let source = self
+            .cluster
+            .runs_of(&ns, &run.spec.workflow_name)
+            .into_iter()
+            .find(|r| r.metadata.name.as_deref() == Some(retry.run_name.as_str()));
+        let Some(source) = source else {
+            if created_within(run, now, WORKFLOW_LOOKUP_GRACE_SECONDS) {
+                return Resolved::LookAgain;
+            }
+            return Resolved::Fail(
+                "RetrySourceNotFound",
+                format!(
+                    "run {:?} of workflow {:?}, which this run retries, not found",
+                    retry.run_name, run.spec.workflow_name
+                ),
+            );
+        };
+        let status = source.status.clone().unwrap_or_default();
+        if !status.phase.is_finished() {
+            return Resolved::Fail(
+                "RetrySourceNotFinished",
+                format!(
+                    "run {:?} has not finished: only a finished run is retried",
+                    retry.run_name
+                ),
+            );
+        }
+        let Some(spec) = status.workflow_spec.clone() else {
+            return Resolved::Fail(
+                "RetrySourceWithoutSpec",
+                format!("run {:?} recorded no spec to run again", retry.run_name),
+            );
+        };
+        if !retry.from_failed {
+            return Resolved::Spec(spec, None);
+        }
+        let exit = spec.on_exit.as_ref().map(|t| t.name.as_str());
+        let tasks = status
+            .tasks
+            .iter()
+            .filter(|t| t.phase == TaskPhase::Succeeded && Some(t.name.as_str()) != exit)
+            .map(|t| TaskStatus {
+                name: t.name.clone(),
+                phase: TaskPhase::Succeeded,
+                completion_time: t.completion_time,
+                message: Some(format!("succeeded in run {}", retry.run_name)),
+                ..TaskStatus::default()
+            })
+            .collect();
+        let seed = WorkflowRunStatus {
+            tasks,
+            ..WorkflowRunStatus::default()
+        };
+        Resolved::Spec(spec, Some(seed))
     }
 
     fn record_finished_run(&self, run: &WorkflowRun, status: &WorkflowRunStatus) {

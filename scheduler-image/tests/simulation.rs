@@ -657,3 +657,151 @@ spec:
         "nothing was scheduled twice"
     );
 }
+
+const NIGHTLY: &str = r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: nightly, namespace: data}
+spec:
+  schedule: "0 2 * * *"
+  concurrencyPolicy: Forbid
+  tasks:
+    - {name: extract, image: "etl:1"}
+    - {name: load, image: "etl:1", dependsOn: [extract]}
+    - {name: report, image: "etl:1", dependsOn: [load]}
+"#;
+
+fn status_of(cluster: &MemoryCluster, name: &str) -> datajump_api::WorkflowRunStatus {
+    cluster
+        .run(NS, name)
+        .and_then(|r| r.status.clone())
+        .unwrap_or_default()
+}
+
+/// A failed run retried from its failed task: the succeeded task is kept, the rest run again
+/// with the spec the failed run executed (not the Workflow's edited one).
+#[tokio::test]
+async fn a_retry_from_failed_keeps_succeeded_tasks_and_the_original_spec() {
+    let cluster = MemoryCluster::new(at(1, 0, 0));
+    cluster.apply_workflow(workflow(NIGHTLY));
+    let r = reconciler(&cluster, SchedulerConfig::default());
+    cluster.create_manual_run(run_of("nightly", "first"));
+    reconcile_all(&r, at(1, 0, 0)).await.expect("reconcile");
+    assert!(cluster.succeed_job(NS, "first-extract-1"));
+    reconcile_all(&r, at(1, 0, 5)).await.expect("reconcile");
+    assert!(cluster.fail_job(NS, "first-load-1", "BackoffLimitExceeded"));
+    reconcile_all(&r, at(1, 0, 10)).await.expect("reconcile");
+    assert_eq!(status_of(&cluster, "first").phase, RunPhase::Failed);
+
+    cluster.apply_workflow(workflow(&NIGHTLY.replace("etl:1", "etl:2")));
+    let mut retry = run_of("nightly", "first-retry-1");
+    retry.spec.retry_of = Some(datajump_api::RetryOf {
+        run_name: "first".into(),
+        from_failed: true,
+    });
+    cluster.create_manual_run(retry);
+    reconcile_all(&r, at(1, 1, 0)).await.expect("reconcile");
+    let status = status_of(&cluster, "first-retry-1");
+    let extract = &status.tasks[0];
+    assert_eq!(
+        (extract.phase, extract.attempts, extract.message.as_deref()),
+        (TaskPhase::Succeeded, 0, Some("succeeded in run first"))
+    );
+    assert!(
+        !cluster.job_names().contains(&"first-retry-1-extract-1".to_string()),
+        "the succeeded task does not run again"
+    );
+    assert_eq!(image_of(&cluster, "first-retry-1-load-1"), "etl:1");
+    assert!(cluster.succeed_job(NS, "first-retry-1-load-1"));
+    reconcile_all(&r, at(1, 1, 5)).await.expect("reconcile");
+    assert!(cluster.succeed_job(NS, "first-retry-1-report-1"));
+    reconcile_all(&r, at(1, 1, 10)).await.expect("reconcile");
+    assert_eq!(status_of(&cluster, "first-retry-1").phase, RunPhase::Succeeded);
+
+    // A retry of a run that is not there fails once the cache had time to show it.
+    cluster.set_now(at(1, 2, 0));
+    let mut orphan = run_of("nightly", "orphan-retry");
+    orphan.spec.retry_of = Some(datajump_api::RetryOf {
+        run_name: "missing".into(),
+        from_failed: false,
+    });
+    cluster.create_manual_run(orphan);
+    reconcile_all(&r, at(1, 2, 0)).await.expect("reconcile");
+    assert_eq!(status_of(&cluster, "orphan-retry").phase, RunPhase::Pending);
+    reconcile_all(&r, at(1, 3, 0)).await.expect("reconcile");
+    let orphan = status_of(&cluster, "orphan-retry");
+    assert_eq!(orphan.phase, RunPhase::Failed);
+    assert_eq!(
+        orphan.conditions.last().map(|c| c.reason.as_str()),
+        Some("RetrySourceNotFound")
+    );
+}
+
+/// Four backfill runs with parallelism 2: the two oldest run, the others wait with a note and
+/// are handed to the waker (by the Workflow's reconcile) when a place frees. A Forbid
+/// workflow's schedule is not held up by them.
+#[tokio::test]
+async fn a_backfill_runs_its_ticks_oldest_first_a_few_at_a_time() {
+    let cluster = MemoryCluster::new(at(1, 0, 0));
+    cluster.apply_workflow(workflow(NIGHTLY));
+    let r = reconciler(&cluster, SchedulerConfig::default());
+    let days = [4u32, 2, 5, 3];
+    for day in days {
+        let tick = Utc
+            .with_ymd_and_hms(2025, 12, day, 2, 0, 0)
+            .single()
+            .expect("tick");
+        let mut run = run_of("nightly", &format!("nightly-2025120{day}0200"));
+        run.spec.scheduled_time = Some(tick);
+        run.spec.backfill = Some(datajump_api::BackfillRef {
+            name: "dec".into(),
+            parallelism: 2,
+        });
+        cluster.create_manual_run(run);
+    }
+    reconcile_all(&r, at(1, 0, 0)).await.expect("reconcile");
+    let mut started: Vec<String> = cluster.active_jobs().into_iter().map(|(_, j)| j).collect();
+    started.sort();
+    assert_eq!(
+        started,
+        ["nightly-202512020200-extract-1", "nightly-202512030200-extract-1"]
+    );
+    assert_eq!(
+        status_of(&cluster, "nightly-202512040200").message.as_deref(),
+        Some("waiting for its turn: backfill dec runs 2 at a time, oldest first")
+    );
+
+    // The 02:00 tick of the day is scheduled although four runs are unfinished (Forbid).
+    reconcile_all(&r, at(2, 0, 0)).await.expect("reconcile");
+    assert!(cluster.run(NS, "nightly-202601010200").is_some());
+
+    for task in ["extract", "load", "report"] {
+        assert!(cluster.succeed_job(NS, &format!("nightly-202512020200-{task}-1")));
+        // Only the run whose Job changed, then its Workflow, as the watches trigger them.
+        let run = cluster.run(NS, "nightly-202512020200").expect("run");
+        r.reconcile_run(&run, at(2, 0, 1)).await.expect("reconcile run");
+        let wf = cluster.workflows().pop().expect("workflow");
+        r.reconcile_workflow(&wf, at(2, 0, 1)).await.expect("reconcile");
+    }
+    assert_eq!(
+        status_of(&cluster, "nightly-202512020200").phase,
+        RunPhase::Succeeded
+    );
+    let woken = r.runs_to_wake(at(2, 0, 2), |_| true);
+    assert_eq!(
+        woken,
+        [(NS.to_string(), "nightly-202512040200".to_string())],
+        "the next oldest is woken, the newest still waits"
+    );
+    let run = cluster.run(NS, "nightly-202512040200").expect("run");
+    r.reconcile_run(&run, at(2, 0, 2)).await.expect("reconcile run");
+    let status = status_of(&cluster, "nightly-202512040200");
+    assert_eq!(status.phase, RunPhase::Running);
+    assert_eq!(status.message, None, "the waiting note is gone");
+    let run = cluster.run(NS, "nightly-202512050200").expect("run");
+    r.reconcile_run(&run, at(2, 0, 2)).await.expect("reconcile run");
+    assert_eq!(
+        status_of(&cluster, "nightly-202512050200").phase,
+        RunPhase::Pending
+    );
+}
