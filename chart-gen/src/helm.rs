@@ -82,6 +82,11 @@ impl Helm {
         })
     }
 
+    /// The binary, for tests that drive helm with flags this module has no request type for.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
     fn run(&self, args: &[OsString]) -> Result<String, HelmError> {
         let out = Command::new(&self.program)
             .args(args)

@@ -28,16 +28,24 @@ pub struct MergedValues {
 }
 
 impl MergedValues {
-    /// Merges layers in order: files merge deeply, `--set` assignments are written in place.
+    /// Merges layers the way Helm does. The first layer is the chart's defaults; the others are
+    /// the user's values: files merge into them deeply (Helm's `mergeMaps`, nulls kept), `--set`
+    /// assignments are written into them in place. The user's values are then coalesced over the
+    /// defaults: maps merge, anything else replaces (a list the chart defines is replaced, not
+    /// edited), and a null removes the default.
     pub fn from_layers(layers: Vec<Layer>) -> Result<Self, InputError> {
-        let mut merged = Value::Object(Map::new());
-        for layer in &layers {
+        let mut user = Value::Object(Map::new());
+        for layer in layers.iter().skip(1) {
             match &layer.assignment {
-                Some(a) => set_path(&mut merged, &a.path, a.value.clone())
+                Some(a) => set_path(&mut user, &a.path, a.value.clone())
                     .map_err(|e| InputError::new(format!("{}: {e}", layer.origin)))?,
-                None => merge_into(&mut merged, &layer.values),
+                None => merge_maps(&mut user, &layer.values),
             }
         }
+        let merged = match layers.first() {
+            Some(defaults) => coalesce(&defaults.values, user),
+            None => user,
+        };
         Ok(Self { layers, merged })
     }
 
@@ -116,9 +124,45 @@ fn read_layer(path: &Path) -> Result<Layer, InputError> {
     })
 }
 
-/// Helm's merge (one implementation, chart-gen's: the generator's overlays and the plugin's layers
-/// merge alike).
-pub use chart_gen::overlay::merge as merge_into;
+/// Helm's `mergeMaps` of the user's values files: maps merge key by key, anything else (`null`
+/// included) replaces.
+fn merge_maps(base: &mut Value, overlay: &Value) {
+    let (Value::Object(b), Value::Object(o)) = (&mut *base, overlay) else {
+        *base = overlay.clone();
+        return;
+    };
+    for (k, ov) in o {
+        match b.get_mut(k) {
+            Some(bv @ Value::Object(_)) if ov.is_object() => merge_maps(bv, ov),
+            _ => {
+                b.insert(k.clone(), ov.clone());
+            }
+        }
+    }
+}
+
+/// Helm's coalescing of the user's values over the chart's defaults: the user's value wins, maps
+/// merge, and a user `null` removes the default (a `null` with no default stays, as in Helm).
+/// Keeps the defaults' key order.
+fn coalesce(defaults: &Value, user: Value) -> Value {
+    let (Value::Object(d), Value::Object(mut u)) = (defaults, user.clone()) else {
+        return user;
+    };
+    let mut out = Map::new();
+    for (k, dv) in d {
+        match u.shift_remove(k) {
+            None => {
+                out.insert(k.clone(), dv.clone());
+            }
+            Some(Value::Null) => {}
+            Some(uv) => {
+                out.insert(k.clone(), coalesce(dv, uv));
+            }
+        }
+    }
+    out.extend(u);
+    Value::Object(out)
+}
 
 /// One step of a `--set` key path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +191,8 @@ pub enum SetError {
     BadIndex(String),
     #[error("list index {0} is larger than the maximum 65536")]
     IndexTooLarge(usize),
+    #[error("list {0:?} must end with '}}'")]
+    UnclosedList(String),
     #[error("{path} is a {found}, cannot set {what} under it")]
     TypeClash {
         path: String,
@@ -161,10 +207,17 @@ const MAX_INDEX: usize = 65_536;
 /// Parses one `--set` argument (`a.b=c,list[0]=x,tags={a,b}`) the way Helm's strvals does for the
 /// common forms: dotted keys, `\.` and `\,` escapes, list indexes, `{a,b}` lists and typed scalars.
 pub fn parse_set(arg: &str, as_string: bool) -> Result<Vec<Assignment>, SetError> {
-    split_unescaped(arg, ',', true)
-        .into_iter()
-        .filter(|part| !part.is_empty())
-        .map(|part| parse_assignment(&part, as_string))
+    let parts = split_unescaped(arg, ',', true);
+    let last = parts.len() - 1;
+    parts
+        .iter()
+        .enumerate()
+        // A trailing comma is allowed, an empty item before another is not (Helm: `a=1,,b=2`).
+        .filter(|(i, part)| !(part.is_empty() && *i == last))
+        .map(|(_, part)| match part.is_empty() {
+            true => Err(SetError::NoValue(String::new())),
+            false => parse_assignment(part, as_string),
+        })
         .collect()
 }
 
@@ -172,18 +225,27 @@ fn parse_assignment(part: &str, as_string: bool) -> Result<Assignment, SetError>
     let eq = find_unescaped(part, '=').ok_or_else(|| SetError::NoValue(part.to_string()))?;
     let (key, raw) = (&part[..eq], &part[eq + 1..]);
     let path = parse_key(key)?;
-    let value = if as_string {
-        Value::String(unescape(raw))
-    } else if raw.starts_with('{') && raw.ends_with('}') && raw.len() >= 2 {
-        let inner = &raw[1..raw.len() - 1];
+    // --set-string only keeps the values as strings: `{a,b}` is a list there too.
+    let scalar = |s: &str| {
+        let s = unescape(s);
+        if as_string {
+            Value::String(s)
+        } else {
+            typed_scalar(&s)
+        }
+    };
+    let value = if let Some(list) = raw.strip_prefix('{') {
+        let inner = list
+            .strip_suffix('}')
+            .ok_or_else(|| SetError::UnclosedList(raw.to_string()))?;
         Value::Array(
             split_unescaped(inner, ',', false)
                 .iter()
-                .map(|item| typed_scalar(&unescape(item)))
+                .map(|item| scalar(item))
                 .collect(),
         )
     } else {
-        typed_scalar(&unescape(raw))
+        scalar(raw)
     };
     Ok(Assignment {
         path,
@@ -258,8 +320,9 @@ pub fn typed_scalar(s: &str) -> Value {
     Value::String(s.to_string())
 }
 
-/// Writes `value` at `path` inside `root`, creating maps and lists (padded with nulls) on the way;
-/// `null` on a key removes it (Helm's way to drop a default).
+/// Writes `value` at `path` inside `root`, creating maps and lists (padded with nulls) on the way,
+/// as Helm's strvals does: a `null` is written too (coalescing then removes the chart's default),
+/// a key under anything but a map is an error, a list item that is not a map becomes one.
 pub fn set_path(root: &mut Value, path: &[Segment], value: Value) -> Result<(), SetError> {
     let mut cur = root;
     let mut walked = String::new();
@@ -275,27 +338,17 @@ pub fn set_path(root: &mut Value, path: &[Segment], value: Value) -> Result<(), 
         };
         cur = match seg {
             Segment::Key(k) => {
-                if cur.is_null() {
-                    *cur = Value::Object(Map::new());
-                }
                 let Value::Object(map) = cur else {
                     return Err(clash(&walked, cur, "a key"));
                 };
                 walked.push_str(&format!(".{k}"));
                 if last {
-                    if value.is_null() {
-                        map.remove(k);
-                    } else {
-                        map.insert(k.clone(), value);
-                    }
+                    map.insert(k.clone(), value);
                     return Ok(());
                 }
                 map.entry(k.clone()).or_insert_with(fresh)
             }
             Segment::Index(idx) => {
-                if cur.is_null() {
-                    *cur = Value::Array(Vec::new());
-                }
                 let Value::Array(list) = cur else {
                     return Err(clash(&walked, cur, "a list index"));
                 };
@@ -307,7 +360,12 @@ pub fn set_path(root: &mut Value, path: &[Segment], value: Value) -> Result<(), 
                     list[*idx] = value;
                     return Ok(());
                 }
-                if list[*idx].is_null() {
+                // Helm: a missing nested list is created; an item that is not a map, replaced.
+                let replace = match next_is_index {
+                    true => list[*idx].is_null(),
+                    false => !list[*idx].is_object(),
+                };
+                if replace {
                     list[*idx] = fresh();
                 }
                 &mut list[*idx]
@@ -424,12 +482,13 @@ mod tests {
         assert_eq!(apply(&[r"msg=a\,b"]), json!({"msg": "a,b"}));
         assert_eq!(apply(&["empty="]), json!({"empty": ""}));
         assert_eq!(apply(&["url=http://x?a=b"]), json!({"url": "http://x?a=b"}));
-        // Like Helm, --set edits what the files defined in place.
+        // Like Helm, --set edits what the files defined in place; a null is written (coalescing
+        // over the chart's defaults removes the key there).
         let base =
             json!({"l": [{"name": "a", "port": 80}, {"name": "b"}], "drop": {"x": 1}, "keep": 1});
         assert_eq!(
             apply_onto(base, &["l[0].port=8080", "drop=null"]),
-            json!({"l": [{"name": "a", "port": 8080}, {"name": "b"}], "keep": 1})
+            json!({"l": [{"name": "a", "port": 8080}, {"name": "b"}], "drop": null, "keep": 1})
         );
     }
 
@@ -465,13 +524,33 @@ mod tests {
     }
 
     #[test]
-    fn merge_is_deep_replaces_lists_and_null_deletes() {
-        let mut base = json!({"a": {"x": 1, "y": 2}, "l": [1, 2], "gone": {"k": 1}});
-        merge_into(
-            &mut base,
-            &json!({"a": {"y": 3, "z": 4}, "l": [9], "gone": null}),
+    fn layers_coalesce_over_the_defaults_like_helm() {
+        let layer = |values: Value| Layer {
+            origin: "file".into(),
+            values,
+            assignment: None,
+        };
+        let set = |arg: &str| {
+            let a = parse_set(arg, false).unwrap().remove(0);
+            Layer {
+                origin: format!("--set {arg}"),
+                values: json!({}),
+                assignment: Some(a),
+            }
+        };
+        let m = MergedValues::from_layers(vec![
+            layer(json!({"a": {"x": 1, "y": 2}, "l": [1, 2], "gone": {"k": 1}, "p": [{"n": 1}]})),
+            layer(json!({"a": {"y": 3, "z": 4}, "l": [9], "gone": null, "fresh": {"u": null}})),
+            set("l[1]=8"),
+            set("p[0].m=2"),
+        ])
+        .unwrap();
+        // Files merge deeply; --set edits the user's list in place but replaces the chart's; a
+        // null removes a default and stays where there is none.
+        assert_eq!(
+            m.merged,
+            json!({"a": {"x": 1, "y": 3, "z": 4}, "l": [9, 8], "p": [{"m": 2}], "fresh": {"u": null}})
         );
-        assert_eq!(base, json!({"a": {"x": 1, "y": 3, "z": 4}, "l": [9]}));
     }
 
     #[test]

@@ -144,9 +144,10 @@ impl Field {
     }
 
     /// Checks one field and compiles it to a bitset (bit `v` set = value `v` matches) and
-    /// whether it is a plain `*`/`?`.
+    /// whether it is unrestricted for the day rule (an item `*` or `?` with step 1).
     fn compile(&self, text: &str, allow_question: bool) -> Result<(u64, bool), String> {
         let mut bits = 0u64;
+        let mut star = false;
         for item in text.split(',') {
             if item.is_empty() {
                 return Err(format!("{} field: empty list item in {text:?}", self.name));
@@ -194,11 +195,13 @@ impl Field {
                     }
                 },
             };
+            // robfig (Kubernetes): an item `*` or `?` without a step above 1 leaves the field
+            // unrestricted for the day rule, inside a list too (`*,5`).
+            star |= matches!(range, "*" | "?") && step == 1;
             for v in (lo..=hi).step_by(step as usize) {
                 bits |= 1 << v;
             }
         }
-        let star = matches!(text, "*" | "?" | "*/1" | "?/1");
         Ok((bits, star))
     }
 }
@@ -602,12 +605,15 @@ mod tests {
             Some(utc(2026, 2, 13, 0, 0)),
             "the 13th"
         );
-        // Day of month is '*': only Mondays.
-        let s = Schedule::parse("0 0 * * MON", None).expect("valid");
-        assert_eq!(
-            s.next_after(utc(2026, 2, 1, 0, 0)),
-            Some(utc(2026, 2, 2, 0, 0))
-        );
+        // Day of month is '*': only Mondays; a '*' inside a list counts too (robfig's star bit).
+        for expr in ["0 0 * * MON", "0 0 *,5 * MON", "0 0 ? * MON"] {
+            let s = Schedule::parse(expr, None).expect("valid");
+            assert_eq!(
+                s.next_after(utc(2026, 2, 1, 0, 0)),
+                Some(utc(2026, 2, 2, 0, 0)),
+                "{expr}"
+            );
+        }
         // Leap day: every four years.
         let s = Schedule::parse("0 0 29 2 *", None).expect("valid");
         assert_eq!(
