@@ -193,8 +193,9 @@ pub fn retry_backoff(base_seconds: u32, attempt: u32) -> Duration {
     Duration::seconds(secs)
 }
 
-/// Records that the API server refused to create the Job of `attempt` of task `index` (invalid
-/// spec, admission, quota): the attempt failed before it started. Like any failed attempt it is
+/// Records that the Job of `attempt` of task `index` could not be created — the API server
+/// refused it (invalid spec, admission, quota) or its pod could not be built (an unknown pod
+/// preset), `message` saying which: the attempt failed before it started. Like any failed attempt it is
 /// retried after the backoff while retries remain, else the task fails with the server's
 /// message (and the next step skips its dependents). Updates the plan's status and wake-up and
 /// returns the Warning Event to publish.
@@ -212,7 +213,7 @@ pub fn reject_attempt(
         .tasks
         .iter_mut()
         .find(|t| t.name == task_spec.name)?;
-    let why = format!("attempt {attempt}: the API server refused its Job: {message}");
+    let why = format!("attempt {attempt}: {message}");
     if attempt > task_spec.retries {
         task.phase = TaskPhase::Failed;
         task.completion_time = Some(now);
@@ -934,7 +935,7 @@ mod tests {
                     &self.spec,
                     i,
                     attempt,
-                    "exceeded quota",
+                    "the API server refused its Job: exceeded quota",
                     self.now,
                 ) {
                     self.events.push(reason);

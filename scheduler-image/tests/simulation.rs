@@ -658,3 +658,57 @@ spec:
         "nothing was scheduled twice"
     );
 }
+
+/// A task naming a pod preset the scheduler does not know fails its attempt like a Job the API
+/// server refused — retried while retries remain, then Failed with the names it does know and
+/// its dependents Skipped — while a task with a known preset runs.
+#[tokio::test]
+async fn an_unknown_pod_preset_fails_the_attempt_with_the_known_names() {
+    let cluster = MemoryCluster::new(at(6, 0, 0));
+    cluster.apply_workflow(workflow(
+        r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: pools, namespace: data}
+spec:
+  tasks:
+    - {name: known, image: busybox, pod: {preset: etl}}
+    - {name: unknown, image: busybox, retries: 1, retryBackoffSeconds: 10, pod: {preset: gpu}}
+    - {name: after, image: busybox, dependsOn: [unknown]}
+"#,
+    ));
+    let mut config = SchedulerConfig::default();
+    config.task_defaults.pod_presets =
+        serde_yaml::from_str("etl: {nodeSelector: {pool: etl}}\nspark: {}").expect("presets");
+    let r = reconciler(&cluster, config);
+    cluster.create_manual_run(run_of("pools", "pools-1"));
+    reconcile_all(&r, at(6, 0, 0)).await.expect("reconcile");
+    assert_eq!(cluster.job_names(), ["pools-1-known-1"]);
+    let run = cluster.run(NS, "pools-1").expect("run");
+    assert_eq!(task_phase(&run, "unknown"), TaskPhase::Pending, "retried");
+
+    reconcile_all(&r, at(6, 0, 10)).await.expect("reconcile");
+    reconcile_all(&r, at(6, 0, 11)).await.expect("reconcile");
+    let run = cluster.run(NS, "pools-1").expect("run");
+    let status = run.status.as_ref().expect("status");
+    let unknown = status
+        .tasks
+        .iter()
+        .find(|t| t.name == "unknown")
+        .expect("task");
+    assert_eq!(unknown.phase, TaskPhase::Failed);
+    assert_eq!(
+        unknown.message.as_deref(),
+        Some("attempt 2: its pod cannot be built: unknown pod preset \"gpu\" (known: etl, spark)")
+    );
+    assert_eq!(task_phase(&run, "after"), TaskPhase::Skipped);
+    assert_eq!(cluster.job_names(), ["pools-1-known-1"], "no Job for it");
+    assert!(
+        cluster
+            .events()
+            .iter()
+            .any(|e| format!("{e:?}").contains("TaskRejected")),
+        "{:?}",
+        cluster.events()
+    );
+}
