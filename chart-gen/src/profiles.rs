@@ -126,6 +126,7 @@ pub fn base() -> Values {
                     create: true,
                     name: String::new(),
                 },
+                pod_presets: BTreeMap::new(),
             },
             reconcile_concurrency: 16,
             resync_seconds: 300,

@@ -113,6 +113,31 @@ fn workflow_validate_is_offline_and_reports_every_problem_with_its_path() {
 }
 
 #[test]
+fn workflow_validate_names_the_path_of_each_bad_pod_option() {
+    let bad = run(&[
+        "workflow",
+        "validate",
+        "-f",
+        fixture("bad-pod.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = text(&bad.stderr);
+    for expected in [
+        "5 problems:",
+        "spec.podDefaults.preset: \"GPU\" is not a valid DNS-1123 label",
+        "spec.tasks[0].pod.volumes[0].hostPath: volume source \"hostPath\" is not allowed",
+        "spec.tasks[0].pod.volumeMounts[0].mountPath: \"data\" is not an absolute path",
+        "spec.tasks[0].pod.labels[datajump.io/task]: \"datajump.io/\" is the scheduler's",
+        "spec.tasks[0].pod.securityContext.runAsUser: 0 is root",
+    ] {
+        assert!(err.contains(expected), "{expected:?} missing in: {err}");
+    }
+    // With a preset named, a mount of a volume no level declares is the scheduler's to judge
+    // (the preset may declare it); so is the preset's existence.
+    assert!(!err.contains("volumeMounts[0].name"), "{err}");
+}
+
+#[test]
 fn destructive_verbs_need_yes_and_prod_needs_confirm_env() {
     let prod = run(&[
         "restore",

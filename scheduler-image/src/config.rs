@@ -10,6 +10,7 @@ use crate::jobs::TaskDefaults;
 use crate::reconcile::{
     DEFAULT_FINISHED_POD_RETENTION_SECONDS, DEFAULT_PENDING_TIMEOUT_SECONDS, SchedulerConfig,
 };
+use datajump_api::pod::{Presets, validate_presets};
 use datajump_api::validate::Limits;
 
 /// Default of `--reconcile-concurrency`: enough to keep a cap of hundreds of tasks fed (a
@@ -92,12 +93,74 @@ pub struct Cli {
     /// Memory limit for tasks that set none.
     #[arg(long, env = "DATAJUMP_TASK_DEFAULT_LIMITS_MEMORY")]
     pub task_default_limits_memory: Option<String>,
+    /// YAML or JSON file of named pod presets tasks may refer to (`pod.preset`): a map from
+    /// preset name to pod options. Read and checked at startup; a problem stops the scheduler
+    /// with the file and the JSON pointer of the field.
+    #[arg(long, env = "DATAJUMP_POD_PRESETS_FILE", value_parser = read_presets_file)]
+    pub pod_presets_file: Option<PresetsFile>,
     /// Address serving /metrics, /healthz and /readyz.
     #[arg(long, env = "DATAJUMP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
     /// Log format.
     #[arg(long, env = "DATAJUMP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+/// The pod presets file, as read at startup.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresetsFile {
+    /// Where it was read from.
+    pub path: String,
+    /// The presets in it.
+    pub presets: Presets,
+}
+
+/// Reads and checks a presets file; the error names the file and, for a problem inside it, the
+/// JSON pointer of the field (`/gpu/volumes/0/hostPath`).
+pub fn read_presets_file(path: &str) -> Result<PresetsFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let presets = parse_presets(&text).map_err(|problems| format!("{path}: {problems}"))?;
+    Ok(PresetsFile {
+        path: path.to_string(),
+        presets,
+    })
+}
+
+/// Parses presets (YAML or JSON; empty: none) and checks them, every problem on its own line.
+pub fn parse_presets(text: &str) -> Result<Presets, String> {
+    let document: serde_json::Value = if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_yaml::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?
+    };
+    if document.is_null() {
+        return Ok(Presets::new());
+    }
+    let presets: Presets = serde_path_to_error::deserialize(&document).map_err(|e| {
+        let pointer: String = e
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                serde_path_to_error::Segment::Map { key } => {
+                    Some(key.replace('~', "~0").replace('/', "~1"))
+                }
+                _ => None,
+            })
+            .map(|s| format!("/{s}"))
+            .collect();
+        format!("{pointer}: {}", e.into_inner())
+    })?;
+    let problems = validate_presets(&presets);
+    if problems.is_empty() {
+        Ok(presets)
+    } else {
+        Err(problems
+            .iter()
+            .map(|(pointer, message)| format!("{pointer}: {message}"))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
 }
 
 fn non_empty(pairs: [(&str, &Option<String>); 2]) -> BTreeMap<String, String> {
@@ -133,6 +196,11 @@ impl Cli {
                     ("cpu", &self.task_default_limits_cpu),
                     ("memory", &self.task_default_limits_memory),
                 ]),
+                pod_presets: self
+                    .pod_presets_file
+                    .as_ref()
+                    .map(|f| f.presets.clone())
+                    .unwrap_or_default(),
             },
             limits: Limits::default(),
         }
@@ -168,6 +236,7 @@ mod tests {
             "DATAJUMP_TASK_DEFAULT_REQUESTS_MEMORY",
             "DATAJUMP_TASK_DEFAULT_LIMITS_CPU",
             "DATAJUMP_TASK_DEFAULT_LIMITS_MEMORY",
+            "DATAJUMP_POD_PRESETS_FILE",
             "DATAJUMP_HTTP_ADDR",
             "DATAJUMP_LOG_FORMAT",
         ] {
@@ -196,5 +265,68 @@ mod tests {
         assert!(!cfg.task_defaults.requests.contains_key("memory"));
         assert!(Cli::try_parse_from(["datajump-scheduler", "--max-running-tasks=0"]).is_err());
         assert!(Cli::try_parse_from(["datajump-scheduler", "--log-format=xml"]).is_err());
+    }
+
+    #[test]
+    fn the_presets_file_is_read_and_checked_at_startup() {
+        let dir = std::env::temp_dir().join(format!("presets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("good.yaml");
+        std::fs::write(
+            &good,
+            "gpu:\n  nodeSelector: {pool: gpu}\n  tolerations: [{key: gpu, operator: Exists}]\n",
+        )
+        .expect("write");
+        let cli = Cli::try_parse_from([
+            "datajump-scheduler",
+            &format!("--pod-presets-file={}", good.display()),
+        ])
+        .expect("valid presets");
+        let cfg = cli.scheduler_config();
+        assert_eq!(
+            cfg.task_defaults.pod_presets["gpu"].node_selector["pool"],
+            "gpu"
+        );
+
+        let bad = dir.join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "gpu:\n  volumes:\n    - {name: host, hostPath: {path: /}}\nspark:\n  securityContext: {runAsUser: root}\n",
+        )
+        .expect("write");
+        let err = Cli::try_parse_from([
+            "datajump-scheduler",
+            &format!("--pod-presets-file={}", bad.display()),
+        ])
+        .expect_err("a type error")
+        .to_string();
+        assert!(
+            err.contains(&format!(
+                "{}: /spark/securityContext/runAsUser: invalid type",
+                bad.display()
+            )),
+            "{err}"
+        );
+        std::fs::write(
+            &bad,
+            "gpu:\n  volumes:\n    - {name: host, hostPath: {path: /}}\n",
+        )
+        .expect("write");
+        let err = Cli::try_parse_from([
+            "datajump-scheduler",
+            &format!("--pod-presets-file={}", bad.display()),
+        ])
+        .expect_err("a hostPath volume")
+        .to_string();
+        assert!(
+            err.contains(&format!(
+                "{}: /gpu/volumes/0/hostPath: volume source \"hostPath\" is not allowed",
+                bad.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(parse_presets("").expect("empty"), Presets::new());
+        assert_eq!(parse_presets("{}").expect("empty map"), Presets::new());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -14,7 +14,7 @@ use k8s_openapi::api::batch::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecurityContext,
+    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -22,6 +22,7 @@ use kube::Resource;
 
 use crate::plan::{JobState, ObservedJob, PodReport};
 use datajump_api::names::scheduled_run_name;
+use datajump_api::pod::{PodError, PodOptions, PodVolume, Presets};
 use datajump_api::runtime::{self, RunFacts};
 use datajump_api::schedule::{Schedule, parse_timezone};
 use datajump_api::{
@@ -46,6 +47,8 @@ pub struct TaskDefaults {
     pub requests: BTreeMap<String, String>,
     /// Limits for tasks that set none (cpu, memory).
     pub limits: BTreeMap<String, String>,
+    /// Named pod presets tasks and workflows may refer to (`pod.preset`).
+    pub pod_presets: Presets,
 }
 
 /// Converts a chrono time into the Kubernetes wire type.
@@ -190,22 +193,41 @@ pub fn run_variables(
     })
 }
 
+///
+/// The pod carries the task's pod options laid over the workflow's `podDefaults` (`pod_defaults`)
+/// and the presets they name (see [`datajump_api::pod`]); a preset the scheduler does not know
+/// is an error, which the caller treats like a Job the API server refused. Whatever the options
+/// say, the scheduler's labels keep their values and the pod stays within Pod Security
+/// `restricted`: non-root, every capability dropped, no privilege escalation, RuntimeDefault
+/// seccomp, and no service account token unless asked for.
 pub fn build_job(
     run: &WorkflowRun,
     task: &TaskSpec,
+    pod_defaults: Option<&PodOptions>,
     attempt: u32,
     job_name: &str,
     defaults: &TaskDefaults,
     variables: &[(String, String)],
-) -> Job {
+) -> Result<Job, PodError> {
+    let options =
+        datajump_api::pod::resolve(&defaults.pod_presets, pod_defaults, task.pod.as_ref())?;
     let run_name = run.metadata.name.clone().unwrap_or_default();
-    let labels = BTreeMap::from([
+    // The task's labels first: the scheduler's own keys (validation refuses them anyway) keep
+    // the scheduler's values, or it would lose track of its Jobs.
+    let mut labels = options.labels.clone();
+    labels.extend([
         (LABEL_WORKFLOW.to_string(), run.spec.workflow_name.clone()),
         (LABEL_RUN.to_string(), run_name),
         (LABEL_TASK.to_string(), task.name.clone()),
         (LABEL_ATTEMPT.to_string(), attempt.to_string()),
         (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
     ]);
+    let mut container_security = restricted_security_context();
+    container_security.read_only_root_filesystem = options
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.read_only_root_filesystem);
+    let chosen = options.security_context.clone().unwrap_or_default();
     let container = Container {
         name: "task".into(),
         image: Some(task.image.clone()),
@@ -225,10 +247,23 @@ pub fn build_job(
         ),
         env_from: (!task.env_from.is_empty()).then(|| task.env_from.clone()),
         resources: Some(merged_resources(task.resources.as_ref(), defaults)),
-        security_context: Some(restricted_security_context()),
+        security_context: Some(container_security),
+        volume_mounts: non_empty(
+            options
+                .volume_mounts
+                .iter()
+                .map(|m| VolumeMount {
+                    name: m.name.clone(),
+                    mount_path: m.mount_path.clone(),
+                    read_only: m.read_only.then_some(true),
+                    sub_path: m.sub_path.clone(),
+                    ..VolumeMount::default()
+                })
+                .collect(),
+        ),
         ..Container::default()
     };
-    Job {
+    Ok(Job {
         metadata: ObjectMeta {
             name: Some(job_name.to_string()),
             namespace: run.metadata.namespace.clone(),
@@ -255,6 +290,8 @@ pub fn build_job(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
+                    annotations: (!options.annotations.is_empty())
+                        .then(|| options.annotations.clone()),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
@@ -262,8 +299,10 @@ pub fn build_job(
                     // `runAsNonRoot` alone rejects every image whose USER is root (most public
                     // ones); a fixed unprivileged UID lets them run under `restricted`.
                     security_context: Some(PodSecurityContext {
-                        run_as_user: Some(TASK_UID),
-                        run_as_group: Some(TASK_UID),
+                        run_as_user: Some(chosen.run_as_user.unwrap_or(TASK_UID)),
+                        run_as_group: Some(chosen.run_as_group.unwrap_or(TASK_UID)),
+                        fs_group: chosen.fs_group,
+                        supplemental_groups: non_empty(chosen.supplemental_groups),
                         run_as_non_root: Some(true),
                         seccomp_profile: Some(SeccompProfile {
                             type_: "RuntimeDefault".into(),
@@ -271,16 +310,45 @@ pub fn build_job(
                         }),
                         ..PodSecurityContext::default()
                     }),
-                    service_account_name: defaults.service_account.clone(),
-                    // Tasks are data jobs, not controllers: no Kubernetes API credentials.
-                    automount_service_account_token: Some(false),
+                    service_account_name: options
+                        .service_account_name
+                        .clone()
+                        .or_else(|| defaults.service_account.clone()),
+                    // Tasks are data jobs, not controllers: no Kubernetes API credentials
+                    // unless the task asks for them.
+                    automount_service_account_token: Some(
+                        options.automount_service_account_token.unwrap_or(false),
+                    ),
                     containers: vec![container],
+                    volumes: non_empty(options.volumes.iter().map(volume).collect()),
+                    node_selector: (!options.node_selector.is_empty())
+                        .then(|| options.node_selector.clone()),
+                    tolerations: non_empty(options.tolerations.clone()),
+                    affinity: options.affinity.clone(),
+                    image_pull_secrets: non_empty(options.image_pull_secrets.clone()),
+                    priority_class_name: options.priority_class_name.clone(),
                     ..PodSpec::default()
                 }),
             },
             ..JobSpec::default()
         }),
         status: None,
+    })
+}
+
+fn non_empty<T>(list: Vec<T>) -> Option<Vec<T>> {
+    (!list.is_empty()).then_some(list)
+}
+
+/// A task volume as a Pod's volume: only the four sources [`PodVolume`] can hold.
+fn volume(v: &PodVolume) -> Volume {
+    Volume {
+        name: v.name.clone(),
+        persistent_volume_claim: v.persistent_volume_claim.clone(),
+        config_map: v.config_map.clone(),
+        secret: v.secret.clone(),
+        empty_dir: v.empty_dir.clone(),
+        ..Volume::default()
     }
 }
 
@@ -548,11 +616,13 @@ mod tests {
         let job = build_job(
             &run,
             &wf.spec.tasks[0],
+            None,
             1,
             "j",
             &TaskDefaults::default(),
             &vars,
-        );
+        )
+        .expect("job");
         let env = job
             .spec
             .expect("spec")
@@ -595,11 +665,13 @@ mod tests {
         let job = build_job(
             &run,
             &wf.spec.tasks[0],
+            None,
             1,
             "j",
             &TaskDefaults::default(),
             &[],
-        );
+        )
+        .expect("job");
         let spec = job.spec.expect("spec");
         assert_eq!(spec.backoff_limit, Some(0));
         let rules = spec.pod_failure_policy.expect("pod failure policy").rules;
@@ -627,6 +699,7 @@ mod tests {
                 ("cpu".into(), "1".into()),
                 ("memory".into(), "512Mi".into()),
             ]),
+            pod_presets: Presets::new(),
         };
         let task = ResourceRequirements {
             requests: Some(BTreeMap::from([("memory".into(), Quantity("2Gi".into()))])),
@@ -661,16 +734,19 @@ mod tests {
                 ("memory".into(), "128Mi".into()),
             ]),
             limits: BTreeMap::from([("memory".into(), "1Gi".into())]),
+            pod_presets: Presets::new(),
         };
         let wf = workflow();
         let job = build_job(
             &run,
             &wf.spec.tasks[0],
+            None,
             2,
             "etl-202605010200-load-2",
             &defaults,
             &[],
-        );
+        )
+        .expect("job");
         let labels = job.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels[LABEL_RUN], "etl-202605010200");
         assert_eq!(labels[LABEL_TASK], "load");
@@ -701,17 +777,202 @@ mod tests {
     }
 
     #[test]
+    fn pod_options_reach_the_pod_without_loosening_the_restricted_context() {
+        let mut wf: Workflow = serde_json::from_value(serde_json::json!({
+            "apiVersion": "datajump.io/v1alpha1", "kind": "Workflow",
+            "metadata": {"name": "etl", "namespace": "data"},
+            "spec": {
+                "podDefaults": {
+                    "preset": "etl-pool",
+                    "volumes": [{"name": "conf", "configMap": {"name": "etl-conf"}}],
+                    "volumeMounts": [{"name": "conf", "mountPath": "/etc/etl", "readOnly": true}],
+                    "labels": {"team": "data"},
+                },
+                "tasks": [{"name": "load", "image": "busybox", "pod": {
+                    "volumes": [
+                        {"name": "lake", "persistentVolumeClaim": {"claimName": "lake"}},
+                        {"name": "scratch", "emptyDir": {}},
+                    ],
+                    "volumeMounts": [
+                        {"name": "lake", "mountPath": "/lake"},
+                        {"name": "scratch", "mountPath": "/tmp"},
+                    ],
+                    "serviceAccountName": "loader",
+                    "imagePullSecrets": [{"name": "harbor"}],
+                    "priorityClassName": "batch-low",
+                    "annotations": {"example.com/owner": "data"},
+                    "securityContext": {"runAsUser": 1000, "fsGroup": 2000, "readOnlyRootFilesystem": true},
+                }}],
+            },
+        }))
+        .expect("valid workflow");
+        // Validation refuses them; the builder must not let them through either.
+        wf.spec.tasks[0].pod.as_mut().expect("pod").labels.extend([
+            (LABEL_TASK.to_string(), "other".to_string()),
+            (LABEL_MANAGED_BY.to_string(), "me".to_string()),
+        ]);
+        let presets: Presets = serde_json::from_value(serde_json::json!({
+            "etl-pool": {
+                "nodeSelector": {"pool": "etl"},
+                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "etl", "effect": "NoSchedule"}],
+            },
+        }))
+        .expect("presets");
+        let defaults = TaskDefaults {
+            service_account: Some("tasks".into()),
+            pod_presets: presets,
+            ..TaskDefaults::default()
+        };
+        let run = build_run(&wf, Utc::now());
+        let job = build_job(
+            &run,
+            &wf.spec.tasks[0],
+            wf.spec.pod_defaults.as_ref(),
+            1,
+            "j",
+            &defaults,
+            &[],
+        )
+        .expect("job");
+        let template = job.spec.expect("spec").template;
+        let meta = template.metadata.expect("pod metadata");
+        let labels = meta.labels.expect("labels");
+        assert_eq!(labels["team"], "data");
+        assert_eq!(labels[LABEL_TASK], "load", "the scheduler's label wins");
+        assert_eq!(labels[LABEL_MANAGED_BY], MANAGER);
+        assert_eq!(
+            meta.annotations.expect("annotations")["example.com/owner"],
+            "data"
+        );
+        let pod = template.spec.expect("pod");
+        let volumes: Vec<&str> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(volumes, ["conf", "lake", "scratch"]);
+        let volume = |name: &str| {
+            pod.volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == name)
+                .cloned()
+                .expect("volume")
+        };
+        assert_eq!(
+            volume("conf").config_map.expect("configMap").name,
+            "etl-conf"
+        );
+        assert_eq!(
+            volume("lake")
+                .persistent_volume_claim
+                .expect("pvc")
+                .claim_name,
+            "lake"
+        );
+        assert!(volume("scratch").empty_dir.is_some());
+        let c = &pod.containers[0];
+        let mounts: Vec<(&str, &str, Option<bool>)> = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("conf", "/etc/etl", Some(true)),
+                ("lake", "/lake", None),
+                ("scratch", "/tmp", None)
+            ]
+        );
+        assert_eq!(
+            pod.node_selector.as_ref().expect("node selector")["pool"],
+            "etl"
+        );
+        let toleration = &pod.tolerations.as_ref().expect("tolerations")[0];
+        assert_eq!(
+            (toleration.key.as_deref(), toleration.effect.as_deref()),
+            (Some("dedicated"), Some("NoSchedule"))
+        );
+        assert_eq!(pod.service_account_name.as_deref(), Some("loader"));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(
+            pod.image_pull_secrets.as_ref().expect("pull secrets")[0].name,
+            "harbor"
+        );
+        assert_eq!(pod.priority_class_name.as_deref(), Some("batch-low"));
+        let psc = pod.security_context.as_ref().expect("pod security context");
+        assert_eq!(
+            (
+                psc.run_as_user,
+                psc.run_as_group,
+                psc.fs_group,
+                psc.run_as_non_root
+            ),
+            (Some(1000), Some(TASK_UID), Some(2000), Some(true))
+        );
+        assert_eq!(
+            psc.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+            Some("RuntimeDefault")
+        );
+        let sc = c
+            .security_context
+            .as_ref()
+            .expect("container security context");
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            (
+                sc.allow_privilege_escalation,
+                sc.run_as_non_root,
+                sc.privileged
+            ),
+            (Some(false), Some(true), None)
+        );
+        assert_eq!(
+            sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+            Some(vec!["ALL".to_string()])
+        );
+
+        // Without a pod service account the scheduler's task account stays the fallback.
+        wf.spec.tasks[0]
+            .pod
+            .as_mut()
+            .expect("pod")
+            .service_account_name = None;
+        let job = build_job(&run, &wf.spec.tasks[0], None, 1, "j", &defaults, &[]).expect("job");
+        let pod = job.spec.expect("spec").template.spec.expect("pod");
+        assert_eq!(pod.service_account_name.as_deref(), Some("tasks"));
+        assert_eq!(
+            pod.node_selector, None,
+            "no workflow preset, no node selector"
+        );
+
+        // A preset the scheduler does not know is an error naming the ones it does.
+        wf.spec.tasks[0].pod.as_mut().expect("pod").preset = Some("gpu".into());
+        let err = build_job(&run, &wf.spec.tasks[0], None, 1, "j", &defaults, &[])
+            .expect_err("unknown preset");
+        assert_eq!(
+            err.to_string(),
+            "unknown pod preset \"gpu\" (known: etl-pool)"
+        );
+    }
+
+    #[test]
     fn observes_job_states() {
         let wf = workflow();
         let run = build_run(&wf, Utc::now());
         let mut job = build_job(
             &run,
             &wf.spec.tasks[0],
+            None,
             1,
             "j",
             &TaskDefaults::default(),
             &[],
-        );
+        )
+        .expect("job");
         assert_eq!(observe_job(&job).expect("ours").state, JobState::Active);
         let t = Utc
             .with_ymd_and_hms(2026, 5, 1, 3, 0, 0)

@@ -214,8 +214,9 @@ fn retried(task: &TaskSpec, attempt: u32, failure: AttemptFailure) -> bool {
     attempt <= task.retries && task.retry_on.retries(failure)
 }
 
-/// Records that the API server refused to create the Job of `attempt` of task `index` (invalid
-/// spec, admission, quota): the attempt failed before it started. Like any failed attempt it is
+/// Records that the Job of `attempt` of task `index` could not be created — the API server
+/// refused it (invalid spec, admission, quota) or its pod could not be built (an unknown pod
+/// preset), `message` saying which: the attempt failed before it started. Like any failed attempt it is
 /// retried after the backoff while retries remain, else the task fails with the server's
 /// message (and the next step skips its dependents). Updates the plan's status and wake-up and
 /// returns the Warning Event to publish.
@@ -233,7 +234,7 @@ pub fn reject_attempt(
         .tasks
         .iter_mut()
         .find(|t| t.name == task_spec.name)?;
-    let why = format!("attempt {attempt}: the API server refused its Job: {message}");
+    let why = format!("attempt {attempt}: {message}");
     if !retried(task_spec, attempt, AttemptFailure::Error) {
         task.phase = TaskPhase::Failed;
         task.completion_time = Some(now);
@@ -1095,7 +1096,7 @@ mod tests {
                     &self.spec,
                     i,
                     attempt,
-                    "exceeded quota",
+                    "the API server refused its Job: exceeded quota",
                     self.now,
                 ) {
                     self.events.push(reason);

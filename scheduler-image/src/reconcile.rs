@@ -763,15 +763,30 @@ impl<C: Cluster> Reconciler<C> {
                         }
                         _ => &variables,
                     };
-                    let job = build_job(
+                    let built = build_job(
                         run,
                         task_spec,
+                        spec.pod_defaults.as_ref(),
                         *attempt,
                         job_name,
                         &self.config.task_defaults,
                         variables,
                     );
-                    let outcome = match self.cluster.create_job(job).await {
+                    // A pod that cannot be built (an unknown preset) fails its attempt as a Job
+                    // the API server refused would: retried while retries remain, else the
+                    // task fails with the reason.
+                    let outcome = match built {
+                        Ok(job) => match self.cluster.create_job(job).await {
+                            Ok(Created::Rejected { message }) => Ok(Created::Rejected {
+                                message: format!("the API server refused its Job: {message}"),
+                            }),
+                            other => other,
+                        },
+                        Err(e) => Ok(Created::Rejected {
+                            message: format!("its pod cannot be built: {e}"),
+                        }),
+                    };
+                    let outcome = match outcome {
                         Ok(outcome) => outcome,
                         Err(e) => {
                             // This Job and the ones after it will not be created now.

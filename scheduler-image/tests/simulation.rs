@@ -708,7 +708,9 @@ async fn a_retry_from_failed_keeps_succeeded_tasks_and_the_original_spec() {
         (TaskPhase::Succeeded, 0, Some("succeeded in run first"))
     );
     assert!(
-        !cluster.job_names().contains(&"first-retry-1-extract-1".to_string()),
+        !cluster
+            .job_names()
+            .contains(&"first-retry-1-extract-1".to_string()),
         "the succeeded task does not run again"
     );
     assert_eq!(image_of(&cluster, "first-retry-1-load-1"), "etl:1");
@@ -716,7 +718,10 @@ async fn a_retry_from_failed_keeps_succeeded_tasks_and_the_original_spec() {
     reconcile_all(&r, at(1, 1, 5)).await.expect("reconcile");
     assert!(cluster.succeed_job(NS, "first-retry-1-report-1"));
     reconcile_all(&r, at(1, 1, 10)).await.expect("reconcile");
-    assert_eq!(status_of(&cluster, "first-retry-1").phase, RunPhase::Succeeded);
+    assert_eq!(
+        status_of(&cluster, "first-retry-1").phase,
+        RunPhase::Succeeded
+    );
 
     // A retry of a run that is not there fails once the cache had time to show it.
     cluster.set_now(at(1, 2, 0));
@@ -764,10 +769,15 @@ async fn a_backfill_runs_its_ticks_oldest_first_a_few_at_a_time() {
     started.sort();
     assert_eq!(
         started,
-        ["nightly-202512020200-extract-1", "nightly-202512030200-extract-1"]
+        [
+            "nightly-202512020200-extract-1",
+            "nightly-202512030200-extract-1"
+        ]
     );
     assert_eq!(
-        status_of(&cluster, "nightly-202512040200").message.as_deref(),
+        status_of(&cluster, "nightly-202512040200")
+            .message
+            .as_deref(),
         Some("waiting for its turn: backfill dec runs 2 at a time, oldest first")
     );
 
@@ -779,9 +789,13 @@ async fn a_backfill_runs_its_ticks_oldest_first_a_few_at_a_time() {
         assert!(cluster.succeed_job(NS, &format!("nightly-202512020200-{task}-1")));
         // Only the run whose Job changed, then its Workflow, as the watches trigger them.
         let run = cluster.run(NS, "nightly-202512020200").expect("run");
-        r.reconcile_run(&run, at(2, 0, 1)).await.expect("reconcile run");
+        r.reconcile_run(&run, at(2, 0, 1))
+            .await
+            .expect("reconcile run");
         let wf = cluster.workflows().pop().expect("workflow");
-        r.reconcile_workflow(&wf, at(2, 0, 1)).await.expect("reconcile");
+        r.reconcile_workflow(&wf, at(2, 0, 1))
+            .await
+            .expect("reconcile");
     }
     assert_eq!(
         status_of(&cluster, "nightly-202512020200").phase,
@@ -794,14 +808,72 @@ async fn a_backfill_runs_its_ticks_oldest_first_a_few_at_a_time() {
         "the next oldest is woken, the newest still waits"
     );
     let run = cluster.run(NS, "nightly-202512040200").expect("run");
-    r.reconcile_run(&run, at(2, 0, 2)).await.expect("reconcile run");
+    r.reconcile_run(&run, at(2, 0, 2))
+        .await
+        .expect("reconcile run");
     let status = status_of(&cluster, "nightly-202512040200");
     assert_eq!(status.phase, RunPhase::Running);
     assert_eq!(status.message, None, "the waiting note is gone");
     let run = cluster.run(NS, "nightly-202512050200").expect("run");
-    r.reconcile_run(&run, at(2, 0, 2)).await.expect("reconcile run");
+    r.reconcile_run(&run, at(2, 0, 2))
+        .await
+        .expect("reconcile run");
     assert_eq!(
         status_of(&cluster, "nightly-202512050200").phase,
         RunPhase::Pending
+    );
+}
+
+/// A task naming a pod preset the scheduler does not know fails its attempt like a Job the API
+/// server refused — retried while retries remain, then Failed with the names it does know and
+/// its dependents Skipped — while a task with a known preset runs.
+#[tokio::test]
+async fn an_unknown_pod_preset_fails_the_attempt_with_the_known_names() {
+    let cluster = MemoryCluster::new(at(6, 0, 0));
+    cluster.apply_workflow(workflow(
+        r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: pools, namespace: data}
+spec:
+  tasks:
+    - {name: known, image: busybox, pod: {preset: etl}}
+    - {name: unknown, image: busybox, retries: 1, retryBackoffSeconds: 10, pod: {preset: gpu}}
+    - {name: after, image: busybox, dependsOn: [unknown]}
+"#,
+    ));
+    let mut config = SchedulerConfig::default();
+    config.task_defaults.pod_presets =
+        serde_yaml::from_str("etl: {nodeSelector: {pool: etl}}\nspark: {}").expect("presets");
+    let r = reconciler(&cluster, config);
+    cluster.create_manual_run(run_of("pools", "pools-1"));
+    reconcile_all(&r, at(6, 0, 0)).await.expect("reconcile");
+    assert_eq!(cluster.job_names(), ["pools-1-known-1"]);
+    let run = cluster.run(NS, "pools-1").expect("run");
+    assert_eq!(task_phase(&run, "unknown"), TaskPhase::Pending, "retried");
+
+    reconcile_all(&r, at(6, 0, 10)).await.expect("reconcile");
+    reconcile_all(&r, at(6, 0, 11)).await.expect("reconcile");
+    let run = cluster.run(NS, "pools-1").expect("run");
+    let status = run.status.as_ref().expect("status");
+    let unknown = status
+        .tasks
+        .iter()
+        .find(|t| t.name == "unknown")
+        .expect("task");
+    assert_eq!(unknown.phase, TaskPhase::Failed);
+    assert_eq!(
+        unknown.message.as_deref(),
+        Some("attempt 2: its pod cannot be built: unknown pod preset \"gpu\" (known: etl, spark)")
+    );
+    assert_eq!(task_phase(&run, "after"), TaskPhase::Skipped);
+    assert_eq!(cluster.job_names(), ["pools-1-known-1"], "no Job for it");
+    assert!(
+        cluster
+            .events()
+            .iter()
+            .any(|e| format!("{e:?}").contains("TaskRejected")),
+        "{:?}",
+        cluster.events()
     );
 }

@@ -464,7 +464,7 @@ async fn create_finished_job(
     defaults: &TaskDefaults,
 ) -> anyhow::Result<()> {
     let name = job_name(&run.name_any(), &task.name, 1);
-    let mut job = build_job(run, task, 1, &name, defaults, &[]);
+    let mut job = build_job(run, task, None, 1, &name, defaults, &[])?;
     if let Some(spec) = job.spec.as_mut() {
         spec.managed_by = Some(NO_CONTROLLER.into());
     }

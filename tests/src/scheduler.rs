@@ -27,6 +27,8 @@ pub fn scheduler_deployment(cluster: &Cluster, ns: &str) -> Result<Value, String
 
 /// Starts the scheduler binary the way the chart's Deployment in `ns` would: the plain `value`
 /// env entries of its container, plus what the downward API would give it, then `overrides`.
+/// An env value that is a path in a ConfigMap the container mounts (the pod presets file) is
+/// replaced by a copy of that ConfigMap key, written under the cluster's directory.
 pub fn start_scheduler(
     cluster: &Cluster,
     ns: &str,
@@ -42,7 +44,10 @@ pub fn start_scheduler(
     command.env_clear();
     for var in container["env"].as_array().into_iter().flatten() {
         if let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) {
-            command.env(name, value);
+            match mounted_config_map_file(cluster, ns, &deployment, value) {
+                Some(copy) => command.env(name, copy),
+                None => command.env(name, value),
+            };
         }
     }
     command
@@ -67,6 +72,38 @@ pub fn start_scheduler(
         .find(|(name, _)| *name == "DATAJUMP_POD_NAME")
         .map_or("scheduler", |(_, value)| value);
     cluster.spawn(log, command)
+}
+
+/// When `path` lies in a ConfigMap volume the scheduler container mounts, a local copy of that
+/// ConfigMap key (the kubelet's part), so the binary reads what the pod would.
+fn mounted_config_map_file(
+    cluster: &Cluster,
+    ns: &str,
+    deployment: &Value,
+    path: &str,
+) -> Option<std::path::PathBuf> {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let mounts = pod["containers"][0]["volumeMounts"].as_array()?;
+    let (mount, key) = mounts.iter().find_map(|m| {
+        let dir = m["mountPath"].as_str()?;
+        let key = path.strip_prefix(dir)?.strip_prefix('/')?;
+        Some((m["name"].as_str()?, key))
+    })?;
+    let volume = pod["volumes"]
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == mount)?;
+    let config_map = volume["configMap"]["name"].as_str()?;
+    let out = cluster
+        .kubectl_ok(&["get", "configmap", config_map, "-n", ns, "-o", "json"])
+        .unwrap_or_else(|e| panic!("the scheduler mounts ConfigMap {config_map}: {e}"));
+    let cm: Value = serde_json::from_slice(&out.stdout).expect("ConfigMap JSON");
+    let text = cm["data"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("ConfigMap {config_map} has no key {key}"));
+    let copy = cluster.dir.join(format!("{ns}-{config_map}-{key}"));
+    std::fs::write(&copy, text).expect("write the mounted file");
+    Some(copy)
 }
 
 /// A free loopback port for the scheduler's HTTP server.

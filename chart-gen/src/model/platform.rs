@@ -98,6 +98,18 @@ pub struct Executor {
     pub default_task_resources: Resources,
     /// Service account of task pods.
     pub service_account: TaskServiceAccount,
+    /// Named pod presets (DolphinScheduler's worker groups): pod options a workflow's
+    /// `podDefaults.preset` or a task's `pod.preset` refers to by name — a node pool's node
+    /// selector and tolerations, a shared claim and its mount, a service account. Each is a
+    /// Workflow task's `pod` without `preset`: volumes from PersistentVolumeClaims,
+    /// ConfigMaps, Secrets and emptyDirs, `volumeMounts`, `nodeSelector`, `tolerations`,
+    /// `affinity`, `serviceAccountName`, `automountServiceAccountToken`, `imagePullSecrets`,
+    /// `priorityClassName`, `labels`, `annotations`, `securityContext` (`runAsUser`,
+    /// `runAsGroup`, `fsGroup`, `supplementalGroups`, `readOnlyRootFilesystem`). Names are
+    /// DNS-1123 labels. The scheduler reads them from a ConfigMap and checks them at startup
+    /// (a change restarts it); a task naming an unknown preset fails with the known names.
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"}))]
+    pub pod_presets: BTreeMap<String, datajump_api::pod::PodOptions>,
 }
 
 /// The DataJump workflow scheduler (a Kubernetes controller; see scheduler-image/).

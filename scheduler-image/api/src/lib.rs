@@ -18,6 +18,7 @@ pub const DEFAULT_MAX_RUNNING_TASKS: u32 = 50;
 pub mod backfill;
 pub mod flow;
 pub mod names;
+pub mod pod;
 pub mod runtime;
 pub mod schedule;
 pub mod validate;
@@ -140,6 +141,10 @@ pub struct WorkflowSpec {
     /// `dependsOn` or `triggerRule`. The run fails if it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_exit: Option<Box<TaskSpec>>,
+    /// Pod options of every task (volumes, node selector, tolerations, service account, …),
+    /// under each task's own `pod`; `preset` names a pod preset of the scheduler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_defaults: Option<pod::PodOptions>,
 }
 
 impl WorkflowSpec {
@@ -277,6 +282,11 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub pending_timeout_seconds: Option<i64>,
+    /// This task's pod options, over the workflow's `podDefaults` (maps merge key by key, named
+    /// list entries replace same-named ones, single values replace); `preset` names a pod
+    /// preset of the scheduler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<pod::PodOptions>,
 }
 
 fn default_retry_backoff() -> u32 {

@@ -154,6 +154,7 @@ fn validate_spec_into(
     validate_scalars(spec, limits, errors);
     validate_parameters(spec, errors);
     validate_references(spec, errors);
+    errors.0.extend(crate::pod::validate_workflow_pods(spec));
     if spec.tasks.is_empty() {
         errors.push("spec.tasks", "at least one task is required");
         return None;
