@@ -582,10 +582,65 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
                 .and_then(|s| s.open_api_v3_schema.as_mut())
             {
                 kubernetes_formats(schema);
+                terse_kubernetes_types(schema);
             }
         }
     }
     crds
+}
+
+/// Fields whose types are Kubernetes' own (k8s-openapi's): documented by Kubernetes
+/// (`kubectl explain pod.spec.affinity`), so their nested descriptions are left out of the CRDs.
+/// They would otherwise make up most of the Workflow CRD (the affinity schema alone is ~30 KB,
+/// and a task, the onExit task and the workflow's pod defaults each carry one), pushing it past
+/// what `kubectl apply` can annotate (256 KiB).
+const KUBERNETES_TYPED_FIELDS: [&str; 9] = [
+    "affinity",
+    "env",
+    "envFrom",
+    "resources",
+    "tolerations",
+    "persistentVolumeClaim",
+    "configMap",
+    "secret",
+    "emptyDir",
+];
+
+/// Drops the descriptions inside [`KUBERNETES_TYPED_FIELDS`] (each keeps its own).
+fn terse_kubernetes_types(schema: &mut JSONSchemaProps) {
+    for (name, child) in schema.properties.iter_mut().flatten() {
+        if KUBERNETES_TYPED_FIELDS.contains(&name.as_str()) {
+            for_each_nested(child, &mut |s| {
+                s.description = None;
+            });
+        } else {
+            terse_kubernetes_types(child);
+        }
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        terse_kubernetes_types(items);
+    }
+}
+
+/// Calls `f` on every schema nested in `schema` (not on `schema` itself).
+fn for_each_nested(schema: &mut JSONSchemaProps, f: &mut impl FnMut(&mut JSONSchemaProps)) {
+    let mut nested: Vec<&mut JSONSchemaProps> = schema
+        .properties
+        .iter_mut()
+        .flat_map(|p| p.values_mut())
+        .collect();
+    match schema.items.as_mut() {
+        Some(JSONSchemaPropsOrArray::Schema(s)) => nested.push(s),
+        Some(JSONSchemaPropsOrArray::Schemas(list)) => nested.extend(list.iter_mut()),
+        None => {}
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(s)) = schema.additional_properties.as_mut() {
+        nested.push(s);
+    }
+    for child in nested {
+        f(child);
+        for_each_nested(child, f);
+    }
 }
 
 /// schemars names Rust's unsigned integers `uint8` … `uint64`, formats the API server does not
@@ -677,6 +732,17 @@ mod tests {
             json.contains("self == oldSelf"),
             "run immutability rule missing"
         );
+        let workflow = serde_json::to_string(&crds[0]).expect("CRD serializes");
+        assert!(
+            workflow.len() < 160_000,
+            "the Workflow CRD is {} bytes; kubectl apply annotates at most 256 KiB",
+            workflow.len()
+        );
+        assert!(
+            !workflow.contains("requiredDuringSchedulingIgnoredDuringExecution\":{\"description"),
+            "Kubernetes' own types carry no nested descriptions"
+        );
+        assert!(workflow.contains("When the task starts given how its"));
     }
 
     #[test]
