@@ -199,6 +199,27 @@ pub enum WorkflowCommand {
     Runs {
         /// Workflow name.
         name: String,
+        /// Only the runs of this backfill, oldest tick first.
+        #[arg(long, value_name = "BACKFILL")]
+        backfill: Option<String>,
+    },
+    /// Run a workflow for every tick of its schedule in a past window (DolphinScheduler's
+    /// "complement data"): one run per tick with that tick as its logical time, named as the
+    /// scheduled run of the tick, so running it twice creates nothing new.
+    Backfill(BackfillArgs),
+    /// Run a finished run again with the spec, logical time and parameters it had.
+    Retry {
+        /// WorkflowRun name.
+        run: String,
+        /// Keep the tasks that succeeded and run only the failed and skipped ones.
+        #[arg(long)]
+        from_failed: bool,
+        /// Follow the new run to its end; the exit code reflects its outcome.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: give up after this long (0: wait as long as the run takes).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        timeout: Duration,
     },
     /// Logs of a run's task Jobs.
     Logs {
@@ -246,6 +267,41 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+}
+
+/// `workflow backfill`.
+#[derive(Debug, Clone, Args)]
+pub struct BackfillArgs {
+    /// Workflow name (on the cluster).
+    #[arg(required_unless_present = "file")]
+    pub name: Option<String>,
+    /// Plan a workflow file instead, offline (needs --dry-run).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        conflicts_with = "name",
+        requires = "dry_run"
+    )]
+    pub file: Option<PathBuf>,
+    /// First day (YYYY-MM-DD, in the workflow's time zone) or instant (RFC 3339) of the window.
+    #[arg(long, value_name = "DATE|TIME")]
+    pub from: String,
+    /// Last day (all of it) or instant of the window.
+    #[arg(long, value_name = "DATE|TIME")]
+    pub to: String,
+    /// At most this many of the backfill's runs execute at once, oldest first.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub parallel: u32,
+    /// Print the runs it would create and create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Follow the backfill to its end; the exit code says whether every run succeeded.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub watch: bool,
+    /// With --watch: give up after this long (0: wait as long as it takes).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]

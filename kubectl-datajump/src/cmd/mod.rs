@@ -1,6 +1,7 @@
 //! Subcommands, one module each, and what they share: the resolved namespace and release names,
 //! the confirmation rule for destructive verbs, and the dispatch from the parsed command line.
 
+pub mod backfill;
 pub mod backup;
 pub mod completions;
 pub mod diff;
@@ -148,6 +149,9 @@ pub fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
         Command::Completions { shell } => Some(completions::run(*shell)),
         Command::Workflow(WorkflowCommand::Validate { file }) => {
             Some(workflow::validate_file(file, &cli.global))
+        }
+        Command::Workflow(WorkflowCommand::Backfill(args)) if args.file.is_some() => {
+            Some(backfill::run_offline(args, &cli.global))
         }
         _ => None,
     }

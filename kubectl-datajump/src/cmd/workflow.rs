@@ -141,10 +141,31 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
             let runs = workflows::runs_of(&client, &ns, &name).await?;
             output::print(&WorkflowTree::build(&wf, runs.first()), &ctx.global)
         }
-        WorkflowCommand::Runs { name } => {
-            let runs = workflows::runs_of(&client, &ns, &name).await?;
+        WorkflowCommand::Runs { name, backfill } => {
+            let runs = match backfill {
+                Some(backfill) => {
+                    let runs = crate::kube::backfill::runs_of(&client, &ns, &backfill).await?;
+                    if runs.is_empty() {
+                        return Err(InputError::new(format!(
+                            "no runs of backfill {backfill} in namespace {ns}"
+                        ))
+                        .into());
+                    }
+                    runs.into_iter()
+                        .filter(|r| r.spec.workflow_name == name)
+                        .collect()
+                }
+                None => workflows::runs_of(&client, &ns, &name).await?,
+            };
             output::print(&RunList::from(runs), &ctx.global)
         }
+        WorkflowCommand::Backfill(args) => super::backfill::run(ctx, &client, &ns, &args).await,
+        WorkflowCommand::Retry {
+            run,
+            from_failed,
+            watch,
+            timeout,
+        } => super::backfill::retry(ctx, &client, &ns, &run, from_failed, watch, timeout).await,
         WorkflowCommand::Logs { run, task, follow } => {
             logs(&client, &ns, &run, task.as_deref(), follow).await
         }
@@ -196,9 +217,20 @@ async fn start_run(
     if !watch {
         return Ok(());
     }
+    follow_run(ctx, client, ns, &run_name, timeout).await
+}
+
+/// Follows a run to its end, one line per task state change; a failed run is an error (exit 1).
+pub async fn follow_run(
+    ctx: &Ctx,
+    client: &::kube::Client,
+    ns: &str,
+    run_name: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
     let progress = ctx.progress;
     let mut seen: HashMap<String, TaskPhase> = HashMap::new();
-    let done = workflows::watch_run(client, ns, &run_name, timeout, |r| {
+    let done = workflows::watch_run(client, ns, run_name, timeout, |r| {
         for t in r.status.iter().flat_map(|s| &s.tasks) {
             if seen.get(&t.name) != Some(&t.phase) {
                 progress.line(format!("  {:<24} {:?}", t.name, t.phase));
@@ -212,7 +244,7 @@ async fn start_run(
         "run {run_name}: {:?} ({}/{} tasks succeeded)",
         status.phase, status.succeeded_tasks, status.total_tasks
     );
-    run_outcome(&run_name, &status)
+    run_outcome(run_name, &status)
 }
 
 /// The exit status of a watched run: success only when the run succeeded; otherwise an error
@@ -373,6 +405,8 @@ pub struct RunList {
 pub struct RunRow {
     pub name: String,
     pub phase: RunPhase,
+    /// Its tick, or the time it was started for.
+    pub logical_time: Option<chrono::DateTime<Utc>>,
     pub succeeded_tasks: u32,
     pub total_tasks: u32,
     pub start_time: Option<chrono::DateTime<Utc>>,
@@ -388,6 +422,7 @@ impl From<Vec<WorkflowRun>> for RunList {
                 RunRow {
                     name: r.metadata.name.unwrap_or_default(),
                     phase: s.phase,
+                    logical_time: r.spec.scheduled_time.or(r.spec.logical_time),
                     succeeded_tasks: s.succeeded_tasks,
                     total_tasks: s.total_tasks,
                     start_time: s.start_time,
@@ -413,6 +448,9 @@ impl Render for RunList {
                 vec![
                     r.name.clone(),
                     style.state(&format!("{:?}", r.phase)),
+                    r.logical_time
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_else(|| "-".into()),
                     format!("{}/{}", r.succeeded_tasks, r.total_tasks),
                     r.start_time
                         .map(|t| t.to_rfc3339())
@@ -421,12 +459,22 @@ impl Render for RunList {
                 ]
             })
             .collect();
-        output::table(&["RUN", "PHASE", "TASKS", "STARTED", "DURATION"], &rows)
+        output::table(
+            &[
+                "RUN",
+                "PHASE",
+                "LOGICAL TIME",
+                "TASKS",
+                "STARTED",
+                "DURATION",
+            ],
+            &rows,
+        )
     }
 }
 
 /// `workflow get` answer: the DAG with each task's state in the latest run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowTree {
     pub name: String,
@@ -436,14 +484,28 @@ pub struct WorkflowTree {
     /// The latest run executes the spec it started with; true when the Workflow has been
     /// edited since (the tree shows the run's tasks).
     pub latest_run_spec_differs: bool,
+    /// The latest run's logical time: its tick, or the time it was started for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logical_time: Option<chrono::DateTime<Utc>>,
+    /// The latest run's parameter values over the workflow's defaults.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub parameters: std::collections::BTreeMap<String, String>,
+    /// The run this one retries, if it is a retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
     pub tasks: Vec<TaskNode>,
+    /// The task run after the DAG, whatever its outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_exit: Option<TaskNode>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskNode {
     pub name: String,
     pub depends_on: Vec<String>,
+    /// When it starts given how its upstream tasks ended.
+    pub trigger_rule: datajump_api::TriggerRule,
     /// Phase in the latest run (None when there is no run).
     pub phase: Option<TaskPhase>,
     pub attempts: u32,
@@ -468,28 +530,32 @@ impl WorkflowTree {
             .and_then(|r| r.status.as_ref())
             .and_then(|s| s.workflow_spec.as_deref());
         let spec = snapshot.unwrap_or(&wf.spec);
+        let node = |t: &datajump_api::TaskSpec| {
+            let st = states.get(t.name.as_str());
+            TaskNode {
+                name: t.name.clone(),
+                depends_on: t.depends_on.clone(),
+                trigger_rule: t.trigger_rule,
+                phase: st.map(|s| s.phase),
+                attempts: st.map(|s| s.attempts).unwrap_or(0),
+                message: st.and_then(|s| s.message.clone()),
+                reason: st.and_then(|s| s.reason.clone()),
+                exit_code: st.and_then(|s| s.exit_code),
+            }
+        };
         Self {
             name: wf.metadata.name.clone().unwrap_or_default(),
             schedule: wf.spec.schedule.clone(),
             suspended: wf.spec.suspend,
             latest_run: latest.and_then(|r| r.metadata.name.clone()),
             latest_run_spec_differs: snapshot.is_some_and(|s| *s != wf.spec),
-            tasks: spec
-                .tasks
-                .iter()
-                .map(|t| {
-                    let st = states.get(t.name.as_str());
-                    TaskNode {
-                        name: t.name.clone(),
-                        depends_on: t.depends_on.clone(),
-                        phase: st.map(|s| s.phase),
-                        attempts: st.map(|s| s.attempts).unwrap_or(0),
-                        message: st.and_then(|s| s.message.clone()),
-                        reason: st.and_then(|s| s.reason.clone()),
-                        exit_code: st.and_then(|s| s.exit_code),
-                    }
-                })
-                .collect(),
+            logical_time: latest.and_then(|r| r.spec.scheduled_time.or(r.spec.logical_time)),
+            parameters: latest
+                .map(|r| r.spec.parameters.clone())
+                .unwrap_or_default(),
+            retry_of: latest.and_then(|r| r.spec.retry_of.as_ref().map(|o| o.run_name.clone())),
+            tasks: spec.tasks.iter().map(node).collect(),
+            on_exit: spec.on_exit.as_deref().map(node),
         }
     }
 }
@@ -505,6 +571,16 @@ impl Render for WorkflowTree {
             self.suspended,
             self.latest_run.as_deref().unwrap_or("-")
         );
+        if let Some(t) = self.logical_time {
+            out.push_str(&format!("logical time: {}", t.to_rfc3339()));
+            for (k, v) in &self.parameters {
+                out.push_str(&format!("  {k}={v}"));
+            }
+            if let Some(source) = &self.retry_of {
+                out.push_str(&format!("  retries: {source}"));
+            }
+            out.push('\n');
+        }
         if self.latest_run_spec_differs {
             out.push_str(
                 "(the workflow changed since the latest run started; these are the tasks that run executes)\n",
@@ -541,6 +617,19 @@ impl Render for WorkflowTree {
                 style,
                 &mut out,
             );
+        }
+        if let Some(exit) = &self.on_exit {
+            out.push_str("on exit:\n");
+            let mut drawn = vec![false];
+            let tree = WorkflowTree {
+                tasks: vec![TaskNode {
+                    depends_on: Vec::new(),
+                    ..exit.clone()
+                }],
+                on_exit: None,
+                ..self.clone()
+            };
+            tree.draw(0, "", true, &[Vec::new()], &mut drawn, style, &mut out);
         }
         out
     }
@@ -579,8 +668,13 @@ impl WorkflowTree {
             .as_deref()
             .map(|m| format!("  {m}"))
             .unwrap_or_default();
+        let rule = if t.trigger_rule == datajump_api::TriggerRule::default() {
+            String::new()
+        } else {
+            format!(" ({:?})", t.trigger_rule)
+        };
         out.push_str(&format!(
-            "{prefix}{branch}{} [{}]{retries}{msg}\n",
+            "{prefix}{branch}{}{rule} [{}]{retries}{msg}\n",
             t.name,
             style.state(&phase)
         ));

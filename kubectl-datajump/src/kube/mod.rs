@@ -2,6 +2,7 @@
 //! it a tower-test mock and assert the exact requests; building the client from kubeconfig flags
 //! is the only part that needs a real cluster.
 
+pub mod backfill;
 pub mod crds;
 pub mod credentials;
 pub mod jobs;

@@ -22,11 +22,11 @@ pub enum BackfillError {
     /// `from` is after `to`.
     #[error("the window is empty: --from {from} is after --to {to}")]
     EmptyWindow { from: String, to: String },
-    /// The window is in the future (backfill is for the past).
+    /// The window starts in the future (backfill is for the past).
     #[error(
-        "--to {to} is in the future: backfill runs only ticks that are due (at or before {now})"
+        "--from {from} is in the future: backfill runs only ticks that are due (at or before {now})"
     )]
-    Future { to: String, now: String },
+    Future { from: String, now: String },
     /// A date or time the window names does not exist or is not understood.
     #[error(
         "{flag} {value:?}: expected a date (2026-11-01) or an RFC 3339 time (2026-11-01T02:00:00+08:00)"
@@ -110,7 +110,7 @@ impl Window {
         }
         if from_t > now {
             return Err(BackfillError::Future {
-                to: from_t.to_rfc3339(),
+                from: from_t.to_rfc3339(),
                 now: now.to_rfc3339(),
             });
         }

@@ -28,6 +28,23 @@ pub fn manual_run_prefix(workflow: &str, now: DateTime<Utc>) -> String {
     format!("{name}-")
 }
 
+/// `generateName` of a run retrying `run`: `<run>-retry-`, bounded so the full name fits a label.
+pub fn retry_run_prefix(run: &str) -> String {
+    let name = bounded_to(run, "retry", MAX_NAME_LEN - GENERATED_SUFFIX_LEN - 1);
+    format!("{name}-")
+}
+
+/// Name of the backfill of `workflow` over the window `from..=to`: the same window gives the
+/// same name, so a backfill run again is recognised as the same one.
+pub fn backfill_name(workflow: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let window = format!(
+        "backfill-{}-{}",
+        from.format("%Y%m%d%H%M"),
+        to.format("%Y%m%d%H%M")
+    );
+    bounded(workflow, &window)
+}
+
 /// Name of the Job executing `attempt` (1-based) of `task` in `run`.
 pub fn job_name(run: &str, task: &str, attempt: u32) -> String {
     bounded(&format!("{run}-{task}"), &attempt.to_string())
@@ -112,5 +129,33 @@ mod tests {
         );
         // The Jobs of that run still get valid names too.
         assert!(job_name(&name, "extract", 1).len() <= MAX_NAME_LEN);
+    }
+
+    #[test]
+    fn retry_and_backfill_names_fit_a_label() {
+        assert_eq!(
+            retry_run_prefix("etl-202611150200"),
+            "etl-202611150200-retry-"
+        );
+        let prefix = retry_run_prefix(&"r".repeat(63));
+        assert!(format!("{prefix}abcde").len() <= MAX_NAME_LEN, "{prefix}");
+        let from = Utc
+            .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        let to = Utc
+            .with_ymd_and_hms(2026, 11, 30, 23, 59, 59)
+            .single()
+            .expect("valid");
+        assert_eq!(
+            backfill_name("etl", from, to),
+            "etl-backfill-202611010000-202611302359"
+        );
+        let long = backfill_name(&"w".repeat(40), from, to);
+        assert!(long.len() <= MAX_NAME_LEN, "{long}");
+        assert!(
+            crate::validate::check_dns1123_label(&long).is_ok(),
+            "{long}"
+        );
     }
 }
