@@ -23,13 +23,13 @@ use crate::plan::{
 use crate::ticks::{TickInput, plan_ticks};
 use crate::waiters::{RunRef, SlotWaiters};
 use datajump_api::names::scheduled_run_name;
-use datajump_api::runtime;
 use datajump_api::schedule::Schedule;
 use datajump_api::validate::{Limits, resolve_parameters, validate_spec, validate_workflow_with};
 use datajump_api::{
     CONDITION_FAILED, RetryOf, RunCondition, RunPhase, TaskPhase, TaskStatus, Workflow,
     WorkflowRun, WorkflowRunStatus, WorkflowSpec, WorkflowStatus,
 };
+use datajump_api::{flow, runtime};
 
 /// Outcome of a create call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -891,8 +891,8 @@ impl<C: Cluster> Reconciler<C> {
     }
 
     /// A retry's spec: the one its finished source run recorded, with, under `fromFailed`, the
-    /// source's succeeded tasks kept as they ended (the `onExit` task always runs again: it
-    /// reports the new outcome).
+    /// source's succeeded tasks kept as they ended unless they depend on a task that runs again
+    /// (the `onExit` task always runs again: it reports the new outcome).
     fn retry_source(&self, run: &WorkflowRun, retry: &RetryOf, now: DateTime<Utc>) -> Resolved {
         let (ns, _) = ns_name(&run.metadata);
         let source = self
@@ -931,11 +931,24 @@ impl<C: Cluster> Reconciler<C> {
         if !retry.from_failed {
             return Resolved::Spec(spec, None);
         }
-        let exit = spec.on_exit.as_ref().map(|t| t.name.as_str());
-        let tasks = status
+        // Keep what succeeded upstream of every task that runs again (an invalid spec keeps
+        // nothing: the run fails on it next).
+        let Ok(dag) = validate_spec(&spec, &self.config.limits) else {
+            return Resolved::Spec(spec, None);
+        };
+        let phase = |name: &str| status.tasks.iter().find(|t| t.name == name);
+        let succeeded: Vec<bool> = spec
             .tasks
             .iter()
-            .filter(|t| t.phase == TaskPhase::Succeeded && Some(t.name.as_str()) != exit)
+            .map(|t| phase(&t.name).is_some_and(|s| s.phase == TaskPhase::Succeeded))
+            .collect();
+        let kept = flow::kept_by_retry(&dag.dependents, &succeeded);
+        let tasks = spec
+            .tasks
+            .iter()
+            .zip(kept)
+            .filter(|(_, kept)| *kept)
+            .filter_map(|(t, _)| phase(&t.name))
             .map(|t| TaskStatus {
                 name: t.name.clone(),
                 phase: TaskPhase::Succeeded,

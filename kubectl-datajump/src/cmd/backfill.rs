@@ -279,12 +279,7 @@ pub async fn retry(
     let workflow = workflows::get(client, ns, &source.spec.workflow_name).await?;
     let run = backfill::create_retry(client, &workflow, &source, from_failed).await?;
     let name = run.metadata.name.clone().unwrap_or_default();
-    let again: Vec<&str> = status
-        .tasks
-        .iter()
-        .filter(|t| !from_failed || t.phase != TaskPhase::Succeeded)
-        .map(|t| t.name.as_str())
-        .collect();
+    let again = rerun_tasks(&status);
     println!(
         "workflowrun.datajump.io/{name} created: retries {run_name} ({})",
         if from_failed {
@@ -297,6 +292,35 @@ pub async fn retry(
         follow_run(ctx, client, ns, &name, timeout).await?;
     }
     Ok(())
+}
+
+/// The tasks a retry from the failed ones runs again (see [`datajump_api::flow::kept_by_retry`]).
+fn rerun_tasks(status: &datajump_api::WorkflowRunStatus) -> Vec<&str> {
+    let Some(spec) = status.workflow_spec.as_deref() else {
+        return Vec::new();
+    };
+    let limits = datajump_api::validate::Limits::default();
+    let Ok(dag) = datajump_api::validate::validate_spec(spec, &limits) else {
+        return spec.tasks.iter().map(|t| t.name.as_str()).collect();
+    };
+    let succeeded: Vec<bool> = spec
+        .tasks
+        .iter()
+        .map(|t| {
+            status
+                .tasks
+                .iter()
+                .any(|s| s.name == t.name && s.phase == TaskPhase::Succeeded)
+        })
+        .collect();
+    let kept = datajump_api::flow::kept_by_retry(&dag.dependents, &succeeded);
+    spec.tasks
+        .iter()
+        .zip(kept)
+        .filter(|(_, kept)| !kept)
+        .map(|(t, _)| t.name.as_str())
+        .chain(spec.on_exit.as_deref().map(|t| t.name.as_str()))
+        .collect()
 }
 
 /// A run can be retried once it finished and recorded its spec; from its failed tasks only if it

@@ -132,6 +132,24 @@ impl RetryOn {
     }
 }
 
+/// Which tasks a retry from the failed ones keeps, given each task's dependents and whether it
+/// succeeded: those that succeeded and depend, directly or not, on no task that runs again
+/// (DolphinScheduler's "recover from failure"; Airflow's "clear failed, downstream"). A clean-up
+/// that ran after the failed task runs again after its new attempt.
+pub fn kept_by_retry(dependents: &[Vec<usize>], succeeded: &[bool]) -> Vec<bool> {
+    let mut again: Vec<bool> = succeeded.iter().map(|s| !s).collect();
+    let mut stack: Vec<usize> = (0..again.len()).filter(|&i| again[i]).collect();
+    while let Some(i) = stack.pop() {
+        for &d in dependents.get(i).into_iter().flatten() {
+            if !again[d] {
+                again[d] = true;
+                stack.push(d);
+            }
+        }
+    }
+    again.into_iter().map(|a| !a).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +210,17 @@ mod tests {
                 TriggerRule::AnyFailed,
                 TriggerRule::AnySucceeded
             ]
+        );
+    }
+
+    #[test]
+    fn a_retry_keeps_what_succeeded_upstream_of_every_failure() {
+        // extract -> load -> {report, cleanup}; audit alone.
+        let dependents = vec![vec![1], vec![2, 3], vec![], vec![], vec![]];
+        let succeeded = [true, false, false, true, true];
+        assert_eq!(
+            kept_by_retry(&dependents, &succeeded),
+            [true, false, false, false, true]
         );
     }
 
