@@ -750,12 +750,29 @@ fn each_environment_deploys_with_its_github_environment_and_the_tested_script() 
         "the workflow runs the script the tests run"
     );
     // Cluster credentials only from the environment's secret, written privately.
-    for line in env
+    let content: Vec<&str> = env
         .text
         .lines()
         .filter(|l| l.contains("KUBECONFIG_CONTENT:"))
-    {
+        .collect();
+    assert!(
+        !content.is_empty(),
+        "a step sets KUBECONFIG_CONTENT from the secret"
+    );
+    for line in content {
         assert!(line.contains("${{ secrets.KUBECONFIG }}"), "{line}");
+    }
+    // Never from a configuration variable or an input, which anyone who can read the settings
+    // or start a run could see or set.
+    for w in workflows() {
+        let text = w.text.to_ascii_lowercase();
+        for context in ["vars.", "inputs.", "github.event.inputs."] {
+            assert!(
+                !text.contains(&format!("{context}kubeconfig")),
+                "{}: the kubeconfig comes from ${{{{ {context}… }}}}",
+                w.name
+            );
+        }
     }
     assert!(env.text.contains("umask 077"));
     // The release tag is what gets deployed.
