@@ -279,4 +279,19 @@ fn crds_and_configuration_come_first_in_an_argo_cd_sync() {
         }
     }
     assert_eq!(first, 2, "the config ConfigMap and the credentials Secret");
+    // Every Secret of every environment, ECK's role definitions included, comes before the
+    // workloads and custom resources that read it.
+    let mut roles = 0;
+    for env in Environment::ALL {
+        for obj in crate::support::render(env, &[]) {
+            if obj["kind"] == "Secret" {
+                assert_eq!(wave(&obj), "-1", "{env}: {}", obj["metadata"]["name"]);
+                roles += usize::from(obj["metadata"]["name"] == "datajump-es-roles");
+            }
+        }
+    }
+    assert!(
+        roles > 0,
+        "some environment ships logs to ECK with its roles Secret"
+    );
 }
