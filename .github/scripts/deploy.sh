@@ -17,11 +17,14 @@
 #   DATAJUMP_CHART            chart reference, default oci://$HARBOR_HOST/$HARBOR_PROJECT/datajump;
 #                             a local chart directory is used as --chart-dir (VERSION must then
 #                             equal its Chart.yaml version)
-#   DATAJUMP_SITE_VALUES      folder holding values-<env>.yaml (each optional)
+#   DATAJUMP_SITE_VALUES      folder holding values-<env>.yaml (each optional); when set, it must
+#                             be a folder (a mistyped path stops the deploy rather than deploying
+#                             the chart's defaults)
 #   DATAJUMP_ALLOW_IMMUTABLE  "true" to go on although the preview shows an immutable change
 #   DATAJUMP_RELEASE          release name (default datajump)
 #   DATAJUMP_TIMEOUT          how long the upgrade may wait for readiness (default 15m)
-#   CHART_GEN, KUBECTL_DATAJUMP, HELM   the binaries (default: from PATH)
+#   CHART_GEN, KUBECTL_DATAJUMP, HELM   the binaries (default: chart-gen, kubectl-datajump and
+#                             helm from PATH); the plugin is also given HELM as DATAJUMP_HELM
 set -euo pipefail
 
 usage() {
@@ -72,6 +75,10 @@ fi
 
 values_flags=()
 site_file=""
+if [ -n "${DATAJUMP_SITE_VALUES:-}" ] && [ ! -d "$DATAJUMP_SITE_VALUES" ]; then
+  echo "deploy: DATAJUMP_SITE_VALUES=$DATAJUMP_SITE_VALUES is not a folder: it names the folder holding values-<env>.yaml (check the site repository's checkout and DATAJUMP_SITE_PATH)" >&2
+  exit 2
+fi
 if [ -n "${DATAJUMP_SITE_VALUES:-}" ] && [ -f "$DATAJUMP_SITE_VALUES/values-$env_name.yaml" ]; then
   site_file="$DATAJUMP_SITE_VALUES/values-$env_name.yaml"
   values_flags=(-f "$site_file")
@@ -124,9 +131,18 @@ echo "== upgrade"
 if ! "$plugin" upgrade --env "$env_name" "${chart_flags[@]}" "${values_flags[@]}" --wait --timeout "$timeout"; then
   echo "deploy: the upgrade of $env_name to $version failed." >&2
   if [ -n "$previous" ]; then
+    previous_version="${previous#*datajump-}"
     echo "deploy: to roll back to what ran before (revision ${previous% *}, ${previous#* }):" >&2
     echo "  helm rollback $release ${previous% *} -n $namespace --wait" >&2
-    echo "  or: kubectl datajump upgrade --env $env_name --chart $chart --version ${previous#*datajump-}" >&2
+    # helm rollback restores that revision's values too; an upgrade needs the site's values as
+    # they were then, and a local chart folder holds only the version that failed.
+    hint_flags="${site_file:+ -f <values-$env_name.yaml as it was for $previous_version>}"
+    [ "$release" = datajump ] || hint_flags=" --release $release$hint_flags"
+    if [ -d "$chart" ]; then
+      echo "  or: kubectl datajump upgrade --env $env_name --chart-dir <chart $previous_version's folder, e.g. charts/datajump at tag v$previous_version>$hint_flags --wait" >&2
+    else
+      echo "  or: kubectl datajump upgrade --env $env_name --chart $chart --version $previous_version$hint_flags --wait" >&2
+    fi
   else
     echo "deploy: it was a first install; remove it with: kubectl datajump uninstall --env $env_name" >&2
   fi

