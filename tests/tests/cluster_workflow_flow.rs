@@ -385,7 +385,7 @@ fn fail_fast_stops_the_run_and_the_exit_task_reports_it() {
     let ns = "failfast-dev";
     install_dev(cluster, ns);
     let port = free_port();
-    let mut scheduler = start_scheduler(cluster, ns, port, &[]);
+    let scheduler = start_scheduler(cluster, ns, port, &[]);
     wait_leading(port);
     let workflow = format!(
         r#"apiVersion: datajump.io/v1alpha1
