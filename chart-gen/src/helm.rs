@@ -11,13 +11,18 @@ pub const HELM_ENV: &str = "DATAJUMP_HELM";
 #[derive(Debug, thiserror::Error)]
 pub enum HelmError {
     /// No helm binary was found.
-    #[error(
-        "helm not found (looked for {tried}); install Helm 3.18+ or 4 (in this repository: \
-         `bash .ci/install-tools.sh`, which puts it in .tools/bin), put it on PATH or set {HELM_ENV}"
-    )]
+    #[error("helm not found (looked for {tried}); {INSTALL_HINT}")]
     NotFound {
         /// Where we looked.
         tried: String,
+    },
+    /// The helm binary named explicitly (a flag or `DATAJUMP_HELM`) does not exist.
+    #[error("helm binary {program} (from {from}) does not exist; {INSTALL_HINT}")]
+    Missing {
+        /// The path given.
+        program: PathBuf,
+        /// Where it was given.
+        from: &'static str,
     },
     /// helm could not be started.
     #[error("running {program}: {source}")]
@@ -38,6 +43,11 @@ pub enum HelmError {
     },
 }
 
+/// How to get helm, for every message that says it is missing (the plugin's too).
+pub const INSTALL_HINT: &str = "install Helm 3.18+ or 4 (in this repository `bash .ci/install-tools.sh` \
+     puts it in .tools/bin; otherwise see https://helm.sh/docs/intro/install/), put it on PATH \
+     or point --helm / DATAJUMP_HELM at it";
+
 /// A located helm binary.
 #[derive(Debug, Clone)]
 pub struct Helm {
@@ -53,25 +63,30 @@ fn on_path(name: &str) -> Option<PathBuf> {
 }
 
 impl Helm {
-    /// Finds helm: an explicit path, then `$DATAJUMP_HELM`, then `.tools/bin/helm` under
-    /// `repo_root`, then `helm` on PATH.
+    /// Finds helm — the one search order of chart-gen, the plugin and the tests: an explicit
+    /// path (a `--helm` flag), else `$DATAJUMP_HELM` (either must exist: a typo is an error, not
+    /// a silent fallback), else `.tools/bin/helm` under `repo_root` (the pinned copy in a
+    /// checkout), else `helm` on PATH.
     pub fn locate(explicit: Option<&Path>, repo_root: Option<&Path>) -> Result<Self, HelmError> {
+        let named = explicit.map(|p| (p.to_path_buf(), "--helm")).or_else(|| {
+            std::env::var_os(HELM_ENV)
+                .filter(|v| !v.is_empty())
+                .map(|p| (PathBuf::from(p), HELM_ENV))
+        });
+        if let Some((program, from)) = named {
+            return if program.is_file() {
+                Ok(Self { program })
+            } else {
+                Err(HelmError::Missing { program, from })
+            };
+        }
         let mut tried = Vec::new();
-        let mut candidates: Vec<PathBuf> = Vec::new();
-        if let Some(p) = explicit {
-            candidates.push(p.to_path_buf());
-        }
-        if let Some(p) = std::env::var_os(HELM_ENV).filter(|v| !v.is_empty()) {
-            candidates.push(PathBuf::from(p));
-        }
         if let Some(root) = repo_root {
-            candidates.push(root.join(".tools/bin/helm"));
-        }
-        for c in candidates {
-            if c.is_file() {
-                return Ok(Self { program: c });
+            let pinned = root.join(".tools/bin/helm");
+            if pinned.is_file() {
+                return Ok(Self { program: pinned });
             }
-            tried.push(c.display().to_string());
+            tried.push(pinned.display().to_string());
         }
         if let Some(p) = on_path("helm") {
             return Ok(Self { program: p });

@@ -19,27 +19,15 @@ pub struct Helm {
     pub context: Option<String>,
 }
 
-/// The message for a missing helm says how to get one.
-const INSTALL_HINT: &str = "install Helm 3.13+ or 4 (`bash .ci/install-tools.sh` puts it in .tools/bin, \
-     or see https://helm.sh/docs/intro/install/) and put it on PATH, or point --helm / DATAJUMP_HELM at it";
-
 impl Helm {
-    /// Finds helm: `--helm`/`DATAJUMP_HELM` if given (must exist), else `helm` on PATH.
+    /// Finds helm as chart-gen does (`chart_gen::helm::Helm::locate`): `--helm` /
+    /// `DATAJUMP_HELM` if given (it must exist), else `helm` on PATH. A user's machine has no
+    /// checkout, so no pinned copy is looked for.
     pub fn locate(global: &GlobalOpts) -> Result<Self, InputError> {
-        let bin = match &global.helm {
-            Some(p) if p.is_file() => p.clone(),
-            Some(p) => {
-                return Err(InputError::new(format!(
-                    "helm binary {} (from --helm/DATAJUMP_HELM) does not exist: {INSTALL_HINT}",
-                    p.display()
-                )));
-            }
-            None => find_on_path("helm", std::env::var_os("PATH").as_deref()).ok_or_else(|| {
-                InputError::new(format!("helm was not found on PATH: {INSTALL_HINT}"))
-            })?,
-        };
+        let located = chart_gen::helm::Helm::locate(global.helm.as_deref(), None)
+            .map_err(|e| InputError::new(e.to_string()))?;
         Ok(Self {
-            bin,
+            bin: located.program().to_path_buf(),
             kubeconfig: global.kubeconfig.clone(),
             context: global.context.clone(),
         })
@@ -168,7 +156,13 @@ impl Helm {
             .stdin(Stdio::null())
             .output()
             .await
-            .with_context(|| format!("could not start {}: {INSTALL_HINT}", self.bin.display()))?;
+            .with_context(|| {
+                format!(
+                    "could not start {}: {}",
+                    self.bin.display(),
+                    chart_gen::helm::INSTALL_HINT
+                )
+            })?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             bail!(
@@ -235,12 +229,6 @@ impl Release {
             args.extend(["--set-string".into(), s.into()]);
         }
     }
-}
-
-fn find_on_path(name: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
-    std::env::split_paths(path?)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
 }
 
 /// Shell-like rendering of a command line for logs and errors.
@@ -332,16 +320,6 @@ mod tests {
     #[test]
     fn missing_helm_says_how_to_install_it() {
         use clap::Parser;
-        assert_eq!(
-            find_on_path("helm", Some(std::ffi::OsStr::new("/nonexistent-dir"))),
-            None
-        );
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("helm"), "").unwrap();
-        assert_eq!(
-            find_on_path("helm", Some(dir.path().as_os_str())),
-            Some(dir.path().join("helm"))
-        );
         let cli = crate::cli::Cli::parse_from([
             "kubectl-datajump",
             "--helm",
