@@ -400,8 +400,7 @@ pub fn run_offline(args: &GraphArgs, global: &GlobalOpts) -> anyhow::Result<()> 
     print(&render(args.format, name, &checked.workflow.spec, None))
 }
 
-/// `workflow graph NAME` / `--run RUN`: the workflow on the cluster with the states of the
-/// given run, else of its latest run (none with `--no-run`).
+/// `workflow graph NAME` / `--run RUN`: prints [`drawing`].
 pub async fn run(
     ctx: &Ctx,
     client: &::kube::Client,
@@ -412,6 +411,17 @@ pub async fn run(
         return run_offline(args, &ctx.global);
     }
     refuse_structured_output(&ctx.global)?;
+    print(&drawing(ctx, client, ns, args).await?)
+}
+
+/// The drawing of the workflow on the cluster with the states of `--run`, else of its latest
+/// run (none with `--no-run`); with `--run` alone, of the run's workflow.
+pub async fn drawing(
+    ctx: &Ctx,
+    client: &::kube::Client,
+    ns: &str,
+    args: &GraphArgs,
+) -> anyhow::Result<String> {
     let wr = match (&args.run, &args.name) {
         (Some(run), _) => Some(workflows::get_run(client, ns, run).await?),
         (None, Some(name)) if !args.no_run => workflows::runs_of(client, ns, name)
@@ -467,7 +477,7 @@ pub async fn run(
              that run executes (--no-run draws the workflow as it stands)"
         ));
     }
-    print(&render(args.format, &name, spec, state))
+    Ok(render(args.format, &name, spec, state))
 }
 
 #[cfg(test)]
