@@ -195,6 +195,10 @@ pub enum WorkflowCommand {
         /// Workflow name.
         name: String,
     },
+    /// Draw a workflow's DAG as a Mermaid flowchart or Graphviz DOT, with each task's state in
+    /// a run.
+    #[command(after_help = GRAPH_HELP)]
+    Graph(GraphArgs),
     /// A workflow's runs, newest first.
     Runs {
         /// Workflow name.
@@ -267,6 +271,51 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+}
+
+const GRAPH_HELP: &str = "\
+The drawing is the answer, so the global -o (table/json/yaml) does not apply: --format picks \
+the language. For the DAG as data, use `workflow get NAME -o json`.
+
+Examples:
+  kubectl datajump workflow graph -f etl.yaml > etl.mmd                 # offline, no cluster
+  kubectl datajump workflow graph etl -n datajump-dev                   # latest run's states
+  kubectl datajump workflow graph etl --run etl-1 --format dot | dot -Tsvg > etl.svg";
+
+/// `workflow graph`.
+#[derive(Debug, Clone, Args)]
+pub struct GraphArgs {
+    /// Workflow name (on the cluster); optional with --run.
+    #[arg(required_unless_present_any = ["file", "run"])]
+    pub name: Option<String>,
+    /// Draw a workflow file instead, offline (no run states).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        conflicts_with_all = ["name", "run", "no_run"]
+    )]
+    pub file: Option<PathBuf>,
+    /// Colour the tasks by their state in this WorkflowRun, drawing the tasks it executes
+    /// (default: the workflow's latest run, when it has one).
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// Draw the workflow as it stands, without any run's states.
+    #[arg(long, conflicts_with = "run")]
+    pub no_run: bool,
+    /// Drawing language: a Mermaid flowchart (renders in GitHub and GitLab Markdown) or
+    /// Graphviz DOT (`dot -Tsvg`).
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+}
+
+/// The language `workflow graph` draws in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Mermaid flowchart (`flowchart TD`).
+    Mermaid,
+    /// Graphviz DOT (`digraph`).
+    Dot,
 }
 
 /// `workflow backfill`.

@@ -9,7 +9,7 @@ use http::{Method, Request, Response, StatusCode};
 use kube::Client;
 use kube::client::Body;
 use kubectl_datajump::cli::Cli;
-use kubectl_datajump::cmd::{Ctx, backup, restore};
+use kubectl_datajump::cmd::{Ctx, backup, graph, restore};
 use kubectl_datajump::kube::{namespace, preflight, workflows};
 use kubectl_datajump::output::Progress;
 use serde_json::{Value, json};
@@ -237,6 +237,83 @@ async fn workflow_submit_is_server_side_apply_then_run_creation() {
         .await
         .unwrap();
     assert_eq!(run.spec.workflow_name, "etl");
+    server.await.unwrap();
+}
+
+/// `workflow graph etl`: the latest run's states on the tasks that run recorded, and a run of
+/// another workflow refused.
+#[tokio::test]
+async fn workflow_graph_draws_the_latest_run_on_the_spec_it_recorded() {
+    let workflow = json!({"apiVersion": "datajump.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": "etl", "namespace": "data"},
+        "spec": {"tasks": [{"name": "extract", "image": "busybox"},
+                           {"name": "load", "image": "busybox", "dependsOn": ["extract"]}]}});
+    // The run started before `load` was renamed: it recorded `load-all`.
+    let recorded = json!({"tasks": [{"name": "extract", "image": "busybox"},
+        {"name": "load-all", "image": "busybox", "dependsOn": ["extract"], "triggerRule": "AllDone"}]});
+    let run = |name: &str, created: &str, workflow: &str, phase: &str| {
+        json!({"apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRun",
+            "metadata": {"name": name, "namespace": "data", "creationTimestamp": created},
+            "spec": {"workflowName": workflow},
+            "status": {"phase": phase, "workflowSpec": recorded, "tasks": [
+                {"name": "extract", "phase": "Succeeded", "attempts": 1},
+                {"name": "load-all", "phase": phase, "attempts": 2}]}})
+    };
+    let runs = json!({"apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRunList", "metadata": {},
+        "items": [run("etl-1", "2026-03-01T02:00:00Z", "etl", "Succeeded"),
+                  run("etl-2", "2026-03-02T02:00:00Z", "etl", "Failed"),
+                  run("other-1", "2026-03-03T02:00:00Z", "other", "Running")]});
+    let (client, server) = scripted(vec![
+        expect(
+            Method::GET,
+            "/apis/datajump.io/v1alpha1/namespaces/data/workflowruns?",
+            200,
+            runs,
+        ),
+        expect(
+            Method::GET,
+            "/apis/datajump.io/v1alpha1/namespaces/data/workflows/etl",
+            200,
+            workflow,
+        ),
+        expect(
+            Method::GET,
+            "/apis/datajump.io/v1alpha1/namespaces/data/workflowruns/other-1",
+            200,
+            run("other-1", "2026-03-03T02:00:00Z", "other", "Running"),
+        ),
+    ]);
+    let ctx = ctx();
+    let args = |argv: &[&str]| {
+        let cli = Cli::parse_from([&["kubectl-datajump", "workflow", "graph"], argv].concat());
+        match cli.command {
+            kubectl_datajump::cli::Command::Workflow(
+                kubectl_datajump::cli::WorkflowCommand::Graph(args),
+            ) => args,
+            other => panic!("{other:?}"),
+        }
+    };
+    let drawn = graph::drawing(&ctx, &client, "data", &args(&["etl", "--format", "dot"]))
+        .await
+        .unwrap();
+    assert!(
+        drawn.contains("  label=\"workflow etl, run etl-2: Failed\";\n"),
+        "{drawn}"
+    );
+    assert!(
+        drawn.contains("  \"load-all\" [label=\"load-all\\nFailed, 2 attempts\""),
+        "{drawn}"
+    );
+    assert!(
+        drawn.contains("  \"extract\" -> \"load-all\" [label=\"AllDone\"];\n"),
+        "{drawn}"
+    );
+    assert!(!drawn.contains("\"load\""), "{drawn}");
+    let err = graph::drawing(&ctx, &client, "data", &args(&["etl", "--run", "other-1"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "run other-1 is a run of workflow other, not etl");
     server.await.unwrap();
 }
 

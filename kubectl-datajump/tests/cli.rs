@@ -113,6 +113,59 @@ fn workflow_validate_is_offline_and_reports_every_problem_with_its_path() {
 }
 
 #[test]
+fn workflow_graph_draws_a_file_offline() {
+    let file = fixture("nightly.yaml");
+    let file = file.to_str().unwrap();
+    let mermaid = run(&["workflow", "graph", "-f", file]);
+    assert!(mermaid.status.success(), "{}", text(&mermaid.stderr));
+    assert_eq!(
+        text(&mermaid.stdout),
+        r#"---
+title: "workflow nightly"
+---
+flowchart TD
+    t_extract["extract"]
+    t_clean_up["clean-up"]
+    t_enrich["enrich"]
+    t_load["load"]
+    t_alert["alert"]
+    t_extract --> t_clean_up
+    t_extract --> t_enrich
+    t_clean_up --> t_load
+    t_enrich --> t_load
+    t_load -->|AnyFailed| t_alert
+    dag_end(("DAG end"))
+    t_alert -.- dag_end
+    t_notify["notify"]
+    dag_end -.->|on exit| t_notify
+    style t_notify stroke-dasharray: 5 5
+"#
+    );
+
+    let dot = run(&["workflow", "graph", "-f", file, "--format", "dot"]);
+    assert!(dot.status.success(), "{}", text(&dot.stderr));
+    let dot = text(&dot.stdout);
+    assert!(dot.starts_with("digraph \"nightly\" {\n"), "{dot}");
+    assert!(
+        dot.contains("  \"load\" -> \"alert\" [label=\"AnyFailed\"];\n"),
+        "{dot}"
+    );
+    assert!(dot.ends_with("}\n"), "{dot}");
+
+    // The file is validated first, as `workflow validate` does.
+    let broken = fixture("broken.yaml");
+    let bad = run(&["workflow", "graph", "-f", broken.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains(r#"unknown task "lod""#));
+    // A drawing is neither JSON nor YAML; a file has no run to show.
+    let json = run(&["workflow", "graph", "-f", file, "-o", "json"]);
+    assert_eq!(json.status.code(), Some(2));
+    assert!(text(&json.stderr).contains("--format mermaid|dot"));
+    let with_run = run(&["workflow", "graph", "-f", file, "--run", "nightly-1"]);
+    assert_eq!(with_run.status.code(), Some(2));
+}
+
+#[test]
 fn workflow_validate_names_the_path_of_each_bad_pod_option() {
     let bad = run(&[
         "workflow",

@@ -5,6 +5,7 @@ pub mod backfill;
 pub mod backup;
 pub mod completions;
 pub mod diff;
+pub mod graph;
 pub mod images;
 pub mod install;
 pub mod restore;
@@ -152,6 +153,9 @@ pub fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
         }
         Command::Workflow(WorkflowCommand::Backfill(args)) if args.file.is_some() => {
             Some(backfill::run_offline(args, &cli.global))
+        }
+        Command::Workflow(WorkflowCommand::Graph(args)) if args.file.is_some() => {
+            Some(graph::run_offline(args, &cli.global))
         }
         _ => None,
     }

@@ -160,6 +160,7 @@ pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
             output::print(&RunList::from(runs), &ctx.global)
         }
         WorkflowCommand::Backfill(args) => super::backfill::run(ctx, &client, &ns, &args).await,
+        WorkflowCommand::Graph(args) => super::graph::run(ctx, &client, &ns, &args).await,
         WorkflowCommand::Retry {
             run,
             from_failed,
