@@ -137,14 +137,12 @@ pub async fn watch(
         }
         anyhow::bail!("the watch of backfill {name} in {namespace} ended")
     };
-    if timeout.is_zero() {
-        return follow.await;
-    }
-    tokio::time::timeout(timeout, follow).await.map_err(|_| {
-        anyhow::anyhow!(
+    super::within(timeout, follow, || {
+        format!(
             "backfill {name} in {namespace} did not finish within {timeout:?} (--timeout); its runs carry on: kubectl datajump workflow runs WORKFLOW --backfill {name} -n {namespace}"
         )
-    })?
+    })
+    .await
 }
 
 /// Creates a run retrying the finished run `source` with the spec it recorded, its logical

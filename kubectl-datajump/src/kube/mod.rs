@@ -22,6 +22,21 @@ use crate::cli::GlobalOpts;
 /// stable across versions and users.
 pub const FIELD_MANAGER: &str = "kubectl-datajump";
 
+/// Runs `follow` to its end, or gives up after `timeout` (zero: no limit) with `gave_up`'s
+/// message — the `--timeout` of the verbs that follow something on the cluster.
+pub async fn within<T>(
+    timeout: std::time::Duration,
+    follow: impl std::future::Future<Output = anyhow::Result<T>>,
+    gave_up: impl FnOnce() -> String,
+) -> anyhow::Result<T> {
+    if timeout.is_zero() {
+        return follow.await;
+    }
+    tokio::time::timeout(timeout, follow)
+        .await
+        .map_err(|_| anyhow::anyhow!(gave_up()))?
+}
+
 /// Builds a client from `--kubeconfig`/`--context` (or KUBECONFIG / in-cluster config).
 pub async fn connect(global: &GlobalOpts) -> anyhow::Result<Client> {
     let options = KubeConfigOptions {

@@ -241,14 +241,12 @@ pub async fn watch_run(
         }
         anyhow::bail!("the watch of WorkflowRun {name} in {namespace} ended")
     };
-    if timeout.is_zero() {
-        return follow.await;
-    }
-    tokio::time::timeout(timeout, follow).await.map_err(|_| {
-        anyhow::anyhow!(
+    super::within(timeout, follow, || {
+        format!(
             "WorkflowRun {name} in {namespace} did not finish within {timeout:?} (--timeout); it keeps running: kubectl datajump workflow runs -n {namespace}"
         )
-    })?
+    })
+    .await
 }
 
 /// Pods of one task Job, oldest first.

@@ -622,12 +622,17 @@ fn terse_kubernetes_types(schema: &mut JSONSchemaProps) {
     }
 }
 
-/// Calls `f` on every schema nested in `schema` (not on `schema` itself).
-fn for_each_nested(schema: &mut JSONSchemaProps, f: &mut impl FnMut(&mut JSONSchemaProps)) {
+/// The schemas directly inside `schema`: its properties, items, additional properties and
+/// the branches of `allOf`, `anyOf`, `oneOf` and `not`.
+fn children(schema: &mut JSONSchemaProps) -> Vec<&mut JSONSchemaProps> {
     let mut nested: Vec<&mut JSONSchemaProps> = schema
         .properties
         .iter_mut()
         .flat_map(|p| p.values_mut())
+        .chain(schema.all_of.iter_mut().flatten())
+        .chain(schema.any_of.iter_mut().flatten())
+        .chain(schema.one_of.iter_mut().flatten())
+        .chain(schema.not.as_deref_mut())
         .collect();
     match schema.items.as_mut() {
         Some(JSONSchemaPropsOrArray::Schema(s)) => nested.push(s),
@@ -637,7 +642,12 @@ fn for_each_nested(schema: &mut JSONSchemaProps, f: &mut impl FnMut(&mut JSONSch
     if let Some(JSONSchemaPropsOrBool::Schema(s)) = schema.additional_properties.as_mut() {
         nested.push(s);
     }
-    for child in nested {
+    nested
+}
+
+/// Calls `f` on every schema nested in `schema` (not on `schema` itself).
+fn for_each_nested(schema: &mut JSONSchemaProps, f: &mut impl FnMut(&mut JSONSchemaProps)) {
+    for child in children(schema) {
         f(child);
         for_each_nested(child, f);
     }
@@ -647,38 +657,19 @@ fn for_each_nested(schema: &mut JSONSchemaProps, f: &mut impl FnMut(&mut JSONSch
 /// know (it warns `unrecognized format "uint32"` on every apply). Kubernetes knows `int32` and
 /// `int64`; the sign becomes `minimum: 0`, which is what the Rust type guaranteed.
 fn kubernetes_formats(schema: &mut JSONSchemaProps) {
-    if let Some(format) = schema.format.as_deref() {
-        let known = match format {
-            "uint8" | "uint16" | "uint32" => Some("int32"),
-            "uint64" | "uint" => Some("int64"),
-            _ => None,
-        };
-        if let Some(known) = known {
-            schema.format = Some(known.into());
-            if schema.minimum.is_none_or(|m| m < 0.0) {
-                schema.minimum = Some(0.0);
-            }
-        }
-    }
-    let children = schema
-        .properties
-        .iter_mut()
-        .flat_map(|p| p.values_mut())
-        .chain(schema.all_of.iter_mut().flatten())
-        .chain(schema.any_of.iter_mut().flatten())
-        .chain(schema.one_of.iter_mut().flatten())
-        .chain(schema.not.as_deref_mut());
-    let mut nested: Vec<&mut JSONSchemaProps> = children.collect();
-    match schema.items.as_mut() {
-        Some(JSONSchemaPropsOrArray::Schema(s)) => nested.push(s),
-        Some(JSONSchemaPropsOrArray::Schemas(list)) => nested.extend(list.iter_mut()),
-        None => {}
-    }
-    if let Some(JSONSchemaPropsOrBool::Schema(s)) = schema.additional_properties.as_mut() {
-        nested.push(s);
-    }
-    for child in nested {
-        kubernetes_formats(child);
+    for_each_nested(schema, &mut unsigned_as_kubernetes_int);
+    unsigned_as_kubernetes_int(schema);
+}
+
+fn unsigned_as_kubernetes_int(schema: &mut JSONSchemaProps) {
+    let known = match schema.format.as_deref() {
+        Some("uint8" | "uint16" | "uint32") => "int32",
+        Some("uint64" | "uint") => "int64",
+        _ => return,
+    };
+    schema.format = Some(known.into());
+    if schema.minimum.is_none_or(|m| m < 0.0) {
+        schema.minimum = Some(0.0);
     }
 }
 
