@@ -14,6 +14,15 @@ use prometheus_client::registry::Registry;
 use datajump_api::{RunPhase, TaskPhase};
 
 type Labels = Vec<(String, String)>;
+
+/// Most workflows (namespace and name) the per-workflow run metrics keep a series for; runs of
+/// further workflows are counted under `namespace="_other", workflow="_other"`. Each workflow
+/// costs 2 × 17 histogram series per phase it ended in, so this bounds the exposition (and
+/// Prometheus) whatever number of workflows a cluster holds or has deleted.
+pub const MAX_WORKFLOW_SERIES: usize = 500;
+
+/// The label value for workflows past [`MAX_WORKFLOW_SERIES`].
+const OTHER: &str = "_other";
 type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
 
 /// The scheduler's metrics and their registry.
@@ -38,6 +47,8 @@ pub struct Metrics {
     pub stale_reads: Counter,
     /// 1 while this replica holds the leader Lease.
     pub is_leader: Gauge,
+    /// The workflows that have their own series in `run_duration`.
+    workflows_seen: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -66,6 +77,7 @@ impl Metrics {
             stale_reads: Counter::default(),
             is_leader: Gauge::default(),
             registry: Registry::default(),
+            workflows_seen: Default::default(),
         };
         registry.register(
             "task",
@@ -89,7 +101,7 @@ impl Metrics {
         );
         registry.register(
             "workflow_run_duration_seconds",
-            "Duration of finished workflow runs",
+            "Duration of finished workflow runs, by namespace, workflow (at most 500, then _other) and phase; its _count by phase gives each workflow's success rate",
             m.run_duration.clone(),
         );
         registry.register(
@@ -135,14 +147,31 @@ impl Metrics {
         self.runs
             .get_or_create(&vec![("phase".into(), phase.clone())])
             .inc();
+        let (namespace, workflow) = self.series_of(namespace, workflow);
         let labels = vec![
-            ("namespace".into(), namespace.to_string()),
-            ("workflow".into(), workflow.to_string()),
+            ("namespace".into(), namespace),
+            ("workflow".into(), workflow),
             ("phase".into(), phase),
         ];
         self.run_duration
             .get_or_create(&labels)
             .observe(seconds.max(0.0));
+    }
+
+    /// The (namespace, workflow) labels of a workflow's runs: its own while fewer than
+    /// [`MAX_WORKFLOW_SERIES`] workflows have series, else `_other`.
+    fn series_of(&self, namespace: &str, workflow: &str) -> (String, String) {
+        let key = (namespace.to_string(), workflow.to_string());
+        let mut seen = self
+            .workflows_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if seen.contains(&key) || seen.len() < MAX_WORKFLOW_SERIES {
+            seen.insert(key.clone());
+            key
+        } else {
+            (OTHER.to_string(), OTHER.to_string())
+        }
     }
 
     /// The OpenMetrics text exposition.
@@ -180,6 +209,34 @@ mod tests {
                 "workflow_run_duration_seconds_count{namespace=\"data\",workflow=\"etl\",phase=\"Succeeded\"} 1"
             ),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn per_workflow_series_are_bounded() {
+        let m = Metrics::new();
+        for i in 0..MAX_WORKFLOW_SERIES + 20 {
+            m.run_finished("data", &format!("wf-{i}"), RunPhase::Succeeded, 1.0);
+        }
+        m.run_finished("data", "wf-0", RunPhase::Failed, 1.0);
+        let text = m.render();
+        let count_series = text
+            .lines()
+            .filter(|l| l.starts_with("workflow_run_duration_seconds_count{"))
+            .count();
+        assert_eq!(
+            count_series,
+            MAX_WORKFLOW_SERIES + 2,
+            "{} series",
+            count_series
+        );
+        assert!(
+            text.contains("workflow_run_duration_seconds_count{namespace=\"_other\",workflow=\"_other\",phase=\"Succeeded\"} 20"),
+            "the workflows past the bound share one series"
+        );
+        assert!(
+            text.contains("workflow_run_duration_seconds_count{namespace=\"data\",workflow=\"wf-0\",phase=\"Failed\"} 1"),
+            "a workflow with a series keeps it for every phase"
         );
     }
 }
