@@ -458,10 +458,12 @@ impl<C: Cluster> Reconciler<C> {
 
     /// Plans run `run` (namespace, name) with the free slots of the global cap (`plan` is
     /// given their number) and reserves a slot for every Job the plan creates, atomically with
-    /// respect to other reconciles; queues the run for a slot if it waits for one.
+    /// respect to other reconciles; queues the run for a slot (at its workflow's `priority`) if
+    /// it waits for one.
     fn plan_with_slots(
         &self,
         run: RunRef,
+        priority: i32,
         now: DateTime<Utc>,
         plan: impl FnOnce(usize) -> RunPlan,
     ) -> RunPlan {
@@ -479,7 +481,7 @@ impl<C: Cluster> Reconciler<C> {
         let mut waiters = self.waiters();
         if plan.waits_for_slot {
             let started = plan.status.tasks.iter().any(|t| t.attempts > 0);
-            waiters.wait(run, started);
+            waiters.wait(run, started, priority);
         } else {
             waiters.leave(&run);
         }
@@ -723,7 +725,8 @@ impl<C: Cluster> Reconciler<C> {
         };
         let variables = run_variables(run, &spec, &parameters, now);
         let jobs = self.cluster.jobs_of(run);
-        let mut plan = self.plan_with_slots((ns.clone(), run_name.clone()), now, |free_slots| {
+        let run_ref = (ns.clone(), run_name.clone());
+        let mut plan = self.plan_with_slots(run_ref, spec.priority, now, |free_slots| {
             plan_run(&RunInput {
                 now,
                 run_name: &run_name,

@@ -877,3 +877,43 @@ spec:
         cluster.events()
     );
 }
+
+/// Under a cap of one, a freed slot goes to the waiting run of the workflow with the higher
+/// priority, although runs of the other workflow waited longer.
+#[tokio::test]
+async fn a_freed_slot_goes_to_the_higher_priority_first() {
+    let cluster = MemoryCluster::new(at(9, 0, 0));
+    for (name, priority) in [("batch", 0), ("urgent", 10)] {
+        cluster.apply_workflow(workflow(&format!(
+            "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: {name}, namespace: data}}\nspec:\n  priority: {priority}\n  tasks:\n    - {{name: only, image: busybox}}\n"
+        )));
+    }
+    let config = SchedulerConfig {
+        max_running_tasks: 1,
+        ..SchedulerConfig::default()
+    };
+    let r = reconciler(&cluster, config);
+    let now = at(9, 0, 0);
+    for name in ["batch-1", "batch-2", "batch-3"] {
+        cluster.create_manual_run(run_of("batch", name));
+        let run = cluster.run(NS, name).expect("run");
+        r.reconcile_run(&run, now).await.expect("reconcile");
+    }
+    cluster.create_manual_run(run_of("urgent", "urgent-1"));
+    let run = cluster.run(NS, "urgent-1").expect("run");
+    r.reconcile_run(&run, now).await.expect("reconcile");
+    assert_eq!(cluster.active_jobs().len(), 1, "batch-1 holds the one slot");
+
+    assert!(cluster.succeed_job(NS, "batch-1-only-1"));
+    assert_eq!(
+        r.runs_to_wake(now, |_| true),
+        [(NS.to_string(), "urgent-1".to_string())],
+        "the urgent run goes before the older batch runs"
+    );
+    let run = cluster.run(NS, "urgent-1").expect("run");
+    r.reconcile_run(&run, now).await.expect("reconcile");
+    assert_eq!(
+        cluster.active_jobs(),
+        [(NS.to_string(), "urgent-1-only-1".to_string())]
+    );
+}

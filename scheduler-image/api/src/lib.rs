@@ -131,6 +131,11 @@ pub struct WorkflowSpec {
     /// The tasks; `dependsOn` edges must form a DAG.
     #[schemars(length(min = 1, max = 1000))]
     pub tasks: Vec<TaskSpec>,
+    /// Runs of workflows with a higher priority get freed slots of the scheduler's task cap
+    /// first (among runs of one priority: runs under way, then the oldest).
+    #[serde(default)]
+    #[schemars(range(min = -100, max = 100))]
+    pub priority: i32,
     /// What a task failing for good does to the rest of the run: `Continue` (independent
     /// branches finish) or `FailFast` (running tasks are stopped, the rest skipped).
     #[serde(default)]

@@ -324,6 +324,12 @@ fn validate_scalars(spec: &WorkflowSpec, limits: &Limits, errors: &mut Validatio
             format!("{d} must be at least 1"),
         );
     }
+    if !(-100..=100).contains(&spec.priority) {
+        errors.push(
+            "spec.priority",
+            format!("{} is out of range; expected -100 to 100", spec.priority),
+        );
+    }
     if spec.parallelism == Some(0) {
         errors.push(
             "spec.parallelism",
