@@ -127,6 +127,7 @@ pub fn base() -> Values {
                     name: String::new(),
                 },
                 pod_presets: BTreeMap::new(),
+                task_pools: BTreeMap::new(),
             },
             reconcile_concurrency: 16,
             resync_seconds: 300,

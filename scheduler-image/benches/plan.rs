@@ -102,6 +102,7 @@ fn bench_dag(c: &mut Criterion) {
                 status: &status,
                 jobs: &jobs,
                 free_slots: 1000,
+                pool_free: &std::collections::HashMap::new(),
                 pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 3600,
             });

@@ -98,12 +98,44 @@ pub struct Cli {
     /// with the file and the JSON pointer of the field.
     #[arg(long, env = "DATAJUMP_POD_PRESETS_FILE", value_parser = read_presets_file)]
     pub pod_presets_file: Option<PresetsFile>,
+    /// Task pools tasks may name (`pool`), with how many of their tasks may run at once across
+    /// all workflows: `spark=4,gpu=2` (DolphinScheduler's task groups). A task naming another
+    /// pool fails its attempt with the pools known.
+    #[arg(long, env = "DATAJUMP_TASK_POOLS", default_value = "", value_parser = parse_task_pools)]
+    pub task_pools: TaskPools,
     /// Address serving /metrics, /healthz and /readyz.
     #[arg(long, env = "DATAJUMP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
     /// Log format.
     #[arg(long, env = "DATAJUMP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+/// Task pools and their limits, from `--task-pools`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskPools(pub BTreeMap<String, u32>);
+
+/// Parses `name=limit,name=limit` (empty: no pools); the error names the entry and what was
+/// expected.
+pub fn parse_task_pools(text: &str) -> Result<TaskPools, String> {
+    let mut pools = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, limit) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("{entry:?}: expected NAME=LIMIT, e.g. spark=4"))?;
+        datajump_api::validate::check_dns1123_label(name.trim())
+            .map_err(|e| format!("{entry:?}: pool name {e}"))?;
+        let limit: u32 = limit
+            .trim()
+            .parse()
+            .ok()
+            .filter(|l| *l >= 1)
+            .ok_or_else(|| format!("{entry:?}: the limit must be a whole number of at least 1"))?;
+        if pools.insert(name.trim().to_string(), limit).is_some() {
+            return Err(format!("{entry:?}: pool {name:?} is given twice"));
+        }
+    }
+    Ok(TaskPools(pools))
 }
 
 /// The pod presets file, as read at startup.
@@ -202,6 +234,7 @@ impl Cli {
                     .map(|f| f.presets.clone())
                     .unwrap_or_default(),
             },
+            task_pools: self.task_pools.0.clone(),
             limits: Limits::default(),
         }
     }
@@ -328,5 +361,32 @@ mod tests {
         assert_eq!(parse_presets("").expect("empty"), Presets::new());
         assert_eq!(parse_presets("{}").expect("empty map"), Presets::new());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn task_pools_are_parsed_with_clear_errors() {
+        assert_eq!(parse_task_pools(""), Ok(TaskPools::default()));
+        assert_eq!(
+            parse_task_pools("spark=4, gpu=2").map(|p| p.0),
+            Ok(BTreeMap::from([("gpu".into(), 2), ("spark".into(), 4)]))
+        );
+        assert_eq!(
+            parse_task_pools("spark").unwrap_err(),
+            "\"spark\": expected NAME=LIMIT, e.g. spark=4"
+        );
+        assert_eq!(
+            parse_task_pools("spark=0").unwrap_err(),
+            "\"spark=0\": the limit must be a whole number of at least 1"
+        );
+        assert!(
+            parse_task_pools("Spark=1")
+                .unwrap_err()
+                .contains("pool name")
+        );
+        assert!(
+            parse_task_pools("a=1,a=2")
+                .unwrap_err()
+                .contains("given twice")
+        );
     }
 }

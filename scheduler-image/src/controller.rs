@@ -190,6 +190,10 @@ impl Cluster for KubeCluster {
         self.jobs.active()
     }
 
+    fn running_in_pool(&self, pool: &str) -> usize {
+        self.jobs.active_in(pool)
+    }
+
     async fn create_run(&self, run: WorkflowRun) -> Result<Created, ClusterError> {
         let (ns, name) = (run.namespace().unwrap_or_default(), run.name_any());
         match self.create(run, "WorkflowRun").await? {

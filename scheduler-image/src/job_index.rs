@@ -23,6 +23,8 @@ type JobKey = (Arc<str>, Box<str>);
 
 struct Owner {
     run_uid: Arc<str>,
+    /// The task pool the Job counts against (its `datajump.io/pool` label).
+    pool: Option<Arc<str>>,
     /// The list (or watch) generation that last saw the Job.
     generation: u64,
 }
@@ -39,6 +41,8 @@ struct Inner {
     /// Namespace names, shared by every key in them.
     namespaces: HashMap<Box<str>, Arc<str>>,
     active: usize,
+    /// Active Jobs per task pool (pool names shared like namespaces).
+    active_by_pool: HashMap<Arc<str>, usize>,
     generation: u64,
 }
 
@@ -140,6 +144,9 @@ impl Inner {
             if let Some(i) = jobs.iter().position(|j| *j.name == *key.1) {
                 if jobs[i].state == JobState::Active {
                     self.active -= 1;
+                    if let Some(n) = owner.pool.and_then(|p| self.active_by_pool.get_mut(&p)) {
+                        *n -= 1;
+                    }
                 }
                 jobs.swap_remove(i);
             }
@@ -165,6 +172,12 @@ impl Inner {
         observed.pod = self.pods.get(&key).cloned();
         observed.finished_pods = self.finished_pods.contains_key(&key);
         let generation = self.generation;
+        let pool = job
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(datajump_api::LABEL_POOL))
+            .map(|p| self.namespace(p));
         let run_uid = match self.owners.get_mut(&key) {
             Some(owner) if *owner.run_uid == *uid => {
                 owner.generation = generation;
@@ -180,6 +193,7 @@ impl Inner {
                     key.clone(),
                     Owner {
                         run_uid: run_uid.clone(),
+                        pool: pool.clone(),
                         generation,
                     },
                 );
@@ -188,16 +202,22 @@ impl Inner {
         };
         let jobs = self.by_run.entry(run_uid).or_default();
         let now_active = observed.state == JobState::Active;
-        match jobs.iter_mut().find(|j| *j.name == *name) {
+        let was_active = match jobs.iter_mut().find(|j| *j.name == *name) {
             Some(cached) => {
                 let was_active = cached.state == JobState::Active;
                 *cached = observed;
-                self.active = self.active + usize::from(now_active) - usize::from(was_active);
+                was_active
             }
             None => {
                 jobs.push(observed);
-                self.active += usize::from(now_active);
+                false
             }
+        };
+        self.active = self.active + usize::from(now_active) - usize::from(was_active);
+        // The pool recorded when the Job was first seen (its label does not change).
+        if let Some(pool) = self.owners.get(&key).and_then(|o| o.pool.clone()) {
+            let n = self.active_by_pool.entry(pool).or_default();
+            *n = *n + usize::from(now_active) - usize::from(was_active);
         }
     }
 }
@@ -299,7 +319,12 @@ impl JobIndex {
             .is_some_and(|ns| inner.owners.contains_key(&(ns.clone(), name.into())))
     }
 
-    /// Number of active Jobs.
+    /// Number of active Jobs counting against task pool `pool`.
+    pub fn active_in(&self, pool: &str) -> usize {
+        self.read().active_by_pool.get(pool).copied().unwrap_or(0)
+    }
+
+    /// Number of active Jobs across all runs.
     pub fn active(&self) -> usize {
         self.read().active
     }

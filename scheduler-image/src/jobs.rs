@@ -26,8 +26,8 @@ use datajump_api::pod::{PodError, PodOptions, PodVolume, Presets};
 use datajump_api::runtime::{self, RunFacts};
 use datajump_api::schedule::{Schedule, parse_timezone};
 use datajump_api::{
-    ANNOTATION_SCHEDULED_TIME, LABEL_ATTEMPT, LABEL_RUN, LABEL_TASK, LABEL_WORKFLOW, TaskSpec,
-    Workflow, WorkflowRun, WorkflowRunSpec, WorkflowSpec,
+    ANNOTATION_SCHEDULED_TIME, LABEL_ATTEMPT, LABEL_POOL, LABEL_RUN, LABEL_TASK, LABEL_WORKFLOW,
+    TaskSpec, Workflow, WorkflowRun, WorkflowRunSpec, WorkflowSpec,
 };
 
 /// Label every object created by the scheduler carries, so its watches see only its own Jobs.
@@ -222,6 +222,9 @@ pub fn build_job(
         (LABEL_ATTEMPT.to_string(), attempt.to_string()),
         (LABEL_MANAGED_BY.to_string(), MANAGER.to_string()),
     ]);
+    if let Some(pool) = &task.pool {
+        labels.insert(LABEL_POOL.to_string(), pool.clone());
+    }
     let mut container_security = restricted_security_context();
     container_security.read_only_root_filesystem = options
         .security_context

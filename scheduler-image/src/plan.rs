@@ -94,6 +94,9 @@ pub struct RunInput<'a> {
     pub jobs: &'a [ObservedJob],
     /// How many more tasks may start now under the global cap of running tasks.
     pub free_slots: usize,
+    /// Free slots of each task pool the scheduler knows (a task of another pool is refused
+    /// when its Job would be created).
+    pub pool_free: &'a HashMap<String, usize>,
     /// Seconds a pod may be blocked before its attempt fails, for tasks that set none.
     pub pending_timeout_seconds: u32,
     /// Seconds finished pods are kept (for `kubectl logs`) once the run recorded their result.
@@ -164,6 +167,9 @@ pub struct RunPlan {
     /// Whether a ready task waits for a slot of the global cap: the run is woken when one
     /// frees (nothing of its own changes then), not at a time.
     pub waits_for_slot: bool,
+    /// Task pools whose limit holds a ready task back: the run is woken when one of their
+    /// Jobs ends.
+    pub waits_for_pools: Vec<String>,
     /// Tasks that finished in this step, with their terminal phase (for metrics).
     pub finished_tasks: Vec<(usize, TaskPhase)>,
     /// How the DAG ended, once every task of it did (the `onExit` task's variables).
@@ -301,6 +307,7 @@ struct Planner<'a> {
     actions: Vec<Action>,
     wake_at: Option<DateTime<Utc>>,
     waits_for_slot: bool,
+    waits_for_pools: Vec<String>,
     finished: Vec<(usize, TaskPhase)>,
     phase: RunPhase,
     start_time: Option<DateTime<Utc>>,
@@ -353,6 +360,7 @@ impl<'a> Planner<'a> {
             actions: Vec::new(),
             wake_at: None,
             waits_for_slot: false,
+            waits_for_pools: Vec::new(),
             finished: Vec::new(),
             phase: status.phase,
             start_time: status.start_time.or(Some(input.now)),
@@ -672,6 +680,7 @@ impl<'a> Planner<'a> {
         // this run may change to trigger it again (its slots are other runs' Jobs): it waits
         // to be woken when a slot frees.
         let cap_binds = self.input.free_slots < run_budget;
+        let mut pool_free = self.input.pool_free.clone();
         let started_before = self.tasks.iter().any(|t| t.attempts > 0);
         for i in 0..self.tasks.len() {
             let task = &self.tasks[i];
@@ -710,6 +719,17 @@ impl<'a> Planner<'a> {
             if budget == 0 {
                 self.waits_for_slot |= cap_binds;
                 continue;
+            }
+            if let Some(pool) = &self.specs[i].pool
+                && let Some(free) = pool_free.get_mut(pool)
+            {
+                if *free == 0 {
+                    if !self.waits_for_pools.contains(pool) {
+                        self.waits_for_pools.push(pool.clone());
+                    }
+                    continue;
+                }
+                *free -= 1;
             }
             budget -= 1;
             let attempt = task.attempts + 1;
@@ -870,6 +890,7 @@ impl<'a> Planner<'a> {
             actions: self.actions,
             wake_at: self.wake_at,
             waits_for_slot: self.waits_for_slot,
+            waits_for_pools: self.waits_for_pools,
             finished_tasks: self.finished,
         }
     }
@@ -994,6 +1015,7 @@ mod tests {
         jobs: Vec<ObservedJob>,
         now: DateTime<Utc>,
         free_slots: usize,
+        pool_free: HashMap<String, usize>,
         events: Vec<&'static str>,
     }
 
@@ -1014,6 +1036,7 @@ mod tests {
                 jobs: Vec::new(),
                 now: t0(),
                 free_slots: usize::MAX,
+                pool_free: HashMap::new(),
                 events: Vec::new(),
             }
         }
@@ -1028,6 +1051,7 @@ mod tests {
                 status: &self.status,
                 jobs: &self.jobs,
                 free_slots: self.free_slots,
+                pool_free: &self.pool_free,
                 pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 60,
             })
@@ -1542,6 +1566,7 @@ mod tests {
             status: &sim.status,
             jobs: &sim.jobs,
             free_slots: 0,
+            pool_free: &HashMap::new(),
             pending_timeout_seconds: 600,
             finished_pod_retention_seconds: 60,
         });

@@ -77,6 +77,8 @@ pub trait Cluster: Send + Sync {
     fn job_cached(&self, namespace: &str, name: &str) -> bool;
     /// Number of active task Jobs across all runs.
     fn running_tasks(&self) -> usize;
+    /// Number of active task Jobs counting against task pool `pool`.
+    fn running_in_pool(&self, pool: &str) -> usize;
     /// Creates a run.
     fn create_run(
         &self,
@@ -136,6 +138,8 @@ pub struct SchedulerConfig {
     pub finished_pod_retention_seconds: u32,
     /// Defaults applied to every task Job.
     pub task_defaults: TaskDefaults,
+    /// Task pools and how many of their tasks may run at once.
+    pub task_pools: std::collections::BTreeMap<String, u32>,
     /// Validation limits.
     pub limits: Limits,
 }
@@ -147,6 +151,7 @@ impl Default for SchedulerConfig {
             pending_timeout_seconds: DEFAULT_PENDING_TIMEOUT_SECONDS,
             finished_pod_retention_seconds: DEFAULT_FINISHED_POD_RETENTION_SECONDS,
             task_defaults: TaskDefaults::default(),
+            task_pools: Default::default(),
             limits: Limits::default(),
         }
     }
@@ -231,7 +236,7 @@ pub struct Reconciler<C> {
     /// the cache. A reconcile counts free slots, plans with them and reserves what it plans in
     /// one step under this lock, so concurrent run reconciles cannot spend a slot twice, and
     /// no lock is held while the Jobs are created.
-    pending_creates: Mutex<HashMap<(String, String), DateTime<Utc>>>,
+    pending_creates: Mutex<Pending>,
     /// Run statuses written but perhaps not yet seen in the cache, by (namespace, name, uid).
     written: Mutex<HashMap<ObjectKey, (Progress, DateTime<Utc>)>>,
     /// `status.lastScheduleTime` written but perhaps not yet seen in the cached Workflow, by
@@ -241,7 +246,7 @@ pub struct Reconciler<C> {
     /// Runs waiting for a slot of the global cap. Joined under the `pending_creates` lock, in
     /// the step that found no free slot, so [`Reconciler::runs_to_wake`] (which counts under
     /// the same lock) never misses a run that counted before a slot freed.
-    slot_waiters: Mutex<SlotWaiters>,
+    slot_waiters: Mutex<Waiters>,
     /// Notified whenever slots may have freed (reserved slots given back here; the controller
     /// also notifies it when a Job finishes or goes away).
     slots_freed: Arc<Notify>,
@@ -263,6 +268,17 @@ fn created_job(action: &Action) -> Option<&String> {
         Action::CreateJob { job_name, .. } => Some(job_name),
         _ => None,
     }
+}
+
+/// Jobs being created or created but not seen in the cache yet, by (namespace, name): when
+/// their slot was reserved and the task pool they count against.
+type Pending = HashMap<(String, String), (DateTime<Utc>, Option<String>)>;
+
+/// The queues of runs waiting for a slot: of the global cap, and of each task pool.
+#[derive(Debug, Default)]
+struct Waiters {
+    cap: SlotWaiters,
+    pools: HashMap<String, SlotWaiters>,
 }
 
 /// An object's identity across re-creations under the same name: (namespace, name, uid).
@@ -290,7 +306,7 @@ impl<C: Cluster> Reconciler<C> {
             pending_creates: Mutex::new(HashMap::new()),
             written: Mutex::new(HashMap::new()),
             scheduled: Mutex::new(HashMap::new()),
-            slot_waiters: Mutex::new(SlotWaiters::default()),
+            slot_waiters: Mutex::new(Waiters::default()),
             slots_freed: Arc::new(Notify::new()),
             backfill_waiting: Mutex::new(BackfillWaiting::default()),
         }
@@ -317,11 +333,29 @@ impl<C: Cluster> Reconciler<C> {
         exists: impl Fn(&RunRef) -> bool,
     ) -> Vec<RunRef> {
         let mut pending = self.pending();
-        let free = self
+        let mut free = self
             .config
             .max_running_tasks
             .saturating_sub(self.running_tasks_locked(&mut pending, now));
-        let mut woken = self.waiters().take(free, &exists);
+        let pool_free = self.pool_free_locked(&pending);
+        let mut waiters = self.waiters();
+        // Runs held back by a pool first, as many as both the pool and the cap have room for.
+        let mut woken: Vec<RunRef> = Vec::new();
+        for (pool, queue) in waiters.pools.iter_mut() {
+            let room = pool_free.get(pool).copied().unwrap_or(0).min(free);
+            for run in queue.take(room, &exists) {
+                if !woken.contains(&run) {
+                    free -= 1;
+                    woken.push(run);
+                }
+            }
+        }
+        for run in waiters.cap.take(free, &exists) {
+            if !woken.contains(&run) {
+                woken.push(run);
+            }
+        }
+        drop(waiters);
         woken.extend(
             std::mem::take(&mut self.backfill().woken)
                 .into_iter()
@@ -379,7 +413,7 @@ impl<C: Cluster> Reconciler<C> {
         turn
     }
 
-    fn waiters(&self) -> std::sync::MutexGuard<'_, SlotWaiters> {
+    fn waiters(&self) -> std::sync::MutexGuard<'_, Waiters> {
         self.slot_waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -433,57 +467,85 @@ impl<C: Cluster> Reconciler<C> {
         behind
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), DateTime<Utc>>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending_creates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Running tasks: active Jobs in the cache plus reserved slots the cache has not shown yet.
-    fn running_tasks_locked(
-        &self,
-        pending: &mut HashMap<(String, String), DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> usize {
-        pending.retain(|(ns, name), at| {
+    fn running_tasks_locked(&self, pending: &mut Pending, now: DateTime<Utc>) -> usize {
+        pending.retain(|(ns, name), (at, _)| {
             !self.cluster.job_cached(ns, name)
                 && now - *at < Duration::seconds(CREATE_VISIBILITY_GRACE)
         });
         self.cluster.running_tasks() + pending.len()
     }
 
+    /// Free slots of each configured task pool: its limit less its active Jobs and the Jobs
+    /// reserved for it that the cache does not show yet (`pending` is pruned by
+    /// [`Self::running_tasks_locked`] first).
+    fn pool_free_locked(&self, pending: &Pending) -> HashMap<String, usize> {
+        self.config
+            .task_pools
+            .iter()
+            .map(|(pool, limit)| {
+                let reserved = pending
+                    .values()
+                    .filter(|(_, p)| p.as_deref() == Some(pool.as_str()))
+                    .count();
+                let used = self.cluster.running_in_pool(pool) + reserved;
+                (pool.clone(), (*limit as usize).saturating_sub(used))
+            })
+            .collect()
+    }
+
     fn running_tasks(&self, now: DateTime<Utc>) -> usize {
         self.running_tasks_locked(&mut self.pending(), now)
     }
 
-    /// Plans run `run` (namespace, name) with the free slots of the global cap (`plan` is
-    /// given their number) and reserves a slot for every Job the plan creates, atomically with
-    /// respect to other reconciles; queues the run for a slot (at its workflow's `priority`) if
-    /// it waits for one.
+    /// Plans run `run` (namespace, name) with the free slots of the global cap and of the task
+    /// pools (`plan` is given them) and reserves a slot for every Job the plan creates,
+    /// atomically with respect to other reconciles; queues the run (at its workflow's
+    /// `priority`) for a slot of the cap or of a pool if it waits for one.
     fn plan_with_slots(
         &self,
         run: RunRef,
-        priority: i32,
+        spec: &WorkflowSpec,
         now: DateTime<Utc>,
-        plan: impl FnOnce(usize) -> RunPlan,
+        plan: impl FnOnce(usize, &HashMap<String, usize>) -> RunPlan,
     ) -> RunPlan {
         let mut pending = self.pending();
         let free_slots = self
             .config
             .max_running_tasks
             .saturating_sub(self.running_tasks_locked(&mut pending, now));
-        let plan = plan(free_slots);
+        let pool_free = self.pool_free_locked(&pending);
+        let plan = plan(free_slots, &pool_free);
         for action in &plan.actions {
-            if let Action::CreateJob { job_name, .. } = action {
-                pending.insert((run.0.clone(), job_name.clone()), now);
+            if let Action::CreateJob { job_name, task, .. } = action {
+                let pool = spec.task(*task).and_then(|t| t.pool.clone());
+                pending.insert((run.0.clone(), job_name.clone()), (now, pool));
             }
         }
         let mut waiters = self.waiters();
+        let started = plan.status.tasks.iter().any(|t| t.attempts > 0);
         if plan.waits_for_slot {
-            let started = plan.status.tasks.iter().any(|t| t.attempts > 0);
-            waiters.wait(run, started, priority);
+            waiters.cap.wait(run.clone(), started, spec.priority);
         } else {
-            waiters.leave(&run);
+            waiters.cap.leave(&run);
+        }
+        for (pool, queue) in waiters.pools.iter_mut() {
+            if !plan.waits_for_pools.contains(pool) {
+                queue.leave(&run);
+            }
+        }
+        for pool in &plan.waits_for_pools {
+            waiters.pools.entry(pool.clone()).or_default().wait(
+                run.clone(),
+                started,
+                spec.priority,
+            );
         }
         plan
     }
@@ -726,7 +788,7 @@ impl<C: Cluster> Reconciler<C> {
         let variables = run_variables(run, &spec, &parameters, now);
         let jobs = self.cluster.jobs_of(run);
         let run_ref = (ns.clone(), run_name.clone());
-        let mut plan = self.plan_with_slots(run_ref, spec.priority, now, |free_slots| {
+        let mut plan = self.plan_with_slots(run_ref, &spec, now, |free_slots, pool_free| {
             plan_run(&RunInput {
                 now,
                 run_name: &run_name,
@@ -735,6 +797,7 @@ impl<C: Cluster> Reconciler<C> {
                 status: seed.as_ref().unwrap_or(&old),
                 jobs: &jobs,
                 free_slots,
+                pool_free,
                 pending_timeout_seconds: self.config.pending_timeout_seconds,
                 finished_pod_retention_seconds: self.config.finished_pod_retention_seconds,
             })
@@ -778,7 +841,23 @@ impl<C: Cluster> Reconciler<C> {
                     // A pod that cannot be built (an unknown preset) fails its attempt as a Job
                     // the API server refused would: retried while retries remain, else the
                     // task fails with the reason.
+                    let unknown_pool = task_spec
+                        .pool
+                        .as_ref()
+                        .filter(|p| !self.config.task_pools.contains_key(*p));
                     let outcome = match built {
+                        _ if unknown_pool.is_some() => Ok(Created::Rejected {
+                            message: format!(
+                                "unknown task pool {:?} (the scheduler's pools: {})",
+                                unknown_pool.map(String::as_str).unwrap_or_default(),
+                                self.config
+                                    .task_pools
+                                    .iter()
+                                    .map(|(name, limit)| format!("{name}={limit}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        }),
                         Ok(job) => match self.cluster.create_job(job).await {
                             Ok(Created::Rejected { message }) => Ok(Created::Rejected {
                                 message: format!("the API server refused its Job: {message}"),

@@ -287,6 +287,8 @@ struct SimJob {
     run_name: String,
     task: String,
     attempt: String,
+    /// The task pool label, if any (empty: none).
+    pool: String,
     image: Box<str>,
     created: Option<DateTime<Utc>>,
     /// None while running; Some(None) succeeded; Some(Some(reason)) failed.
@@ -315,6 +317,7 @@ impl SimJob {
             run_name: owner.map(|o| o.name.clone()).unwrap_or_default(),
             task: label(LABEL_TASK),
             attempt: label(LABEL_ATTEMPT),
+            pool: label(datajump_api::LABEL_POOL),
             image: job
                 .spec
                 .as_ref()
@@ -340,11 +343,18 @@ impl SimJob {
                 namespace: Some(k.0.clone()),
                 name: Some(k.1.clone()),
                 creation_timestamp: time(self.created),
-                labels: Some(BTreeMap::from([
-                    (LABEL_RUN.to_string(), self.run.clone()),
-                    (LABEL_TASK.to_string(), self.task.clone()),
-                    (LABEL_ATTEMPT.to_string(), self.attempt.clone()),
-                ])),
+                labels: Some(
+                    [
+                        (LABEL_RUN, &self.run),
+                        (LABEL_TASK, &self.task),
+                        (LABEL_ATTEMPT, &self.attempt),
+                        (datajump_api::LABEL_POOL, &self.pool),
+                    ]
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+                ),
                 owner_references: Some(vec![
                     k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
                         api_version: "datajump.io/v1alpha1".into(),
@@ -417,6 +427,10 @@ impl Cluster for Arc<MemoryCluster> {
 
     fn running_tasks(&self) -> usize {
         self.lock().index.active()
+    }
+
+    fn running_in_pool(&self, pool: &str) -> usize {
+        self.lock().index.active_in(pool)
     }
 
     async fn create_run(&self, mut run: WorkflowRun) -> Result<Created, ClusterError> {

@@ -917,3 +917,57 @@ async fn a_freed_slot_goes_to_the_higher_priority_first() {
         [(NS.to_string(), "urgent-1-only-1".to_string())]
     );
 }
+
+/// A task pool of one: its tasks run one at a time across workflows while other tasks use the
+/// rest of the cap; the run held back by the pool is woken when the pool's Job ends; a task
+/// naming a pool the scheduler does not have fails with the pools it has.
+#[tokio::test]
+async fn a_task_pool_bounds_its_tasks_across_workflows() {
+    let cluster = MemoryCluster::new(at(10, 0, 0));
+    for name in ["left", "right"] {
+        cluster.apply_workflow(workflow(&format!(
+            "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: {name}, namespace: data}}\nspec:\n  tasks:\n    - {{name: spark, image: busybox, pool: spark}}\n    - {{name: plain, image: busybox}}\n"
+        )));
+    }
+    cluster.apply_workflow(workflow(
+        "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {name: typo, namespace: data}\nspec:\n  tasks:\n    - {name: only, image: busybox, pool: sparc}\n",
+    ));
+    let mut config = SchedulerConfig::default();
+    config.task_pools.insert("spark".into(), 1);
+    let r = reconciler(&cluster, config);
+    let now = at(10, 0, 0);
+    for (wf, name) in [("left", "left-1"), ("right", "right-1"), ("typo", "typo-1")] {
+        cluster.create_manual_run(run_of(wf, name));
+    }
+    reconcile_all(&r, now).await.expect("reconcile");
+    let mut active: Vec<String> = cluster.active_jobs().into_iter().map(|(_, j)| j).collect();
+    active.sort();
+    assert_eq!(
+        active,
+        ["left-1-plain-1", "left-1-spark-1", "right-1-plain-1"],
+        "one spark task at a time; plain tasks are not held back"
+    );
+    // The refused attempt is recorded; the next step ends the run.
+    reconcile_all(&r, now).await.expect("reconcile");
+    let typo = status_of(&cluster, "typo-1");
+    assert_eq!(typo.phase, RunPhase::Failed);
+    assert_eq!(
+        typo.tasks[0].message.as_deref(),
+        Some("attempt 1: unknown task pool \"sparc\" (the scheduler's pools: spark=1)")
+    );
+
+    assert!(r.runs_to_wake(now, |_| true).is_empty(), "the pool is full");
+    assert!(cluster.succeed_job(NS, "left-1-spark-1"));
+    assert_eq!(
+        r.runs_to_wake(now, |_| true),
+        [(NS.to_string(), "right-1".to_string())],
+        "the run waiting for the pool is woken when its Job ends"
+    );
+    let run = cluster.run(NS, "right-1").expect("run");
+    r.reconcile_run(&run, now).await.expect("reconcile");
+    assert!(
+        cluster
+            .active_jobs()
+            .contains(&(NS.to_string(), "right-1-spark-1".to_string()))
+    );
+}

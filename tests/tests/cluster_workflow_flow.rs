@@ -464,3 +464,76 @@ spec:
         );
     }
 }
+
+#[test]
+fn a_task_pool_runs_its_tasks_one_at_a_time_across_runs() {
+    let Some(cluster) = cluster::shared() else {
+        return;
+    };
+    let ns = "pools-dev";
+    install_dev(cluster, ns);
+    let port = free_port();
+    // The pool as the chart's values would set it; no resync, so every start after the first
+    // comes from the wake-up when the pool's Job ends.
+    let scheduler = start_scheduler(
+        cluster,
+        ns,
+        port,
+        &[
+            ("DATAJUMP_TASK_POOLS", "spark=1"),
+            ("DATAJUMP_RESYNC_SECONDS", "3600"),
+        ],
+    );
+    wait_leading(port);
+    for name in ["etl-a", "etl-b"] {
+        let workflow = format!(
+            r#"apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  priority: 5
+  tasks:
+    - {{name: spark-1, image: busybox, pool: spark}}
+    - {{name: spark-2, image: busybox, pool: spark}}
+    - {{name: plain, image: busybox}}
+"#
+        );
+        let submit = submit_workflow(cluster, name, &workflow, &["--run-now"]);
+        assert!(submit.ok, "{}", submit.stderr);
+    }
+    cluster::wait_until("both runs to succeed", Duration::from_secs(180), || {
+        let all = runs(cluster, ns, "datajump.io/workflow in (etl-a,etl-b)");
+        (all.len() == 2 && all.iter().all(|r| r["status"]["phase"] == "Succeeded")).then_some(())
+    });
+    let jobs = get_json(
+        cluster,
+        &[
+            "get",
+            "jobs",
+            "-n",
+            ns,
+            "-l",
+            "datajump.io/pool=spark",
+            "-o",
+            "json",
+        ],
+    );
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = jobs["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|j| {
+            (
+                time(&j["metadata"]["creationTimestamp"]).expect("created"),
+                time(&j["status"]["completionTime"]).expect("completed"),
+            )
+        })
+        .collect();
+    assert_eq!(spans.len(), 4, "one Job per spark task: {jobs}");
+    spans.sort();
+    assert!(
+        spans.windows(2).all(|w| w[0].1 <= w[1].0),
+        "the pool's Jobs ran one at a time: {spans:?}\n{}",
+        scheduler.output()
+    );
+}

@@ -110,6 +110,13 @@ pub struct Executor {
     /// (a change restarts it); a task naming an unknown preset fails with the known names.
     #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"}))]
     pub pod_presets: BTreeMap<String, datajump_api::pod::PodOptions>,
+    /// Task pools (DolphinScheduler's task groups, Argo's semaphores): how many tasks naming
+    /// each (a task's `pool`) may run at once across all workflows, within `maxRunningTasks`
+    /// (e.g. `spark: 4` for a Spark cluster's capacity). Names are DNS-1123 labels; a task
+    /// naming an unknown pool fails with the pools known.
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"}))]
+    #[schemars(extend("additionalProperties" = {"type": "integer", "minimum": 1, "maximum": 10000}))]
+    pub task_pools: BTreeMap<String, u32>,
 }
 
 /// The DataJump workflow scheduler (a Kubernetes controller; see scheduler-image/).

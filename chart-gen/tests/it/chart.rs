@@ -456,16 +456,33 @@ fn own_crds_ship_with_the_chart_and_validate_workflows() {
 #[test]
 fn missing_helm_says_how_to_install_it() {
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_chart-gen"))
-        .args(["render", "--env", "dev"])
-        .env("DATAJUMP_REPO_ROOT", empty.path())
-        .env("DATAJUMP_HELM", empty.path().join("no-helm"))
-        .env("PATH", empty.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let run = |helm: Option<&std::path::Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chart-gen"));
+        command
+            .args(["render", "--env", "dev"])
+            .env("DATAJUMP_REPO_ROOT", empty.path())
+            .env("PATH", empty.path())
+            .env_remove("DATAJUMP_HELM");
+        if let Some(helm) = helm {
+            command.env("DATAJUMP_HELM", helm);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = run(None);
     assert!(stderr.contains("helm not found"), "{stderr}");
+    assert!(stderr.contains(".ci/install-tools.sh"), "{stderr}");
+    // A helm named explicitly that is not there is an error, not a fall back to PATH.
+    let typo = empty.path().join("no-helm");
+    let stderr = run(Some(&typo));
+    assert!(
+        stderr.contains(&format!(
+            "helm binary {} (from DATAJUMP_HELM) does not exist",
+            typo.display()
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains(".ci/install-tools.sh"), "{stderr}");
 }
 

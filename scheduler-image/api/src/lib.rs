@@ -51,6 +51,8 @@ pub const ANNOTATION_SCHEDULED_TIME: &str = "datajump.io/scheduled-time";
 /// Label naming the backfill a WorkflowRun belongs to (`kubectl datajump workflow runs
 /// --backfill`).
 pub const LABEL_BACKFILL: &str = "datajump.io/backfill";
+/// Label naming the task pool a task Job counts against.
+pub const LABEL_POOL: &str = "datajump.io/pool";
 /// Label on a WorkflowRun that retries another: the retried run's name.
 pub const LABEL_RETRY_OF: &str = "datajump.io/retry-of";
 
@@ -292,6 +294,11 @@ pub struct TaskSpec {
     /// preset of the scheduler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<pod::PodOptions>,
+    /// A task pool of the scheduler (DolphinScheduler's task groups, Argo's semaphores): at most
+    /// the pool's limit of its tasks run at once, across all workflows, within the global cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub pool: Option<String>,
 }
 
 fn default_retry_backoff() -> u32 {

@@ -414,6 +414,9 @@ fn validate_task_scalars(
     errors: &mut ValidationErrors,
 ) {
     let path = |f: &str| format!("{path}.{f}");
+    if let Some(Err(msg)) = task.pool.as_deref().map(check_dns1123_label) {
+        errors.push(path("pool"), msg);
+    }
     if task.image.trim().is_empty() {
         errors.push(path("image"), "must not be empty");
     }
