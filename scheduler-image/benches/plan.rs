@@ -54,7 +54,7 @@ fn layered_spec() -> WorkflowSpec {
 }
 
 fn bench_dag(c: &mut Criterion) {
-    let spec = layered_spec();
+    let spec = std::sync::Arc::new(layered_spec());
     let limits = Limits {
         max_tasks: TASKS,
         ..Limits::default()

@@ -85,7 +85,8 @@ pub struct RunInput<'a> {
     /// Run name (Job names derive from it).
     pub run_name: &'a str,
     /// The workflow spec the run executes.
-    pub spec: &'a WorkflowSpec,
+    /// (Shared: a run's first step records it as the run's spec snapshot without a copy.)
+    pub spec: &'a std::sync::Arc<WorkflowSpec>,
     /// Its validated dependency graph.
     pub dag: &'a Dag,
     /// The run's recorded status (default for a new run).
@@ -883,7 +884,7 @@ impl<'a> Planner<'a> {
                 // before snapshots existed keeps none rather than get today's spec.
                 workflow_spec: self.input.status.workflow_spec.clone().or_else(|| {
                     (!self.input.status.phase.is_finished())
-                        .then(|| std::sync::Arc::new(self.input.spec.clone()))
+                        .then(|| std::sync::Arc::clone(self.input.spec))
                 }),
             },
             outcome,
@@ -1009,7 +1010,7 @@ mod tests {
 
     /// A tiny in-memory cluster: Jobs by name, created from the plan's actions.
     struct Sim {
-        spec: WorkflowSpec,
+        spec: std::sync::Arc<WorkflowSpec>,
         dag: Dag,
         status: WorkflowRunStatus,
         jobs: Vec<ObservedJob>,
@@ -1030,7 +1031,7 @@ mod tests {
             )
             .expect("valid workflow");
             Self {
-                spec,
+                spec: std::sync::Arc::new(spec),
                 dag,
                 status: WorkflowRunStatus::default(),
                 jobs: Vec::new(),
@@ -1428,7 +1429,7 @@ mod tests {
         );
 
         let mut limited = Sim::new(spec(&tasks));
-        limited.spec.parallelism = Some(50);
+        std::sync::Arc::make_mut(&mut limited.spec).parallelism = Some(50);
         limited.step();
         limited.succeed(&job("root", 1));
         let first = limited.step();
