@@ -149,20 +149,24 @@ pub fn operator_secrets(cluster: &Cluster, env: Environment, ns: &str) {
 
 /// Installs dev into `ns` with `kubectl datajump install --wait` after its prerequisites.
 pub fn install_dev(cluster: &Cluster, ns: &str) {
+    install_dev_with(cluster, ns, &[]);
+}
+
+/// [`install_dev`] with further arguments (`-f VALUES`, say).
+pub fn install_dev_with(cluster: &Cluster, ns: &str, extra: &[&str]) {
     prerequisites(cluster, Environment::Dev);
-    let install = plugin(
-        cluster,
-        &[
-            "install",
-            "--env",
-            "dev",
-            "-n",
-            ns,
-            "--wait",
-            "--timeout",
-            "5m",
-        ],
-    );
+    let mut args = vec![
+        "install",
+        "--env",
+        "dev",
+        "-n",
+        ns,
+        "--wait",
+        "--timeout",
+        "5m",
+    ];
+    args.extend_from_slice(extra);
+    let install = plugin(cluster, &args);
     assert!(install.ok, "install --env dev -n {ns}: {}", install.stderr);
 }
 

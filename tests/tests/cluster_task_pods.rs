@@ -12,9 +12,8 @@
 
 use std::time::Duration;
 
-use chart_gen::model::Environment;
 use datajump_tests::cluster::{self, Cluster, wait_until};
-use datajump_tests::plugin::{plugin, prerequisites, submit_workflow};
+use datajump_tests::plugin::{install_dev_with, submit_workflow};
 use datajump_tests::scheduler::{free_port, scheduler_deployment, start_scheduler, wait_leading};
 use serde_json::Value;
 
@@ -99,25 +98,9 @@ async fn task_pods_carry_volumes_placement_and_presets_under_restricted() {
     let Some(cluster) = cluster::shared() else {
         return;
     };
-    prerequisites(cluster, Environment::Dev);
     let values = cluster.dir.join("task-pods-values.yaml");
     std::fs::write(&values, VALUES).expect("write values");
-    let install = plugin(
-        cluster,
-        &[
-            "install",
-            "--env",
-            "dev",
-            "-n",
-            NS,
-            "-f",
-            &values.to_string_lossy(),
-            "--wait",
-            "--timeout",
-            "5m",
-        ],
-    );
-    assert!(install.ok, "install: {}", install.stderr);
+    install_dev_with(cluster, NS, &["-f", &values.to_string_lossy()]);
     let ns: Value = serde_json::from_slice(
         &cluster
             .kubectl_ok(&["get", "namespace", NS, "-o", "json"])
