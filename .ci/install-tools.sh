@@ -93,6 +93,12 @@ mariadb_ready || apt_packages+=(mariadb-server mariadb-client)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v xz >/dev/null 2>&1 || apt_packages+=(xz-utils)
+# Real OCI registries for the image mirror tests (tests/tests/images_mirror.rs): Debian's
+# docker-registry is the CNCF distribution registry Harbor runs inside; htpasswd (apache2-utils)
+# writes its users; skopeo seeds it and reads digests back independently of the plugin.
+command -v docker-registry >/dev/null 2>&1 || apt_packages+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || apt_packages+=(apache2-utils)
+command -v skopeo >/dev/null 2>&1 || apt_packages+=(skopeo)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     echo "installing ${apt_packages[*]} from apt" >&2

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use crate::model::*;
 
 const HARBOR: &str = "harbor.example.com";
+/// The MySQL Operator release the chart's InnoDBCluster is written for (its CRD is checked
+/// against that release's); its sidecar image is mirrored with this tag.
+const MYSQL_OPERATOR_VERSION: &str = "9.1.0-2.2.2";
 /// The platform's application version, used for the services' image tags.
 pub const APP_VERSION: &str = "1.0.0";
 /// The scheduler this repository builds; its image tag follows the workspace version.
@@ -93,6 +96,7 @@ pub fn base() -> Values {
         fullname_override: String::new(),
         global: Global {
             image_registry: String::new(),
+            image_project: String::new(),
             image_pull_secrets: Vec::new(),
             storage_class: String::new(),
             environment: Environment::Dev,
@@ -157,6 +161,7 @@ pub fn base() -> Values {
                 router_instances: 2,
                 version: "8.4.3".into(),
                 image_repository: "container-registry.oracle.com/mysql".into(),
+                operator_version: MYSQL_OPERATOR_VERSION.into(),
                 root_secret: "datajump-mysql-root".into(),
                 storage: storage("20Gi", ""),
                 resources: res("500m", "2Gi", "2", "2Gi"),

@@ -8,6 +8,11 @@ use chart_gen::model::Environment;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod images;
+pub use images::{
+    ImagesArgs, ImagesCommand, LockArgs, MirrorArgs, SourceArgs, TargetArgs, rewrite_output_file,
+};
+
 /// The release name the chart is installed under unless `--release` says otherwise.
 pub const DEFAULT_RELEASE: &str = "datajump";
 
@@ -87,8 +92,9 @@ pub enum Command {
     Uninstall(ConfirmArgs),
     /// Release, components, infrastructure, scheduler leader and last backup.
     Status,
-    /// Every image the environment would run (for mirroring into Harbor).
-    Images(ChartArgs),
+    /// Every image the environment runs; mirror, save, load and lock them for a private
+    /// registry (Harbor) and air-gapped sites.
+    Images(Box<ImagesArgs>),
     /// Preview what an upgrade would change; warns about changes the API server refuses.
     Diff(ChartArgs),
     /// Validate, submit and operate scheduler workflows.

@@ -9,6 +9,7 @@ pub mod helm;
 pub mod kube;
 pub mod manifests;
 pub mod output;
+pub mod registry;
 pub mod schema;
 pub mod values;
 
@@ -27,7 +28,8 @@ pub fn verbose() -> bool {
 /// Parses the command line, runs the command and maps the outcome to an exit code
 /// (0 ok, 1 runtime failure, 2 bad input — clap's own usage errors also exit 2).
 pub fn run() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let args = cli::rewrite_output_file(std::env::args_os().collect());
+    let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };

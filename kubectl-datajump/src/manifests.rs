@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use chart_gen::model::mirror;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -121,19 +122,19 @@ fn implied_images(obj: &Value) -> Vec<(String, String)> {
             .filter(|v| !v.is_empty())
     };
     match (obj.get("kind").and_then(Value::as_str), s("/spec/version")) {
-        (Some("InnoDBCluster"), Some(version)) => {
-            let repo = s("/spec/imageRepository").unwrap_or("container-registry.oracle.com/mysql");
-            vec![
-                (
-                    format!("{repo}/community-server:{version}"),
-                    "spec.version (operator default server image)".into(),
-                ),
-                (
-                    format!("{repo}/community-router:{version}"),
-                    "spec.version (operator default router image)".into(),
-                ),
-            ]
-        }
+        (Some("InnoDBCluster"), Some(version)) => mirror::mysql_operator_images(
+            s("/spec/imageRepository").unwrap_or_default(),
+            version,
+            "",
+        )
+        .into_iter()
+        .map(|(image, role)| {
+            (
+                image.to_string(),
+                format!("spec.version (operator default {role} image)"),
+            )
+        })
+        .collect(),
         (Some("Elasticsearch"), Some(version)) if s("/spec/image").is_none() => vec![(
             format!("docker.elastic.co/elasticsearch/elasticsearch:{version}"),
             "spec.version (ECK default image)".into(),

@@ -6,5 +6,6 @@ pub mod cluster;
 pub mod load;
 pub mod mariadb;
 pub mod plugin;
+pub mod registry;
 pub mod s3;
 pub mod scheduler;

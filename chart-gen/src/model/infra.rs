@@ -189,9 +189,14 @@ pub struct MysqlOperator {
     pub router_instances: u32,
     /// MySQL server version; empty lets the operator choose.
     pub version: String,
-    /// Registry path the operator pulls `community-server` and `community-router` from; with
-    /// `global.imageRegistry` set, `<global.imageRegistry>/mysql` is used instead.
+    /// Registry path the operator pulls `community-server`, `community-router` and its
+    /// `community-operator` sidecar from; with `global.imageRegistry` set, the same path in that
+    /// registry (`<imageRegistry>/mysql`, or `<imageRegistry>/<imageProject>`).
     pub image_repository: String,
+    /// Version of the installed MySQL Operator: it runs `community-operator:<this>` as a sidecar
+    /// of every server pod, so `kubectl datajump images` lists it for mirroring. Empty leaves it
+    /// out of the list.
+    pub operator_version: String,
     /// Existing Secret with keys rootUser, rootHost, rootPassword (required by the operator).
     #[schemars(length(min = 1))]
     pub root_secret: String,

@@ -4,6 +4,7 @@
 mod environment;
 mod infra;
 mod log_shipping;
+pub mod mirror;
 pub mod names;
 mod platform;
 mod pod;

@@ -30,8 +30,19 @@ pub enum PodSecurityLevel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Global {
-    /// Registry (Harbor) for every image; when set it wins over each image's own registry.
+    /// Registry (Harbor) for every image; when set it wins over each image's own registry, and
+    /// each image keeps its upstream path there (`<imageRegistry>/library/mysql`) unless
+    /// `imageProject` is set. `kubectl datajump images` lists the Harbor projects those paths
+    /// need; `kubectl datajump images mirror` copies every image to where this points.
     pub image_registry: String,
+    /// With `imageRegistry`: one Harbor project for every image (`datajump` →
+    /// `<imageRegistry>/datajump/mysql`, the repository's last path segment); empty keeps the
+    /// upstream paths.
+    #[schemars(
+        regex(pattern = r"^([a-z0-9]([a-z0-9._-]*[a-z0-9])?)?$"),
+        length(max = 255)
+    )]
+    pub image_project: String,
     /// Names of image pull Secrets in the release namespace.
     pub image_pull_secrets: Vec<String>,
     /// StorageClass for every volume that does not name its own; empty = cluster default.

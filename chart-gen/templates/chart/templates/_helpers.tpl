@@ -134,16 +134,23 @@ not be scraped, or the alert would fire forever).
 {{- join "," $scraped -}}
 {{- end -}}
 
-{{/* registry/repository:tag[@digest]; global.imageRegistry wins. Takes (dict "root" $ "image" img). */}}
+{{/* registry/repository:tag[@digest]; global.imageRegistry wins, and with global.imageProject every
+image is <imageRegistry>/<imageProject>/<last path segment> (chart-gen's model::mirror::Mirror
+computes the same; kubectl datajump images mirror writes there). Takes (dict "root" $ "image" img). */}}
 {{- define "datajump.image" -}}
-{{- $registry := .root.Values.global.imageRegistry | default .image.registry -}}
+{{- $g := .root.Values.global -}}
+{{- $registry := $g.imageRegistry | default .image.registry -}}
+{{- $repository := .image.repository -}}
+{{- if and $g.imageRegistry $g.imageProject -}}
+{{- $repository = printf "%s/%s" $g.imageProject (.image.repository | splitList "/" | last) -}}
+{{- end -}}
 {{- if eq .image.tag "latest" -}}
 {{- fail (printf "image %s: tag \"latest\" is not allowed; pin a version" .image.repository) -}}
 {{- end -}}
 {{- if .image.digest -}}
-{{- printf "%s/%s:%s@%s" $registry .image.repository .image.tag .image.digest -}}
+{{- printf "%s/%s:%s@%s" $registry $repository .image.tag .image.digest -}}
 {{- else -}}
-{{- printf "%s/%s:%s" $registry .image.repository .image.tag -}}
+{{- printf "%s/%s:%s" $registry $repository .image.tag -}}
 {{- end -}}
 {{- end -}}
 

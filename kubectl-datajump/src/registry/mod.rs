@@ -1,0 +1,18 @@
+//! OCI registries (Harbor, the CNCF distribution registry, Docker Hub, …) through the OCI
+//! distribution API, for `kubectl datajump images mirror|save|load|lock`: credentials
+//! (`auth.rs`), one client for every registry a command meets (`client.rs`), copying an image
+//! tree byte for byte with the tag written last (`copy.rs`), the OCI image layout archive of an
+//! air-gapped transfer (`archive.rs`) and the chart as the OCI artifact `helm push` makes
+//! (`chart.rs`).
+
+mod auth;
+mod client;
+mod copy;
+mod error;
+mod manifest;
+
+pub use auth::{CredentialSource, Credentials};
+pub use client::{Connection, Registry};
+pub use copy::{CopyOptions, CopyOutcome, ImageCopy, Platforms, SourceMirrors, copy_image};
+pub use error::RegistryError;
+pub use manifest::{Manifest, ManifestKind};

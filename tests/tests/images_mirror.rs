@@ -1,0 +1,395 @@
+//! `kubectl datajump images mirror|lock` against two real registries on loopback: an "upstream"
+//! seeded with small images (one a two-platform index) under every name the dev and prod
+//! renders use, and a "Harbor" with htpasswd authentication and a self-signed certificate.
+//! Digests are read back with skopeo, uploads counted in the registry's access log.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use datajump_tests::cluster::{cargo_bin, tool, workspace_root};
+use datajump_tests::plugin::Run;
+use datajump_tests::registry::{OciLayout, TestRegistry, USER};
+use serde_json::Value;
+
+fn plugin(args: &[&str], stdin: Option<&str>) -> Run {
+    let bin = cargo_bin(
+        "kubectl-datajump",
+        &["kubectl-datajump/src", "chart-gen/src"],
+    );
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin)
+        .current_dir(workspace_root())
+        .args(args)
+        .arg("--helm")
+        .arg(tool("helm4"))
+        // No Docker or Helm credentials of the machine running the tests.
+        .env("HOME", home.path())
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("HELM_REGISTRY_CONFIG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl-datajump");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        ok: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!(
+        "$ kubectl datajump {} -> {:?}\n{}{}",
+        args.join(" "),
+        run.code,
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+/// Upstream references of an environment, from `images -o json` (no registry override).
+fn upstreams(env: &str) -> Vec<String> {
+    let run = plugin(&["images", "--env", env, "-o", "json"], None);
+    assert!(run.ok, "{}", run.stderr);
+    let mut list: Vec<String> = run.json()["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| reference(&i["upstream"]))
+        .collect();
+    list.sort();
+    list.dedup();
+    list
+}
+
+fn reference(v: &Value) -> String {
+    format!(
+        "{}/{}:{}",
+        v["registry"].as_str().unwrap(),
+        v["repository"].as_str().unwrap(),
+        v["tag"].as_str().unwrap()
+    )
+}
+
+/// The upstream registry's path for an upstream reference: `<host>/<repository>:<tag>`, which
+/// `--source-mirror HOST=UPSTREAM/HOST` reads back.
+fn seeded_path(upstream: &str) -> String {
+    upstream.to_string()
+}
+
+/// Seeds every upstream image into `registry` (library/mysql as a two-platform index);
+/// returns `--source-mirror` flags and the digest each was seeded with.
+fn seed(
+    registry: &TestRegistry,
+    images: &[String],
+    work: &Path,
+) -> (Vec<String>, BTreeMap<String, String>) {
+    let mut layout = OciLayout::new(&work.join("layout"));
+    let mut digests = BTreeMap::new();
+    let mut hosts = Vec::new();
+    for (i, image) in images.iter().enumerate() {
+        let name = format!("img{i}");
+        let layer = format!("layer of {image}\n").repeat(200 + i * 10);
+        if image.contains("library/mysql") {
+            layout.add_index(&name, layer.as_bytes());
+        } else {
+            layout.add_image(&name, layer.as_bytes());
+        }
+        let path = seeded_path(image);
+        registry.push(&layout, &name, &path);
+        let repo_tag = path;
+        let (_, digest) = registry.manifest(&repo_tag).expect("seeded image");
+        digests.insert(image.clone(), digest);
+        let host = image.split('/').next().unwrap().to_string();
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    let flags = hosts
+        .iter()
+        .map(|h| format!("--source-mirror={h}={}/{h}", registry.host()))
+        .collect();
+    (flags, digests)
+}
+
+fn mirror_args<'a>(
+    env: &'a str,
+    to: &'a str,
+    harbor: &'a TestRegistry,
+    flags: &'a [String],
+    upstream_ca: &'a str,
+    harbor_ca: &'a str,
+) -> Vec<&'a str> {
+    let _ = harbor;
+    let mut args = vec![
+        "images",
+        "mirror",
+        "--env",
+        env,
+        "--to",
+        to,
+        "--username",
+        USER,
+        "--password-stdin",
+        "--ca-file",
+        harbor_ca,
+        "--ca-file",
+        upstream_ca,
+        "-o",
+        "json",
+    ];
+    args.extend(flags.iter().map(String::as_str));
+    args
+}
+
+#[test]
+fn mirror_dev_and_prod_into_harbor_then_lock_prod() {
+    let upstream = TestRegistry::start(false, true);
+    let harbor = TestRegistry::start(true, true);
+    let password = harbor.password.clone().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut all = upstreams("dev");
+    all.extend(upstreams("prod"));
+    all.sort();
+    all.dedup();
+    assert!(all.len() >= 15, "{all:?}");
+    let (flags, seeded) = seed(&upstream, &all, work.path());
+    let upstream_ca = upstream.ca().unwrap().display().to_string();
+    let harbor_ca = harbor.ca().unwrap().display().to_string();
+
+    // dev keeps upstream paths, prod goes into one project.
+    let to_dev = harbor.host();
+    let to_prod = format!("{}/datajump", harbor.host());
+    for (env, to) in [("dev", to_dev.as_str()), ("prod", to_prod.as_str())] {
+        let run = plugin(
+            &mirror_args(env, to, &harbor, &flags, &upstream_ca, &harbor_ca),
+            Some(&password),
+        );
+        assert!(run.ok, "mirror {env}: {}", run.stderr);
+        let report = run.json();
+        assert_eq!(report["failed"], 0);
+        for image in report["images"].as_array().unwrap() {
+            let target = reference(&image["image"]);
+            let source_up = reference(&image["source"]);
+            let upstream_ref = source_up
+                .strip_prefix(&format!("{}/", upstream.host()))
+                .unwrap()
+                .to_string();
+            let path = target.strip_prefix(&format!("{}/", harbor.host())).unwrap();
+            let (_, digest) = harbor
+                .manifest(path)
+                .unwrap_or_else(|| panic!("{target} missing in Harbor"));
+            assert_eq!(
+                Some(&digest),
+                seeded.get(&upstream_ref),
+                "{target}: digest differs from upstream {upstream_ref}"
+            );
+        }
+    }
+    // The index's platform manifests were copied too: pull the arm64 one by digest.
+    let (index, _) = harbor
+        .manifest("datajump/mysql:8.4.3")
+        .expect("mysql index");
+    let index: Value = serde_json::from_slice(&index).unwrap();
+    for child in index["manifests"].as_array().unwrap() {
+        let digest = child["digest"].as_str().unwrap();
+        assert!(
+            harbor
+                .manifest(&format!("datajump/mysql@{digest}"))
+                .is_some()
+        );
+    }
+
+    // Again: nothing to copy, no upload reaches the registry.
+    let uploads = harbor.blob_uploads();
+    assert!(uploads > 0);
+    let run = plugin(
+        &mirror_args("prod", &to_prod, &harbor, &flags, &upstream_ca, &harbor_ca),
+        Some(&password),
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["blobsCopied"], 0);
+    assert_eq!(report["copied"], 0);
+    assert_eq!(
+        report["upToDate"],
+        report["images"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        harbor.blob_uploads(),
+        uploads,
+        "a second mirror uploaded blobs"
+    );
+
+    // Lock prod against the mirror: every component's digest pinned, and the render under it
+    // names only images that exist in Harbor by digest.
+    let lock = work.path().join("lock.yaml");
+    let lock_s = lock.display().to_string();
+    let run = plugin(
+        &[
+            "images",
+            "lock",
+            "--env",
+            "prod",
+            "--registry",
+            &to_prod,
+            "--username",
+            USER,
+            "--password-stdin",
+            "--ca-file",
+            &harbor_ca,
+            "-o",
+            &lock_s,
+        ],
+        Some(&password),
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let run = plugin(
+        &["images", "--env", "prod", "-f", &lock_s, "-o", "json"],
+        None,
+    );
+    assert!(run.ok, "{}", run.stderr);
+    let listed = run.json();
+    let mut pinned = 0;
+    for image in listed["images"].as_array().unwrap() {
+        let reg = image["image"]["registry"].as_str().unwrap();
+        assert_eq!(reg, harbor.host());
+        let Some(digest) = image["image"]["digest"].as_str() else {
+            // Only the images an operator pulls by tag stay unpinned.
+            assert!(image["valuesPaths"].is_null(), "{image}");
+            continue;
+        };
+        pinned += 1;
+        let repo = image["image"]["repository"].as_str().unwrap();
+        let (_, got) = harbor
+            .manifest(&format!("{repo}@{digest}"))
+            .unwrap_or_else(|| panic!("{repo}@{digest} not in Harbor"));
+        assert_eq!(got, digest);
+    }
+    assert!(pinned >= 10, "{listed}");
+}
+
+#[test]
+fn errors_name_the_registry_and_move_no_tag() {
+    let upstream = TestRegistry::start(false, true);
+    let harbor = TestRegistry::start(true, true);
+    let work = tempfile::tempdir().unwrap();
+    let images = upstreams("dev");
+    // One upstream image is missing: the web front end's.
+    let (missing, present): (Vec<String>, Vec<String>) = images
+        .iter()
+        .cloned()
+        .partition(|i| i.contains("datajump/web:"));
+    assert_eq!(missing.len(), 1);
+    let (flags, _) = seed(&upstream, &present, work.path());
+    let upstream_ca = upstream.ca().unwrap().display().to_string();
+    let harbor_ca = harbor.ca().unwrap().display().to_string();
+    let to = harbor.host();
+
+    // A wrong password: refused, nothing tagged.
+    let run = plugin(
+        &mirror_args("dev", &to, &harbor, &flags, &upstream_ca, &harbor_ca),
+        Some("wrong"),
+    );
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("refused the credentials"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("user {USER} from --username")),
+        "{}",
+        run.stderr
+    );
+    assert!(harbor.tags().is_empty());
+
+    // Harbor's CA not given: the certificate is named as the problem.
+    let mut args = mirror_args("dev", &to, &harbor, &flags, &upstream_ca, &upstream_ca);
+    args.retain(|a| *a != harbor_ca.as_str());
+    let run = plugin(&args, harbor.password.as_deref());
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("TLS certificate not trusted"),
+        "{}",
+        run.stderr
+    );
+    assert!(harbor.tags().is_empty());
+
+    // The missing upstream image: named with its component and environment, the rest copied.
+    let run = plugin(
+        &mirror_args("dev", &to, &harbor, &flags, &upstream_ca, &harbor_ca),
+        harbor.password.as_deref(),
+    );
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("web.image"), "{}", run.stderr);
+    assert!(run.stderr.contains("in dev"), "{}", run.stderr);
+    assert!(run.stderr.contains(&missing[0]), "{}", run.stderr);
+    let tags = harbor.tags();
+    assert_eq!(tags.len(), present.len(), "{tags:?}");
+    assert!(!tags.iter().any(|t| t.contains("datajump/web")));
+}
+
+/// The chart's `datajump.image` helper and chart-gen's `Mirror::reference_for` agree for every
+/// environment in both layouts: every image a pod or custom resource names is the mapping of an
+/// upstream image in the values (the plugin refuses the render otherwise), and it is exactly
+/// what the model computes.
+#[test]
+fn chart_and_model_map_every_image_alike() {
+    use chart_gen::model::mirror::{ImageRef, Mirror};
+    for env in ["dev", "test", "staging", "prod"] {
+        for to in ["mirror.local:5000", "mirror.local:5000/platform"] {
+            let mirror = Mirror::parse(to).unwrap();
+            let project = mirror.project().unwrap_or("");
+            let registry_set = format!("global.imageRegistry={}", mirror.registry);
+            let project_set = format!("global.imageProject={project}");
+            let run = plugin(
+                &[
+                    "images",
+                    "--env",
+                    env,
+                    "--set-string",
+                    &registry_set,
+                    "--set-string",
+                    &project_set,
+                    "-o",
+                    "json",
+                ],
+                None,
+            );
+            assert!(run.ok, "{env} {to}: {}", run.stderr);
+            let list = run.json();
+            let images = list["images"].as_array().unwrap();
+            assert!(images.len() >= 10, "{env}: {list}");
+            for image in images {
+                let rendered = ImageRef::parse(&reference(&image["image"])).unwrap();
+                let upstream = ImageRef::parse(&reference(&image["upstream"])).unwrap();
+                assert_eq!(rendered, mirror.reference_for(&upstream), "{env} {to}");
+            }
+            let projects: Vec<&str> = list["projects"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_str().unwrap())
+                .collect();
+            if project.is_empty() {
+                assert!(projects.len() > 1, "{env}: {projects:?}");
+            } else {
+                assert_eq!(projects, [project]);
+            }
+        }
+    }
+}
