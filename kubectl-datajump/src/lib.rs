@@ -1,6 +1,7 @@
 //! `kubectl datajump`: the DataJump platform's life cycle from one kubectl plugin. The binary only
-//! calls [`run`]; parsing lives in `cli`, each subcommand in `cmd/<noun>.rs`, cluster access in
-//! `kube/`, helm command lines in `helm`, and answers are printed through `output`.
+//! calls [`run`]; parsing lives in `cli`, each subcommand in `cmd/<noun>.rs` (the workflow verbs
+//! in `cmd/workflow/`, reading files through `workflow_file`), cluster access in `kube/`, helm
+//! command lines in `helm`, and answers are printed through `output`.
 
 pub mod cli;
 pub mod cmd;
@@ -11,6 +12,7 @@ pub mod manifests;
 pub mod output;
 pub mod schema;
 pub mod values;
+pub mod workflow_file;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

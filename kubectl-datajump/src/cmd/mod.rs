@@ -1,11 +1,9 @@
 //! Subcommands, one module each, and what they share: the resolved namespace and release names,
 //! the confirmation rule for destructive verbs, and the dispatch from the parsed command line.
 
-pub mod backfill;
 pub mod backup;
 pub mod completions;
 pub mod diff;
-pub mod graph;
 pub mod images;
 pub mod install;
 pub mod restore;
@@ -18,7 +16,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Context as _;
 use chart_gen::model::{Environment, names};
 
-use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts, WorkflowCommand};
+use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts};
 use crate::error::InputError;
 use crate::output::Progress;
 
@@ -148,15 +146,7 @@ pub fn confirm(
 pub fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
     match &cli.command {
         Command::Completions { shell } => Some(completions::run(*shell)),
-        Command::Workflow(WorkflowCommand::Validate { file }) => {
-            Some(workflow::validate_file(file, &cli.global))
-        }
-        Command::Workflow(WorkflowCommand::Backfill(args)) if args.file.is_some() => {
-            Some(backfill::run_offline(args, &cli.global))
-        }
-        Command::Workflow(WorkflowCommand::Graph(args)) if args.file.is_some() => {
-            Some(graph::run_offline(args, &cli.global))
-        }
+        Command::Workflow(cmd) => workflow::run_offline(cmd, &cli.global),
         _ => None,
     }
 }

@@ -15,9 +15,9 @@ use datajump_api::{TaskPhase, TaskSpec, TriggerRule, WorkflowRunStatus, Workflow
 
 use crate::cli::{GlobalOpts, GraphArgs, GraphFormat, OutputFormat};
 use crate::cmd::Ctx;
-use crate::cmd::workflow::check_file;
 use crate::error::InputError;
 use crate::kube::workflows;
+use crate::workflow_file::check_file;
 
 /// A run whose task states the drawing shows.
 #[derive(Debug, Clone, Copy)]

@@ -14,12 +14,13 @@ use datajump_api::schedule::Schedule;
 use datajump_api::{BackfillRef, RunPhase, TaskPhase, Workflow, WorkflowRun};
 use serde::Serialize;
 
+use super::runs::follow_run;
 use crate::cli::{BackfillArgs, GlobalOpts};
 use crate::cmd::Ctx;
-use crate::cmd::workflow::{check_file, follow_run};
 use crate::error::InputError;
 use crate::kube::{backfill, workflows};
 use crate::output::{self, Render, Style};
+use crate::workflow_file::check_file;
 
 /// `workflow backfill` answer: the backfill and its runs in the window.
 #[derive(Debug, Serialize)]
@@ -270,8 +271,7 @@ pub async fn retry(
     ns: &str,
     run_name: &str,
     from_failed: bool,
-    watch: bool,
-    timeout: std::time::Duration,
+    watch: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
     let source = workflows::get_run(client, ns, run_name).await?;
     let status = source.status.clone().unwrap_or_default();
@@ -288,7 +288,7 @@ pub async fn retry(
             "every task again".to_string()
         }
     );
-    if watch {
+    if let Some(timeout) = watch {
         follow_run(ctx, client, ns, &name, timeout).await?;
     }
     Ok(())
