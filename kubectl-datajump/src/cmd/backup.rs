@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::cli::BackupCommand;
 use crate::cmd::Ctx;
 use crate::kube::jobs::{self, Created, JobOutcome, JobOverrides};
+use crate::kube::logs;
 use crate::output::{self, Render, Style};
 
 /// The backup Job's name for a given minute: a second `backup create` in the same minute finds
@@ -216,7 +217,7 @@ pub async fn create(
     ctx.progress
         .line(format!("waiting for backup Job {job} ..."));
     let outcome = jobs::wait_for_job(client, ns, &job, timeout).await?;
-    let log = jobs::job_log(client, ns, &job).await.unwrap_or_default();
+    let log = logs::job_log(client, ns, &job).await.unwrap_or_default();
     match outcome {
         JobOutcome::Succeeded => {
             let name = jobs::last_line(&log).ok_or_else(|| {
@@ -260,7 +261,7 @@ pub async fn list(
     ctx.progress
         .line(format!("listing backups (Job {job}) ..."));
     let outcome = jobs::wait_for_job(client, ns, &job, timeout).await?;
-    let log = jobs::job_log(client, ns, &job).await?;
+    let log = logs::job_log(client, ns, &job).await?;
     if let JobOutcome::Failed(reason) = outcome {
         anyhow::bail!("listing backups failed (Job {job}): {reason}\n{log}");
     }

@@ -13,11 +13,11 @@ pub mod workflow;
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::Context as _;
 use chart_gen::model::{Environment, names};
 
 use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts};
 use crate::error::InputError;
+use crate::kube::release;
 use crate::output::Progress;
 
 /// What every command gets: the global flags and the progress channel.
@@ -72,32 +72,13 @@ impl Ctx {
         )
     }
 
-    /// The fullname of the installed release in `ns`, read off its `<fullname>-config`
-    /// ConfigMap (found by the release's labels, so any name override is honoured); the
-    /// chart's default rule when the release has none yet.
+    /// The fullname of the installed release in `ns` (see [`release::installed_fullname`]).
     pub async fn installed_fullname(
         &self,
         client: &::kube::Client,
         ns: &str,
     ) -> anyhow::Result<String> {
-        use k8s_openapi::api::core::v1::ConfigMap;
-        use kube::api::{Api, ListParams};
-        let selector = format!(
-            "app.kubernetes.io/instance={},app.kubernetes.io/component=config",
-            self.global.release
-        );
-        let config: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-        let found = config
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-            .with_context(|| format!("listing ConfigMaps {selector} in namespace {ns}"))?;
-        let from_cluster = found
-            .items
-            .iter()
-            .filter_map(|cm| cm.metadata.name.as_deref())
-            .find_map(|name| name.strip_suffix("-config"))
-            .map(str::to_string);
-        Ok(from_cluster.unwrap_or_else(|| names::fullname(&self.global.release, "", "")))
+        release::installed_fullname(client, ns, &self.global.release).await
     }
 
     pub async fn client(&self) -> anyhow::Result<::kube::Client> {

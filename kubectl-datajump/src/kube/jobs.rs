@@ -1,12 +1,13 @@
 //! One-off Jobs made from the chart's CronJob templates (backup, restore, list-backups), the way
-//! `kubectl create job --from=cronjob/...` makes them, plus waiting for them and reading their log.
+//! `kubectl create job --from=cronjob/...` makes them, and waiting for them (their logs are read
+//! through `logs`).
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{EnvVar, Pod};
+use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{ListParams, LogParams, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 
 /// Seconds a finished one-off Job stays around for `kubectl logs` before the TTL controller
@@ -159,35 +160,6 @@ pub async fn wait_for_job(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-}
-
-/// The log of the Job's newest pod.
-pub async fn job_log(client: &Client, namespace: &str, job_name: &str) -> anyhow::Result<String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut list = pods
-        .list(&ListParams::default().labels(&format!("job-name={job_name}")))
-        .await?
-        .items;
-    list.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-    let pod = list
-        .last()
-        .ok_or_else(|| anyhow::anyhow!("Job {job_name} has no pods"))?;
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    pods.logs(&name, &LogParams::default())
-        .await
-        .map_err(|e| log_error(&name, job_name, e))
-}
-
-/// Logs come from the node's kubelet through the API server; when that fails the API server's
-/// message (not the whole error structure) says why.
-pub fn log_error(pod: &str, job: &str, e: kube::Error) -> anyhow::Error {
-    let reason = match &e {
-        kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    };
-    anyhow::anyhow!(
-        "cannot read the log of pod {pod} (Job {job}) from the node's kubelet: {reason}"
-    )
 }
 
 /// The last non-empty line of a log: the scripts print their result (the backup name) last.

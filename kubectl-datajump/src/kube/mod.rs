@@ -7,9 +7,13 @@ pub mod crds;
 pub mod credentials;
 pub mod jobs;
 pub mod log_shipping;
+pub mod logs;
 pub mod namespace;
 pub mod preflight;
+pub mod release;
 pub mod rollout;
+pub mod scheduler;
+pub mod status;
 pub mod workflows;
 
 use anyhow::Context;

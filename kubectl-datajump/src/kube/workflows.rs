@@ -8,8 +8,7 @@ use chrono::Utc;
 use datajump_api::names::manual_run_prefix;
 use datajump_api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
 use futures::TryStreamExt;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
 
@@ -247,23 +246,4 @@ pub async fn watch_run(
         )
     })
     .await
-}
-
-/// Pods of one task Job, oldest first.
-pub async fn job_pods(client: &Client, namespace: &str, job: &str) -> anyhow::Result<Vec<Pod>> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut pods = api
-        .list(&ListParams::default().labels(&format!("job-name={job}")))
-        .await?
-        .items;
-    pods.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-    Ok(pods)
-}
-
-/// Log parameters for task pods.
-pub fn log_params(follow: bool) -> LogParams {
-    LogParams {
-        follow,
-        ..Default::default()
-    }
 }

@@ -5,15 +5,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use datajump_api::{RunPhase, TaskPhase, WorkflowRunStatus};
-use futures::{AsyncBufReadExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 
 use super::views::RunList;
 use crate::cmd::Ctx;
 use crate::error::InputError;
 use crate::kube::workflows::RunOptions;
-use crate::kube::{jobs, workflows};
+use crate::kube::{logs, workflows};
 use crate::output;
 
 /// Creates a run and, with `watch` (its `--timeout`), follows it; a failed run is an error
@@ -107,30 +104,20 @@ pub async fn logs(
     {
         return Err(InputError::new(format!("run {run} has no task {want:?}")).into());
     }
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     for t in tasks {
         let Some(job) = &t.job_name else {
             println!("[{}] not started ({:?})", t.name, t.phase);
             continue;
         };
-        for pod in workflows::job_pods(client, ns, job).await? {
+        for pod in logs::job_pods(client, ns, job).await? {
             let pod_name = pod.metadata.name.unwrap_or_default();
             if follow {
-                let mut lines = pods
-                    .log_stream(&pod_name, &workflows::log_params(true))
-                    .await
-                    .map_err(|e| jobs::log_error(&pod_name, job, e))?
-                    .lines();
-                while let Some(line) = lines.try_next().await? {
-                    println!("[{}] {line}", t.name);
-                }
+                logs::follow(client, ns, &pod_name, job, |line| {
+                    println!("[{}] {line}", t.name)
+                })
+                .await?;
             } else {
-                for line in pods
-                    .logs(&pod_name, &workflows::log_params(false))
-                    .await
-                    .map_err(|e| jobs::log_error(&pod_name, job, e))?
-                    .lines()
-                {
+                for line in logs::pod_log(client, ns, &pod_name, job).await?.lines() {
                     println!("[{}] {line}", t.name);
                 }
             }
