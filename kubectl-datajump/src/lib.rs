@@ -15,16 +15,8 @@ pub mod values;
 pub mod workflow_file;
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
-
-static VERBOSE: AtomicBool = AtomicBool::new(false);
-
-/// Whether `-v` was given (debug lines on stderr).
-pub fn verbose() -> bool {
-    VERBOSE.load(Ordering::Relaxed)
-}
 
 /// Parses the command line, runs the command and maps the outcome to an exit code
 /// (0 ok, 1 runtime failure, 2 bad input — clap's own usage errors also exit 2).
@@ -33,7 +25,6 @@ pub fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    VERBOSE.store(cli.global.verbose > 0, Ordering::Relaxed);
     // Help, completions and offline validation need no async runtime: keep them fast.
     if let Some(result) = cmd::run_offline(&cli) {
         return finish(result);

@@ -6,7 +6,24 @@ use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 
-use crate::cli::{GlobalOpts, OutputFormat};
+/// How read commands print their answer (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns (or a tree) for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+    /// YAML for scripts.
+    Yaml,
+}
+
+/// What the user asked of the answer on stdout: its format, and whether `--no-color` was given
+/// (colour also needs a terminal and no `NO_COLOR`, decided when printing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub format: Format,
+    pub no_color: bool,
+}
 
 /// An answer that can also be shown as a table.
 pub trait Render: Serialize {
@@ -36,25 +53,23 @@ impl Style {
 }
 
 /// Renders an answer in the requested format.
-pub fn render<T: Render>(
-    answer: &T,
-    format: OutputFormat,
-    style: &Style,
-) -> anyhow::Result<String> {
+pub fn render<T: Render>(answer: &T, format: Format, style: &Style) -> anyhow::Result<String> {
     Ok(match format {
-        OutputFormat::Table => answer.human(style),
-        OutputFormat::Json => {
+        Format::Table => answer.human(style),
+        Format::Json => {
             let mut s = serde_json::to_string_pretty(answer)?;
             s.push('\n');
             s
         }
-        OutputFormat::Yaml => serde_yaml::to_string(answer)?,
+        Format::Yaml => serde_yaml::to_string(answer)?,
     })
 }
 
-/// Renders and prints an answer on stdout.
-pub fn print<T: Render>(answer: &T, global: &GlobalOpts) -> anyhow::Result<()> {
-    let text = render(answer, global.output, &style_for(global))?;
+/// Renders and prints an answer on stdout, as `settings` (or the command line they come from)
+/// ask.
+pub fn print<T: Render>(answer: &T, settings: impl Into<Settings>) -> anyhow::Result<()> {
+    let settings = settings.into();
+    let text = render(answer, settings.format, &style_for(settings))?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -67,9 +82,9 @@ fn no_color_env() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
-pub fn style_for(global: &GlobalOpts) -> Style {
+pub fn style_for(settings: Settings) -> Style {
     Style {
-        color: !global.no_color && !no_color_env() && std::io::stdout().is_terminal(),
+        color: !settings.no_color && !no_color_env() && std::io::stdout().is_terminal(),
     }
 }
 
@@ -131,9 +146,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Decides once per command whether progress is shown.
-    pub fn new(global: &GlobalOpts) -> Self {
-        Self::with(global.output == OutputFormat::Table && std::io::stderr().is_terminal())
+    /// Decides once per command whether progress is shown, given the answer's format.
+    pub fn new(format: Format) -> Self {
+        Self::with(format == Format::Table && std::io::stderr().is_terminal())
     }
 
     /// Explicit on/off (tests, and commands that never show progress).
@@ -187,14 +202,14 @@ mod tests {
         };
         let plain = Style { color: false };
         assert_eq!(
-            render(&a, OutputFormat::Table, &plain).unwrap(),
+            render(&a, Format::Table, &plain).unwrap(),
             "NAME   STATE\nweb    Ready\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render(&a, OutputFormat::Json, &plain).unwrap()).unwrap();
+            serde_json::from_str(&render(&a, Format::Json, &plain).unwrap()).unwrap();
         assert_eq!(json, serde_json::json!({"name": "web", "ready": true}));
         assert_eq!(
-            render(&a, OutputFormat::Yaml, &plain).unwrap(),
+            render(&a, Format::Yaml, &plain).unwrap(),
             "name: web\nready: true\n"
         );
     }

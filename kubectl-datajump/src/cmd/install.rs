@@ -37,8 +37,8 @@ pub async fn prepare(
 ) -> anyhow::Result<Prepared> {
     let env = ctx.env()?;
     let namespace = ctx.namespace()?;
-    let helm = Helm::locate(&ctx.global)?;
-    let (chart_dir, pulled) = helm.resolve_chart(chart).await?;
+    let helm = ctx.helm()?;
+    let (chart_dir, pulled) = helm.resolve_chart(&chart.source()).await?;
     let layers = load_layers(
         &chart_dir,
         &env.values_file_name(),

@@ -17,6 +17,7 @@ use chart_gen::model::{Environment, names};
 
 use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts};
 use crate::error::InputError;
+use crate::helm::Helm;
 use crate::kube::release;
 use crate::output::Progress;
 
@@ -29,7 +30,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(global: GlobalOpts) -> Self {
-        let progress = Progress::new(&global);
+        let progress = Progress::new(global.output.into());
         Self { global, progress }
     }
 
@@ -82,7 +83,16 @@ impl Ctx {
     }
 
     pub async fn client(&self) -> anyhow::Result<::kube::Client> {
-        crate::kube::connect(&self.global).await
+        crate::kube::connect(&self.global.target()).await
+    }
+
+    /// helm from `--helm` / `DATAJUMP_HELM` or PATH, pointed at the cluster we talk to.
+    pub fn helm(&self) -> Result<Helm, InputError> {
+        Helm::locate(
+            self.global.helm.as_deref(),
+            &self.global.target(),
+            self.global.verbose(),
+        )
     }
 }
 

@@ -6,7 +6,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cmd::Ctx;
-use crate::helm::Helm;
 use crate::kube::log_shipping;
 use crate::kube::rollout::{self, WorkloadReadiness};
 use crate::kube::status::{
@@ -166,7 +165,7 @@ async fn log_shipping_state(
 async fn release_info(ctx: &Ctx, ns: &str) -> ReleaseInfo {
     let name = ctx.global.release.clone();
     let fetched = async {
-        let helm = Helm::locate(&ctx.global)?;
+        let helm = ctx.helm()?;
         let out = helm.run(&helm.metadata_args(&name, ns)).await?;
         anyhow::Ok(serde_json::from_str::<Value>(&out)?)
     }

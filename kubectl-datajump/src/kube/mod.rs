@@ -16,11 +16,11 @@ pub mod scheduler;
 pub mod status;
 pub mod workflows;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-
-use crate::cli::GlobalOpts;
 
 /// The one field manager for every server-side apply the plugin makes, so ownership of fields is
 /// stable across versions and users.
@@ -41,19 +41,27 @@ pub async fn within<T>(
         .map_err(|_| anyhow::anyhow!(gave_up()))?
 }
 
-/// Builds a client from `--kubeconfig`/`--context` (or KUBECONFIG / in-cluster config).
-pub async fn connect(global: &GlobalOpts) -> anyhow::Result<Client> {
+/// Which cluster to talk to, as kubectl's `--kubeconfig` and `--context` name it (none: KUBECONFIG,
+/// else the in-cluster config). Helm is pointed at the same one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+/// Builds a client for `target`.
+pub async fn connect(target: &Target) -> anyhow::Result<Client> {
     let options = KubeConfigOptions {
-        context: global.context.clone(),
+        context: target.context.clone(),
         ..Default::default()
     };
-    let config = match &global.kubeconfig {
+    let config = match &target.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
             Config::from_custom_kubeconfig(kubeconfig, &options).await?
         }
-        None if global.context.is_some() => Config::from_kubeconfig(&options).await?,
+        None if target.context.is_some() => Config::from_kubeconfig(&options).await?,
         None => Config::infer()
             .await
             .context("no kubeconfig found (set KUBECONFIG or --kubeconfig)")?,
