@@ -4,6 +4,7 @@
 
 use std::io::{IsTerminal, Write};
 
+use comfy_table::{Table, presets};
 use serde::Serialize;
 
 /// How read commands print their answer (`-o`).
@@ -88,54 +89,26 @@ pub fn style_for(settings: Settings) -> Style {
     }
 }
 
-/// Aligned columns with a header row, like kubectl's tables.
+/// Aligned columns with a header row, like kubectl's tables: no borders, three spaces between
+/// columns, no trailing spaces, widths from the content alone (never the terminal's). Cells are
+/// measured by their display width without colour escapes, so coloured states and wide
+/// characters keep the columns straight, and a cell with a line break stays inside its column.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .force_no_tty()
+        .set_header(headers.iter().copied());
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(visible_len(cell));
-            }
-        }
+        table.add_row(row.iter().map(String::as_str));
     }
-    let mut out = String::new();
-    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    push_row(&mut out, &header, &widths);
-    for row in rows {
-        push_row(&mut out, row, &widths);
+    let last = table.column_count().saturating_sub(1);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if i < last { 3 } else { 0 }));
     }
-    out
-}
-
-fn push_row(out: &mut String, row: &[String], widths: &[usize]) {
-    let last = row.len().saturating_sub(1);
-    for (i, cell) in row.iter().enumerate() {
-        out.push_str(cell);
-        if i < last {
-            let pad = widths
-                .get(i)
-                .copied()
-                .unwrap_or(0)
-                .saturating_sub(visible_len(cell));
-            out.push_str(&" ".repeat(pad + 3));
-        }
-    }
+    let mut out = table.trim_fmt();
     out.push('\n');
-}
-
-/// Length without ANSI colour escapes, so coloured cells still align.
-fn visible_len(s: &str) -> usize {
-    let mut len = 0;
-    let mut in_escape = false;
-    for c in s.chars() {
-        match (in_escape, c) {
-            (false, '\x1b') => in_escape = true,
-            (true, 'm') => in_escape = false,
-            (true, _) => {}
-            (false, _) => len += 1,
-        }
-    }
-    len
+    out
 }
 
 /// Progress lines on stderr: shown only on a terminal and never with `-o json`/`-o yaml`, so
@@ -212,6 +185,21 @@ mod tests {
             render(&a, Format::Yaml, &plain).unwrap(),
             "name: web\nready: true\n"
         );
+    }
+
+    /// Length without ANSI colour escapes.
+    fn visible_len(s: &str) -> usize {
+        let mut len = 0;
+        let mut in_escape = false;
+        for c in s.chars() {
+            match (in_escape, c) {
+                (false, '\x1b') => in_escape = true,
+                (true, 'm') => in_escape = false,
+                (true, _) => {}
+                (false, _) => len += 1,
+            }
+        }
+        len
     }
 
     #[test]
