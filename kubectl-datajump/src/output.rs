@@ -218,6 +218,21 @@ mod tests {
     }
 
     #[test]
+    fn rows_end_without_spaces_and_wide_characters_take_two_columns() {
+        let t = table(
+            &["NAME", "SIZE", "REASON"],
+            &[
+                vec!["b1".into(), "2.0 KiB".into(), String::new()],
+                vec!["数据".into(), "-".into(), "corrupt".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "NAME   SIZE      REASON\nb1     2.0 KiB\n数据   -         corrupt\n"
+        );
+    }
+
+    #[test]
     fn ages_read_like_kubectl() {
         assert_eq!(age(5), "5s");
         assert_eq!(age(600), "10m");
