@@ -10,7 +10,7 @@ pub mod helm;
 pub mod kube;
 pub mod manifests;
 pub mod output;
-pub mod schema;
+pub(crate) mod schema;
 pub mod values;
 pub mod workflow_file;
 

@@ -19,7 +19,7 @@ use crate::values::{MergedValues, load_layers};
 use crate::{manifests, schema};
 
 /// A chart resolved to a directory, with validated values and the release to render.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub helm: Helm,
     pub env: Environment,
     pub release: Release,
@@ -29,7 +29,7 @@ pub struct Prepared {
 }
 
 /// Locates helm, resolves the chart, merges the values and validates them against the schema.
-pub async fn prepare(
+pub(crate) async fn prepare(
     ctx: &Ctx,
     chart: &ChartArgs,
     timeout: Duration,
@@ -71,7 +71,7 @@ pub async fn prepare(
 
 /// install or upgrade (the same path; only the wording differs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
+pub(crate) enum Verb {
     Install,
     Upgrade,
 }
@@ -88,7 +88,7 @@ impl Verb {
 /// The answer of install/upgrade.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InstallSummary {
+pub(crate) struct InstallSummary {
     pub release: String,
     pub namespace: String,
     pub env: Environment,
@@ -123,7 +123,7 @@ impl Render for InstallSummary {
     }
 }
 
-pub async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()> {
     let p = prepare(ctx, &args.chart, args.timeout, args.dry_run).await?;
     ctx.progress.line(format!(
         "values valid against {}",
@@ -159,7 +159,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()
 }
 
 /// The cluster part of install/upgrade, in order: preflight, namespaces, helm, optional wait.
-pub async fn deploy(
+pub(crate) async fn deploy(
     ctx: &Ctx,
     p: &Prepared,
     client: &::kube::Client,

@@ -2,13 +2,13 @@
 //! the confirmation rule for destructive verbs, and the dispatch from the parsed command line.
 
 pub mod backup;
-pub mod completions;
-pub mod diff;
+pub(crate) mod completions;
+pub(crate) mod diff;
 pub mod images;
-pub mod install;
+pub(crate) mod install;
 pub mod restore;
-pub mod status;
-pub mod uninstall;
+pub(crate) mod status;
+pub(crate) mod uninstall;
 pub mod workflow;
 
 use std::io::{BufRead, IsTerminal, Write};

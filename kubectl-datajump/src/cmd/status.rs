@@ -16,7 +16,7 @@ use crate::output::{self, Render, Style, age};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Status {
+pub(crate) struct Status {
     pub namespace: String,
     pub release: ReleaseInfo,
     pub components: Vec<WorkloadReadiness>,
@@ -31,7 +31,7 @@ pub struct Status {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LogShippingState {
+pub(crate) struct LogShippingState {
     pub secret: String,
     #[serde(flatten)]
     pub state: log_shipping::State,
@@ -39,7 +39,7 @@ pub struct LogShippingState {
 
 #[derive(Debug, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReleaseInfo {
+pub(crate) struct ReleaseInfo {
     pub name: String,
     pub revision: Option<i64>,
     pub chart_version: Option<String>,
@@ -128,7 +128,7 @@ impl Render for Status {
     }
 }
 
-pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<()> {
     let ns = ctx.namespace()?;
     let client = ctx.client().await?;
     let release = release_info(ctx, &ns).await;

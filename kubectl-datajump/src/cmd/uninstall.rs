@@ -4,7 +4,7 @@
 use crate::cli::ConfirmArgs;
 use crate::cmd::{Ctx, confirm};
 
-pub async fn run(ctx: &Ctx, args: &ConfirmArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: &ConfirmArgs) -> anyhow::Result<()> {
     let env = ctx.env()?;
     let namespace = ctx.namespace()?;
     confirm(Some(env), "uninstall", &ctx.global.release, args)?;

@@ -19,7 +19,7 @@ use kube::{Api, Client, Resource};
 
 /// What creating a backfill's runs did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Created {
+pub(crate) struct Created {
     /// Runs created.
     pub created: Vec<String>,
     /// Runs that existed already (made by the schedule or an earlier backfill meanwhile).
@@ -29,7 +29,7 @@ pub struct Created {
 /// Creates the backfill's runs, oldest first: each named as the scheduled run of its tick,
 /// owned by the workflow and labelled with the backfill. A run that exists already is left as
 /// it is.
-pub async fn create_runs(
+pub(crate) async fn create_runs(
     client: &Client,
     workflow: &Workflow,
     backfill: &BackfillRef,
@@ -79,7 +79,7 @@ pub async fn create_runs(
 }
 
 /// The runs of backfill `name`, oldest tick first.
-pub async fn runs_of(
+pub(crate) async fn runs_of(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -96,7 +96,7 @@ pub async fn runs_of(
 /// Follows the runs of backfill `name` until every one of them finished (or went away: history
 /// pruning may delete finished runs), calling `on_change` with each new observation of a run.
 /// Returns the last state seen of each run, by name.
-pub async fn watch(
+pub(crate) async fn watch(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -147,7 +147,7 @@ pub async fn watch(
 
 /// Creates a run retrying the finished run `source` with the spec it recorded, its logical
 /// time and parameters; with `from_failed`, its succeeded tasks are kept.
-pub async fn create_retry(
+pub(crate) async fn create_retry(
     client: &Client,
     workflow: &Workflow,
     source: &WorkflowRun,

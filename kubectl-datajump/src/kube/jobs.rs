@@ -16,7 +16,7 @@ const JOB_TTL_SECONDS: i32 = 86_400;
 
 /// How to adapt the CronJob's template for this Job.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobOverrides {
+pub(crate) struct JobOverrides {
     /// Replaces the first container's command (e.g. `/scripts/list-backups.sh`).
     pub command: Option<Vec<String>>,
     /// Extra env on the first container (replacing same-named entries).
@@ -25,7 +25,7 @@ pub struct JobOverrides {
 
 /// Builds a Job from a CronJob's jobTemplate: same labels, annotations and pod spec, owned by the
 /// CronJob, marked as a manual instantiation, with a TTL so one-off Jobs do not pile up.
-pub fn job_from_cronjob(
+pub(crate) fn job_from_cronjob(
     cronjob: &CronJob,
     name: &str,
     overrides: &JobOverrides,
@@ -86,14 +86,14 @@ pub fn job_from_cronjob(
 
 /// Outcome of creating a Job with a deterministic name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Created {
+pub(crate) enum Created {
     New,
     /// A Job with that name already exists (same minute, or a retry): we follow it instead.
     AlreadyExisted,
 }
 
 /// Reads the CronJob template and creates the Job from it.
-pub async fn create_from_cronjob(
+pub(crate) async fn create_from_cronjob(
     client: &Client,
     namespace: &str,
     cronjob: &str,
@@ -115,13 +115,13 @@ pub async fn create_from_cronjob(
 
 /// How a Job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobOutcome {
+pub(crate) enum JobOutcome {
     Succeeded,
     Failed(String),
 }
 
 /// The Job's outcome from its conditions, or None while it runs.
-pub fn job_outcome(job: &Job) -> Option<JobOutcome> {
+pub(crate) fn job_outcome(job: &Job) -> Option<JobOutcome> {
     let conditions = job.status.as_ref()?.conditions.as_ref()?;
     conditions
         .iter()
@@ -139,7 +139,7 @@ pub fn job_outcome(job: &Job) -> Option<JobOutcome> {
 }
 
 /// Polls the Job until it completes or fails, or the timeout passes.
-pub async fn wait_for_job(
+pub(crate) async fn wait_for_job(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -163,7 +163,7 @@ pub async fn wait_for_job(
 }
 
 /// The last non-empty line of a log: the scripts print their result (the backup name) last.
-pub fn last_line(log: &str) -> Option<&str> {
+pub(crate) fn last_line(log: &str) -> Option<&str> {
     log.lines().map(str::trim).rev().find(|l| !l.is_empty())
 }
 

@@ -8,7 +8,11 @@ use kube::api::{ListParams, LogParams};
 use kube::{Api, Client};
 
 /// Pods of one Job, oldest first.
-pub async fn job_pods(client: &Client, namespace: &str, job: &str) -> anyhow::Result<Vec<Pod>> {
+pub(crate) async fn job_pods(
+    client: &Client,
+    namespace: &str,
+    job: &str,
+) -> anyhow::Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut pods = api
         .list(&ListParams::default().labels(&format!("job-name={job}")))
@@ -19,7 +23,11 @@ pub async fn job_pods(client: &Client, namespace: &str, job: &str) -> anyhow::Re
 }
 
 /// The log of the Job's newest pod.
-pub async fn job_log(client: &Client, namespace: &str, job_name: &str) -> anyhow::Result<String> {
+pub(crate) async fn job_log(
+    client: &Client,
+    namespace: &str,
+    job_name: &str,
+) -> anyhow::Result<String> {
     let pods = job_pods(client, namespace, job_name).await?;
     let pod = pods
         .last()
@@ -29,7 +37,7 @@ pub async fn job_log(client: &Client, namespace: &str, job_name: &str) -> anyhow
 }
 
 /// One pod's log as it stands; `job` names the pod's Job in errors.
-pub async fn pod_log(
+pub(crate) async fn pod_log(
     client: &Client,
     namespace: &str,
     pod: &str,
@@ -42,7 +50,7 @@ pub async fn pod_log(
 }
 
 /// Streams one pod's log, calling `on_line` with each line, until the pod's container ends.
-pub async fn follow(
+pub(crate) async fn follow(
     client: &Client,
     namespace: &str,
     pod: &str,

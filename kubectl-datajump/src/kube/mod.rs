@@ -2,18 +2,18 @@
 //! it a tower-test mock and assert the exact requests; building the client from kubeconfig flags
 //! is the only part that needs a real cluster.
 
-pub mod backfill;
-pub mod crds;
-pub mod credentials;
-pub mod jobs;
-pub mod log_shipping;
-pub mod logs;
+pub(crate) mod backfill;
+pub(crate) mod crds;
+pub(crate) mod credentials;
+pub(crate) mod jobs;
+pub(crate) mod log_shipping;
+pub(crate) mod logs;
 pub mod namespace;
 pub mod preflight;
-pub mod release;
-pub mod rollout;
-pub mod scheduler;
-pub mod status;
+pub(crate) mod release;
+pub(crate) mod rollout;
+pub(crate) mod scheduler;
+pub(crate) mod status;
 pub mod workflows;
 
 use std::path::PathBuf;

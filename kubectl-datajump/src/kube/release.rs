@@ -11,7 +11,7 @@ use anyhow::Context as _;
 /// The fullname of `release` in `ns`, read off its `<fullname>-config` ConfigMap (found by the
 /// release's labels, so any name override is honoured); the chart's default rule when the
 /// release has none yet.
-pub async fn installed_fullname(
+pub(crate) async fn installed_fullname(
     client: &Client,
     ns: &str,
     release: &str,

@@ -15,7 +15,7 @@ use crate::output::Progress;
 /// One workload's rollout state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkloadReadiness {
+pub(crate) struct WorkloadReadiness {
     pub component: String,
     pub kind: &'static str,
     pub name: String,
@@ -26,7 +26,7 @@ pub struct WorkloadReadiness {
 }
 
 /// The label selector for everything in a release.
-pub fn release_selector(release: &str) -> String {
+pub(crate) fn release_selector(release: &str) -> String {
     format!("app.kubernetes.io/instance={release}")
 }
 
@@ -38,7 +38,7 @@ fn component_of(labels: Option<&BTreeMap<String, String>>, fallback: &str) -> St
 }
 
 /// Deployment readiness: observed the latest generation, all replicas updated and available.
-pub fn deployment_readiness(d: &Deployment) -> WorkloadReadiness {
+pub(crate) fn deployment_readiness(d: &Deployment) -> WorkloadReadiness {
     let name = d.metadata.name.clone().unwrap_or_default();
     let desired = d.spec.replicas.unwrap_or(1);
     let st = d.status.clone().unwrap_or_default();
@@ -59,7 +59,7 @@ pub fn deployment_readiness(d: &Deployment) -> WorkloadReadiness {
 }
 
 /// StatefulSet readiness: all replicas ready and on the current revision.
-pub fn statefulset_readiness(s: &StatefulSet) -> WorkloadReadiness {
+pub(crate) fn statefulset_readiness(s: &StatefulSet) -> WorkloadReadiness {
     let name = s.metadata.name.clone().unwrap_or_default();
     let desired = s.spec.replicas.unwrap_or(1);
     let st = s.status.clone().unwrap_or_default();
@@ -77,7 +77,7 @@ pub fn statefulset_readiness(s: &StatefulSet) -> WorkloadReadiness {
 }
 
 /// DaemonSet readiness: every scheduled node runs an updated, available pod.
-pub fn daemonset_readiness(d: &DaemonSet) -> WorkloadReadiness {
+pub(crate) fn daemonset_readiness(d: &DaemonSet) -> WorkloadReadiness {
     let name = d.metadata.name.clone().unwrap_or_default();
     let st = d.status.clone().unwrap_or_default();
     let desired = st.desired_number_scheduled;
@@ -94,7 +94,7 @@ pub fn daemonset_readiness(d: &DaemonSet) -> WorkloadReadiness {
 }
 
 /// Lists the release's workloads in `namespaces` and their readiness, sorted by component.
-pub async fn observe(
+pub(crate) async fn observe(
     client: &Client,
     namespaces: &[String],
     release: &str,
@@ -135,7 +135,7 @@ pub async fn observe(
 
 /// Polls until every workload is rolled out; prints a line per component when its state changes.
 /// Fails at the timeout naming the components still not ready.
-pub async fn wait(
+pub(crate) async fn wait(
     client: &Client,
     namespaces: &[String],
     release: &str,
@@ -178,7 +178,10 @@ pub async fn wait(
 }
 
 /// The components' readiness as a table (install's summary and `status` share it).
-pub fn readiness_table(components: &[WorkloadReadiness], style: &crate::output::Style) -> String {
+pub(crate) fn readiness_table(
+    components: &[WorkloadReadiness],
+    style: &crate::output::Style,
+) -> String {
     let rows: Vec<Vec<String>> = components
         .iter()
         .map(|c| {

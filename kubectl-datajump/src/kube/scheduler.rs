@@ -10,7 +10,7 @@ use serde_json::json;
 
 /// Scales the scheduler Deployment `name` to zero and waits until its pods are gone; returns the
 /// replicas it had. When they do not go within two minutes it is scaled back before the error.
-pub async fn stop(client: &Client, ns: &str, name: &str) -> anyhow::Result<i32> {
+pub(crate) async fn stop(client: &Client, ns: &str, name: &str) -> anyhow::Result<i32> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let current = api
         .get_scale(name)
@@ -34,7 +34,12 @@ pub async fn stop(client: &Client, ns: &str, name: &str) -> anyhow::Result<i32> 
 }
 
 /// Sets the replicas of Deployment `name` through its scale subresource (a merge patch).
-pub async fn scale(client: &Client, ns: &str, name: &str, replicas: i32) -> anyhow::Result<()> {
+pub(crate) async fn scale(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    replicas: i32,
+) -> anyhow::Result<()> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
     api.patch_scale(
         name,

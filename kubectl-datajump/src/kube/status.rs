@@ -16,7 +16,7 @@ use super::jobs::{JobOutcome, job_outcome};
 /// What the namespace enforces, what the release needs, and why it needs less than restricted.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PodSecurityState {
+pub(crate) struct PodSecurityState {
     /// The namespace's `pod-security.kubernetes.io/enforce` label (none: unlabelled).
     pub enforced: Option<String>,
     /// The level the chart says the release needs.
@@ -26,7 +26,7 @@ pub struct PodSecurityState {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CustomResourceState {
+pub(crate) struct CustomResourceState {
     pub kind: String,
     pub name: String,
     pub ready: bool,
@@ -35,14 +35,14 @@ pub struct CustomResourceState {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Leader {
+pub(crate) struct Leader {
     pub holder: String,
     pub renewed_seconds_ago: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LastBackup {
+pub(crate) struct LastBackup {
     pub job: String,
     pub age_seconds: i64,
 }
@@ -68,7 +68,7 @@ const INFRA_KINDS: &[(&str, &str, &str, &str)] = &[
 
 /// Readiness of an operator CR from its status: a `Ready` condition, or the operator's own
 /// health field.
-pub fn cr_readiness(kind: &str, status: Option<&Value>) -> (bool, String) {
+pub(crate) fn cr_readiness(kind: &str, status: Option<&Value>) -> (bool, String) {
     let Some(status) = status else {
         return (false, "no status yet".into());
     };
@@ -108,7 +108,10 @@ pub fn cr_readiness(kind: &str, status: Option<&Value>) -> (bool, String) {
 
 /// The operator custom resources in `ns` and their readiness; kinds whose CRD is not installed
 /// are skipped.
-pub async fn infrastructure(client: &Client, ns: &str) -> anyhow::Result<Vec<CustomResourceState>> {
+pub(crate) async fn infrastructure(
+    client: &Client,
+    ns: &str,
+) -> anyhow::Result<Vec<CustomResourceState>> {
     let mut out = Vec::new();
     for (group, version, kind, plural) in INFRA_KINDS {
         let ar =
@@ -134,7 +137,11 @@ pub async fn infrastructure(client: &Client, ns: &str) -> anyhow::Result<Vec<Cus
 }
 
 /// The scheduler's leader from its Lease `<fullname>-scheduler-leader`; None when nobody holds it.
-pub async fn leader(client: &Client, ns: &str, fullname: &str) -> anyhow::Result<Option<Leader>> {
+pub(crate) async fn leader(
+    client: &Client,
+    ns: &str,
+    fullname: &str,
+) -> anyhow::Result<Option<Leader>> {
     let api: Api<Lease> = Api::namespaced(client.clone(), ns);
     let Some(lease) = api.get_opt(&format!("{fullname}-scheduler-leader")).await? else {
         return Ok(None);
@@ -151,7 +158,7 @@ pub async fn leader(client: &Client, ns: &str, fullname: &str) -> anyhow::Result
 }
 
 /// The newest backup Job of `release` that succeeded, and how long ago it finished.
-pub async fn last_backup(
+pub(crate) async fn last_backup(
     client: &Client,
     ns: &str,
     release: &str,
@@ -178,7 +185,7 @@ pub async fn last_backup(
 }
 
 /// The live namespace label beside what the release's ConfigMap says it needs.
-pub async fn pod_security(
+pub(crate) async fn pod_security(
     client: &Client,
     ns: &str,
     fullname: &str,

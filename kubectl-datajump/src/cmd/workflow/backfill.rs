@@ -25,7 +25,7 @@ use crate::workflow_file::check_file;
 /// `workflow backfill` answer: the backfill and its runs in the window.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BackfillAnswer {
+pub(crate) struct BackfillAnswer {
     pub workflow: String,
     pub backfill: String,
     pub from: DateTime<Utc>,
@@ -40,7 +40,7 @@ pub struct BackfillAnswer {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BackfillRow {
+pub(crate) struct BackfillRow {
     pub name: String,
     pub logical_time: DateTime<Utc>,
     /// `planned` (dry run), `created`, or `exists` (made meanwhile by the schedule).
@@ -149,7 +149,7 @@ fn answer(
 }
 
 /// `workflow backfill -f FILE --dry-run`: the plan for a workflow file, without a cluster.
-pub fn run_offline(args: &BackfillArgs, global: &GlobalOpts) -> anyhow::Result<()> {
+pub(crate) fn run_offline(args: &BackfillArgs, global: &GlobalOpts) -> anyhow::Result<()> {
     let Some(file) = &args.file else {
         return Err(InputError::new("a workflow name or -f FILE is required").into());
     };
@@ -169,7 +169,7 @@ pub fn run_offline(args: &BackfillArgs, global: &GlobalOpts) -> anyhow::Result<(
 }
 
 /// `workflow backfill NAME`: creates the runs of the window that do not exist yet.
-pub async fn run(
+pub(crate) async fn run(
     ctx: &Ctx,
     client: &::kube::Client,
     ns: &str,
@@ -265,7 +265,7 @@ async fn follow(
 }
 
 /// `workflow retry RUN`: a new run of a finished run's spec, logical time and parameters.
-pub async fn retry(
+pub(crate) async fn retry(
     ctx: &Ctx,
     client: &::kube::Client,
     ns: &str,

@@ -3,11 +3,11 @@
 //! reading runs (`runs`), the answers people read (`views`), the DAG drawn (`graph`), and runs
 //! for past ticks or again (`backfill`). Every file is read through [`crate::workflow_file`].
 
-pub mod backfill;
+pub(crate) mod backfill;
 pub mod graph;
-pub mod runs;
-pub mod submit;
-pub mod views;
+pub(crate) mod runs;
+pub(crate) mod submit;
+pub(crate) mod views;
 
 use crate::cli::{GlobalOpts, WorkflowCommand};
 use crate::cmd::{Ctx, confirm};

@@ -15,7 +15,7 @@ use crate::output;
 
 /// Creates a run and, with `watch` (its `--timeout`), follows it; a failed run is an error
 /// (exit 1).
-pub async fn start(
+pub(crate) async fn start(
     ctx: &Ctx,
     client: &::kube::Client,
     ns: &str,
@@ -33,7 +33,7 @@ pub async fn start(
 }
 
 /// Follows a run to its end, one line per task state change; a failed run is an error (exit 1).
-pub async fn follow_run(
+pub(crate) async fn follow_run(
     ctx: &Ctx,
     client: &::kube::Client,
     ns: &str,
@@ -61,7 +61,7 @@ pub async fn follow_run(
 
 /// The exit status of a watched run: success only when the run succeeded; otherwise an error
 /// (exit 1) naming the failed tasks and how to see their logs.
-pub fn run_outcome(run_name: &str, status: &WorkflowRunStatus) -> anyhow::Result<()> {
+pub(crate) fn run_outcome(run_name: &str, status: &WorkflowRunStatus) -> anyhow::Result<()> {
     if status.phase == RunPhase::Succeeded {
         return Ok(());
     }
@@ -84,7 +84,7 @@ pub fn run_outcome(run_name: &str, status: &WorkflowRunStatus) -> anyhow::Result
 }
 
 /// Prints the logs of a run's task pods, prefixed by task; with `follow`, streams them.
-pub async fn logs(
+pub(crate) async fn logs(
     client: &::kube::Client,
     ns: &str,
     run: &str,
@@ -128,7 +128,7 @@ pub async fn logs(
 
 /// `workflow runs NAME [--backfill B]`: the workflow's runs newest first, or one backfill's
 /// oldest tick first.
-pub async fn list(
+pub(crate) async fn list(
     ctx: &Ctx,
     client: &::kube::Client,
     ns: &str,

@@ -12,7 +12,7 @@ use crate::kube::workflows;
 use crate::workflow_file::check_file;
 
 /// `workflow validate -f`: offline; prints `ok` or every problem (exit 2).
-pub fn validate(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn validate(path: &Path) -> anyhow::Result<()> {
     let checked = check_file(path)?;
     println!(
         "{}: Workflow {} is valid ({} tasks)",
@@ -30,14 +30,14 @@ pub fn validate(path: &Path) -> anyhow::Result<()> {
 
 /// Where a submitted workflow went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub namespace: String,
     pub name: String,
 }
 
 /// `workflow submit -f`: checks the file, then server-side applies it into its own namespace,
 /// else `ns` (`-n`, `--env`'s or the context's).
-pub async fn submit(
+pub(crate) async fn submit(
     ctx: &Ctx,
     client: &::kube::Client,
     ns: &str,

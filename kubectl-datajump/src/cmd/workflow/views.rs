@@ -12,13 +12,13 @@ use crate::output::{self, Render, Style, age};
 
 /// `workflow list` answer.
 #[derive(Debug, Serialize)]
-pub struct WorkflowList {
+pub(crate) struct WorkflowList {
     pub workflows: Vec<WorkflowRow>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkflowRow {
+pub(crate) struct WorkflowRow {
     pub name: String,
     pub schedule: Option<String>,
     pub suspended: bool,
@@ -82,13 +82,13 @@ impl Render for WorkflowList {
 
 /// `workflow runs` answer.
 #[derive(Debug, Serialize)]
-pub struct RunList {
+pub(crate) struct RunList {
     pub runs: Vec<RunRow>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RunRow {
+pub(crate) struct RunRow {
     pub name: String,
     pub phase: RunPhase,
     /// Its tick, or the time it was started for.
@@ -162,7 +162,7 @@ impl Render for RunList {
 /// `workflow get` answer: the DAG with each task's state in the latest run.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkflowTree {
+pub(crate) struct WorkflowTree {
     pub name: String,
     pub schedule: Option<String>,
     pub suspended: bool,
@@ -187,7 +187,7 @@ pub struct WorkflowTree {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskNode {
+pub(crate) struct TaskNode {
     pub name: String,
     pub depends_on: Vec<String>,
     /// When it starts given how its upstream tasks ended.
@@ -206,7 +206,7 @@ pub struct TaskNode {
 }
 
 impl WorkflowTree {
-    pub fn build(wf: &Workflow, latest: Option<&WorkflowRun>) -> Self {
+    pub(crate) fn build(wf: &Workflow, latest: Option<&WorkflowRun>) -> Self {
         let states: HashMap<&str, _> = latest
             .and_then(|r| r.status.as_ref())
             .map(|s| s.tasks.iter().map(|t| (t.name.as_str(), t)).collect())
