@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// How read commands print their answer (`-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Aligned columns (or a tree) for people.
     Table,
     /// JSON for scripts.
@@ -21,26 +21,26 @@ pub enum Format {
 /// What the user asked of the answer on stdout: its format, and whether `--no-color` was given
 /// (colour also needs a terminal and no `NO_COLOR`, decided when printing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub format: Format,
     pub no_color: bool,
 }
 
 /// An answer that can also be shown as a table.
-pub trait Render: Serialize {
+pub(crate) trait Render: Serialize {
     /// The human rendering (a table, or a tree for DAGs). Ends with a newline.
     fn human(&self, style: &Style) -> String;
 }
 
 /// Colour choice for human output.
 #[derive(Debug, Clone, Copy)]
-pub struct Style {
+pub(crate) struct Style {
     pub color: bool,
 }
 
 impl Style {
     /// Colours a state word: green for good, red for bad, yellow for in-between.
-    pub fn state(&self, word: &str) -> String {
+    pub(crate) fn state(&self, word: &str) -> String {
         if !self.color {
             return word.to_string();
         }
@@ -54,7 +54,11 @@ impl Style {
 }
 
 /// Renders an answer in the requested format.
-pub fn render<T: Render>(answer: &T, format: Format, style: &Style) -> anyhow::Result<String> {
+pub(crate) fn render<T: Render>(
+    answer: &T,
+    format: Format,
+    style: &Style,
+) -> anyhow::Result<String> {
     Ok(match format {
         Format::Table => answer.human(style),
         Format::Json => {
@@ -68,7 +72,7 @@ pub fn render<T: Render>(answer: &T, format: Format, style: &Style) -> anyhow::R
 
 /// Renders and prints an answer on stdout, as `settings` (or the command line they come from)
 /// ask.
-pub fn print<T: Render>(answer: &T, settings: impl Into<Settings>) -> anyhow::Result<()> {
+pub(crate) fn print<T: Render>(answer: &T, settings: impl Into<Settings>) -> anyhow::Result<()> {
     let settings = settings.into();
     let text = render(answer, settings.format, &style_for(settings))?;
     let mut out = std::io::stdout().lock();
@@ -83,7 +87,7 @@ fn no_color_env() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
-pub fn style_for(settings: Settings) -> Style {
+pub(crate) fn style_for(settings: Settings) -> Style {
     Style {
         color: !settings.no_color && !no_color_env() && std::io::stdout().is_terminal(),
     }
@@ -93,7 +97,7 @@ pub fn style_for(settings: Settings) -> Style {
 /// columns, no trailing spaces, widths from the content alone (never the terminal's). Cells are
 /// measured by their display width without colour escapes, so coloured states and wide
 /// characters keep the columns straight, and a cell with a line break stays inside its column.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
@@ -120,7 +124,7 @@ pub struct Progress {
 
 impl Progress {
     /// Decides once per command whether progress is shown, given the answer's format.
-    pub fn new(format: Format) -> Self {
+    pub(crate) fn new(format: Format) -> Self {
         Self::with(format == Format::Table && std::io::stderr().is_terminal())
     }
 
@@ -138,7 +142,7 @@ impl Progress {
 }
 
 /// A human age like kubectl's: `45s`, `12m`, `5h`, `3d`.
-pub fn age(seconds: i64) -> String {
+pub(crate) fn age(seconds: i64) -> String {
     match seconds.max(0) {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),

@@ -19,7 +19,7 @@ pub struct CheckedWorkflow {
 }
 
 /// Reads and validates a workflow manifest; every problem is reported with its field path.
-pub fn check_file(path: &Path) -> Result<CheckedWorkflow, InputError> {
+pub(crate) fn check_file(path: &Path) -> Result<CheckedWorkflow, InputError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| InputError::new(format!("cannot read {}: {e}", path.display())))?;
     check_text(&text).map_err(|e| InputError::new(format!("{}: {e}", path.display())))

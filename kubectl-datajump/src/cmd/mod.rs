@@ -35,14 +35,14 @@ impl Ctx {
     }
 
     /// `--env`, required by commands that act on one environment.
-    pub fn env(&self) -> Result<Environment, InputError> {
+    pub(crate) fn env(&self) -> Result<Environment, InputError> {
         self.global
             .env
             .ok_or_else(|| InputError::new("--env is required (dev, test, staging or prod)"))
     }
 
     /// `-n`, else `datajump-<env>`, else the kubeconfig context's namespace.
-    pub fn namespace_or(&self, context_default: &str) -> String {
+    pub(crate) fn namespace_or(&self, context_default: &str) -> String {
         self.global
             .namespace
             .clone()
@@ -51,7 +51,7 @@ impl Ctx {
     }
 
     /// `-n`, else `datajump-<env>`; an input error when neither is given.
-    pub fn namespace(&self) -> Result<String, InputError> {
+    pub(crate) fn namespace(&self) -> Result<String, InputError> {
         self.global
             .namespace
             .clone()
@@ -64,7 +64,7 @@ impl Ctx {
     /// The chart's fullname for this release with the given merged values (their
     /// `nameOverride`/`fullnameOverride`), as the chart computes it; object names are
     /// `<fullname>-<component>`.
-    pub fn fullname_for(&self, values: &serde_json::Value) -> String {
+    pub(crate) fn fullname_for(&self, values: &serde_json::Value) -> String {
         let field = |key: &str| values.get(key).and_then(|v| v.as_str()).unwrap_or_default();
         names::fullname(
             &self.global.release,
@@ -74,7 +74,7 @@ impl Ctx {
     }
 
     /// The fullname of the installed release in `ns` (see [`release::installed_fullname`]).
-    pub async fn installed_fullname(
+    pub(crate) async fn installed_fullname(
         &self,
         client: &::kube::Client,
         ns: &str,
@@ -82,12 +82,12 @@ impl Ctx {
         release::installed_fullname(client, ns, &self.global.release).await
     }
 
-    pub async fn client(&self) -> anyhow::Result<::kube::Client> {
+    pub(crate) async fn client(&self) -> anyhow::Result<::kube::Client> {
         crate::kube::connect(&self.global.target()).await
     }
 
     /// helm from `--helm` / `DATAJUMP_HELM` or PATH, pointed at the cluster we talk to.
-    pub fn helm(&self) -> Result<Helm, InputError> {
+    pub(crate) fn helm(&self) -> Result<Helm, InputError> {
         Helm::locate(
             self.global.helm.as_deref(),
             &self.global.target(),
@@ -98,7 +98,7 @@ impl Ctx {
 
 /// Destructive verbs: prod needs `--confirm-env prod`; then `--yes`, or a typed confirmation
 /// when a person is at the terminal. Without a terminal and without --yes it refuses.
-pub fn confirm(
+pub(crate) fn confirm(
     env: Option<Environment>,
     action: &str,
     target: &str,
@@ -134,7 +134,7 @@ pub fn confirm(
 }
 
 /// Commands that need neither the cluster nor the async runtime; None for everything else.
-pub fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
+pub(crate) fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
     match &cli.command {
         Command::Completions { shell } => Some(completions::run(*shell)),
         Command::Workflow(cmd) => workflow::run_offline(cmd, &cli.global),
@@ -143,7 +143,7 @@ pub fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
 }
 
 /// Dispatches a parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Ctx::new(cli.global);
     match cli.command {
         Command::Install(args) => install::run(&ctx, &args, install::Verb::Install).await,

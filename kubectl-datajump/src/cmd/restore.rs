@@ -68,7 +68,10 @@ impl Render for RestoreReport {
 }
 
 /// Refuses unknown and unverified backups (input errors, exit 2).
-pub fn choose<'a>(backups: &'a [BackupInfo], name: &str) -> Result<&'a BackupInfo, InputError> {
+pub(crate) fn choose<'a>(
+    backups: &'a [BackupInfo],
+    name: &str,
+) -> Result<&'a BackupInfo, InputError> {
     let Some(b) = backups.iter().find(|b| b.name == name) else {
         let known: Vec<&str> = backups.iter().map(|b| b.name.as_str()).collect();
         return Err(InputError::new(format!(
@@ -93,7 +96,7 @@ pub fn choose<'a>(backups: &'a [BackupInfo], name: &str) -> Result<&'a BackupInf
     Ok(b)
 }
 
-pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: &RestoreArgs) -> anyhow::Result<()> {
     let env = ctx.env()?;
     let ns = ctx.namespace()?;
     confirm(

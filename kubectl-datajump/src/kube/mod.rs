@@ -24,11 +24,11 @@ use kube::{Client, Config};
 
 /// The one field manager for every server-side apply the plugin makes, so ownership of fields is
 /// stable across versions and users.
-pub const FIELD_MANAGER: &str = "kubectl-datajump";
+pub(crate) const FIELD_MANAGER: &str = "kubectl-datajump";
 
 /// Runs `follow` to its end, or gives up after `timeout` (zero: no limit) with `gave_up`'s
 /// message — the `--timeout` of the verbs that follow something on the cluster.
-pub async fn within<T>(
+pub(crate) async fn within<T>(
     timeout: std::time::Duration,
     follow: impl std::future::Future<Output = anyhow::Result<T>>,
     gave_up: impl FnOnce() -> String,
@@ -50,7 +50,7 @@ pub struct Target {
 }
 
 /// Builds a client for `target`.
-pub async fn connect(target: &Target) -> anyhow::Result<Client> {
+pub(crate) async fn connect(target: &Target) -> anyhow::Result<Client> {
     let options = KubeConfigOptions {
         context: target.context.clone(),
         ..Default::default()

@@ -15,7 +15,10 @@ use crate::kube::workflows::{self, RunOptions};
 use crate::output;
 
 /// The sub-verbs that need no cluster (a file instead of a workflow name); None for the rest.
-pub fn run_offline(cmd: &WorkflowCommand, global: &GlobalOpts) -> Option<anyhow::Result<()>> {
+pub(crate) fn run_offline(
+    cmd: &WorkflowCommand,
+    global: &GlobalOpts,
+) -> Option<anyhow::Result<()>> {
     match cmd {
         WorkflowCommand::Validate { file } => Some(submit::validate(file)),
         WorkflowCommand::Backfill(args) if args.file.is_some() => {
@@ -29,7 +32,7 @@ pub fn run_offline(cmd: &WorkflowCommand, global: &GlobalOpts) -> Option<anyhow:
 }
 
 /// Runs one sub-verb against the cluster: `-n`, else `--env`'s namespace, else the context's.
-pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
     let client = ctx.client().await?;
     let ns = ctx.namespace_or(client.default_namespace());
     match cmd {
