@@ -13,7 +13,7 @@ use datajump_api::{
     RetryOf, Workflow, WorkflowRun, WorkflowRunSpec,
 };
 use futures::TryStreamExt;
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
@@ -84,11 +84,8 @@ pub(crate) async fn runs_of(
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<Vec<WorkflowRun>> {
-    let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
-    let mut runs = api
-        .list(&ListParams::default().labels(&format!("{LABEL_BACKFILL}={name}")))
-        .await?
-        .items;
+    let selector = format!("{LABEL_BACKFILL}={name}");
+    let mut runs: Vec<WorkflowRun> = super::list_labelled(client, namespace, &selector).await?;
     runs.sort_by_key(|r| (r.spec.scheduled_time, r.metadata.name.clone()));
     Ok(runs)
 }

@@ -4,7 +4,7 @@
 
 use futures::{AsyncBufReadExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, LogParams};
+use kube::api::LogParams;
 use kube::{Api, Client};
 
 /// Pods of one Job, oldest first.
@@ -13,11 +13,8 @@ pub(crate) async fn job_pods(
     namespace: &str,
     job: &str,
 ) -> anyhow::Result<Vec<Pod>> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut pods = api
-        .list(&ListParams::default().labels(&format!("job-name={job}")))
-        .await?
-        .items;
+    let selector = format!("job-name={job}");
+    let mut pods: Vec<Pod> = super::list_labelled(client, namespace, &selector).await?;
     pods.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
     Ok(pods)
 }

@@ -19,6 +19,7 @@ pub mod workflows;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -39,6 +40,26 @@ pub(crate) async fn within<T>(
     tokio::time::timeout(timeout, follow)
         .await
         .map_err(|_| anyhow::anyhow!(gave_up()))?
+}
+
+/// The `K` objects in `namespace` that carry the labels `selector` asks for.
+pub(crate) async fn list_labelled<K>(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+) -> kube::Result<Vec<K>>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items)
 }
 
 /// Which cluster to talk to, as kubectl's `--kubeconfig` and `--context` name it (none: KUBECONFIG,

@@ -40,13 +40,10 @@ pub(crate) async fn scale(
     name: &str,
     replicas: i32,
 ) -> anyhow::Result<()> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    api.patch_scale(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("scaling Deployment {name} to {replicas}: {e}"))?;
-    Ok(())
+    let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .patch_scale(name, &PatchParams::default(), &patch)
+        .await
+        .map(|_scale| ())
+        .map_err(|e| anyhow::anyhow!("scaling Deployment {name} to {replicas}: {e}"))
 }

@@ -163,15 +163,11 @@ pub(crate) async fn last_backup(
     ns: &str,
     release: &str,
 ) -> anyhow::Result<Option<LastBackup>> {
-    let api: Api<Job> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default().labels(&format!(
-        "app.kubernetes.io/instance={release},app.kubernetes.io/component=backup"
-    ));
+    let selector =
+        format!("app.kubernetes.io/instance={release},app.kubernetes.io/component=backup");
+    let jobs: Vec<Job> = super::list_labelled(client, ns, &selector).await?;
     let now = Utc::now().timestamp();
-    Ok(api
-        .list(&lp)
-        .await?
-        .items
+    Ok(jobs
         .into_iter()
         .filter(|j| job_outcome(j) == Some(JobOutcome::Succeeded))
         .filter_map(|j| {
