@@ -10,7 +10,7 @@ use chart_gen::namespaces;
 use serde::Serialize;
 
 use crate::cli::{ChartArgs, InstallArgs};
-use crate::cmd::Ctx;
+use crate::cmd::{Ctx, readiness_table};
 use crate::helm::{Helm, Release};
 use crate::kube::rollout::WorkloadReadiness;
 use crate::kube::{crds, credentials, log_shipping, namespace, preflight, rollout};
@@ -117,7 +117,7 @@ impl Render for InstallSummary {
             out.push_str(&output::table(&["KIND", "COUNT"], &rows));
         }
         if !self.components.is_empty() {
-            out.push_str(&rollout::readiness_table(&self.components, style));
+            out.push_str(&readiness_table(&self.components, style));
         }
         out
     }
@@ -242,14 +242,16 @@ pub(crate) async fn deploy(
     if args.wait {
         ctx.progress.line("waiting for rollouts:");
         let namespaces: Vec<String> = ns_plans.iter().map(|n| n.name.clone()).collect();
-        summary.components = rollout::wait(
-            client,
-            &namespaces,
-            &p.release.name,
-            args.timeout,
-            ctx.progress,
-        )
-        .await?;
+        let progress = ctx.progress;
+        summary.components =
+            rollout::wait(client, &namespaces, &p.release.name, args.timeout, |w| {
+                let mark = if w.rolled_out { "ready" } else { "waiting" };
+                progress.line(format!(
+                    "  {:<16} {}/{} {mark} ({} {})",
+                    w.component, w.ready, w.desired, w.kind, w.name
+                ));
+            })
+            .await?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Subcommands, one module each, and what they share: the resolved namespace and release names,
-//! the confirmation rule for destructive verbs, and the dispatch from the parsed command line.
+//! the confirmation rule for destructive verbs, the workloads' readiness table (install and
+//! status), and the dispatch from the parsed command line.
 
 pub mod backup;
 pub(crate) mod completions;
@@ -19,7 +20,8 @@ use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts};
 use crate::error::InputError;
 use crate::helm::Helm;
 use crate::kube::release;
-use crate::output::Progress;
+use crate::kube::rollout::WorkloadReadiness;
+use crate::output::{self, Progress, Style};
 
 /// What every command gets: the global flags and the progress channel.
 #[derive(Debug, Clone)]
@@ -94,6 +96,22 @@ impl Ctx {
             self.global.verbose(),
         )
     }
+}
+
+/// The components' readiness as a table (install's summary and `status` share it).
+pub(crate) fn readiness_table(components: &[WorkloadReadiness], style: &Style) -> String {
+    let rows: Vec<Vec<String>> = components
+        .iter()
+        .map(|c| {
+            vec![
+                c.component.clone(),
+                format!("{}/{}", c.kind, c.name),
+                format!("{}/{}", c.ready, c.desired),
+                style.state(if c.rolled_out { "Ready" } else { "NotReady" }),
+            ]
+        })
+        .collect();
+    output::table(&["COMPONENT", "WORKLOAD", "READY", "STATE"], &rows)
 }
 
 /// Destructive verbs: prod needs `--confirm-env prod`; then `--yes`, or a typed confirmation

@@ -5,7 +5,7 @@ use kube::Client;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cmd::Ctx;
+use crate::cmd::{Ctx, readiness_table};
 use crate::kube::log_shipping;
 use crate::kube::rollout::{self, WorkloadReadiness};
 use crate::kube::status::{
@@ -61,7 +61,7 @@ impl Render for Status {
             r.chart_version.as_deref().unwrap_or("-"),
             r.app_version.as_deref().unwrap_or("-"),
         );
-        out.push_str(&rollout::readiness_table(&self.components, style));
+        out.push_str(&readiness_table(&self.components, style));
         if !self.infrastructure.is_empty() {
             out.push('\n');
             let rows: Vec<Vec<String>> = self

@@ -1,6 +1,6 @@
 //! Readiness of the release's workloads (Deployments, StatefulSets, DaemonSets), used by
-//! `status` and by `install --wait`, which polls until every component is rolled out and prints a
-//! line per component whenever its state changes.
+//! `status` and by `install --wait`, which polls until every component is rolled out and hears of
+//! each component whenever its state changes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,8 +9,6 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::api::ListParams;
 use kube::{Api, Client};
 use serde::Serialize;
-
-use crate::output::Progress;
 
 /// One workload's rollout state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,14 +131,15 @@ pub(crate) async fn observe(
     Ok(out)
 }
 
-/// Polls until every workload is rolled out; prints a line per component when its state changes.
+/// Polls until every workload is rolled out; calls `on_change` for a component whenever its state
+/// changes.
 /// Fails at the timeout naming the components still not ready.
 pub(crate) async fn wait(
     client: &Client,
     namespaces: &[String],
     release: &str,
     timeout: Duration,
-    progress: Progress,
+    mut on_change: impl FnMut(&WorkloadReadiness),
 ) -> anyhow::Result<Vec<WorkloadReadiness>> {
     let deadline = Instant::now() + timeout;
     let mut last: BTreeMap<String, (i32, i32, bool)> = BTreeMap::new();
@@ -149,11 +148,7 @@ pub(crate) async fn wait(
         for w in &state {
             let now = (w.ready, w.desired, w.rolled_out);
             if last.get(&w.name) != Some(&now) {
-                let mark = if w.rolled_out { "ready" } else { "waiting" };
-                progress.line(format!(
-                    "  {:<16} {}/{} {mark} ({} {})",
-                    w.component, w.ready, w.desired, w.kind, w.name
-                ));
+                on_change(w);
                 last.insert(w.name.clone(), now);
             }
         }
@@ -175,25 +170,6 @@ pub(crate) async fn wait(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-}
-
-/// The components' readiness as a table (install's summary and `status` share it).
-pub(crate) fn readiness_table(
-    components: &[WorkloadReadiness],
-    style: &crate::output::Style,
-) -> String {
-    let rows: Vec<Vec<String>> = components
-        .iter()
-        .map(|c| {
-            vec![
-                c.component.clone(),
-                format!("{}/{}", c.kind, c.name),
-                format!("{}/{}", c.ready, c.desired),
-                style.state(if c.rolled_out { "Ready" } else { "NotReady" }),
-            ]
-        })
-        .collect();
-    crate::output::table(&["COMPONENT", "WORKLOAD", "READY", "STATE"], &rows)
 }
 
 #[cfg(test)]
