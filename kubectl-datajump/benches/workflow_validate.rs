@@ -2,7 +2,7 @@
 //! the typed schema and the scheduler's DAG/cron/name validation, as the command runs them.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use kubectl_datajump::cmd::workflow::check_text;
+use kubectl_datajump::workflow_file::check_text;
 
 /// A layered DAG: 1,000 tasks in 20 layers, each task depending on up to three in the layer above.
 fn thousand_task_workflow() -> String {

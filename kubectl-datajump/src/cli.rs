@@ -423,11 +423,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-/// Formats a duration the way helm's `--timeout` accepts it (`600s`).
-pub fn format_duration_for_helm(d: Duration) -> String {
-    format!("{}s", d.as_secs().max(1))
-}
-
 fn parse_param(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once('=')
@@ -444,6 +439,55 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|_| format!("expected an RFC 3339 time like 2026-11-01T02:00:00+08:00, got {s:?}"))
 }
 
+// What the lower layers take, converted from the flags: they never see clap's types.
+
+impl GlobalOpts {
+    /// The cluster `--kubeconfig` and `--context` name.
+    pub fn target(&self) -> crate::kube::Target {
+        crate::kube::Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+
+    /// Whether `-v` asks for debug lines on stderr.
+    pub fn verbose(&self) -> bool {
+        self.verbose > 0
+    }
+}
+
+impl From<OutputFormat> for crate::output::Format {
+    fn from(format: OutputFormat) -> Self {
+        match format {
+            OutputFormat::Table => Self::Table,
+            OutputFormat::Json => Self::Json,
+            OutputFormat::Yaml => Self::Yaml,
+        }
+    }
+}
+
+impl From<&GlobalOpts> for crate::output::Settings {
+    fn from(global: &GlobalOpts) -> Self {
+        Self {
+            format: global.output.into(),
+            no_color: global.no_color,
+        }
+    }
+}
+
+impl ChartArgs {
+    /// `--chart` with `--version` (clap requires them together), else `--chart-dir`.
+    pub fn source(&self) -> crate::helm::ChartSource {
+        match (&self.chart, &self.version) {
+            (Some(reference), Some(version)) => crate::helm::ChartSource::Registry {
+                reference: reference.clone(),
+                version: version.clone(),
+            },
+            _ => crate::helm::ChartSource::Dir(self.chart_dir.clone()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +500,5 @@ mod tests {
         for bad in ["", "10", "m", "5d", "1h-3m"] {
             assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
         }
-        assert_eq!(format_duration_for_helm(Duration::from_secs(600)), "600s");
     }
 }

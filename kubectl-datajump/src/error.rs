@@ -16,12 +16,12 @@ impl InputError {
 }
 
 /// Exit code for bad input, as clap and ripgrep use it.
-pub const EXIT_INPUT: u8 = 2;
+pub(crate) const EXIT_INPUT: u8 = 2;
 /// Exit code for runtime failures (cluster unreachable, helm failed, a workflow run failed, ...).
-pub const EXIT_RUNTIME: u8 = 1;
+pub(crate) const EXIT_RUNTIME: u8 = 1;
 
 /// Maps an error from a command to the process exit code: 2 when any cause is an [`InputError`].
-pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.chain().any(|cause| cause.is::<InputError>()) {
         EXIT_INPUT
     } else {
@@ -30,7 +30,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
 }
 
 /// Prints `error: <chain>` to stderr and returns the exit code for it.
-pub fn report(err: &anyhow::Error) -> ExitCode {
+pub(crate) fn report(err: &anyhow::Error) -> ExitCode {
     eprintln!("error: {err:#}");
     ExitCode::from(exit_code_for(err))
 }

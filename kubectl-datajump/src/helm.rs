@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{ChartArgs, GlobalOpts, format_duration_for_helm};
 use crate::error::InputError;
+use crate::kube::Target;
 
 /// How to reach helm and the cluster it should talk to.
 #[derive(Debug, Clone)]
@@ -17,19 +17,33 @@ pub struct Helm {
     pub bin: PathBuf,
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
+    /// Say on stderr which helm command runs (`-v`).
+    pub verbose: bool,
+}
+
+/// Where the chart comes from: a local directory, or a chart in a registry that is pulled first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChartSource {
+    Dir(PathBuf),
+    Registry { reference: String, version: String },
 }
 
 impl Helm {
-    /// Finds helm as chart-gen does (`chart_gen::helm::Helm::locate`): `--helm` /
-    /// `DATAJUMP_HELM` if given (it must exist), else `helm` on PATH. A user's machine has no
-    /// checkout, so no pinned copy is looked for.
-    pub fn locate(global: &GlobalOpts) -> Result<Self, InputError> {
-        let located = chart_gen::helm::Helm::locate(global.helm.as_deref(), None)
+    /// Finds helm as chart-gen does (`chart_gen::helm::Helm::locate`): `explicit` (`--helm` /
+    /// `DATAJUMP_HELM`) if given (it must exist), else `helm` on PATH. A user's machine has no
+    /// checkout, so no pinned copy is looked for. Helm talks to `target`'s cluster.
+    pub fn locate(
+        explicit: Option<&Path>,
+        target: &Target,
+        verbose: bool,
+    ) -> Result<Self, InputError> {
+        let located = chart_gen::helm::Helm::locate(explicit, None)
             .map_err(|e| InputError::new(e.to_string()))?;
         Ok(Self {
             bin: located.program().to_path_buf(),
-            kubeconfig: global.kubeconfig.clone(),
-            context: global.context.clone(),
+            kubeconfig: target.kubeconfig.clone(),
+            context: target.context.clone(),
+            verbose,
         })
     }
 
@@ -150,7 +164,14 @@ impl Helm {
 
     /// Runs helm and returns its stdout; on failure the error carries helm's stderr.
     pub async fn run(&self, args: &[OsString]) -> anyhow::Result<String> {
-        log_command(&self.bin, args);
+        if self.verbose {
+            // kubectl's `-v` shows the requests it makes the same way.
+            eprintln!(
+                "debug: running {} {}",
+                self.bin.display(),
+                display_args(args)
+            );
+        }
         let out = tokio::process::Command::new(&self.bin)
             .args(args)
             .stdin(Stdio::null())
@@ -175,21 +196,24 @@ impl Helm {
         String::from_utf8(out.stdout).context("helm printed non-UTF-8 output")
     }
 
-    /// Makes a local chart directory out of the chart arguments (pulling an OCI chart first).
+    /// Makes a local chart directory out of the chart's source (pulling an OCI chart first).
     /// The returned guard keeps a pulled chart's temp directory alive.
     pub async fn resolve_chart(
         &self,
-        chart: &ChartArgs,
+        chart: &ChartSource,
     ) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
-        let (Some(reference), Some(version)) = (&chart.chart, &chart.version) else {
-            if !chart.chart_dir.join("Chart.yaml").is_file() {
-                return Err(InputError::new(format!(
-                    "--chart-dir {}: no Chart.yaml there (pass the chart directory, e.g. charts/datajump, or --chart oci://... --version V)",
-                    chart.chart_dir.display()
-                ))
-                .into());
+        let (reference, version) = match chart {
+            ChartSource::Registry { reference, version } => (reference, version),
+            ChartSource::Dir(dir) => {
+                if !dir.join("Chart.yaml").is_file() {
+                    return Err(InputError::new(format!(
+                        "--chart-dir {}: no Chart.yaml there (pass the chart directory, e.g. charts/datajump, or --chart oci://... --version V)",
+                        dir.display()
+                    ))
+                    .into());
+                }
+                return Ok((dir.clone(), None));
             }
-            return Ok((chart.chart_dir.clone(), None));
         };
         let tmp = tempfile::tempdir().context("creating a temp dir for the pulled chart")?;
         self.run(&self.pull_args(reference, version, tmp.path()))
@@ -239,11 +263,9 @@ pub fn display_args(args: &[OsString]) -> String {
         .join(" ")
 }
 
-/// With `-v`, says on stderr which helm command runs (kubectl's `-v` shows requests the same way).
-fn log_command(bin: &Path, args: &[OsString]) {
-    if crate::verbose() {
-        eprintln!("debug: running {} {}", bin.display(), display_args(args));
-    }
+/// Formats a duration the way helm's `--timeout` accepts it (`600s`).
+fn format_duration_for_helm(d: Duration) -> String {
+    format!("{}s", d.as_secs().max(1))
 }
 
 #[cfg(test)]
@@ -255,6 +277,7 @@ mod tests {
             bin: "helm".into(),
             kubeconfig: Some("/k/config".into()),
             context: Some("prod-ctx".into()),
+            verbose: false,
         }
     }
 
@@ -270,6 +293,11 @@ mod tests {
             timeout: Duration::from_secs(600),
             dry_run,
         }
+    }
+
+    #[test]
+    fn timeouts_are_whole_seconds() {
+        assert_eq!(format_duration_for_helm(Duration::from_secs(600)), "600s");
     }
 
     #[test]
@@ -319,14 +347,10 @@ mod tests {
 
     #[test]
     fn missing_helm_says_how_to_install_it() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::parse_from([
-            "kubectl-datajump",
-            "--helm",
-            "/nonexistent/helm",
-            "status",
-        ]);
-        let err = Helm::locate(&cli.global).unwrap_err().to_string();
+        let explicit = Path::new("/nonexistent/helm");
+        let err = Helm::locate(Some(explicit), &Target::default(), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/helm"), "{err}");
         assert!(err.contains("bash .ci/install-tools.sh"), "{err}");
         assert!(err.contains("https://helm.sh/docs/intro/install/"), "{err}");

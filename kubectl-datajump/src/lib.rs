@@ -1,6 +1,7 @@
 //! `kubectl datajump`: the DataJump platform's life cycle from one kubectl plugin. The binary only
-//! calls [`run`]; parsing lives in `cli`, each subcommand in `cmd/<noun>.rs`, cluster access in
-//! `kube/`, helm command lines in `helm`, and answers are printed through `output`.
+//! calls [`run`]; parsing lives in `cli`, each subcommand in `cmd/<noun>.rs` (the workflow verbs
+//! in `cmd/workflow/`, reading files through `workflow_file`), cluster access in `kube/`, helm
+//! command lines in `helm`, and answers are printed through `output`.
 
 pub mod cli;
 pub mod cmd;
@@ -9,21 +10,14 @@ pub mod helm;
 pub mod kube;
 pub mod manifests;
 pub mod output;
-pub mod registry;
-pub mod schema;
+pub(crate) mod registry;
+pub(crate) mod schema;
 pub mod values;
+pub mod workflow_file;
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
-
-static VERBOSE: AtomicBool = AtomicBool::new(false);
-
-/// Whether `-v` was given (debug lines on stderr).
-pub fn verbose() -> bool {
-    VERBOSE.load(Ordering::Relaxed)
-}
 
 /// Parses the command line, runs the command and maps the outcome to an exit code
 /// (0 ok, 1 runtime failure, 2 bad input — clap's own usage errors also exit 2).
@@ -33,7 +27,6 @@ pub fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    VERBOSE.store(cli.global.verbose > 0, Ordering::Relaxed);
     // Help, completions and offline validation need no async runtime: keep them fast.
     if let Some(result) = cmd::run_offline(&cli) {
         return finish(result);

@@ -4,25 +4,43 @@
 
 use std::io::{IsTerminal, Write};
 
+use comfy_table::{Table, presets};
 use serde::Serialize;
 
-use crate::cli::{GlobalOpts, OutputFormat};
+/// How read commands print their answer (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Aligned columns (or a tree) for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+    /// YAML for scripts.
+    Yaml,
+}
+
+/// What the user asked of the answer on stdout: its format, and whether `--no-color` was given
+/// (colour also needs a terminal and no `NO_COLOR`, decided when printing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub format: Format,
+    pub no_color: bool,
+}
 
 /// An answer that can also be shown as a table.
-pub trait Render: Serialize {
+pub(crate) trait Render: Serialize {
     /// The human rendering (a table, or a tree for DAGs). Ends with a newline.
     fn human(&self, style: &Style) -> String;
 }
 
 /// Colour choice for human output.
 #[derive(Debug, Clone, Copy)]
-pub struct Style {
+pub(crate) struct Style {
     pub color: bool,
 }
 
 impl Style {
     /// Colours a state word: green for good, red for bad, yellow for in-between.
-    pub fn state(&self, word: &str) -> String {
+    pub(crate) fn state(&self, word: &str) -> String {
         if !self.color {
             return word.to_string();
         }
@@ -36,25 +54,27 @@ impl Style {
 }
 
 /// Renders an answer in the requested format.
-pub fn render<T: Render>(
+pub(crate) fn render<T: Render>(
     answer: &T,
-    format: OutputFormat,
+    format: Format,
     style: &Style,
 ) -> anyhow::Result<String> {
     Ok(match format {
-        OutputFormat::Table => answer.human(style),
-        OutputFormat::Json => {
+        Format::Table => answer.human(style),
+        Format::Json => {
             let mut s = serde_json::to_string_pretty(answer)?;
             s.push('\n');
             s
         }
-        OutputFormat::Yaml => serde_yaml::to_string(answer)?,
+        Format::Yaml => serde_yaml::to_string(answer)?,
     })
 }
 
-/// Renders and prints an answer on stdout.
-pub fn print<T: Render>(answer: &T, global: &GlobalOpts) -> anyhow::Result<()> {
-    let text = render(answer, global.output, &style_for(global))?;
+/// Renders and prints an answer on stdout, as `settings` (or the command line they come from)
+/// ask.
+pub(crate) fn print<T: Render>(answer: &T, settings: impl Into<Settings>) -> anyhow::Result<()> {
+    let settings = settings.into();
+    let text = render(answer, settings.format, &style_for(settings))?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
@@ -67,60 +87,32 @@ fn no_color_env() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
-pub fn style_for(global: &GlobalOpts) -> Style {
+pub(crate) fn style_for(settings: Settings) -> Style {
     Style {
-        color: !global.no_color && !no_color_env() && std::io::stdout().is_terminal(),
+        color: !settings.no_color && !no_color_env() && std::io::stdout().is_terminal(),
     }
 }
 
-/// Aligned columns with a header row, like kubectl's tables.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+/// Aligned columns with a header row, like kubectl's tables: no borders, three spaces between
+/// columns, no trailing spaces, widths from the content alone (never the terminal's). Cells are
+/// measured by their display width without colour escapes, so coloured states and wide
+/// characters keep the columns straight, and a cell with a line break stays inside its column.
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .force_no_tty()
+        .set_header(headers.iter().copied());
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(visible_len(cell));
-            }
-        }
+        table.add_row(row.iter().map(String::as_str));
     }
-    let mut out = String::new();
-    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    push_row(&mut out, &header, &widths);
-    for row in rows {
-        push_row(&mut out, row, &widths);
+    let last = table.column_count().saturating_sub(1);
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, if i < last { 3 } else { 0 }));
     }
-    out
-}
-
-fn push_row(out: &mut String, row: &[String], widths: &[usize]) {
-    let last = row.len().saturating_sub(1);
-    for (i, cell) in row.iter().enumerate() {
-        out.push_str(cell);
-        if i < last {
-            let pad = widths
-                .get(i)
-                .copied()
-                .unwrap_or(0)
-                .saturating_sub(visible_len(cell));
-            out.push_str(&" ".repeat(pad + 3));
-        }
-    }
+    let mut out = table.trim_fmt();
     out.push('\n');
-}
-
-/// Length without ANSI colour escapes, so coloured cells still align.
-fn visible_len(s: &str) -> usize {
-    let mut len = 0;
-    let mut in_escape = false;
-    for c in s.chars() {
-        match (in_escape, c) {
-            (false, '\x1b') => in_escape = true,
-            (true, 'm') => in_escape = false,
-            (true, _) => {}
-            (false, _) => len += 1,
-        }
-    }
-    len
+    out
 }
 
 /// Progress lines on stderr: shown only on a terminal and never with `-o json`/`-o yaml`, so
@@ -131,9 +123,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Decides once per command whether progress is shown.
-    pub fn new(global: &GlobalOpts) -> Self {
-        Self::with(global.output == OutputFormat::Table && std::io::stderr().is_terminal())
+    /// Decides once per command whether progress is shown, given the answer's format.
+    pub(crate) fn new(format: Format) -> Self {
+        Self::with(format == Format::Table && std::io::stderr().is_terminal())
     }
 
     /// Explicit on/off (tests, and commands that never show progress).
@@ -150,7 +142,7 @@ impl Progress {
 }
 
 /// A human age like kubectl's: `45s`, `12m`, `5h`, `3d`.
-pub fn age(seconds: i64) -> String {
+pub(crate) fn age(seconds: i64) -> String {
     match seconds.max(0) {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),
@@ -187,16 +179,31 @@ mod tests {
         };
         let plain = Style { color: false };
         assert_eq!(
-            render(&a, OutputFormat::Table, &plain).unwrap(),
+            render(&a, Format::Table, &plain).unwrap(),
             "NAME   STATE\nweb    Ready\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render(&a, OutputFormat::Json, &plain).unwrap()).unwrap();
+            serde_json::from_str(&render(&a, Format::Json, &plain).unwrap()).unwrap();
         assert_eq!(json, serde_json::json!({"name": "web", "ready": true}));
         assert_eq!(
-            render(&a, OutputFormat::Yaml, &plain).unwrap(),
+            render(&a, Format::Yaml, &plain).unwrap(),
             "name: web\nready: true\n"
         );
+    }
+
+    /// Length without ANSI colour escapes.
+    fn visible_len(s: &str) -> usize {
+        let mut len = 0;
+        let mut in_escape = false;
+        for c in s.chars() {
+            match (in_escape, c) {
+                (false, '\x1b') => in_escape = true,
+                (true, 'm') => in_escape = false,
+                (true, _) => {}
+                (false, _) => len += 1,
+            }
+        }
+        len
     }
 
     #[test]
@@ -212,6 +219,21 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(visible_len(lines[1]), visible_len(lines[2]));
         assert!(lines[1].contains("\x1b[32mReady\x1b[0m"));
+    }
+
+    #[test]
+    fn rows_end_without_spaces_and_wide_characters_take_two_columns() {
+        let t = table(
+            &["NAME", "SIZE", "REASON"],
+            &[
+                vec!["b1".into(), "2.0 KiB".into(), String::new()],
+                vec!["数据".into(), "-".into(), "corrupt".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "NAME   SIZE      REASON\nb1     2.0 KiB\n数据   -         corrupt\n"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::values::MergedValues;
 
 /// One schema violation, with the layer that supplied the offending value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValueProblem {
+pub(crate) struct ValueProblem {
     /// JSON pointer into the merged values, e.g. `/mysql/replicas` (empty for the root).
     pub pointer: String,
     pub message: String,
@@ -35,7 +35,7 @@ impl fmt::Display for ValueProblem {
 }
 
 /// Reads `values.schema.json` from the chart directory.
-pub fn read_schema(chart_dir: &Path) -> Result<Value, InputError> {
+pub(crate) fn read_schema(chart_dir: &Path) -> Result<Value, InputError> {
     let path = chart_dir.join("values.schema.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| InputError::new(format!("cannot read {}: {e}", path.display())))?;
@@ -44,7 +44,10 @@ pub fn read_schema(chart_dir: &Path) -> Result<Value, InputError> {
 }
 
 /// Validates the merged values; returns every problem (empty when valid).
-pub fn check(schema: &Value, values: &MergedValues) -> Result<Vec<ValueProblem>, InputError> {
+pub(crate) fn check(
+    schema: &Value,
+    values: &MergedValues,
+) -> Result<Vec<ValueProblem>, InputError> {
     let validator = chart_gen::validate::values::ValuesValidator::new(schema).map_err(|e| {
         InputError::new(format!(
             "the chart's values.schema.json is not a valid schema: {e}"
@@ -62,7 +65,7 @@ pub fn check(schema: &Value, values: &MergedValues) -> Result<Vec<ValueProblem>,
 }
 
 /// Turns problems into one input error listing all of them (exit code 2).
-pub fn ensure_valid(schema: &Value, values: &MergedValues) -> Result<(), InputError> {
+pub(crate) fn ensure_valid(schema: &Value, values: &MergedValues) -> Result<(), InputError> {
     let problems = check(schema, values)?;
     if problems.is_empty() {
         return Ok(());

@@ -50,7 +50,7 @@ impl MergedValues {
     }
 
     /// The layer that last set the value at `pointer` (or its nearest ancestor), for error messages.
-    pub fn origin_of(&self, pointer: &str) -> Option<&str> {
+    pub(crate) fn origin_of(&self, pointer: &str) -> Option<&str> {
         let mut p = pointer.to_string();
         loop {
             if let Some(layer) = self
@@ -182,7 +182,7 @@ pub struct Assignment {
 
 /// A malformed `--set` argument.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SetError {
+pub(crate) enum SetError {
     #[error("key {0:?} has no value (expected key=value)")]
     NoValue(String),
     #[error("empty key in {0:?}")]
@@ -206,7 +206,7 @@ const MAX_INDEX: usize = 65_536;
 
 /// Parses one `--set` argument (`a.b=c,list[0]=x,tags={a,b}`) the way Helm's strvals does for the
 /// common forms: dotted keys, `\.` and `\,` escapes, list indexes, `{a,b}` lists and typed scalars.
-pub fn parse_set(arg: &str, as_string: bool) -> Result<Vec<Assignment>, SetError> {
+pub(crate) fn parse_set(arg: &str, as_string: bool) -> Result<Vec<Assignment>, SetError> {
     let parts = split_unescaped(arg, ',', true);
     let last = parts.len() - 1;
     parts
@@ -299,7 +299,7 @@ fn parse_key(key: &str) -> Result<Vec<Segment>, SetError> {
 
 /// Helm's typing of `--set` values: true/false, null, integers (no leading zeros), else a string.
 /// Floats stay strings, as in Helm.
-pub fn typed_scalar(s: &str) -> Value {
+pub(crate) fn typed_scalar(s: &str) -> Value {
     if s.eq_ignore_ascii_case("true") {
         return Value::Bool(true);
     }
@@ -323,7 +323,7 @@ pub fn typed_scalar(s: &str) -> Value {
 /// Writes `value` at `path` inside `root`, creating maps and lists (padded with nulls) on the way,
 /// as Helm's strvals does: a `null` is written too (coalescing then removes the chart's default),
 /// a key under anything but a map is an error, a list item that is not a map becomes one.
-pub fn set_path(root: &mut Value, path: &[Segment], value: Value) -> Result<(), SetError> {
+pub(crate) fn set_path(root: &mut Value, path: &[Segment], value: Value) -> Result<(), SetError> {
     let mut cur = root;
     let mut walked = String::new();
     for (i, seg) in path.iter().enumerate() {

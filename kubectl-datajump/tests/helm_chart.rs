@@ -132,6 +132,7 @@ async fn diff_of_real_renderings_flags_the_volume_claim_template_change() {
         bin: helm_bin,
         kubeconfig: None,
         context: None,
+        verbose: false,
     };
     let release = |set: Vec<String>| Release {
         name: "datajump".into(),

@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::cli::BackupCommand;
 use crate::cmd::Ctx;
 use crate::kube::jobs::{self, Created, JobOutcome, JobOverrides};
+use crate::kube::logs;
 use crate::output::{self, Render, Style};
 
 /// The backup Job's name for a given minute: a second `backup create` in the same minute finds
 /// the same Job instead of starting a duplicate dump.
-pub fn backup_job_name(fullname: &str, now: DateTime<Utc>) -> String {
+pub(crate) fn backup_job_name(fullname: &str, now: DateTime<Utc>) -> String {
     bounded(
         &format!("{fullname}-backup"),
         &now.format("%Y%m%d-%H%M").to_string(),
@@ -23,7 +24,7 @@ pub fn backup_job_name(fullname: &str, now: DateTime<Utc>) -> String {
 }
 
 /// The name of the Job that lists backups (one per second).
-pub fn list_job_name(fullname: &str, now: DateTime<Utc>) -> String {
+pub(crate) fn list_job_name(fullname: &str, now: DateTime<Utc>) -> String {
     bounded(
         &format!("{fullname}-list-backups"),
         &now.format("%Y%m%d-%H%M%S").to_string(),
@@ -59,7 +60,7 @@ impl Render for BackupCreated {
 /// archive still matches its checksum).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BackupInfo {
+pub(crate) struct BackupInfo {
     pub name: String,
     #[serde(default, alias = "created", alias = "createdAt", alias = "time")]
     pub created: Option<String>,
@@ -81,7 +82,7 @@ pub struct BackupInfo {
 
 impl BackupInfo {
     /// Restorable: the listing confirmed the archive against its manifest's checksum.
-    pub fn is_verified(&self) -> bool {
+    pub(crate) fn is_verified(&self) -> bool {
         self.verified == Some(true)
             || self.status.as_deref().is_some_and(|s| {
                 matches!(s.to_ascii_lowercase().as_str(), "verified" | "ok" | "valid")
@@ -100,7 +101,7 @@ impl BackupInfo {
 
 /// Parses the listing: a JSON array, or `{"backups": [...]}`; log lines before the JSON are
 /// skipped so progress messages from the script do not break parsing.
-pub fn parse_listing(log: &str) -> anyhow::Result<Vec<BackupInfo>> {
+pub(crate) fn parse_listing(log: &str) -> anyhow::Result<Vec<BackupInfo>> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Listing {
@@ -121,7 +122,7 @@ pub fn parse_listing(log: &str) -> anyhow::Result<Vec<BackupInfo>> {
 
 /// The `backup list` answer.
 #[derive(Debug, Serialize)]
-pub struct BackupList {
+pub(crate) struct BackupList {
     pub backups: Vec<BackupInfo>,
 }
 
@@ -166,7 +167,7 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
-pub async fn run(ctx: &Ctx, cmd: BackupCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, cmd: BackupCommand) -> anyhow::Result<()> {
     let ns = ctx.namespace()?;
     let client = ctx.client().await?;
     match cmd {
@@ -216,7 +217,7 @@ pub async fn create(
     ctx.progress
         .line(format!("waiting for backup Job {job} ..."));
     let outcome = jobs::wait_for_job(client, ns, &job, timeout).await?;
-    let log = jobs::job_log(client, ns, &job).await.unwrap_or_default();
+    let log = logs::job_log(client, ns, &job).await.unwrap_or_default();
     match outcome {
         JobOutcome::Succeeded => {
             let name = jobs::last_line(&log).ok_or_else(|| {
@@ -243,7 +244,7 @@ pub async fn create(
 }
 
 /// Runs the listing Job from the restore template and parses its JSON.
-pub async fn list(
+pub(crate) async fn list(
     ctx: &Ctx,
     client: &Client,
     ns: &str,
@@ -260,7 +261,7 @@ pub async fn list(
     ctx.progress
         .line(format!("listing backups (Job {job}) ..."));
     let outcome = jobs::wait_for_job(client, ns, &job, timeout).await?;
-    let log = jobs::job_log(client, ns, &job).await?;
+    let log = logs::job_log(client, ns, &job).await?;
     if let JobOutcome::Failed(reason) = outcome {
         anyhow::bail!("listing backups failed (Job {job}): {reason}\n{log}");
     }

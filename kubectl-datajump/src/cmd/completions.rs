@@ -6,7 +6,7 @@ use clap::CommandFactory;
 use crate::cli::Cli;
 
 /// Writes the completion script to stdout.
-pub fn run(shell: clap_complete::Shell) -> anyhow::Result<()> {
+pub(crate) fn run(shell: clap_complete::Shell) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
     clap_complete::generate(shell, &mut cmd, "kubectl-datajump", &mut std::io::stdout());
     Ok(())

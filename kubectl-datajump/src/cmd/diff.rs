@@ -41,7 +41,7 @@ impl Render for Comparison {
     }
 }
 
-pub async fn run(ctx: &Ctx, chart: &ChartArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, chart: &ChartArgs) -> anyhow::Result<()> {
     let p = prepare(ctx, chart, Duration::from_secs(300), true).await?;
     let deployed = p
         .helm

@@ -10,7 +10,7 @@ use chart_gen::namespaces;
 use serde::Serialize;
 
 use crate::cli::{ChartArgs, InstallArgs};
-use crate::cmd::Ctx;
+use crate::cmd::{Ctx, readiness_table};
 use crate::helm::{Helm, Release};
 use crate::kube::rollout::WorkloadReadiness;
 use crate::kube::{crds, credentials, log_shipping, namespace, preflight, rollout};
@@ -19,7 +19,7 @@ use crate::values::{MergedValues, load_layers};
 use crate::{manifests, schema};
 
 /// A chart resolved to a directory, with validated values and the release to render.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub helm: Helm,
     pub env: Environment,
     pub release: Release,
@@ -29,7 +29,7 @@ pub struct Prepared {
 }
 
 /// Locates helm, resolves the chart, merges the values and validates them against the schema.
-pub async fn prepare(
+pub(crate) async fn prepare(
     ctx: &Ctx,
     chart: &ChartArgs,
     timeout: Duration,
@@ -37,8 +37,8 @@ pub async fn prepare(
 ) -> anyhow::Result<Prepared> {
     let env = ctx.env()?;
     let namespace = ctx.namespace()?;
-    let helm = Helm::locate(&ctx.global)?;
-    let (chart_dir, pulled) = helm.resolve_chart(chart).await?;
+    let helm = ctx.helm()?;
+    let (chart_dir, pulled) = helm.resolve_chart(&chart.source()).await?;
     let layers = load_layers(
         &chart_dir,
         &env.values_file_name(),
@@ -71,7 +71,7 @@ pub async fn prepare(
 
 /// install or upgrade (the same path; only the wording differs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verb {
+pub(crate) enum Verb {
     Install,
     Upgrade,
 }
@@ -88,7 +88,7 @@ impl Verb {
 /// The answer of install/upgrade.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InstallSummary {
+pub(crate) struct InstallSummary {
     pub release: String,
     pub namespace: String,
     pub env: Environment,
@@ -117,13 +117,13 @@ impl Render for InstallSummary {
             out.push_str(&output::table(&["KIND", "COUNT"], &rows));
         }
         if !self.components.is_empty() {
-            out.push_str(&rollout::readiness_table(&self.components, style));
+            out.push_str(&readiness_table(&self.components, style));
         }
         out
     }
 }
 
-pub async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()> {
     let p = prepare(ctx, &args.chart, args.timeout, args.dry_run).await?;
     ctx.progress.line(format!(
         "values valid against {}",
@@ -159,7 +159,7 @@ pub async fn run(ctx: &Ctx, args: &InstallArgs, verb: Verb) -> anyhow::Result<()
 }
 
 /// The cluster part of install/upgrade, in order: preflight, namespaces, helm, optional wait.
-pub async fn deploy(
+pub(crate) async fn deploy(
     ctx: &Ctx,
     p: &Prepared,
     client: &::kube::Client,
@@ -242,14 +242,16 @@ pub async fn deploy(
     if args.wait {
         ctx.progress.line("waiting for rollouts:");
         let namespaces: Vec<String> = ns_plans.iter().map(|n| n.name.clone()).collect();
-        summary.components = rollout::wait(
-            client,
-            &namespaces,
-            &p.release.name,
-            args.timeout,
-            ctx.progress,
-        )
-        .await?;
+        let progress = ctx.progress;
+        summary.components =
+            rollout::wait(client, &namespaces, &p.release.name, args.timeout, |w| {
+                let mark = if w.rolled_out { "ready" } else { "waiting" };
+                progress.line(format!(
+                    "  {:<16} {}/{} {mark} ({} {})",
+                    w.component, w.ready, w.desired, w.kind, w.name
+                ));
+            })
+            .await?;
     }
     Ok(())
 }

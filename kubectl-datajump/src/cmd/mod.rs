@@ -1,26 +1,27 @@
 //! Subcommands, one module each, and what they share: the resolved namespace and release names,
-//! the confirmation rule for destructive verbs, and the dispatch from the parsed command line.
+//! the confirmation rule for destructive verbs, the workloads' readiness table (install and
+//! status), and the dispatch from the parsed command line.
 
-pub mod backfill;
 pub mod backup;
-pub mod completions;
-pub mod diff;
-pub mod graph;
+pub(crate) mod completions;
+pub(crate) mod diff;
 pub mod images;
-pub mod install;
+pub(crate) mod install;
 pub mod restore;
-pub mod status;
-pub mod uninstall;
+pub(crate) mod status;
+pub(crate) mod uninstall;
 pub mod workflow;
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::Context as _;
 use chart_gen::model::{Environment, names};
 
-use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts, WorkflowCommand};
+use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts};
 use crate::error::InputError;
-use crate::output::Progress;
+use crate::helm::Helm;
+use crate::kube::release;
+use crate::kube::rollout::WorkloadReadiness;
+use crate::output::{self, Progress, Style};
 
 /// What every command gets: the global flags and the progress channel.
 #[derive(Debug, Clone)]
@@ -31,19 +32,19 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(global: GlobalOpts) -> Self {
-        let progress = Progress::new(&global);
+        let progress = Progress::new(global.output.into());
         Self { global, progress }
     }
 
     /// `--env`, required by commands that act on one environment.
-    pub fn env(&self) -> Result<Environment, InputError> {
+    pub(crate) fn env(&self) -> Result<Environment, InputError> {
         self.global
             .env
             .ok_or_else(|| InputError::new("--env is required (dev, test, staging or prod)"))
     }
 
     /// `-n`, else `datajump-<env>`, else the kubeconfig context's namespace.
-    pub fn namespace_or(&self, context_default: &str) -> String {
+    pub(crate) fn namespace_or(&self, context_default: &str) -> String {
         self.global
             .namespace
             .clone()
@@ -52,7 +53,7 @@ impl Ctx {
     }
 
     /// `-n`, else `datajump-<env>`; an input error when neither is given.
-    pub fn namespace(&self) -> Result<String, InputError> {
+    pub(crate) fn namespace(&self) -> Result<String, InputError> {
         self.global
             .namespace
             .clone()
@@ -65,7 +66,7 @@ impl Ctx {
     /// The chart's fullname for this release with the given merged values (their
     /// `nameOverride`/`fullnameOverride`), as the chart computes it; object names are
     /// `<fullname>-<component>`.
-    pub fn fullname_for(&self, values: &serde_json::Value) -> String {
+    pub(crate) fn fullname_for(&self, values: &serde_json::Value) -> String {
         let field = |key: &str| values.get(key).and_then(|v| v.as_str()).unwrap_or_default();
         names::fullname(
             &self.global.release,
@@ -74,42 +75,48 @@ impl Ctx {
         )
     }
 
-    /// The fullname of the installed release in `ns`, read off its `<fullname>-config`
-    /// ConfigMap (found by the release's labels, so any name override is honoured); the
-    /// chart's default rule when the release has none yet.
-    pub async fn installed_fullname(
+    /// The fullname of the installed release in `ns` (see [`release::installed_fullname`]).
+    pub(crate) async fn installed_fullname(
         &self,
         client: &::kube::Client,
         ns: &str,
     ) -> anyhow::Result<String> {
-        use k8s_openapi::api::core::v1::ConfigMap;
-        use kube::api::{Api, ListParams};
-        let selector = format!(
-            "app.kubernetes.io/instance={},app.kubernetes.io/component=config",
-            self.global.release
-        );
-        let config: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-        let found = config
-            .list_metadata(&ListParams::default().labels(&selector))
-            .await
-            .with_context(|| format!("listing ConfigMaps {selector} in namespace {ns}"))?;
-        let from_cluster = found
-            .items
-            .iter()
-            .filter_map(|cm| cm.metadata.name.as_deref())
-            .find_map(|name| name.strip_suffix("-config"))
-            .map(str::to_string);
-        Ok(from_cluster.unwrap_or_else(|| names::fullname(&self.global.release, "", "")))
+        release::installed_fullname(client, ns, &self.global.release).await
     }
 
-    pub async fn client(&self) -> anyhow::Result<::kube::Client> {
-        crate::kube::connect(&self.global).await
+    pub(crate) async fn client(&self) -> anyhow::Result<::kube::Client> {
+        crate::kube::connect(&self.global.target()).await
     }
+
+    /// helm from `--helm` / `DATAJUMP_HELM` or PATH, pointed at the cluster we talk to.
+    pub(crate) fn helm(&self) -> Result<Helm, InputError> {
+        Helm::locate(
+            self.global.helm.as_deref(),
+            &self.global.target(),
+            self.global.verbose(),
+        )
+    }
+}
+
+/// The components' readiness as a table (install's summary and `status` share it).
+pub(crate) fn readiness_table(components: &[WorkloadReadiness], style: &Style) -> String {
+    let rows: Vec<Vec<String>> = components
+        .iter()
+        .map(|c| {
+            vec![
+                c.component.clone(),
+                format!("{}/{}", c.kind, c.name),
+                format!("{}/{}", c.ready, c.desired),
+                style.state(if c.rolled_out { "Ready" } else { "NotReady" }),
+            ]
+        })
+        .collect();
+    output::table(&["COMPONENT", "WORKLOAD", "READY", "STATE"], &rows)
 }
 
 /// Destructive verbs: prod needs `--confirm-env prod`; then `--yes`, or a typed confirmation
 /// when a person is at the terminal. Without a terminal and without --yes it refuses.
-pub fn confirm(
+pub(crate) fn confirm(
     env: Option<Environment>,
     action: &str,
     target: &str,
@@ -145,24 +152,16 @@ pub fn confirm(
 }
 
 /// Commands that need neither the cluster nor the async runtime; None for everything else.
-pub fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
+pub(crate) fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
     match &cli.command {
         Command::Completions { shell } => Some(completions::run(*shell)),
-        Command::Workflow(WorkflowCommand::Validate { file }) => {
-            Some(workflow::validate_file(file, &cli.global))
-        }
-        Command::Workflow(WorkflowCommand::Backfill(args)) if args.file.is_some() => {
-            Some(backfill::run_offline(args, &cli.global))
-        }
-        Command::Workflow(WorkflowCommand::Graph(args)) if args.file.is_some() => {
-            Some(graph::run_offline(args, &cli.global))
-        }
+        Command::Workflow(cmd) => workflow::run_offline(cmd, &cli.global),
         _ => None,
     }
 }
 
 /// Dispatches a parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Ctx::new(cli.global);
     match cli.command {
         Command::Install(args) => install::run(&ctx, &args, install::Verb::Install).await,

@@ -3,21 +3,18 @@
 //! writes into a half-restored database; afterwards — also when the restore failed — the
 //! scheduler gets its previous replica count back and exactly the workflows we suspended resume.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::Client;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::cli::RestoreArgs;
 use crate::cmd::backup::{self, BackupInfo};
 use crate::cmd::{Ctx, confirm};
 use crate::error::InputError;
 use crate::kube::jobs::{self, JobOutcome, JobOverrides};
-use crate::kube::workflows;
+use crate::kube::{logs, scheduler, workflows};
 use crate::output::{self, Progress, Render, Style};
 
 /// What happened, for the user and for scripts.
@@ -71,7 +68,10 @@ impl Render for RestoreReport {
 }
 
 /// Refuses unknown and unverified backups (input errors, exit 2).
-pub fn choose<'a>(backups: &'a [BackupInfo], name: &str) -> Result<&'a BackupInfo, InputError> {
+pub(crate) fn choose<'a>(
+    backups: &'a [BackupInfo],
+    name: &str,
+) -> Result<&'a BackupInfo, InputError> {
     let Some(b) = backups.iter().find(|b| b.name == name) else {
         let known: Vec<&str> = backups.iter().map(|b| b.name.as_str()).collect();
         return Err(InputError::new(format!(
@@ -96,7 +96,7 @@ pub fn choose<'a>(backups: &'a [BackupInfo], name: &str) -> Result<&'a BackupInf
     Ok(b)
 }
 
-pub async fn run(ctx: &Ctx, args: &RestoreArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: &RestoreArgs) -> anyhow::Result<()> {
     let env = ctx.env()?;
     let ns = ctx.namespace()?;
     confirm(
@@ -147,7 +147,7 @@ pub async fn restore(
         "suspended {} workflow(s); stopping {scheduler} ...",
         suspended.len()
     ));
-    let previous = match stop_scheduler(client, ns, &scheduler).await {
+    let previous = match scheduler::stop(client, ns, &scheduler).await {
         Ok(p) => p,
         Err(e) => {
             let _ = workflows::resume_these(client, ns, &suspended).await;
@@ -169,7 +169,7 @@ pub async fn restore(
 
     progress.line("starting the scheduler and resuming workflows ...");
     let mut cleanup_errors = Vec::new();
-    if let Err(e) = scale(client, ns, &scheduler, previous).await {
+    if let Err(e) = scheduler::scale(client, ns, &scheduler, previous).await {
         cleanup_errors.push(format!("scaling {scheduler} back to {previous}: {e:#}"));
     }
     if let Err(errs) = workflows::resume_these(client, ns, &suspended).await {
@@ -201,7 +201,7 @@ async fn run_restore_job(
     };
     jobs::create_from_cronjob(client, ns, &format!("{fullname}-restore"), job, &overrides).await?;
     let outcome = jobs::wait_for_job(client, ns, job, timeout).await?;
-    let log = jobs::job_log(client, ns, job).await.unwrap_or_default();
+    let log = logs::job_log(client, ns, job).await.unwrap_or_default();
     Ok((outcome, log))
 }
 
@@ -211,42 +211,6 @@ fn tail(log: &str) -> Vec<String> {
         .iter()
         .map(|l| l.to_string())
         .collect()
-}
-
-/// Scales the scheduler to zero and waits until its pods are gone; returns the previous replicas.
-async fn stop_scheduler(client: &Client, ns: &str, name: &str) -> anyhow::Result<i32> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let current = api
-        .get_scale(name)
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the scale of Deployment {name}: {e}"))?;
-    let previous = current.spec.and_then(|s| s.replicas).unwrap_or(1);
-    scale(client, ns, name, 0).await?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let s = api.get_scale(name).await?;
-        if s.status.map(|st| st.replicas).unwrap_or(0) == 0 {
-            return Ok(previous);
-        }
-        if Instant::now() >= deadline {
-            // Put it back: we must not leave the scheduler half-stopped.
-            scale(client, ns, name, previous).await?;
-            anyhow::bail!("scheduler pods did not stop within 120s");
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-async fn scale(client: &Client, ns: &str, name: &str, replicas: i32) -> anyhow::Result<()> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    api.patch_scale(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": replicas}})),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("scaling Deployment {name} to {replicas}: {e}"))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 
 use crate::cli::ConfirmArgs;
 use crate::cmd::{Ctx, confirm};
-use crate::helm::Helm;
 
-pub async fn run(ctx: &Ctx, args: &ConfirmArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: &ConfirmArgs) -> anyhow::Result<()> {
     let env = ctx.env()?;
     let namespace = ctx.namespace()?;
     confirm(Some(env), "uninstall", &ctx.global.release, args)?;
-    let helm = Helm::locate(&ctx.global)?;
+    let helm = ctx.helm()?;
     ctx.progress.line(format!(
         "uninstalling release {} from {namespace} ...",
         ctx.global.release

@@ -13,13 +13,13 @@ use datajump_api::{
     RetryOf, Workflow, WorkflowRun, WorkflowRunSpec,
 };
 use futures::TryStreamExt;
-use kube::api::{ListParams, ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
 /// What creating a backfill's runs did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Created {
+pub(crate) struct Created {
     /// Runs created.
     pub created: Vec<String>,
     /// Runs that existed already (made by the schedule or an earlier backfill meanwhile).
@@ -29,7 +29,7 @@ pub struct Created {
 /// Creates the backfill's runs, oldest first: each named as the scheduled run of its tick,
 /// owned by the workflow and labelled with the backfill. A run that exists already is left as
 /// it is.
-pub async fn create_runs(
+pub(crate) async fn create_runs(
     client: &Client,
     workflow: &Workflow,
     backfill: &BackfillRef,
@@ -79,16 +79,13 @@ pub async fn create_runs(
 }
 
 /// The runs of backfill `name`, oldest tick first.
-pub async fn runs_of(
+pub(crate) async fn runs_of(
     client: &Client,
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<Vec<WorkflowRun>> {
-    let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
-    let mut runs = api
-        .list(&ListParams::default().labels(&format!("{LABEL_BACKFILL}={name}")))
-        .await?
-        .items;
+    let selector = format!("{LABEL_BACKFILL}={name}");
+    let mut runs: Vec<WorkflowRun> = super::list_labelled(client, namespace, &selector).await?;
     runs.sort_by_key(|r| (r.spec.scheduled_time, r.metadata.name.clone()));
     Ok(runs)
 }
@@ -96,7 +93,7 @@ pub async fn runs_of(
 /// Follows the runs of backfill `name` until every one of them finished (or went away: history
 /// pruning may delete finished runs), calling `on_change` with each new observation of a run.
 /// Returns the last state seen of each run, by name.
-pub async fn watch(
+pub(crate) async fn watch(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -147,7 +144,7 @@ pub async fn watch(
 
 /// Creates a run retrying the finished run `source` with the spec it recorded, its logical
 /// time and parameters; with `from_failed`, its succeeded tasks are kept.
-pub async fn create_retry(
+pub(crate) async fn create_retry(
     client: &Client,
     workflow: &Workflow,
     source: &WorkflowRun,

@@ -12,7 +12,7 @@ use kube::{Api, Client};
 use crate::manifests;
 
 /// Server-side applies every CRD in `<chart>/crds/*.yaml`; returns their names.
-pub async fn apply(client: &Client, chart_dir: &Path) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn apply(client: &Client, chart_dir: &Path) -> anyhow::Result<Vec<String>> {
     let dir = chart_dir.join("crds");
     let mut files: Vec<_> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 /// Where the credentials come from, decided from the merged values alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// `secrets.values`: the chart creates the Secret itself.
     ChartValues,
     /// `secrets.existingSecret`: must exist (with every key) before the install.
@@ -24,7 +24,7 @@ pub enum Source {
     Generated(String),
 }
 
-pub fn source(values: &Value, fullname: &str) -> Source {
+pub(crate) fn source(values: &Value, fullname: &str) -> Source {
     let existing = values
         .pointer("/secrets/existingSecret")
         .and_then(Value::as_str)
@@ -43,7 +43,7 @@ pub fn source(values: &Value, fullname: &str) -> Source {
 
 /// A Secret the release reads but does not create, and the keys it must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequiredSecret {
+pub(crate) struct RequiredSecret {
     pub name: String,
     /// The value that names it, e.g. `mysql.operator.rootSecret`.
     pub named_by: &'static str,
@@ -53,7 +53,7 @@ pub struct RequiredSecret {
 /// Every Secret the merged values make the release (or its custom resources) read without
 /// creating it: the platform credentials when `secrets.existingSecret` names them, MySQL
 /// Operator's root account, the MinIO Tenant's configuration, another store's upload keys.
-pub fn required_secrets(values: &Value) -> Vec<RequiredSecret> {
+pub(crate) fn required_secrets(values: &Value) -> Vec<RequiredSecret> {
     let text = |pointer: &str| {
         values
             .pointer(pointer)
@@ -116,7 +116,7 @@ pub fn required_secrets(values: &Value) -> Vec<RequiredSecret> {
 
 /// For a Secret that must exist: a sentence naming what is wrong (the Secret, the value that
 /// names it, the missing keys), or `None` when it is complete.
-pub async fn check_required(
+pub(crate) async fn check_required(
     client: &Client,
     namespace: &str,
     required: &RequiredSecret,
@@ -151,7 +151,7 @@ pub async fn check_required(
 
 /// Creates the generated Secret unless it exists; true when it was created now. Never
 /// overwrites: the credentials of an installed platform must not change behind its back.
-pub async fn ensure_generated(
+pub(crate) async fn ensure_generated(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -192,7 +192,7 @@ pub async fn ensure_generated(
 }
 
 /// 32 random alphanumeric characters from the system's random source.
-pub fn random_token() -> anyhow::Result<String> {
+pub(crate) fn random_token() -> anyhow::Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = [0u8; 64];
     std::fs::File::open("/dev/urandom")

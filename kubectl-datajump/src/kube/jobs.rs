@@ -1,12 +1,13 @@
 //! One-off Jobs made from the chart's CronJob templates (backup, restore, list-backups), the way
-//! `kubectl create job --from=cronjob/...` makes them, plus waiting for them and reading their log.
+//! `kubectl create job --from=cronjob/...` makes them, and waiting for them (their logs are read
+//! through `logs`).
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{EnvVar, Pod};
+use k8s_openapi::api::core::v1::EnvVar;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::api::{ListParams, LogParams, PostParams};
+use kube::api::PostParams;
 use kube::{Api, Client};
 
 /// Seconds a finished one-off Job stays around for `kubectl logs` before the TTL controller
@@ -15,7 +16,7 @@ const JOB_TTL_SECONDS: i32 = 86_400;
 
 /// How to adapt the CronJob's template for this Job.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobOverrides {
+pub(crate) struct JobOverrides {
     /// Replaces the first container's command (e.g. `/scripts/list-backups.sh`).
     pub command: Option<Vec<String>>,
     /// Extra env on the first container (replacing same-named entries).
@@ -24,7 +25,7 @@ pub struct JobOverrides {
 
 /// Builds a Job from a CronJob's jobTemplate: same labels, annotations and pod spec, owned by the
 /// CronJob, marked as a manual instantiation, with a TTL so one-off Jobs do not pile up.
-pub fn job_from_cronjob(
+pub(crate) fn job_from_cronjob(
     cronjob: &CronJob,
     name: &str,
     overrides: &JobOverrides,
@@ -85,14 +86,14 @@ pub fn job_from_cronjob(
 
 /// Outcome of creating a Job with a deterministic name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Created {
+pub(crate) enum Created {
     New,
     /// A Job with that name already exists (same minute, or a retry): we follow it instead.
     AlreadyExisted,
 }
 
 /// Reads the CronJob template and creates the Job from it.
-pub async fn create_from_cronjob(
+pub(crate) async fn create_from_cronjob(
     client: &Client,
     namespace: &str,
     cronjob: &str,
@@ -114,13 +115,13 @@ pub async fn create_from_cronjob(
 
 /// How a Job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobOutcome {
+pub(crate) enum JobOutcome {
     Succeeded,
     Failed(String),
 }
 
 /// The Job's outcome from its conditions, or None while it runs.
-pub fn job_outcome(job: &Job) -> Option<JobOutcome> {
+pub(crate) fn job_outcome(job: &Job) -> Option<JobOutcome> {
     let conditions = job.status.as_ref()?.conditions.as_ref()?;
     conditions
         .iter()
@@ -138,7 +139,7 @@ pub fn job_outcome(job: &Job) -> Option<JobOutcome> {
 }
 
 /// Polls the Job until it completes or fails, or the timeout passes.
-pub async fn wait_for_job(
+pub(crate) async fn wait_for_job(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -161,37 +162,8 @@ pub async fn wait_for_job(
     }
 }
 
-/// The log of the Job's newest pod.
-pub async fn job_log(client: &Client, namespace: &str, job_name: &str) -> anyhow::Result<String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut list = pods
-        .list(&ListParams::default().labels(&format!("job-name={job_name}")))
-        .await?
-        .items;
-    list.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-    let pod = list
-        .last()
-        .ok_or_else(|| anyhow::anyhow!("Job {job_name} has no pods"))?;
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    pods.logs(&name, &LogParams::default())
-        .await
-        .map_err(|e| log_error(&name, job_name, e))
-}
-
-/// Logs come from the node's kubelet through the API server; when that fails the API server's
-/// message (not the whole error structure) says why.
-pub fn log_error(pod: &str, job: &str, e: kube::Error) -> anyhow::Error {
-    let reason = match &e {
-        kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    };
-    anyhow::anyhow!(
-        "cannot read the log of pod {pod} (Job {job}) from the node's kubelet: {reason}"
-    )
-}
-
 /// The last non-empty line of a log: the scripts print their result (the backup name) last.
-pub fn last_line(log: &str) -> Option<&str> {
+pub(crate) fn last_line(log: &str) -> Option<&str> {
     log.lines().map(str::trim).rev().find(|l| !l.is_empty())
 }
 

@@ -20,7 +20,7 @@ use super::FIELD_MANAGER;
 
 /// A Secret in some namespace, written `<namespace>/<name>` in the annotations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SecretRef {
+pub(crate) struct SecretRef {
     pub namespace: String,
     pub name: String,
 }
@@ -50,7 +50,7 @@ impl std::fmt::Display for SecretRef {
 /// What a Fluent Bit DaemonSet declares: the Secret its pods mount and what it is made from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Declared {
+pub(crate) struct Declared {
     pub daemonset: String,
     /// The mounted Secret, in the DaemonSet's namespace.
     pub secret: SecretRef,
@@ -63,7 +63,7 @@ pub struct Declared {
 impl Declared {
     /// From one object (rendered or live); `None` unless it is a DaemonSet that declares a
     /// mounted Secret.
-    pub fn from_object(obj: &Value) -> anyhow::Result<Option<Self>> {
+    pub(crate) fn from_object(obj: &Value) -> anyhow::Result<Option<Self>> {
         if obj["kind"] != "DaemonSet" {
             return Ok(None);
         }
@@ -89,7 +89,7 @@ impl Declared {
     }
 
     /// The declaration among a release's objects, if any.
-    pub fn from_objects(objects: &[Value]) -> anyhow::Result<Option<Self>> {
+    pub(crate) fn from_objects(objects: &[Value]) -> anyhow::Result<Option<Self>> {
         for obj in objects {
             if let Some(d) = Self::from_object(obj)? {
                 return Ok(Some(d));
@@ -101,7 +101,7 @@ impl Declared {
 
 /// The data of the mounted Secret, from the sources' contents: `es.conf` from the user name and
 /// password, `ca.crt` as it is.
-pub fn desired_data(
+pub(crate) fn desired_data(
     credentials: Option<(&str, &str)>,
     ca: Option<&[u8]>,
 ) -> anyhow::Result<BTreeMap<String, ByteString>> {
@@ -120,7 +120,7 @@ pub fn desired_data(
 
 /// Creates ECK's file-realm user for Fluent Bit unless its Secret exists; true when created
 /// now. The password is generated once and kept (like the platform's credentials).
-pub async fn ensure_log_writer(client: &Client, secret: &SecretRef) -> anyhow::Result<bool> {
+pub(crate) async fn ensure_log_writer(client: &Client, secret: &SecretRef) -> anyhow::Result<bool> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &secret.namespace);
     if api.get_opt(&secret.name).await?.is_some() {
         return Ok(false);
@@ -155,7 +155,7 @@ pub async fn ensure_log_writer(client: &Client, secret: &SecretRef) -> anyhow::R
 
 /// What a sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Synced {
+pub(crate) enum Synced {
     Created,
     /// Changed; the DaemonSet was restarted so its pods read the new contents.
     Updated,
@@ -221,7 +221,7 @@ async fn read_sources(
 
 /// Makes or refreshes the mounted Secret. Waits up to `wait` for the sources (ECK publishes its
 /// CA shortly after the Elasticsearch resource is created).
-pub async fn sync(client: &Client, d: &Declared, wait: Duration) -> anyhow::Result<Synced> {
+pub(crate) async fn sync(client: &Client, d: &Declared, wait: Duration) -> anyhow::Result<Synced> {
     let deadline = tokio::time::Instant::now() + wait;
     let data = loop {
         match read_sources(client, d).await? {
@@ -291,7 +291,7 @@ async fn restart(client: &Client, d: &Declared) -> anyhow::Result<()> {
 /// For `status`: whether the mounted Secret matches its sources.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "state", content = "detail")]
-pub enum State {
+pub(crate) enum State {
     InSync,
     /// The mounted Secret is absent or differs from its sources (the reason says which).
     OutOfSync(String),
@@ -299,7 +299,7 @@ pub enum State {
     Waiting(String),
 }
 
-pub async fn check(client: &Client, d: &Declared) -> anyhow::Result<State> {
+pub(crate) async fn check(client: &Client, d: &Declared) -> anyhow::Result<State> {
     let desired = match read_sources(client, d).await? {
         Ok(data) => data,
         Err(reason) => return Ok(State::Waiting(reason)),
@@ -332,7 +332,7 @@ pub async fn check(client: &Client, d: &Declared) -> anyhow::Result<State> {
 }
 
 /// The live declaration of a release's Fluent Bit, wherever its namespace is.
-pub async fn find_live(
+pub(crate) async fn find_live(
     client: &Client,
     release: &str,
     release_namespace: &str,

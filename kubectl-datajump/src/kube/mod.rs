@@ -2,29 +2,34 @@
 //! it a tower-test mock and assert the exact requests; building the client from kubeconfig flags
 //! is the only part that needs a real cluster.
 
-pub mod backfill;
-pub mod crds;
-pub mod credentials;
-pub mod jobs;
-pub mod log_shipping;
+pub(crate) mod backfill;
+pub(crate) mod crds;
+pub(crate) mod credentials;
+pub(crate) mod jobs;
+pub(crate) mod log_shipping;
+pub(crate) mod logs;
 pub mod namespace;
 pub mod preflight;
-pub mod rollout;
+pub(crate) mod release;
+pub(crate) mod rollout;
+pub(crate) mod scheduler;
+pub(crate) mod status;
 pub mod workflows;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-use crate::cli::GlobalOpts;
-
 /// The one field manager for every server-side apply the plugin makes, so ownership of fields is
 /// stable across versions and users.
-pub const FIELD_MANAGER: &str = "kubectl-datajump";
+pub(crate) const FIELD_MANAGER: &str = "kubectl-datajump";
 
 /// Runs `follow` to its end, or gives up after `timeout` (zero: no limit) with `gave_up`'s
 /// message — the `--timeout` of the verbs that follow something on the cluster.
-pub async fn within<T>(
+pub(crate) async fn within<T>(
     timeout: std::time::Duration,
     follow: impl std::future::Future<Output = anyhow::Result<T>>,
     gave_up: impl FnOnce() -> String,
@@ -37,19 +42,47 @@ pub async fn within<T>(
         .map_err(|_| anyhow::anyhow!(gave_up()))?
 }
 
-/// Builds a client from `--kubeconfig`/`--context` (or KUBECONFIG / in-cluster config).
-pub async fn connect(global: &GlobalOpts) -> anyhow::Result<Client> {
+/// The `K` objects in `namespace` that carry the labels `selector` asks for.
+pub(crate) async fn list_labelled<K>(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+) -> kube::Result<Vec<K>>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items)
+}
+
+/// Which cluster to talk to, as kubectl's `--kubeconfig` and `--context` name it (none: KUBECONFIG,
+/// else the in-cluster config). Helm is pointed at the same one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+/// Builds a client for `target`.
+pub(crate) async fn connect(target: &Target) -> anyhow::Result<Client> {
     let options = KubeConfigOptions {
-        context: global.context.clone(),
+        context: target.context.clone(),
         ..Default::default()
     };
-    let config = match &global.kubeconfig {
+    let config = match &target.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
             Config::from_custom_kubeconfig(kubeconfig, &options).await?
         }
-        None if global.context.is_some() => Config::from_kubeconfig(&options).await?,
+        None if target.context.is_some() => Config::from_kubeconfig(&options).await?,
         None => Config::infer()
             .await
             .context("no kubeconfig found (set KUBECONFIG or --kubeconfig)")?,

@@ -169,7 +169,7 @@ fn collect_storage_classes(v: &Value, out: &mut std::collections::BTreeSet<Strin
 
 /// What a server version means for the install: refused below the oldest supported release,
 /// a warning above the newest tested one (a newer cluster is not locked out).
-pub fn check_version(major: &str, minor: &str) -> Result<Option<String>, String> {
+pub(crate) fn check_version(major: &str, minor: &str) -> Result<Option<String>, String> {
     match kube_versions::classify(major, minor) {
         Ok(Support::Supported(_)) => Ok(None),
         Ok(Support::NewerThanTested(v)) => Ok(Some(format!(

@@ -1,6 +1,6 @@
 //! Readiness of the release's workloads (Deployments, StatefulSets, DaemonSets), used by
-//! `status` and by `install --wait`, which polls until every component is rolled out and prints a
-//! line per component whenever its state changes.
+//! `status` and by `install --wait`, which polls until every component is rolled out and hears of
+//! each component whenever its state changes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -10,12 +10,10 @@ use kube::api::ListParams;
 use kube::{Api, Client};
 use serde::Serialize;
 
-use crate::output::Progress;
-
 /// One workload's rollout state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkloadReadiness {
+pub(crate) struct WorkloadReadiness {
     pub component: String,
     pub kind: &'static str,
     pub name: String,
@@ -26,7 +24,7 @@ pub struct WorkloadReadiness {
 }
 
 /// The label selector for everything in a release.
-pub fn release_selector(release: &str) -> String {
+pub(crate) fn release_selector(release: &str) -> String {
     format!("app.kubernetes.io/instance={release}")
 }
 
@@ -38,7 +36,7 @@ fn component_of(labels: Option<&BTreeMap<String, String>>, fallback: &str) -> St
 }
 
 /// Deployment readiness: observed the latest generation, all replicas updated and available.
-pub fn deployment_readiness(d: &Deployment) -> WorkloadReadiness {
+pub(crate) fn deployment_readiness(d: &Deployment) -> WorkloadReadiness {
     let name = d.metadata.name.clone().unwrap_or_default();
     let desired = d.spec.replicas.unwrap_or(1);
     let st = d.status.clone().unwrap_or_default();
@@ -59,7 +57,7 @@ pub fn deployment_readiness(d: &Deployment) -> WorkloadReadiness {
 }
 
 /// StatefulSet readiness: all replicas ready and on the current revision.
-pub fn statefulset_readiness(s: &StatefulSet) -> WorkloadReadiness {
+pub(crate) fn statefulset_readiness(s: &StatefulSet) -> WorkloadReadiness {
     let name = s.metadata.name.clone().unwrap_or_default();
     let desired = s.spec.replicas.unwrap_or(1);
     let st = s.status.clone().unwrap_or_default();
@@ -77,7 +75,7 @@ pub fn statefulset_readiness(s: &StatefulSet) -> WorkloadReadiness {
 }
 
 /// DaemonSet readiness: every scheduled node runs an updated, available pod.
-pub fn daemonset_readiness(d: &DaemonSet) -> WorkloadReadiness {
+pub(crate) fn daemonset_readiness(d: &DaemonSet) -> WorkloadReadiness {
     let name = d.metadata.name.clone().unwrap_or_default();
     let st = d.status.clone().unwrap_or_default();
     let desired = st.desired_number_scheduled;
@@ -94,7 +92,7 @@ pub fn daemonset_readiness(d: &DaemonSet) -> WorkloadReadiness {
 }
 
 /// Lists the release's workloads in `namespaces` and their readiness, sorted by component.
-pub async fn observe(
+pub(crate) async fn observe(
     client: &Client,
     namespaces: &[String],
     release: &str,
@@ -133,14 +131,15 @@ pub async fn observe(
     Ok(out)
 }
 
-/// Polls until every workload is rolled out; prints a line per component when its state changes.
+/// Polls until every workload is rolled out; calls `on_change` for a component whenever its state
+/// changes.
 /// Fails at the timeout naming the components still not ready.
-pub async fn wait(
+pub(crate) async fn wait(
     client: &Client,
     namespaces: &[String],
     release: &str,
     timeout: Duration,
-    progress: Progress,
+    mut on_change: impl FnMut(&WorkloadReadiness),
 ) -> anyhow::Result<Vec<WorkloadReadiness>> {
     let deadline = Instant::now() + timeout;
     let mut last: BTreeMap<String, (i32, i32, bool)> = BTreeMap::new();
@@ -149,11 +148,7 @@ pub async fn wait(
         for w in &state {
             let now = (w.ready, w.desired, w.rolled_out);
             if last.get(&w.name) != Some(&now) {
-                let mark = if w.rolled_out { "ready" } else { "waiting" };
-                progress.line(format!(
-                    "  {:<16} {}/{} {mark} ({} {})",
-                    w.component, w.ready, w.desired, w.kind, w.name
-                ));
+                on_change(w);
                 last.insert(w.name.clone(), now);
             }
         }
@@ -175,22 +170,6 @@ pub async fn wait(
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-}
-
-/// The components' readiness as a table (install's summary and `status` share it).
-pub fn readiness_table(components: &[WorkloadReadiness], style: &crate::output::Style) -> String {
-    let rows: Vec<Vec<String>> = components
-        .iter()
-        .map(|c| {
-            vec![
-                c.component.clone(),
-                format!("{}/{}", c.kind, c.name),
-                format!("{}/{}", c.ready, c.desired),
-                style.state(if c.rolled_out { "Ready" } else { "NotReady" }),
-            ]
-        })
-        .collect();
-    crate::output::table(&["COMPONENT", "WORKLOAD", "READY", "STATE"], &rows)
 }
 
 #[cfg(test)]

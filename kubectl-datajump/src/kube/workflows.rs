@@ -8,8 +8,7 @@ use chrono::Utc;
 use datajump_api::names::manual_run_prefix;
 use datajump_api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
 use futures::TryStreamExt;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
 
@@ -94,7 +93,7 @@ pub async fn create_run(
 }
 
 /// Sets `spec.suspend` with a merge patch (a toggle, not a declaration of the whole spec).
-pub async fn set_suspend(
+pub(crate) async fn set_suspend(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -113,7 +112,7 @@ pub async fn set_suspend(
 
 /// Suspends every workflow in the namespace that is not suspended yet and returns their names,
 /// so that exactly those are resumed afterwards (workflows a user had suspended stay suspended).
-pub async fn suspend_all(client: &Client, namespace: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn suspend_all(client: &Client, namespace: &str) -> anyhow::Result<Vec<String>> {
     let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
     let mut suspended = Vec::new();
     for wf in api.list(&ListParams::default()).await?.items {
@@ -129,7 +128,7 @@ pub async fn suspend_all(client: &Client, namespace: &str) -> anyhow::Result<Vec
 }
 
 /// Resumes the given workflows; keeps going after a failure and reports every one that failed.
-pub async fn resume_these(
+pub(crate) async fn resume_these(
     client: &Client,
     namespace: &str,
     names: &[String],
@@ -148,13 +147,13 @@ pub async fn resume_these(
 }
 
 /// Lists workflows.
-pub async fn list(client: &Client, namespace: &str) -> anyhow::Result<Vec<Workflow>> {
+pub(crate) async fn list(client: &Client, namespace: &str) -> anyhow::Result<Vec<Workflow>> {
     let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
     Ok(api.list(&ListParams::default()).await?.items)
 }
 
 /// Gets one workflow (with a clear message when missing).
-pub async fn get(client: &Client, namespace: &str, name: &str) -> anyhow::Result<Workflow> {
+pub(crate) async fn get(client: &Client, namespace: &str, name: &str) -> anyhow::Result<Workflow> {
     let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
     api.get_opt(name)
         .await?
@@ -163,7 +162,7 @@ pub async fn get(client: &Client, namespace: &str, name: &str) -> anyhow::Result
 
 /// Deletes a workflow; its runs go with it when the scheduler made them owned, and otherwise
 /// are deleted here too.
-pub async fn delete(client: &Client, namespace: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn delete(client: &Client, namespace: &str, name: &str) -> anyhow::Result<()> {
     let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
     api.delete(name, &DeleteParams::background()).await?;
     // Runs are owned by their workflow, so the garbage collector is deleting them already;
@@ -182,7 +181,7 @@ pub async fn delete(client: &Client, namespace: &str, name: &str) -> anyhow::Res
 }
 
 /// The runs of a workflow, newest first.
-pub async fn runs_of(
+pub(crate) async fn runs_of(
     client: &Client,
     namespace: &str,
     workflow: &str,
@@ -206,7 +205,11 @@ pub async fn runs_of(
 }
 
 /// Gets one run.
-pub async fn get_run(client: &Client, namespace: &str, name: &str) -> anyhow::Result<WorkflowRun> {
+pub(crate) async fn get_run(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<WorkflowRun> {
     let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
     api.get_opt(name)
         .await?
@@ -214,7 +217,7 @@ pub async fn get_run(client: &Client, namespace: &str, name: &str) -> anyhow::Re
 }
 
 /// Polls a run until it finishes, calling `on_change` with every new observation.
-pub async fn watch_run(
+pub(crate) async fn watch_run(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -247,23 +250,4 @@ pub async fn watch_run(
         )
     })
     .await
-}
-
-/// Pods of one task Job, oldest first.
-pub async fn job_pods(client: &Client, namespace: &str, job: &str) -> anyhow::Result<Vec<Pod>> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut pods = api
-        .list(&ListParams::default().labels(&format!("job-name={job}")))
-        .await?
-        .items;
-    pods.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-    Ok(pods)
-}
-
-/// Log parameters for task pods.
-pub fn log_params(follow: bool) -> LogParams {
-    LogParams {
-        follow,
-        ..Default::default()
-    }
 }

@@ -18,7 +18,7 @@ use super::RegistryError;
 /// Where the credentials for one registry came from (named in error messages; the secret never
 /// is).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CredentialSource {
+pub(crate) enum CredentialSource {
     /// `--username` and `--password-stdin`.
     Flags(String),
     /// An `auths` entry of a Docker-format config file.
@@ -44,14 +44,14 @@ impl std::fmt::Display for CredentialSource {
 
 /// Every place credentials may come from, in the order they are tried.
 #[derive(Debug, Clone, Default)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     explicit: BTreeMap<String, (String, String)>,
     files: Vec<PathBuf>,
 }
 
 impl Credentials {
     /// The Docker and Helm config files of this user (those that exist).
-    pub fn discover() -> Self {
+    pub(crate) fn discover() -> Self {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let mut files = Vec::new();
         match std::env::var_os("DOCKER_CONFIG") {
@@ -74,8 +74,9 @@ impl Credentials {
         }
     }
 
-    /// Only these files (tests, and `--registry-config`).
-    pub fn from_files(files: Vec<PathBuf>) -> Self {
+    /// Only these files.
+    #[cfg(test)]
+    pub(crate) fn from_files(files: Vec<PathBuf>) -> Self {
         Self {
             explicit: BTreeMap::new(),
             files,
@@ -83,7 +84,7 @@ impl Credentials {
     }
 
     /// Credentials given on the command line for one registry; they win over the files.
-    pub fn with_login(mut self, registry: &str, user: &str, password: &str) -> Self {
+    pub(crate) fn with_login(mut self, registry: &str, user: &str, password: &str) -> Self {
         self.explicit.insert(
             registry.to_string(),
             (user.to_string(), password.to_string()),
@@ -92,7 +93,7 @@ impl Credentials {
     }
 
     /// The credentials for `registry` (host[:port]) and where they came from.
-    pub fn lookup(
+    pub(crate) fn lookup(
         &self,
         registry: &str,
     ) -> Result<(RegistryAuth, CredentialSource), RegistryError> {

@@ -19,7 +19,7 @@ use super::{CredentialSource, Credentials, Manifest, RegistryError};
 
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// PEM files of CAs to trust besides the system's (a private Harbor's CA).
     pub ca_files: Vec<PathBuf>,
     /// Registries spoken to over plain HTTP (never the default).
@@ -27,14 +27,17 @@ pub struct Connection {
 }
 
 /// A registry client with credentials.
-pub struct Registry {
+pub(crate) struct Registry {
     client: Client,
     credentials: Credentials,
 }
 
 impl Registry {
     /// A client for these connection settings; reads the CA files.
-    pub fn new(connection: &Connection, credentials: Credentials) -> Result<Self, RegistryError> {
+    pub(crate) fn new(
+        connection: &Connection,
+        credentials: Credentials,
+    ) -> Result<Self, RegistryError> {
         // reqwest is built without a default crypto provider; ring is already in the tree
         // through kube. A second install in the same process is refused harmlessly.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -115,7 +118,10 @@ impl Registry {
 
     /// The manifest `image` names (by tag, or by digest when it has one); `None` when the
     /// registry has no such manifest.
-    pub async fn manifest(&self, image: &ImageRef) -> Result<Option<Manifest>, RegistryError> {
+    pub(crate) async fn manifest(
+        &self,
+        image: &ImageRef,
+    ) -> Result<Option<Manifest>, RegistryError> {
         let reference = Self::reference(image);
         let (auth, source) = self.login(&reference).await?;
         match self
@@ -132,7 +138,11 @@ impl Registry {
     }
 
     /// Whether the repository of `image` holds the blob.
-    pub async fn has_blob(&self, image: &ImageRef, digest: &str) -> Result<bool, RegistryError> {
+    pub(crate) async fn has_blob(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<bool, RegistryError> {
         let reference = Self::reference(&image.tagged());
         let (_, source) = self.login(&reference).await?;
         self.client
@@ -142,7 +152,7 @@ impl Registry {
     }
 
     /// The blob's bytes as a stream (verified against the digest as they arrive).
-    pub async fn blob(
+    pub(crate) async fn blob(
         &self,
         image: &ImageRef,
         digest: &str,
@@ -160,7 +170,7 @@ impl Registry {
 
     /// Uploads a blob from a stream of `size` bytes; the registry refuses it unless the bytes
     /// have `digest`.
-    pub async fn push_blob<S>(
+    pub(crate) async fn push_blob<S>(
         &self,
         image: &ImageRef,
         digest: &str,
@@ -181,7 +191,7 @@ impl Registry {
     }
 
     /// Writes a manifest under `image` (its tag, or its digest when it has one).
-    pub async fn push_manifest(
+    pub(crate) async fn push_manifest(
         &self,
         image: &ImageRef,
         manifest: &Manifest,

@@ -18,11 +18,11 @@ use super::{Manifest, ManifestKind, Registry, RegistryError};
 /// `--source-mirror FROM=TO[/PREFIX]` (repeatable): read images of registry FROM from TO
 /// instead, as containerd's registry mirrors do — a pull-through cache, or a local upstream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SourceMirrors(Vec<(String, String)>);
+pub(crate) struct SourceMirrors(Vec<(String, String)>);
 
 impl SourceMirrors {
     /// Parses `FROM=TO` pairs.
-    pub fn parse(pairs: &[String]) -> Result<Self, RegistryError> {
+    pub(crate) fn parse(pairs: &[String]) -> Result<Self, RegistryError> {
         let mut mirrors = Vec::new();
         for pair in pairs {
             let (from, to) = pair
@@ -39,7 +39,7 @@ impl SourceMirrors {
     }
 
     /// Where to read `upstream` from.
-    pub fn apply(&self, upstream: &ImageRef) -> ImageRef {
+    pub(crate) fn apply(&self, upstream: &ImageRef) -> ImageRef {
         let Some((_, to)) = self.0.iter().find(|(from, _)| *from == upstream.registry) else {
             return upstream.clone();
         };
@@ -59,7 +59,7 @@ impl SourceMirrors {
 
 /// `--platform os/arch[,…]`, or every platform an index has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Platforms {
+pub(crate) enum Platforms {
     /// Copy every manifest of an index (its digest stays the same).
     #[default]
     All,
@@ -69,7 +69,7 @@ pub enum Platforms {
 
 impl Platforms {
     /// Parses the comma-separated `--platform` values (empty: all).
-    pub fn parse(values: &[String]) -> Result<Self, RegistryError> {
+    pub(crate) fn parse(values: &[String]) -> Result<Self, RegistryError> {
         let list: Vec<String> = values
             .iter()
             .flat_map(|v| v.split(','))
@@ -104,7 +104,7 @@ impl Platforms {
 
 /// How copies run.
 #[derive(Debug, Clone)]
-pub struct CopyOptions {
+pub(crate) struct CopyOptions {
     /// Which platforms of an index to copy.
     pub platforms: Platforms,
     /// Blob transfers at once, across every image being copied.
@@ -113,7 +113,7 @@ pub struct CopyOptions {
 
 impl CopyOptions {
     /// `jobs` blob transfers at once.
-    pub fn new(platforms: Platforms, jobs: usize) -> Self {
+    pub(crate) fn new(platforms: Platforms, jobs: usize) -> Self {
         Self {
             platforms,
             transfers: Arc::new(Semaphore::new(jobs.max(1))),
@@ -123,7 +123,7 @@ impl CopyOptions {
 
 /// One image to copy: read from `source`, written to `target` (a tag).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageCopy {
+pub(crate) struct ImageCopy {
     /// Where the bytes come from (after `--source-mirror`).
     pub source: ImageRef,
     /// Where they go.
@@ -133,7 +133,7 @@ pub struct ImageCopy {
 /// What one copy did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CopyOutcome {
+pub(crate) struct CopyOutcome {
     /// The digest the target's tag now points at.
     pub digest: String,
     /// The tag already pointed at that digest: nothing was read or written.
@@ -157,7 +157,7 @@ struct Tally {
 
 /// Copies one image (every platform `options` selects); `on_bytes` hears of every chunk
 /// uploaded (for a progress bar).
-pub async fn copy_image(
+pub(crate) async fn copy_image(
     registry: &Registry,
     job: &ImageCopy,
     options: &CopyOptions,

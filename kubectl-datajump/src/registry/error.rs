@@ -5,7 +5,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 
 /// A registry operation that failed.
 #[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
+pub(crate) enum RegistryError {
     /// 401: the credentials were refused (or none were given).
     #[error(
         "{registry}: the registry refused the credentials ({credentials}); check the user and password, or log in with `helm registry login {registry}`"

@@ -8,24 +8,24 @@ use sha2::{Digest as _, Sha256};
 use super::RegistryError;
 
 /// OCI image index.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// OCI image manifest.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// Docker manifest list (schema 2).
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker image manifest (schema 2).
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// What `Accept` asks registries for.
-pub const ACCEPTED: [&str; 4] = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST];
+pub(crate) const ACCEPTED: [&str; 4] = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST];
 
 /// The sha256 digest of some bytes, as `sha256:<hex>`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
+pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// One manifest, byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     /// The bytes the digest is computed over.
     pub bytes: Bytes,
     /// Its media type (from the document, else from what it holds).
@@ -36,7 +36,7 @@ pub struct Manifest {
 
 /// A blob an image manifest points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobRef {
+pub(crate) struct BlobRef {
     /// `sha256:…`.
     pub digest: String,
     /// Bytes.
@@ -45,7 +45,7 @@ pub struct BlobRef {
 
 /// A platform manifest an index points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChildRef {
+pub(crate) struct ChildRef {
     /// `sha256:…`.
     pub digest: String,
     /// `os/architecture[/variant]`, or `unknown` (attestations and other artifacts).
@@ -54,7 +54,7 @@ pub struct ChildRef {
 
 /// What a manifest points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ManifestKind {
+pub(crate) enum ManifestKind {
     /// An index (multi-platform image).
     Index(Vec<ChildRef>),
     /// One image: its config blob and its layers.
@@ -69,7 +69,7 @@ pub enum ManifestKind {
 impl Manifest {
     /// A manifest from the bytes a registry (or an archive) holds; `declared` is the
     /// Content-Type or descriptor media type when known.
-    pub fn new(bytes: Bytes, declared: Option<&str>) -> Result<Self, RegistryError> {
+    pub(crate) fn new(bytes: Bytes, declared: Option<&str>) -> Result<Self, RegistryError> {
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::Invalid(format!("manifest is not JSON: {e}")))?;
         let inner = value.get("mediaType").and_then(serde_json::Value::as_str);
@@ -100,12 +100,12 @@ impl Manifest {
     }
 
     /// Whether this is an index (multi-platform).
-    pub fn is_index(&self) -> bool {
+    pub(crate) fn is_index(&self) -> bool {
         matches!(self.media_type.as_str(), OCI_INDEX | DOCKER_LIST)
     }
 
     /// What the manifest points at.
-    pub fn kind(&self) -> Result<ManifestKind, RegistryError> {
+    pub(crate) fn kind(&self) -> Result<ManifestKind, RegistryError> {
         let parse_err =
             |e: serde_json::Error| RegistryError::Invalid(format!("manifest {}: {e}", self.digest));
         if self.is_index() {
@@ -124,7 +124,10 @@ impl Manifest {
 
     /// An index holding only the platforms `keep` accepts (a new document, so a new digest);
     /// the manifest itself when it is not an index or every platform is kept.
-    pub fn only_platforms(&self, keep: impl Fn(&str) -> bool) -> Result<Self, RegistryError> {
+    pub(crate) fn only_platforms(
+        &self,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Self, RegistryError> {
         let ManifestKind::Index(children) = self.kind()? else {
             return Ok(self.clone());
         };

@@ -11,8 +11,8 @@ mod copy;
 mod error;
 mod manifest;
 
-pub use auth::{CredentialSource, Credentials};
-pub use client::{Connection, Registry};
-pub use copy::{CopyOptions, CopyOutcome, ImageCopy, Platforms, SourceMirrors, copy_image};
-pub use error::RegistryError;
-pub use manifest::{Manifest, ManifestKind};
+pub(crate) use auth::{CredentialSource, Credentials};
+pub(crate) use client::{Connection, Registry};
+pub(crate) use copy::{CopyOptions, CopyOutcome, ImageCopy, Platforms, SourceMirrors, copy_image};
+pub(crate) use error::RegistryError;
+pub(crate) use manifest::{Manifest, ManifestKind};

@@ -18,7 +18,7 @@ use crate::output::{self, Render, Style};
 /// One pinned image.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LockedImage {
+pub(crate) struct LockedImage {
     pub image: String,
     pub digest: String,
     /// The values paths pinned (`<path>.digest`); empty for images an operator pulls by tag.
@@ -28,7 +28,7 @@ pub struct LockedImage {
 /// The answer of `images lock`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LockReport {
+pub(crate) struct LockReport {
     pub env: String,
     pub file: String,
     pub images: Vec<LockedImage>,
@@ -57,7 +57,7 @@ impl Render for LockReport {
     }
 }
 
-pub async fn run(ctx: &Ctx, args: &LockArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: &LockArgs) -> anyhow::Result<()> {
     let target = parse_mirror("--registry", &args.registry)?;
     let (_, list) = environment_images(ctx, &args.chart, Some(&target)).await?;
     let registry = client(&target, &args.target, None, &[])?;

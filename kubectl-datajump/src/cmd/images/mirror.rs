@@ -21,7 +21,7 @@ use crate::registry::{CopyOptions, CopyOutcome, ImageCopy, Registry, SourceMirro
 /// What happened to one image.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MirroredImage {
+pub(crate) struct MirroredImage {
     /// Where it was written.
     pub image: ImageRef,
     /// Where it was read from.
@@ -37,7 +37,7 @@ pub struct MirroredImage {
 /// The answer of `images mirror`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MirrorReport {
+pub(crate) struct MirrorReport {
     pub env: String,
     pub registry: Mirror,
     pub images: Vec<MirroredImage>,
@@ -98,7 +98,7 @@ pub(crate) fn human_bytes(n: u64) -> String {
     }
 }
 
-pub async fn run(ctx: &Ctx, args: &MirrorArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: &MirrorArgs) -> anyhow::Result<()> {
     let target = parse_mirror("--to", &args.to)?;
     let (mirrors, options) = source_options(&args.source)?;
     let (_, list) = environment_images(ctx, &args.chart, Some(&target)).await?;

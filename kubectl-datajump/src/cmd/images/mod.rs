@@ -4,7 +4,7 @@
 
 mod lock;
 mod mirror;
-pub mod plan;
+pub(crate) mod plan;
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use plan::PlannedImage;
 /// The answer of `images`: every image, sorted by the reference the pods get.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImageList {
+pub(crate) struct ImageList {
     pub env: String,
     /// `global.imageRegistry` (and project) the render used, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,7 +107,7 @@ pub(crate) async fn environment_images(
     Ok((p, list))
 }
 
-pub async fn run(ctx: &Ctx, args: &ImagesArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Ctx, args: &ImagesArgs) -> anyhow::Result<()> {
     match &args.action {
         None => list(ctx, &args.chart).await,
         Some(ImagesCommand::List(chart)) => list(ctx, chart).await,

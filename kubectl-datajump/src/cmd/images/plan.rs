@@ -11,7 +11,7 @@ use serde::Serialize;
 /// One image of the environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PlannedImage {
+pub(crate) struct PlannedImage {
     /// The reference the pods get (under `global.imageRegistry` when set).
     pub image: ImageRef,
     /// Where it comes from.
@@ -25,7 +25,7 @@ pub struct PlannedImage {
 
 /// The render and the values disagree.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     /// A rendered reference that is not registry/repository:tag.
     #[error("{image} (used by {used_by}): {reason}")]
     Unparsable {
@@ -56,7 +56,7 @@ pub enum PlanError {
 /// Pairs every rendered image with its upstream. `rendered` maps each rendered reference to
 /// its users (`manifests::images`); `mirror` is the registry the render was made for (`None`:
 /// images come from their own registries).
-pub fn plan(
+pub(crate) fn plan(
     rendered: &BTreeMap<String, BTreeSet<String>>,
     values: &[ValuesImage],
     mirror: Option<&Mirror>,

@@ -1,339 +1,24 @@
-//! `workflow ...`: offline validation with the scheduler's own rules, submission by server-side
-//! apply, runs (start, watch, list), the DAG as a tree with each task's state, task logs, and
-//! suspend/resume/delete.
+//! The answers of `workflow list`, `workflow runs` and `workflow get`: one `Serialize` struct
+//! each, built from the API objects, with its human rendering (two tables and the DAG as a tree
+//! with each task's state in the latest run).
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use chrono::Utc;
-use datajump_api::validate::validate_workflow;
-use datajump_api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunStatus};
-use futures::{AsyncBufReadExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
+use datajump_api::{RunPhase, TaskPhase, Workflow, WorkflowRun};
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::cli::{GlobalOpts, WorkflowCommand};
-use crate::cmd::{Ctx, confirm};
-use crate::error::InputError;
-use crate::kube::workflows::RunOptions;
-use crate::kube::{jobs, workflows};
 use crate::output::{self, Render, Style, age};
-
-/// A workflow file read and checked: the typed object and the document as written.
-#[derive(Debug)]
-pub struct CheckedWorkflow {
-    pub workflow: Workflow,
-    pub document: Value,
-}
-
-/// Reads and validates a workflow manifest; every problem is reported with its field path.
-pub fn check_file(path: &Path) -> Result<CheckedWorkflow, InputError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(format!("cannot read {}: {e}", path.display())))?;
-    check_text(&text).map_err(|e| InputError::new(format!("{}: {e}", path.display())))
-}
-
-/// Validates manifest text (YAML or JSON): kind/apiVersion, the typed schema, then the
-/// scheduler's DAG, cron and name rules.
-pub fn check_text(text: &str) -> Result<CheckedWorkflow, InputError> {
-    let document: Value =
-        serde_yaml::from_str(text).map_err(|e| InputError::new(format!("invalid YAML: {e}")))?;
-    let kind = document.get("kind").and_then(Value::as_str);
-    let api_version = document.get("apiVersion").and_then(Value::as_str);
-    if kind != Some("Workflow") || api_version != Some("datajump.io/v1alpha1") {
-        return Err(InputError::new(format!(
-            "expected apiVersion datajump.io/v1alpha1 and kind Workflow, found {} {}",
-            api_version.unwrap_or("<no apiVersion>"),
-            kind.unwrap_or("<no kind>")
-        )));
-    }
-    let workflow: Workflow = serde_path_error(&document)?;
-    validate_workflow(&workflow).map_err(|errors| {
-        let n = errors.0.len();
-        InputError::new(format!(
-            "{n} problem{}:\n{errors}",
-            if n == 1 { "" } else { "s" }
-        ))
-    })?;
-    Ok(CheckedWorkflow { workflow, document })
-}
-
-/// Deserializes into the typed Workflow; a type error names its field path
-/// (`spec.tasks[2]: missing field `image``).
-fn serde_path_error(document: &Value) -> Result<Workflow, InputError> {
-    serde_path_to_error::deserialize(document).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." {
-            String::new()
-        } else {
-            format!("{path}: ")
-        };
-        InputError::new(format!("1 problem:\n{path}{}", e.inner()))
-    })
-}
-
-/// `workflow validate -f`: offline; prints `ok` or every problem (exit 2).
-pub fn validate_file(path: &Path, _global: &GlobalOpts) -> anyhow::Result<()> {
-    let checked = check_file(path)?;
-    println!(
-        "{}: Workflow {} is valid ({} tasks)",
-        path.display(),
-        checked
-            .workflow
-            .metadata
-            .name
-            .as_deref()
-            .unwrap_or_default(),
-        checked.workflow.spec.tasks.len()
-    );
-    Ok(())
-}
-
-pub async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
-    let client = ctx.client().await?;
-    let ns = ctx.namespace_or(client.default_namespace());
-    match cmd {
-        WorkflowCommand::Validate { file } => validate_file(&file, &ctx.global),
-        WorkflowCommand::Submit {
-            file,
-            run_now,
-            watch,
-            timeout,
-        } => {
-            let checked = check_file(&file)?;
-            let name = checked.workflow.metadata.name.clone().unwrap_or_default();
-            let ns = match checked.workflow.metadata.namespace.as_deref() {
-                Some(file_ns)
-                    if ctx
-                        .global
-                        .namespace
-                        .as_deref()
-                        .is_some_and(|n| n != file_ns) =>
-                {
-                    return Err(InputError::new(format!(
-                        "{}: metadata.namespace {file_ns:?} differs from -n {:?}",
-                        file.display(),
-                        ctx.global.namespace.as_deref().unwrap_or_default()
-                    ))
-                    .into());
-                }
-                Some(file_ns) => file_ns.to_string(),
-                None => ns,
-            };
-            let mut document = checked.document;
-            document["metadata"]["namespace"] = Value::String(ns.clone());
-            workflows::apply(&client, &ns, &name, &document).await?;
-            println!("workflow.datajump.io/{name} applied in {ns}");
-            if run_now || watch {
-                let options = RunOptions::default();
-                start_run(ctx, &client, &ns, &name, watch, timeout, &options).await?;
-            }
-            Ok(())
-        }
-        WorkflowCommand::List => {
-            let list = WorkflowList::from(workflows::list(&client, &ns).await?);
-            output::print(&list, &ctx.global)
-        }
-        WorkflowCommand::Get { name } => {
-            let wf = workflows::get(&client, &ns, &name).await?;
-            let runs = workflows::runs_of(&client, &ns, &name).await?;
-            output::print(&WorkflowTree::build(&wf, runs.first()), &ctx.global)
-        }
-        WorkflowCommand::Runs { name, backfill } => {
-            let runs = match backfill {
-                Some(backfill) => {
-                    let runs = crate::kube::backfill::runs_of(&client, &ns, &backfill).await?;
-                    if runs.is_empty() {
-                        return Err(InputError::new(format!(
-                            "no runs of backfill {backfill} in namespace {ns}"
-                        ))
-                        .into());
-                    }
-                    runs.into_iter()
-                        .filter(|r| r.spec.workflow_name == name)
-                        .collect()
-                }
-                None => workflows::runs_of(&client, &ns, &name).await?,
-            };
-            output::print(&RunList::from(runs), &ctx.global)
-        }
-        WorkflowCommand::Backfill(args) => super::backfill::run(ctx, &client, &ns, &args).await,
-        WorkflowCommand::Graph(args) => super::graph::run(ctx, &client, &ns, &args).await,
-        WorkflowCommand::Retry {
-            run,
-            from_failed,
-            watch,
-            timeout,
-        } => super::backfill::retry(ctx, &client, &ns, &run, from_failed, watch, timeout).await,
-        WorkflowCommand::Logs { run, task, follow } => {
-            logs(&client, &ns, &run, task.as_deref(), follow).await
-        }
-        WorkflowCommand::Run {
-            name,
-            watch,
-            timeout,
-            params,
-            logical_time,
-        } => {
-            let options = RunOptions {
-                parameters: params.into_iter().collect(),
-                logical_time,
-            };
-            start_run(ctx, &client, &ns, &name, watch, timeout, &options).await
-        }
-        WorkflowCommand::Suspend { name } => {
-            workflows::set_suspend(&client, &ns, &name, true).await?;
-            println!("workflow.datajump.io/{name} suspended");
-            Ok(())
-        }
-        WorkflowCommand::Resume { name } => {
-            workflows::set_suspend(&client, &ns, &name, false).await?;
-            println!("workflow.datajump.io/{name} resumed");
-            Ok(())
-        }
-        WorkflowCommand::Delete { name, confirm: c } => {
-            confirm(ctx.global.env, "delete workflow", &name, &c)?;
-            workflows::delete(&client, &ns, &name).await?;
-            println!("workflow.datajump.io/{name} deleted with its runs");
-            Ok(())
-        }
-    }
-}
-
-/// Creates a run and, with `watch`, follows it; a failed run is an error (exit 1).
-async fn start_run(
-    ctx: &Ctx,
-    client: &::kube::Client,
-    ns: &str,
-    name: &str,
-    watch: bool,
-    timeout: std::time::Duration,
-    options: &RunOptions,
-) -> anyhow::Result<()> {
-    let run = workflows::create_run(client, ns, name, options).await?;
-    let run_name = run.metadata.name.clone().unwrap_or_default();
-    println!("workflowrun.datajump.io/{run_name} created");
-    if !watch {
-        return Ok(());
-    }
-    follow_run(ctx, client, ns, &run_name, timeout).await
-}
-
-/// Follows a run to its end, one line per task state change; a failed run is an error (exit 1).
-pub async fn follow_run(
-    ctx: &Ctx,
-    client: &::kube::Client,
-    ns: &str,
-    run_name: &str,
-    timeout: std::time::Duration,
-) -> anyhow::Result<()> {
-    let progress = ctx.progress;
-    let mut seen: HashMap<String, TaskPhase> = HashMap::new();
-    let done = workflows::watch_run(client, ns, run_name, timeout, |r| {
-        for t in r.status.iter().flat_map(|s| &s.tasks) {
-            if seen.get(&t.name) != Some(&t.phase) {
-                progress.line(format!("  {:<24} {:?}", t.name, t.phase));
-                seen.insert(t.name.clone(), t.phase);
-            }
-        }
-    })
-    .await?;
-    let status = done.status.unwrap_or_default();
-    println!(
-        "run {run_name}: {:?} ({}/{} tasks succeeded)",
-        status.phase, status.succeeded_tasks, status.total_tasks
-    );
-    run_outcome(run_name, &status)
-}
-
-/// The exit status of a watched run: success only when the run succeeded; otherwise an error
-/// (exit 1) naming the failed tasks and how to see their logs.
-pub fn run_outcome(run_name: &str, status: &WorkflowRunStatus) -> anyhow::Result<()> {
-    if status.phase == RunPhase::Succeeded {
-        return Ok(());
-    }
-    let failed: Vec<&str> = status
-        .tasks
-        .iter()
-        .filter(|t| t.phase == TaskPhase::Failed)
-        .map(|t| t.name.as_str())
-        .collect();
-    anyhow::bail!(
-        "run {run_name} {:?}: {}{} (see `kubectl datajump workflow logs {run_name}`)",
-        status.phase,
-        status.message.as_deref().unwrap_or("a task failed"),
-        if failed.is_empty() {
-            String::new()
-        } else {
-            format!("; failed tasks: {}", failed.join(", "))
-        }
-    )
-}
-
-/// Prints the logs of a run's task pods, prefixed by task; with `follow`, streams them.
-async fn logs(
-    client: &::kube::Client,
-    ns: &str,
-    run: &str,
-    task: Option<&str>,
-    follow: bool,
-) -> anyhow::Result<()> {
-    let wr = workflows::get_run(client, ns, run).await?;
-    let tasks: Vec<_> = wr
-        .status
-        .map(|s| s.tasks)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|t| task.is_none_or(|want| t.name == want))
-        .collect();
-    if let Some(want) = task
-        && tasks.is_empty()
-    {
-        return Err(InputError::new(format!("run {run} has no task {want:?}")).into());
-    }
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    for t in tasks {
-        let Some(job) = &t.job_name else {
-            println!("[{}] not started ({:?})", t.name, t.phase);
-            continue;
-        };
-        for pod in workflows::job_pods(client, ns, job).await? {
-            let pod_name = pod.metadata.name.unwrap_or_default();
-            if follow {
-                let mut lines = pods
-                    .log_stream(&pod_name, &workflows::log_params(true))
-                    .await
-                    .map_err(|e| jobs::log_error(&pod_name, job, e))?
-                    .lines();
-                while let Some(line) = lines.try_next().await? {
-                    println!("[{}] {line}", t.name);
-                }
-            } else {
-                for line in pods
-                    .logs(&pod_name, &workflows::log_params(false))
-                    .await
-                    .map_err(|e| jobs::log_error(&pod_name, job, e))?
-                    .lines()
-                {
-                    println!("[{}] {line}", t.name);
-                }
-            }
-        }
-    }
-    Ok(())
-}
 
 /// `workflow list` answer.
 #[derive(Debug, Serialize)]
-pub struct WorkflowList {
+pub(crate) struct WorkflowList {
     pub workflows: Vec<WorkflowRow>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkflowRow {
+pub(crate) struct WorkflowRow {
     pub name: String,
     pub schedule: Option<String>,
     pub suspended: bool,
@@ -397,13 +82,13 @@ impl Render for WorkflowList {
 
 /// `workflow runs` answer.
 #[derive(Debug, Serialize)]
-pub struct RunList {
+pub(crate) struct RunList {
     pub runs: Vec<RunRow>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RunRow {
+pub(crate) struct RunRow {
     pub name: String,
     pub phase: RunPhase,
     /// Its tick, or the time it was started for.
@@ -477,7 +162,7 @@ impl Render for RunList {
 /// `workflow get` answer: the DAG with each task's state in the latest run.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WorkflowTree {
+pub(crate) struct WorkflowTree {
     pub name: String,
     pub schedule: Option<String>,
     pub suspended: bool,
@@ -502,7 +187,7 @@ pub struct WorkflowTree {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskNode {
+pub(crate) struct TaskNode {
     pub name: String,
     pub depends_on: Vec<String>,
     /// When it starts given how its upstream tasks ended.
@@ -521,7 +206,7 @@ pub struct TaskNode {
 }
 
 impl WorkflowTree {
-    pub fn build(wf: &Workflow, latest: Option<&WorkflowRun>) -> Self {
+    pub(crate) fn build(wf: &Workflow, latest: Option<&WorkflowRun>) -> Self {
         let states: HashMap<&str, _> = latest
             .and_then(|r| r.status.as_ref())
             .map(|s| s.tasks.iter().map(|t| (t.name.as_str(), t)).collect())
@@ -698,76 +383,8 @@ impl WorkflowTree {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const WF: &str = r#"
-apiVersion: datajump.io/v1alpha1
-kind: Workflow
-metadata: {name: etl}
-spec:
-  schedule: "0 2 * * *"
-  tasks:
-    - {name: extract, image: busybox}
-    - {name: clean, image: busybox, dependsOn: [extract]}
-    - {name: enrich, image: busybox, dependsOn: [extract]}
-    - {name: load, image: busybox, dependsOn: [clean, enrich]}
-"#;
-
-    #[test]
-    fn valid_file_passes_and_keeps_the_document_as_written() {
-        let c = check_text(WF).unwrap();
-        assert_eq!(c.workflow.spec.tasks.len(), 4);
-        assert!(
-            c.document["spec"].get("suspend").is_none(),
-            "defaults must not be added to what we apply"
-        );
-    }
-
-    #[test]
-    fn problems_carry_field_paths() {
-        let bad = WF.replace("dependsOn: [clean, enrich]", "dependsOn: [clean, lod]");
-        let err = check_text(&bad).unwrap_err().to_string();
-        assert!(
-            err.contains(r#"spec.tasks[3].dependsOn[1]: unknown task "lod""#),
-            "{err}"
-        );
-        let wrong_kind = check_text("apiVersion: v1\nkind: Pod\n")
-            .unwrap_err()
-            .to_string();
-        assert!(wrong_kind.contains("expected apiVersion datajump.io/v1alpha1 and kind Workflow"));
-        let cyc = WF.replace(
-            "- {name: extract, image: busybox}",
-            "- {name: extract, image: busybox, dependsOn: [load]}",
-        );
-        assert!(check_text(&cyc).unwrap_err().to_string().contains("cycle"));
-        let no_image = WF.replace("{name: clean, image: busybox,", "{name: clean,");
-        let err = check_text(&no_image).unwrap_err().to_string();
-        assert!(
-            err.contains("spec.tasks[1]: missing field `image`"),
-            "{err}"
-        );
-        let bad_type = WF.replace("schedule: \"0 2 * * *\"", "schedule: [1]");
-        let err = check_text(&bad_type).unwrap_err().to_string();
-        assert!(err.contains("spec.schedule: invalid type"), "{err}");
-    }
-
-    #[test]
-    fn watched_run_sets_the_exit_status() {
-        let ok: WorkflowRunStatus =
-            serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap();
-        assert!(run_outcome("r1", &ok).is_ok());
-        let failed: WorkflowRunStatus = serde_json::from_value(serde_json::json!({
-            "phase": "Failed", "message": "task load failed after 3 attempts",
-            "tasks": [{"name": "extract", "phase": "Succeeded"}, {"name": "load", "phase": "Failed"}]
-        }))
-        .unwrap();
-        let err = run_outcome("r2", &failed).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "run r2 Failed: task load failed after 3 attempts; failed tasks: load (see `kubectl datajump workflow logs r2`)"
-        );
-        let err = crate::error::exit_code_for(&run_outcome("r2", &failed).unwrap_err());
-        assert_eq!(err, 1, "a failed run is a runtime failure");
-    }
+    use crate::workflow_file::check_text;
+    use crate::workflow_file::tests::WF;
 
     #[test]
     fn tree_shows_the_tasks_the_latest_run_executes() {

@@ -14,17 +14,18 @@ use datajump_api::schedule::Schedule;
 use datajump_api::{BackfillRef, RunPhase, TaskPhase, Workflow, WorkflowRun};
 use serde::Serialize;
 
+use super::runs::follow_run;
 use crate::cli::{BackfillArgs, GlobalOpts};
 use crate::cmd::Ctx;
-use crate::cmd::workflow::{check_file, follow_run};
 use crate::error::InputError;
 use crate::kube::{backfill, workflows};
 use crate::output::{self, Render, Style};
+use crate::workflow_file::check_file;
 
 /// `workflow backfill` answer: the backfill and its runs in the window.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BackfillAnswer {
+pub(crate) struct BackfillAnswer {
     pub workflow: String,
     pub backfill: String,
     pub from: DateTime<Utc>,
@@ -39,7 +40,7 @@ pub struct BackfillAnswer {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct BackfillRow {
+pub(crate) struct BackfillRow {
     pub name: String,
     pub logical_time: DateTime<Utc>,
     /// `planned` (dry run), `created`, or `exists` (made meanwhile by the schedule).
@@ -148,7 +149,7 @@ fn answer(
 }
 
 /// `workflow backfill -f FILE --dry-run`: the plan for a workflow file, without a cluster.
-pub fn run_offline(args: &BackfillArgs, global: &GlobalOpts) -> anyhow::Result<()> {
+pub(crate) fn run_offline(args: &BackfillArgs, global: &GlobalOpts) -> anyhow::Result<()> {
     let Some(file) = &args.file else {
         return Err(InputError::new("a workflow name or -f FILE is required").into());
     };
@@ -168,7 +169,7 @@ pub fn run_offline(args: &BackfillArgs, global: &GlobalOpts) -> anyhow::Result<(
 }
 
 /// `workflow backfill NAME`: creates the runs of the window that do not exist yet.
-pub async fn run(
+pub(crate) async fn run(
     ctx: &Ctx,
     client: &::kube::Client,
     ns: &str,
@@ -264,14 +265,13 @@ async fn follow(
 }
 
 /// `workflow retry RUN`: a new run of a finished run's spec, logical time and parameters.
-pub async fn retry(
+pub(crate) async fn retry(
     ctx: &Ctx,
     client: &::kube::Client,
     ns: &str,
     run_name: &str,
     from_failed: bool,
-    watch: bool,
-    timeout: std::time::Duration,
+    watch: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
     let source = workflows::get_run(client, ns, run_name).await?;
     let status = source.status.clone().unwrap_or_default();
@@ -288,7 +288,7 @@ pub async fn retry(
             "every task again".to_string()
         }
     );
-    if watch {
+    if let Some(timeout) = watch {
         follow_run(ctx, client, ns, &name, timeout).await?;
     }
     Ok(())

@@ -15,13 +15,13 @@ use datajump_api::{TaskPhase, TaskSpec, TriggerRule, WorkflowRunStatus, Workflow
 
 use crate::cli::{GlobalOpts, GraphArgs, GraphFormat, OutputFormat};
 use crate::cmd::Ctx;
-use crate::cmd::workflow::check_file;
 use crate::error::InputError;
 use crate::kube::workflows;
+use crate::workflow_file::check_file;
 
 /// A run whose task states the drawing shows.
 #[derive(Debug, Clone, Copy)]
-pub struct RunState<'a> {
+pub(crate) struct RunState<'a> {
     /// The WorkflowRun's name (in the title).
     pub name: &'a str,
     pub status: &'a WorkflowRunStatus,
@@ -29,13 +29,16 @@ pub struct RunState<'a> {
 
 /// The tasks a drawing shows: those the run recorded when it started (`status.workflowSpec`),
 /// else the workflow's own.
-pub fn drawn_spec<'a>(spec: &'a WorkflowSpec, run: Option<RunState<'a>>) -> &'a WorkflowSpec {
+pub(crate) fn drawn_spec<'a>(
+    spec: &'a WorkflowSpec,
+    run: Option<RunState<'a>>,
+) -> &'a WorkflowSpec {
     run.and_then(|r| r.status.workflow_spec.as_deref())
         .unwrap_or(spec)
 }
 
 /// The drawing of `workflow` in `format`; ends with a newline.
-pub fn render(
+pub(crate) fn render(
     format: GraphFormat,
     workflow: &str,
     spec: &WorkflowSpec,
@@ -195,7 +198,7 @@ fn dot_escape(s: &str) -> String {
 }
 
 /// Graphviz DOT: `dot -Tsvg`. Node identifiers are the task names, quoted.
-pub fn dot(workflow: &str, spec: &WorkflowSpec, run: Option<RunState<'_>>) -> String {
+pub(crate) fn dot(workflow: &str, spec: &WorkflowSpec, run: Option<RunState<'_>>) -> String {
     let model = Model::new(workflow, spec, run);
     let mut ids = Ids {
         used: HashSet::new(),
@@ -304,7 +307,7 @@ fn phase_class(phase: TaskPhase) -> String {
 }
 
 /// Mermaid flowchart (`flowchart TD`), with a `classDef` per phase drawn.
-pub fn mermaid(workflow: &str, spec: &WorkflowSpec, run: Option<RunState<'_>>) -> String {
+pub(crate) fn mermaid(workflow: &str, spec: &WorkflowSpec, run: Option<RunState<'_>>) -> String {
     let model = Model::new(workflow, spec, run);
     let mut ids = Ids {
         // `dag_end` cannot collide: task ids start with `t_`.
@@ -385,7 +388,7 @@ fn print(text: &str) -> anyhow::Result<()> {
 }
 
 /// `workflow graph -f FILE`: offline; the file is validated first, as `workflow validate` does.
-pub fn run_offline(args: &GraphArgs, global: &GlobalOpts) -> anyhow::Result<()> {
+pub(crate) fn run_offline(args: &GraphArgs, global: &GlobalOpts) -> anyhow::Result<()> {
     refuse_structured_output(global)?;
     let Some(file) = &args.file else {
         return Err(InputError::new("a workflow name, --run RUN or -f FILE is required").into());
@@ -401,7 +404,7 @@ pub fn run_offline(args: &GraphArgs, global: &GlobalOpts) -> anyhow::Result<()> 
 }
 
 /// `workflow graph NAME` / `--run RUN`: prints [`drawing`].
-pub async fn run(
+pub(crate) async fn run(
     ctx: &Ctx,
     client: &::kube::Client,
     ns: &str,

@@ -1,0 +1,178 @@
+//! A workflow's runs: starting one now, following it to its end (the exit code is its
+//! outcome), listing them (all, or one backfill's), and reading its task pods' logs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use datajump_api::{RunPhase, TaskPhase, WorkflowRunStatus};
+
+use super::views::RunList;
+use crate::cmd::Ctx;
+use crate::error::InputError;
+use crate::kube::workflows::RunOptions;
+use crate::kube::{logs, workflows};
+use crate::output;
+
+/// Creates a run and, with `watch` (its `--timeout`), follows it; a failed run is an error
+/// (exit 1).
+pub(crate) async fn start(
+    ctx: &Ctx,
+    client: &::kube::Client,
+    ns: &str,
+    name: &str,
+    watch: Option<Duration>,
+    options: &RunOptions,
+) -> anyhow::Result<()> {
+    let run = workflows::create_run(client, ns, name, options).await?;
+    let run_name = run.metadata.name.clone().unwrap_or_default();
+    println!("workflowrun.datajump.io/{run_name} created");
+    let Some(timeout) = watch else {
+        return Ok(());
+    };
+    follow_run(ctx, client, ns, &run_name, timeout).await
+}
+
+/// Follows a run to its end, one line per task state change; a failed run is an error (exit 1).
+pub(crate) async fn follow_run(
+    ctx: &Ctx,
+    client: &::kube::Client,
+    ns: &str,
+    run_name: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let progress = ctx.progress;
+    let mut seen: HashMap<String, TaskPhase> = HashMap::new();
+    let done = workflows::watch_run(client, ns, run_name, timeout, |r| {
+        for t in r.status.iter().flat_map(|s| &s.tasks) {
+            if seen.get(&t.name) != Some(&t.phase) {
+                progress.line(format!("  {:<24} {:?}", t.name, t.phase));
+                seen.insert(t.name.clone(), t.phase);
+            }
+        }
+    })
+    .await?;
+    let status = done.status.unwrap_or_default();
+    println!(
+        "run {run_name}: {:?} ({}/{} tasks succeeded)",
+        status.phase, status.succeeded_tasks, status.total_tasks
+    );
+    run_outcome(run_name, &status)
+}
+
+/// The exit status of a watched run: success only when the run succeeded; otherwise an error
+/// (exit 1) naming the failed tasks and how to see their logs.
+pub(crate) fn run_outcome(run_name: &str, status: &WorkflowRunStatus) -> anyhow::Result<()> {
+    if status.phase == RunPhase::Succeeded {
+        return Ok(());
+    }
+    let failed: Vec<&str> = status
+        .tasks
+        .iter()
+        .filter(|t| t.phase == TaskPhase::Failed)
+        .map(|t| t.name.as_str())
+        .collect();
+    anyhow::bail!(
+        "run {run_name} {:?}: {}{} (see `kubectl datajump workflow logs {run_name}`)",
+        status.phase,
+        status.message.as_deref().unwrap_or("a task failed"),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!("; failed tasks: {}", failed.join(", "))
+        }
+    )
+}
+
+/// Prints the logs of a run's task pods, prefixed by task; with `follow`, streams them.
+pub(crate) async fn logs(
+    client: &::kube::Client,
+    ns: &str,
+    run: &str,
+    task: Option<&str>,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let wr = workflows::get_run(client, ns, run).await?;
+    let tasks: Vec<_> = wr
+        .status
+        .map(|s| s.tasks)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| task.is_none_or(|want| t.name == want))
+        .collect();
+    if let Some(want) = task
+        && tasks.is_empty()
+    {
+        return Err(InputError::new(format!("run {run} has no task {want:?}")).into());
+    }
+    for t in tasks {
+        let Some(job) = &t.job_name else {
+            println!("[{}] not started ({:?})", t.name, t.phase);
+            continue;
+        };
+        for pod in logs::job_pods(client, ns, job).await? {
+            let pod_name = pod.metadata.name.unwrap_or_default();
+            if follow {
+                logs::follow(client, ns, &pod_name, job, |line| {
+                    println!("[{}] {line}", t.name)
+                })
+                .await?;
+            } else {
+                for line in logs::pod_log(client, ns, &pod_name, job).await?.lines() {
+                    println!("[{}] {line}", t.name);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `workflow runs NAME [--backfill B]`: the workflow's runs newest first, or one backfill's
+/// oldest tick first.
+pub(crate) async fn list(
+    ctx: &Ctx,
+    client: &::kube::Client,
+    ns: &str,
+    name: &str,
+    backfill: Option<&str>,
+) -> anyhow::Result<()> {
+    let runs = match backfill {
+        Some(backfill) => {
+            let runs = crate::kube::backfill::runs_of(client, ns, backfill).await?;
+            if runs.is_empty() {
+                return Err(InputError::new(format!(
+                    "no runs of backfill {backfill} in namespace {ns}"
+                ))
+                .into());
+            }
+            runs.into_iter()
+                .filter(|r| r.spec.workflow_name == name)
+                .collect()
+        }
+        None => workflows::runs_of(client, ns, name).await?,
+    };
+    output::print(&RunList::from(runs), &ctx.global)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watched_run_sets_the_exit_status() {
+        let ok: WorkflowRunStatus =
+            serde_json::from_value(serde_json::json!({"phase": "Succeeded"})).unwrap();
+        assert!(run_outcome("r1", &ok).is_ok());
+        let failed: WorkflowRunStatus = serde_json::from_value(serde_json::json!({
+            "phase": "Failed", "message": "task load failed after 3 attempts",
+            "tasks": [{"name": "extract", "phase": "Succeeded"}, {"name": "load", "phase": "Failed"}]
+        }))
+        .unwrap();
+        let err = run_outcome("r2", &failed).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "run r2 Failed: task load failed after 3 attempts; failed tasks: load (see `kubectl datajump workflow logs r2`)"
+        );
+        let err = crate::error::exit_code_for(&run_outcome("r2", &failed).unwrap_err());
+        assert_eq!(err, 1, "a failed run is a runtime failure");
+    }
+}
