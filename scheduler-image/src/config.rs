@@ -123,7 +123,7 @@ pub fn parse_task_pools(text: &str) -> Result<TaskPools, String> {
         let (name, limit) = entry
             .split_once('=')
             .ok_or_else(|| format!("{entry:?}: expected NAME=LIMIT, e.g. spark=4"))?;
-        datajump_api::validate::check_dns1123_label(name.trim())
+        datajump_api::k8s_names::check_dns1123_label(name.trim())
             .map_err(|e| format!("{entry:?}: pool name {e}"))?;
         let limit: u32 = limit
             .trim()
