@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::cache_sync::{Cache, CacheSync};
-use crate::config::Cli;
+use crate::config::ControllerConfig;
 use crate::http::Health;
 use crate::job_index::JobIndex;
 use crate::jobs::{LABEL_JOB_NAME, LABEL_MANAGED_BY, MANAGER, from_k8s_time, to_k8s_time};
@@ -430,12 +430,12 @@ async fn wake_waiting_runs(
 /// Runs both controllers until `stop` completes.
 pub async fn run_controllers(
     client: Client,
-    cli: &Cli,
+    config: &ControllerConfig,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     stop: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
-    let ns = cli.namespace();
+    let ns = config.watch_namespace.as_deref();
     let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
     let workflows: Api<Workflow> = scoped(&client, ns);
     let runs: Api<WorkflowRun> = scoped(&client, ns);
@@ -508,7 +508,7 @@ pub async fn run_controllers(
         .touched_objects();
     // Bounded like controller-runtime's MaxConcurrentReconciles: unbounded, a thousand runs
     // created at once are a thousand reconciles in flight, each with its own connection.
-    let concurrency = controller::Config::default().concurrency(cli.reconcile_concurrency);
+    let concurrency = controller::Config::default().concurrency(config.reconcile_concurrency);
     let run_controller = Controller::for_stream(run_events, run_store.clone())
         .with_config(concurrency.clone())
         .watches_stream(job_events, |job: Job| run_of(&job.metadata))
@@ -520,7 +520,7 @@ pub async fn run_controllers(
 
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
-        instance: Some(cli.pod_name.clone()),
+        instance: Some(config.identity.clone()),
     };
     let cluster = KubeCluster {
         client: client.clone(),
@@ -530,10 +530,10 @@ pub async fn run_controllers(
         recorder: Recorder::new(client, reporter),
     };
     let ctx = Arc::new(Context {
-        reconciler: Reconciler::new(cluster, cli.scheduler_config(), metrics)
+        reconciler: Reconciler::new(cluster, config.scheduler.clone(), metrics)
             .with_slots_freed(slots_freed.clone()),
         synced,
-        resync: StdDuration::from_secs(cli.resync_seconds.into()),
+        resync: config.resync,
     });
 
     let ready_ctx = ctx.clone();
@@ -688,7 +688,7 @@ impl LeaderLease {
 /// Runs the scheduler: elects a leader (if enabled), then runs the controllers while leading.
 /// Returns when `shutdown` fires, or with an error when leadership is lost.
 pub async fn run(
-    cli: &Cli,
+    config: &ControllerConfig,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     shutdown: watch::Receiver<bool>,
@@ -697,21 +697,21 @@ pub async fn run(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    if !cli.leader_election {
+    let Some(election) = &config.leader_election else {
         metrics.is_leader.set(1);
         let stop = futures::future::FutureExt::shared(stopped(shutdown.clone()));
-        run_controllers(client, cli, metrics, health, stop).await;
+        run_controllers(client, config, metrics, health, stop).await;
         return Ok(());
-    }
+    };
 
     let lease = LeaderLease::new(
         client.clone(),
-        &cli.pod_namespace,
-        &cli.lease_name,
-        &cli.pod_name,
-        cli.lease_duration_seconds,
+        &election.namespace,
+        &election.name,
+        &config.identity,
+        election.duration_seconds,
     );
-    let period = retry_period(cli.lease_duration_seconds);
+    let period = retry_period(election.duration_seconds);
     // Standby until elected; a follower that reaches the API server is ready.
     loop {
         if *shutdown.borrow() {
@@ -728,7 +728,7 @@ pub async fn run(
             _ = rx.wait_for(|s| *s) => return Ok(()),
         }
     }
-    tracing::info!(identity = %cli.pod_name, lease = %cli.lease_name, "elected leader");
+    tracing::info!(identity = %config.identity, lease = %election.name, "elected leader");
     metrics.is_leader.set(1);
     health.set_ready(false);
 
@@ -739,7 +739,7 @@ pub async fn run(
     let lease = Arc::new(lease);
     let renewer = {
         let lease = lease.clone();
-        let deadline = renew_deadline(cli.lease_duration_seconds);
+        let deadline = renew_deadline(election.duration_seconds);
         tokio::spawn(async move {
             // The election round that made us leader was a successful write.
             let mut last_ok = tokio::time::Instant::now();
@@ -770,11 +770,11 @@ pub async fn run(
             _ = stop_on_loss => {}
         }
     });
-    run_controllers(client, cli, metrics.clone(), health, stop).await;
+    run_controllers(client, config, metrics.clone(), health, stop).await;
     renewer.abort();
     metrics.is_leader.set(0);
     if *lost_rx.borrow() {
-        return Err(ControllerError::LostLeadership(cli.lease_name.clone()));
+        return Err(ControllerError::LostLeadership(election.name.clone()));
     }
     lease.release().await;
     Ok(())

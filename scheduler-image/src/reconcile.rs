@@ -14,7 +14,8 @@ use k8s_openapi::api::batch::v1::Job;
 use tokio::sync::Notify;
 
 use crate::backfill;
-use crate::jobs::{TaskDefaults, build_job, build_run, from_k8s_time, run_variables};
+use crate::config::SchedulerConfig;
+use crate::jobs::{build_job, build_run, from_k8s_time, run_variables};
 use crate::metrics::Metrics;
 use crate::plan::{
     Action, EventType, FinishedRun, ObservedJob, RunInput, RunPlan, plan_run, prune_history,
@@ -24,7 +25,7 @@ use crate::ticks::{TickInput, plan_ticks};
 use crate::waiters::{RunRef, SlotWaiters};
 use datajump_api::names::scheduled_run_name;
 use datajump_api::schedule::Schedule;
-use datajump_api::validate::{Limits, resolve_parameters, validate_spec, validate_workflow_with};
+use datajump_api::validate::{resolve_parameters, validate_spec, validate_workflow_with};
 use datajump_api::{
     CONDITION_FAILED, RetryOf, RunCondition, RunPhase, TaskPhase, TaskStatus, Workflow,
     WorkflowRun, WorkflowRunStatus, WorkflowSpec, WorkflowStatus,
@@ -125,47 +126,6 @@ pub trait Cluster: Send + Sync {
         message: &str,
     ) -> impl Future<Output = ()> + Send;
 }
-
-/// Scheduler-wide settings.
-#[derive(Debug, Clone)]
-pub struct SchedulerConfig {
-    /// Global cap of task Jobs running at once.
-    pub max_running_tasks: usize,
-    /// Seconds a task's pod may be unable to start before its attempt fails, for tasks that
-    /// set no `pendingTimeoutSeconds`.
-    pub pending_timeout_seconds: u32,
-    /// Seconds finished task pods are kept once their run recorded the result.
-    pub finished_pod_retention_seconds: u32,
-    /// Defaults applied to every task Job.
-    pub task_defaults: TaskDefaults,
-    /// Task pools and how many of their tasks may run at once.
-    pub task_pools: std::collections::BTreeMap<String, u32>,
-    /// Validation limits.
-    pub limits: Limits,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        Self {
-            max_running_tasks: datajump_api::DEFAULT_MAX_RUNNING_TASKS as usize,
-            pending_timeout_seconds: DEFAULT_PENDING_TIMEOUT_SECONDS,
-            finished_pod_retention_seconds: DEFAULT_FINISHED_POD_RETENTION_SECONDS,
-            task_defaults: TaskDefaults::default(),
-            task_pools: Default::default(),
-            limits: Limits::default(),
-        }
-    }
-}
-
-/// Default of [`SchedulerConfig::pending_timeout_seconds`]: long enough for a cluster
-/// autoscaler to add a node or a large image to arrive, short enough that a typo in an image
-/// name does not hold a slot for the night.
-pub const DEFAULT_PENDING_TIMEOUT_SECONDS: u32 = 600;
-
-/// Default of [`SchedulerConfig::finished_pod_retention_seconds`]: an hour of `kubectl logs`
-/// after a task ends (Fluent Bit ships the logs for longer), then the pod goes while its Job
-/// stays as the record of the attempt.
-pub const DEFAULT_FINISHED_POD_RETENTION_SECONDS: u32 = 3600;
 
 /// How long a created Job may stay invisible in the cache before it stops counting as running.
 const CREATE_VISIBILITY_GRACE: i64 = 60;
@@ -495,7 +455,7 @@ impl<C: Cluster> Reconciler<C> {
                     .filter(|(_, p)| p.as_deref() == Some(pool.as_str()))
                     .count();
                 let used = self.cluster.running_in_pool(pool) + reserved;
-                (pool.clone(), (*limit as usize).saturating_sub(used))
+                (pool.clone(), limit.saturating_sub(used))
             })
             .collect()
     }

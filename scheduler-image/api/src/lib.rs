@@ -10,7 +10,9 @@
 
 /// The scheduler's global cap of task Jobs running at once when nothing sets
 /// `DATAJUMP_MAX_RUNNING_TASKS`; the chart's environments set their own (dev and test fewer).
-pub const DEFAULT_MAX_RUNNING_TASKS: u32 = 50;
+/// A `u16`, so that it widens without a cast into both the chart's `u32` and the scheduler's
+/// `usize`.
+pub const DEFAULT_MAX_RUNNING_TASKS: u16 = 50;
 
 pub mod backfill;
 pub mod flow;
