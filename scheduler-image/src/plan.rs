@@ -7,12 +7,13 @@
 //! whose cache lags — re-derives the same plan, and re-issuing a create for an attempt the
 //! status already records is harmless: the API server answers AlreadyExists.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 
 use datajump_api::flow::{AttemptFailure, Decision};
 use datajump_api::names::job_name;
+use datajump_api::runtime;
 use datajump_api::validate::Dag;
 use datajump_api::{
     CONDITION_COMPLETE, CONDITION_FAILED, FailureStrategy, RunCondition, RunPhase, TaskPhase,
@@ -95,9 +96,11 @@ pub struct RunInput<'a> {
     pub jobs: &'a [ObservedJob],
     /// How many more tasks may start now under the global cap of running tasks.
     pub free_slots: usize,
-    /// Free slots of each task pool the scheduler knows (a task of another pool is refused
-    /// when its Job would be created).
+    /// Free slots of each task pool the scheduler knows.
     pub pool_free: &'a HashMap<String, usize>,
+    /// The task pools the scheduler knows, with their limits: a task naming another pool has
+    /// its attempt refused, with these in the message.
+    pub task_pools: &'a BTreeMap<String, usize>,
     /// Seconds a pod may be blocked before its attempt fails, for tasks that set none.
     pub pending_timeout_seconds: u32,
     /// Seconds finished pods are kept (for `kubectl logs`) once the run recorded their result.
@@ -116,7 +119,8 @@ pub enum EventType {
 /// Something the controller must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Create the Job for `attempt` of task `task` (index into `spec.tasks`).
+    /// Create the Job for `attempt` of task `task` (index into `spec.tasks`, then the
+    /// `onExit` task).
     CreateJob {
         /// Task index.
         task: usize,
@@ -124,6 +128,8 @@ pub enum Action {
         attempt: u32,
         /// Deterministic Job name.
         job_name: String,
+        /// For the `onExit` task's Job: how the DAG ended, which its variables tell the task.
+        outcome: Option<Outcome>,
     },
     /// Delete a Job that must stop (the run is over).
     DeleteJob {
@@ -154,6 +160,14 @@ pub struct Outcome {
     pub succeeded: bool,
     /// The DAG's failed tasks, in the workflow's order.
     pub failed_tasks: Vec<String>,
+}
+
+impl Outcome {
+    /// The variables that tell the `onExit` task this outcome (beyond the run's own).
+    pub fn variables(&self) -> Vec<(String, String)> {
+        let failed: Vec<&str> = self.failed_tasks.iter().map(String::as_str).collect();
+        runtime::exit_variables(self.succeeded, &failed)
+    }
 }
 
 /// The planner's answer.
@@ -241,27 +255,61 @@ pub fn reject_attempt(
         .tasks
         .iter_mut()
         .find(|t| t.name == task_spec.name)?;
+    let refusal = refuse(task_spec, task, attempt, message, now);
+    if refusal.failed {
+        plan.finished_tasks.push((index, TaskPhase::Failed));
+    }
+    plan.wake_at = Some(
+        plan.wake_at
+            .map_or(refusal.wake_at, |w| w.min(refusal.wake_at)),
+    );
+    Some(refusal.event)
+}
+
+/// What refusing an attempt did to its task.
+struct Refusal {
+    /// Whether the task failed for good (no retry left, or its policy retries no errors).
+    failed: bool,
+    /// When to look again: at once after a failure (the dependents are skipped and the run
+    /// may finish), else when the retry is due.
+    wake_at: DateTime<Utc>,
+    /// The Warning Event to publish.
+    event: Action,
+}
+
+/// Records on `task` that attempt `attempt` failed before it started, `message` saying why:
+/// retried after the backoff while retries remain, else the task fails.
+fn refuse(
+    task_spec: &TaskSpec,
+    task: &mut TaskStatus,
+    attempt: u32,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Refusal {
     let why = format!("attempt {attempt}: {message}");
     if !retried(task_spec, attempt, AttemptFailure::Error) {
         task.phase = TaskPhase::Failed;
         task.completion_time = Some(now);
         task.next_attempt_time = None;
         task.message = Some(why.clone());
-        plan.finished_tasks.push((index, TaskPhase::Failed));
-        // Look again at once: the dependents are skipped and the run may finish.
-        plan.wake_at = Some(now);
-        Some(Action::Event {
-            type_: EventType::Warning,
-            reason: "TaskRejected",
-            message: format!("task {}: {why}", task_spec.name),
-        })
-    } else {
-        let next = now + retry_backoff(task_spec, attempt + 1);
-        task.phase = TaskPhase::Pending;
-        task.next_attempt_time = Some(next);
-        task.message = Some(why.clone());
-        plan.wake_at = Some(plan.wake_at.map_or(next, |w| w.min(next)));
-        Some(Action::Event {
+        return Refusal {
+            failed: true,
+            wake_at: now,
+            event: Action::Event {
+                type_: EventType::Warning,
+                reason: "TaskRejected",
+                message: format!("task {}: {why}", task_spec.name),
+            },
+        };
+    }
+    let next = now + retry_backoff(task_spec, attempt + 1);
+    task.phase = TaskPhase::Pending;
+    task.next_attempt_time = Some(next);
+    task.message = Some(why.clone());
+    Refusal {
+        failed: false,
+        wake_at: next,
+        event: Action::Event {
             type_: EventType::Warning,
             reason: "TaskRetrying",
             message: format!(
@@ -269,7 +317,7 @@ pub fn reject_attempt(
                 task_spec.name,
                 next.to_rfc3339()
             ),
-        })
+        },
     }
 }
 
@@ -699,11 +747,7 @@ impl<'a> Planner<'a> {
                 let attempt = task.attempts;
                 let job_name = job_name(self.input.run_name, &task.name, attempt);
                 self.tasks[i].phase = TaskPhase::Running;
-                self.actions.push(Action::CreateJob {
-                    task: i,
-                    attempt,
-                    job_name,
-                });
+                self.create_job(i, attempt, job_name);
                 continue;
             }
             if task.phase != TaskPhase::Pending {
@@ -721,7 +765,17 @@ impl<'a> Planner<'a> {
                 self.waits_for_slot |= cap_binds;
                 continue;
             }
-            if let Some(pool) = &self.specs[i].pool
+            let spec = self.specs[i];
+            let pool = spec.pool.as_ref();
+            if let Some(pool) = pool.filter(|p| !self.input.task_pools.contains_key(*p)) {
+                // An attempt of a pool the scheduler does not have starts and is refused at
+                // once: it holds no slot, and is retried or fails like a refused Job.
+                let message = unknown_pool(pool, self.input.task_pools);
+                let attempt = self.start_attempt(i);
+                self.refuse(i, attempt, &message);
+                continue;
+            }
+            if let Some(pool) = pool
                 && let Some(free) = pool_free.get_mut(pool)
             {
                 if *free == 0 {
@@ -733,19 +787,9 @@ impl<'a> Planner<'a> {
                 *free -= 1;
             }
             budget -= 1;
-            let attempt = task.attempts + 1;
-            let job_name = job_name(self.input.run_name, &task.name, attempt);
-            let task = &mut self.tasks[i];
-            task.attempts = attempt;
-            task.phase = TaskPhase::Running;
-            task.job_name = Some(job_name.clone());
-            task.start_time = Some(now);
-            task.next_attempt_time = None;
-            self.actions.push(Action::CreateJob {
-                task: i,
-                attempt,
-                job_name,
-            });
+            let attempt = self.start_attempt(i);
+            let job_name = job_name(self.input.run_name, &self.tasks[i].name, attempt);
+            self.create_job(i, attempt, job_name);
         }
         if self.phase == RunPhase::Pending && self.tasks.iter().any(|t| t.attempts > 0) {
             self.phase = RunPhase::Running;
@@ -760,6 +804,49 @@ impl<'a> Planner<'a> {
         if let (Some(d), Some(start)) = (self.input.spec.active_deadline_seconds, self.start_time) {
             self.wake(start + Duration::seconds(d));
         }
+    }
+
+    /// Records the next attempt of task `i` as started now; returns its number.
+    fn start_attempt(&mut self, i: usize) -> u32 {
+        let task = &mut self.tasks[i];
+        let attempt = task.attempts + 1;
+        task.attempts = attempt;
+        task.phase = TaskPhase::Running;
+        task.job_name = Some(job_name(self.input.run_name, &task.name, attempt));
+        task.start_time = Some(self.input.now);
+        task.next_attempt_time = None;
+        attempt
+    }
+
+    /// Creates the Job of `attempt` of task `i`; the `onExit` task's carries the outcome.
+    fn create_job(&mut self, i: usize, attempt: u32, job_name: String) {
+        let outcome = if i == self.dag_len {
+            self.outcome()
+        } else {
+            None
+        };
+        self.actions.push(Action::CreateJob {
+            task: i,
+            attempt,
+            job_name,
+            outcome,
+        });
+    }
+
+    /// Attempt `attempt` of task `i` failed before it started (`message` says why).
+    fn refuse(&mut self, i: usize, attempt: u32, message: &str) {
+        let refusal = refuse(
+            self.specs[i],
+            &mut self.tasks[i],
+            attempt,
+            message,
+            self.input.now,
+        );
+        if refusal.failed {
+            self.finished.push((i, TaskPhase::Failed));
+        }
+        self.wake(refusal.wake_at);
+        self.actions.push(refusal.event);
     }
 
     /// How the DAG ended, once all of its tasks did.
@@ -897,6 +984,18 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// Why an attempt of a task naming pool `pool`, which the scheduler does not have, is refused.
+fn unknown_pool(pool: &str, known: &BTreeMap<String, usize>) -> String {
+    let known: Vec<String> = known
+        .iter()
+        .map(|(name, limit)| format!("{name}={limit}"))
+        .collect();
+    format!(
+        "unknown task pool {pool:?} (the scheduler's pools: {})",
+        known.join(", ")
+    )
+}
+
 /// The DAG's tasks in an order where every task comes after the tasks it depends on (Kahn's
 /// algorithm; the DAG was validated, so every task is reached).
 fn topological_order(dag: &Dag) -> Vec<usize> {
@@ -1017,6 +1116,7 @@ mod tests {
         now: DateTime<Utc>,
         free_slots: usize,
         pool_free: HashMap<String, usize>,
+        task_pools: BTreeMap<String, usize>,
         events: Vec<&'static str>,
     }
 
@@ -1038,6 +1138,7 @@ mod tests {
                 now: t0(),
                 free_slots: usize::MAX,
                 pool_free: HashMap::new(),
+                task_pools: BTreeMap::new(),
                 events: Vec::new(),
             }
         }
@@ -1053,6 +1154,7 @@ mod tests {
                 jobs: &self.jobs,
                 free_slots: self.free_slots,
                 pool_free: &self.pool_free,
+                task_pools: &self.task_pools,
                 pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 60,
             })
@@ -1068,6 +1170,7 @@ mod tests {
                         task,
                         attempt,
                         job_name,
+                        ..
                     } => {
                         assert!(
                             self.jobs.iter().all(|j| j.name != job_name),
@@ -1568,6 +1671,7 @@ mod tests {
             jobs: &sim.jobs,
             free_slots: 0,
             pool_free: &HashMap::new(),
+            task_pools: &BTreeMap::new(),
             pending_timeout_seconds: 600,
             finished_pod_retention_seconds: 60,
         });
@@ -1576,7 +1680,8 @@ mod tests {
             [Action::CreateJob {
                 task: 0,
                 attempt: 1,
-                job_name: job("a", 1)
+                job_name: job("a", 1),
+                outcome: None,
             }]
         );
     }
@@ -1848,5 +1953,67 @@ onExit: {name: notify, image: busybox}
         sim.step();
         assert_eq!(sim.phase("b"), TaskPhase::Pending, "b's pod never started");
         assert!(sim.task("b").next_attempt_time.is_some(), "b will retry");
+    }
+
+    #[test]
+    fn a_task_of_an_unknown_pool_is_refused_without_a_job_then_retried_then_failed() {
+        let mut s = spec(&[("load", &[])]);
+        s.tasks[0].pool = Some("sparc".into());
+        s.tasks[0].retries = 1;
+        s.tasks[0].retry_backoff_seconds = 10;
+        let mut sim = Sim::new(s);
+        sim.task_pools.insert("spark".into(), 1);
+        sim.pool_free.insert("spark".into(), 1);
+        assert!(sim.step().is_empty(), "no Job for it");
+        let task = sim.task("load");
+        assert_eq!(task.phase, TaskPhase::Pending, "a retry remains");
+        assert_eq!(
+            task.message.as_deref(),
+            Some("attempt 1: unknown task pool \"sparc\" (the scheduler's pools: spark=1)")
+        );
+        assert_eq!(task.next_attempt_time, Some(t0() + Duration::seconds(10)));
+        assert!(sim.events.contains(&"TaskRetrying"), "{:?}", sim.events);
+        sim.now += Duration::seconds(10);
+        assert!(sim.step().is_empty());
+        assert_eq!(sim.phase("load"), TaskPhase::Failed, "no retries left");
+        assert!(sim.events.contains(&"TaskRejected"), "{:?}", sim.events);
+        assert_eq!(sim.status.phase, RunPhase::Failed);
+    }
+
+    #[test]
+    fn only_the_exit_tasks_job_carries_the_outcome() {
+        let mut sim = Sim::new(spec_yaml(WITH_EXIT));
+        let first = sim.plan();
+        assert!(
+            first.actions.iter().all(|a| !matches!(
+                a,
+                Action::CreateJob {
+                    outcome: Some(_),
+                    ..
+                }
+            )),
+            "{first:?}"
+        );
+        sim.step();
+        sim.fail(&job("a", 1));
+        let plan = sim.plan();
+        let exit = plan.actions.iter().find_map(|a| match a {
+            Action::CreateJob {
+                job_name, outcome, ..
+            } if *job_name == job("notify", 1) => Some(outcome.clone()),
+            _ => None,
+        });
+        let outcome = Outcome {
+            succeeded: false,
+            failed_tasks: vec!["a".into()],
+        };
+        assert_eq!(exit, Some(Some(outcome.clone())));
+        assert_eq!(
+            outcome.variables(),
+            [
+                ("DATAJUMP_RUN_OUTCOME".to_string(), "Failed".to_string()),
+                ("DATAJUMP_FAILED_TASKS".to_string(), "a".to_string()),
+            ]
+        );
     }
 }
