@@ -2,7 +2,7 @@
 //! within the run's parallelism, the free slots of the global cap and of their task pools —
 //! a task of a pool the scheduler does not have is refused at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::Duration;
 
@@ -13,6 +13,18 @@ use datajump_api::flow::Decision;
 use datajump_api::names::job_name;
 use datajump_api::validate::Dag;
 use datajump_api::{RunPhase, TaskPhase, TaskSpec, TaskStatus};
+
+/// Room to start tasks in, as one step spends it.
+struct Room {
+    /// Tasks that may still start: within the run's parallelism and the global cap.
+    budget: usize,
+    /// Whether the global cap, not the run's parallelism, sets the budget: then nothing of
+    /// this run may change to trigger it again (its slots are other runs' Jobs), so a task it
+    /// holds back waits to be woken when a slot frees.
+    cap_binds: bool,
+    /// Free slots of each task pool.
+    pool_free: HashMap<String, usize>,
+}
 
 impl Planner<'_> {
     /// Decides, in dependency order, which pending tasks may start by their trigger rules, and
@@ -48,86 +60,20 @@ impl Planner<'_> {
             .all(|t| t.phase.is_terminal())
     }
 
+    /// Starts the ready tasks the room allows (see [`Room`]), creates again the Jobs of
+    /// started attempts that went missing, and marks the run started.
     pub(super) fn start_ready_tasks(&mut self, startable: &[bool]) {
-        let now = self.input.now;
         let exit_ready = self.dag_done();
-        let running = self
-            .tasks
-            .iter()
-            .filter(|t| t.phase == TaskPhase::Running)
-            .count();
-        let per_run = self
-            .input
-            .spec
-            .parallelism
-            .map_or(usize::MAX, |p| p as usize);
-        let run_budget = per_run.saturating_sub(running);
-        let mut budget = run_budget.min(self.input.free_slots);
-        // When the global cap, not this run's parallelism, holds a ready task back, nothing of
-        // this run may change to trigger it again (its slots are other runs' Jobs): it waits
-        // to be woken when a slot frees.
-        let cap_binds = self.input.free_slots < run_budget;
-        let mut pool_free = self.input.pool_free.clone();
+        let mut room = self.room();
         let started_before = self.tasks.iter().any(|t| t.attempts > 0);
         for i in 0..self.tasks.len() {
-            let task = &self.tasks[i];
-            if task.phase.is_terminal() {
-                continue;
-            }
-            // A started attempt whose Job is not observed (cache lag, or the Job was deleted):
-            // issue the same create again; the deterministic name makes it idempotent. Only a
-            // Running one: a Pending task with attempts is waiting to retry (its last attempt
-            // failed or was refused), which is a new attempt below.
-            if task.phase == TaskPhase::Running
-                && task.attempts > 0
-                && self.latest_job[i].is_none_or(|j| j.attempt < task.attempts)
-            {
-                let attempt = task.attempts;
-                let job_name = job_name(self.input.run_name, &task.name, attempt);
-                self.tasks[i].phase = TaskPhase::Running;
-                self.create_job(i, attempt, job_name);
-                continue;
-            }
-            if task.phase != TaskPhase::Pending {
+            if self.recreate_missing_job(i) {
                 continue;
             }
             let ready = startable.get(i).copied().unwrap_or(exit_ready);
-            if !ready {
-                continue;
+            if ready && self.tasks[i].phase == TaskPhase::Pending {
+                self.start_task(i, &mut room);
             }
-            if let Some(at) = task.next_attempt_time.filter(|at| *at > now) {
-                self.wake(at);
-                continue;
-            }
-            if budget == 0 {
-                self.waits_for_slot |= cap_binds;
-                continue;
-            }
-            let spec = self.specs[i];
-            let pool = spec.pool.as_ref();
-            if let Some(pool) = pool.filter(|p| !self.input.task_pools.contains_key(*p)) {
-                // An attempt of a pool the scheduler does not have starts and is refused at
-                // once: it holds no slot, and is retried or fails like a refused Job.
-                let message = unknown_pool(pool, self.input.task_pools);
-                let attempt = self.start_attempt(i);
-                self.refuse(i, attempt, &message);
-                continue;
-            }
-            if let Some(pool) = pool
-                && let Some(free) = pool_free.get_mut(pool)
-            {
-                if *free == 0 {
-                    if !self.waits_for_pools.contains(pool) {
-                        self.waits_for_pools.push(pool.clone());
-                    }
-                    continue;
-                }
-                *free -= 1;
-            }
-            budget -= 1;
-            let attempt = self.start_attempt(i);
-            let job_name = job_name(self.input.run_name, &self.tasks[i].name, attempt);
-            self.create_job(i, attempt, job_name);
         }
         if self.phase == RunPhase::Pending && self.tasks.iter().any(|t| t.attempts > 0) {
             self.phase = RunPhase::Running;
@@ -142,6 +88,84 @@ impl Planner<'_> {
         if let (Some(d), Some(start)) = (self.input.spec.active_deadline_seconds, self.start_time) {
             self.wake(start + Duration::seconds(d));
         }
+    }
+
+    /// The room this step has: the run's parallelism less its running tasks, within the free
+    /// slots of the global cap and of the task pools.
+    fn room(&self) -> Room {
+        let running = self
+            .tasks
+            .iter()
+            .filter(|t| t.phase == TaskPhase::Running)
+            .count();
+        let per_run = self
+            .input
+            .spec
+            .parallelism
+            .map_or(usize::MAX, |p| p as usize);
+        let run_budget = per_run.saturating_sub(running);
+        Room {
+            budget: run_budget.min(self.input.free_slots),
+            cap_binds: self.input.free_slots < run_budget,
+            pool_free: self.input.pool_free.clone(),
+        }
+    }
+
+    /// A started attempt of task `i` whose Job is not observed (cache lag, or the Job was
+    /// deleted): issues the same create again, which the deterministic name makes idempotent.
+    /// Only a Running one: a Pending task with attempts is waiting to retry (its last attempt
+    /// failed or was refused), which is a new attempt. Returns whether it did.
+    fn recreate_missing_job(&mut self, i: usize) -> bool {
+        let task = &self.tasks[i];
+        if task.phase != TaskPhase::Running
+            || task.attempts == 0
+            || self.latest_job[i].is_some_and(|j| j.attempt >= task.attempts)
+        {
+            return false;
+        }
+        let attempt = task.attempts;
+        let job_name = job_name(self.input.run_name, &task.name, attempt);
+        self.create_job(i, attempt, job_name);
+        true
+    }
+
+    /// Starts the next attempt of ready task `i` if its backoff is over and `room` has a slot
+    /// for it (and its pool one); a task held back by the cap or a pool waits to be woken.
+    fn start_task(&mut self, i: usize, room: &mut Room) {
+        if let Some(at) = self.tasks[i]
+            .next_attempt_time
+            .filter(|at| *at > self.input.now)
+        {
+            self.wake(at);
+            return;
+        }
+        if room.budget == 0 {
+            self.waits_for_slot |= room.cap_binds;
+            return;
+        }
+        if let Some(pool) = self.specs[i].pool.as_ref() {
+            if !self.input.task_pools.contains_key(pool) {
+                // An attempt of a pool the scheduler does not have starts and is refused at
+                // once: it holds no slot, and is retried or fails like a refused Job.
+                let message = unknown_pool(pool, self.input.task_pools);
+                let attempt = self.start_attempt(i);
+                self.refuse(i, attempt, &message);
+                return;
+            }
+            if let Some(free) = room.pool_free.get_mut(pool) {
+                if *free == 0 {
+                    if !self.waits_for_pools.contains(pool) {
+                        self.waits_for_pools.push(pool.clone());
+                    }
+                    return;
+                }
+                *free -= 1;
+            }
+        }
+        room.budget -= 1;
+        let attempt = self.start_attempt(i);
+        let job_name = job_name(self.input.run_name, &self.tasks[i].name, attempt);
+        self.create_job(i, attempt, job_name);
     }
 
     /// Records the next attempt of task `i` as started now; returns its number.

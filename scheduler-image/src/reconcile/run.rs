@@ -149,9 +149,12 @@ impl<C: Cluster> Reconciler<C> {
             Resolved::Fail(reason, msg) => return Err(Halt::Fail(reason, msg)),
         };
         // A finished run whose spec or parameters no longer check out has nothing to do.
-        let halt = |reason, msg| match old.phase.is_finished() {
-            true => Halt::Wake(None),
-            false => Halt::Fail(reason, msg),
+        let halt = |reason, msg| {
+            if old.phase.is_finished() {
+                Halt::Wake(None)
+            } else {
+                Halt::Fail(reason, msg)
+            }
         };
         let dag = validate_spec(&spec, &self.config.limits).map_err(|errors| {
             let msg = format!(
