@@ -6,7 +6,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 use kube::CustomResourceExt;
 
-use crate::{Workflow, WorkflowRun};
+use crate::run::WorkflowRun;
+use crate::workflow::Workflow;
 
 /// The CRDs of this API, for chart-gen to write into the chart.
 pub fn crds() -> Vec<CustomResourceDefinition> {

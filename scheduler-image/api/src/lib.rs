@@ -24,11 +24,13 @@ pub mod schedule;
 pub mod validate;
 
 mod crd;
+mod phase;
 mod run;
 mod workflow;
 
 pub use crd::crds;
 pub use flow::{FailureStrategy, RetryOn, TriggerRule};
+pub use phase::{RunPhase, TaskPhase};
 pub use run::*;
 pub use workflow::*;
 

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::WorkflowSpec;
+use crate::phase::{RunPhase, TaskPhase};
+use crate::workflow::WorkflowSpec;
 
 /// One execution of a workflow, created by a schedule tick or by hand.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -88,54 +89,6 @@ pub struct BackfillRef {
     /// At most this many of the backfill's runs execute at the same time.
     #[schemars(range(min = 1, max = 100))]
     pub parallelism: u32,
-}
-
-/// Lifecycle phase of a task within a run.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
-)]
-pub enum TaskPhase {
-    /// Waiting for dependencies, a parallelism slot, or a retry backoff.
-    #[default]
-    Pending,
-    /// A Job for the current attempt exists.
-    Running,
-    /// The task's Job completed.
-    Succeeded,
-    /// All attempts failed (or timed out).
-    Failed,
-    /// Not run because an upstream task failed or the run ended.
-    Skipped,
-}
-
-impl TaskPhase {
-    /// Whether the task will not change any more.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Skipped)
-    }
-}
-
-/// Lifecycle phase of a run.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
-)]
-pub enum RunPhase {
-    /// Accepted; no task started yet.
-    #[default]
-    Pending,
-    /// At least one task started; not finished.
-    Running,
-    /// Every task succeeded.
-    Succeeded,
-    /// A task failed terminally, the run hit its deadline, or its workflow is invalid.
-    Failed,
-}
-
-impl RunPhase {
-    /// Whether the run is finished.
-    pub fn is_finished(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed)
-    }
 }
 
 /// Observed state of a run; the scheduler rebuilds everything else from it and the Jobs.

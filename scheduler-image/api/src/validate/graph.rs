@@ -6,8 +6,8 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::{Dag, Limits, ValidationErrors, suggestion};
-use crate::WorkflowSpec;
 use crate::k8s_names::check_dns1123_label;
+use crate::workflow::WorkflowSpec;
 
 /// Maps task names to indices, reporting invalid and duplicate names.
 pub(super) fn task_index<'a>(

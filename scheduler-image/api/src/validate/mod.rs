@@ -12,7 +12,7 @@ mod scalars;
 use std::fmt;
 
 use crate::k8s_names::check_dns1123_label;
-use crate::{Workflow, WorkflowSpec};
+use crate::workflow::{Workflow, WorkflowSpec};
 
 pub use parameters::resolve_parameters;
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{ValidationErrors, suggestion};
 use crate::runtime;
-use crate::{TaskSpec, WorkflowSpec};
+use crate::workflow::{TaskSpec, WorkflowSpec};
 
 pub(super) fn validate_parameters(spec: &WorkflowSpec, errors: &mut ValidationErrors) {
     let mut seen = BTreeSet::new();

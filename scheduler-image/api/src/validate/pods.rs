@@ -2,8 +2,8 @@
 //! level by level with [`crate::pod::validate`] and reported with their full paths.
 
 use super::ValidationError;
-use crate::WorkflowSpec;
 use crate::pod::{FieldPath, PodProblem, PodVolume, Scope, validate};
+use crate::workflow::WorkflowSpec;
 
 /// Every problem in a workflow's pod options (`spec.podDefaults`, each `spec.tasks[i].pod`),
 /// with its full path; what depends on the presets is left to the scheduler.

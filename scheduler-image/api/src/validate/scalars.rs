@@ -2,9 +2,10 @@
 //! trigger rules and the `onExit` task's restrictions.
 
 use super::{Limits, ValidationErrors};
+use crate::flow::TriggerRule;
 use crate::k8s_names::check_dns1123_label;
 use crate::schedule::{Schedule, ScheduleError, parse_timezone};
-use crate::{TaskSpec, TriggerRule, WorkflowSpec};
+use crate::workflow::{TaskSpec, WorkflowSpec};
 
 pub(super) fn validate_schedule(spec: &WorkflowSpec, errors: &mut ValidationErrors) {
     match (&spec.schedule, &spec.timezone) {
