@@ -475,7 +475,7 @@ fn production_grade(v: &mut Values, services: (u32, u32), storage_class: &str) {
     v.scheduler.pod_anti_affinity = AntiAffinity::Hard;
     v.scheduler.topology_spread = TopologySpread::zones(WhenUnsatisfiable::DoNotSchedule);
     // Staging and prod run with the scheduler's own default cap.
-    v.scheduler.executor.max_running_tasks = datajump_api::DEFAULT_MAX_RUNNING_TASKS;
+    v.scheduler.executor.max_running_tasks = datajump_api::DEFAULT_MAX_RUNNING_TASKS.into();
     // Headroom over the ~64 MiB measured managing 1,000 workflows (scheduler-image README).
     v.scheduler.resources = res("100m", "256Mi", "1", "256Mi");
     v.mysql.mode = Mode::Operator;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use datajump_api::Workflow;
+use datajump_scheduler::config::SchedulerConfig;
 use datajump_scheduler::metrics::Metrics;
-use datajump_scheduler::reconcile::{Reconciler, SchedulerConfig};
+use datajump_scheduler::reconcile::Reconciler;
 use datajump_scheduler::sim::{MemoryCluster, reconcile_all};
 
 const WORKFLOWS: usize = 1_000;

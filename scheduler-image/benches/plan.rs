@@ -103,6 +103,7 @@ fn bench_dag(c: &mut Criterion) {
                 jobs: &jobs,
                 free_slots: 1000,
                 pool_free: &std::collections::HashMap::new(),
+                task_pools: &std::collections::BTreeMap::new(),
                 pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 3600,
             });

@@ -9,11 +9,44 @@
 
 use std::sync::Arc;
 
-use datajump_api::{RunPhase, WorkflowRun, WorkflowRunStatus};
+use datajump_api::{BackfillRef, RunPhase, WorkflowRun, WorkflowRunStatus};
 
 /// Whether a run has left the queue: a task of it started, or it ended.
 pub fn started(status: Option<&WorkflowRunStatus>) -> bool {
     status.is_some_and(|s| s.phase != RunPhase::Pending || s.tasks.iter().any(|t| t.attempts > 0))
+}
+
+/// The backfill whose queue `run` (with status `status`) stands in: a backfill's run that
+/// has neither started nor ended.
+pub fn queued<'a>(run: &'a WorkflowRun, status: &WorkflowRunStatus) -> Option<&'a BackfillRef> {
+    run.spec
+        .backfill
+        .as_ref()
+        .filter(|_| !status.phase.is_finished() && !started(Some(status)))
+}
+
+/// The status of a run of `backfill` told to wait for its turn: `status` with a note saying
+/// why, or `None` when it says so already (nothing to write).
+pub fn waiting_status(
+    status: &WorkflowRunStatus,
+    backfill: &BackfillRef,
+) -> Option<WorkflowRunStatus> {
+    let message = format!(
+        "waiting for its turn: backfill {} runs {} at a time, oldest first",
+        backfill.name, backfill.parallelism
+    );
+    (status.message.as_deref() != Some(message.as_str())).then(|| WorkflowRunStatus {
+        message: Some(message),
+        ..status.clone()
+    })
+}
+
+/// The status a backfill run whose turn came starts from: without the note that it waited.
+pub fn turn_came(status: &WorkflowRunStatus) -> WorkflowRunStatus {
+    WorkflowRunStatus {
+        message: None,
+        ..status.clone()
+    }
 }
 
 /// The runs of backfill `name` that have not started and may start now: as many as
@@ -116,5 +149,27 @@ mod tests {
         runs[1] = run(2, "nov", RunPhase::Pending, 1);
         assert_eq!(turns(&runs, "nov", 2), ["etl-202611030200"]);
         assert!(turns(&runs, "nov", 1).is_empty());
+    }
+
+    #[test]
+    fn a_queued_run_says_once_why_it_waits_and_starts_without_the_note() {
+        let queued_run = run(2, "nov", RunPhase::Pending, 0);
+        let status = queued_run.status.clone().unwrap_or_default();
+        let backfill = queued(&queued_run, &status).expect("in the queue");
+        let waiting = waiting_status(&status, backfill).expect("a note to write");
+        assert_eq!(
+            waiting.message.as_deref(),
+            Some("waiting for its turn: backfill nov runs 2 at a time, oldest first")
+        );
+        assert_eq!(waiting.tasks, status.tasks, "nothing else changes");
+        assert_eq!(waiting_status(&waiting, backfill), None, "said already");
+        assert_eq!(turn_came(&waiting), status);
+        for left in [
+            run(1, "nov", RunPhase::Pending, 1),
+            run(1, "nov", RunPhase::Failed, 0),
+        ] {
+            let status = left.status.clone().unwrap_or_default();
+            assert_eq!(queued(&left, &status), None, "started or ended");
+        }
     }
 }

@@ -1,15 +1,16 @@
-//! Command-line flags of the `datajump-scheduler` binary. Every flag mirrors an environment
-//! variable; the chart's scheduler Deployment sets those variables.
+//! Command-line flags of the `datajump-scheduler` binary, and the settings built from them:
+//! [`SchedulerConfig`] for the reconcilers and [`ControllerConfig`] for the controller. Every
+//! flag mirrors an environment variable; the chart's scheduler Deployment sets those variables.
+//! Each value is parsed once into the type its user reads, so nothing converts it on the way.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
 
 use crate::jobs::TaskDefaults;
-use crate::reconcile::{
-    DEFAULT_FINISHED_POD_RETENTION_SECONDS, DEFAULT_PENDING_TIMEOUT_SECONDS, SchedulerConfig,
-};
 use datajump_api::pod::{Presets, validate_presets};
 use datajump_api::validate::Limits;
 
@@ -54,9 +55,10 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(2..=300))]
     pub lease_duration_seconds: u32,
     /// Global cap of task Jobs running at once, across all workflows.
-    #[arg(long, env = "DATAJUMP_MAX_RUNNING_TASKS", default_value_t = datajump_api::DEFAULT_MAX_RUNNING_TASKS,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_running_tasks: u32,
+    #[arg(long, env = "DATAJUMP_MAX_RUNNING_TASKS",
+          default_value_t = usize::from(datajump_api::DEFAULT_MAX_RUNNING_TASKS),
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_running_tasks: usize,
     /// Seconds a task's pod may be unable to start (image pull, missing configuration, no node
     /// fits) before its attempt fails; a task's `pendingTimeoutSeconds` overrides it.
     #[arg(long, env = "DATAJUMP_TASK_PENDING_TIMEOUT", default_value_t = DEFAULT_PENDING_TIMEOUT_SECONDS,
@@ -113,7 +115,7 @@ pub struct Cli {
 
 /// Task pools and their limits, from `--task-pools`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskPools(pub BTreeMap<String, u32>);
+pub struct TaskPools(pub BTreeMap<String, usize>);
 
 /// Parses `name=limit,name=limit` (empty: no pools); the error names the entry and what was
 /// expected.
@@ -123,9 +125,9 @@ pub fn parse_task_pools(text: &str) -> Result<TaskPools, String> {
         let (name, limit) = entry
             .split_once('=')
             .ok_or_else(|| format!("{entry:?}: expected NAME=LIMIT, e.g. spark=4"))?;
-        datajump_api::validate::check_dns1123_label(name.trim())
+        datajump_api::k8s_names::check_dns1123_label(name.trim())
             .map_err(|e| format!("{entry:?}: pool name {e}"))?;
-        let limit: u32 = limit
+        let limit: usize = limit
             .trim()
             .parse()
             .ok()
@@ -215,7 +217,7 @@ impl Cli {
     /// Scheduler settings from the flags.
     pub fn scheduler_config(&self) -> SchedulerConfig {
         SchedulerConfig {
-            max_running_tasks: self.max_running_tasks as usize,
+            max_running_tasks: self.max_running_tasks,
             pending_timeout_seconds: self.task_pending_timeout,
             finished_pod_retention_seconds: self.finished_pod_retention,
             task_defaults: TaskDefaults {
@@ -238,6 +240,92 @@ impl Cli {
             limits: Limits::default(),
         }
     }
+
+    /// Controller settings from the flags.
+    pub fn controller_config(&self) -> ControllerConfig {
+        ControllerConfig {
+            watch_namespace: self.namespace().map(str::to_string),
+            identity: self.pod_name.clone(),
+            leader_election: self.leader_election.then(|| LeaseConfig {
+                namespace: self.pod_namespace.clone(),
+                name: self.lease_name.clone(),
+                duration_seconds: self.lease_duration_seconds,
+            }),
+            reconcile_concurrency: self.reconcile_concurrency,
+            resync: Duration::from_secs(self.resync_seconds.into()),
+            scheduler: self.scheduler_config(),
+        }
+    }
+}
+
+/// Scheduler-wide settings of the reconcilers.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Global cap of task Jobs running at once.
+    pub max_running_tasks: usize,
+    /// Seconds a task's pod may be unable to start before its attempt fails, for tasks that
+    /// set no `pendingTimeoutSeconds`.
+    pub pending_timeout_seconds: u32,
+    /// Seconds finished task pods are kept once their run recorded the result.
+    pub finished_pod_retention_seconds: u32,
+    /// Defaults applied to every task Job.
+    pub task_defaults: TaskDefaults,
+    /// Task pools and how many of their tasks may run at once.
+    pub task_pools: BTreeMap<String, usize>,
+    /// Validation limits.
+    pub limits: Limits,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            max_running_tasks: usize::from(datajump_api::DEFAULT_MAX_RUNNING_TASKS),
+            pending_timeout_seconds: DEFAULT_PENDING_TIMEOUT_SECONDS,
+            finished_pod_retention_seconds: DEFAULT_FINISHED_POD_RETENTION_SECONDS,
+            task_defaults: TaskDefaults::default(),
+            task_pools: BTreeMap::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Default of [`SchedulerConfig::pending_timeout_seconds`]: long enough for a cluster
+/// autoscaler to add a node or a large image to arrive, short enough that a typo in an image
+/// name does not hold a slot for the night.
+pub const DEFAULT_PENDING_TIMEOUT_SECONDS: u32 = 600;
+
+/// Default of [`SchedulerConfig::finished_pod_retention_seconds`]: an hour of `kubectl logs`
+/// after a task ends (Fluent Bit ships the logs for longer), then the pod goes while its Job
+/// stays as the record of the attempt.
+pub const DEFAULT_FINISHED_POD_RETENTION_SECONDS: u32 = 3600;
+
+/// What the controller runs with.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Namespace whose Workflows are scheduled; `None` for all namespaces.
+    pub watch_namespace: Option<String>,
+    /// This replica's name: its identity in the leader Lease and the instance reporting its
+    /// Events.
+    pub identity: String,
+    /// The leader Lease when replicas elect a leader; `None` when this replica acts alone.
+    pub leader_election: Option<LeaseConfig>,
+    /// Reconciles each controller (workflows, runs) runs at once.
+    pub reconcile_concurrency: u16,
+    /// The longest an object waits for its next reconcile when nothing changes.
+    pub resync: Duration,
+    /// What the reconcilers schedule with.
+    pub scheduler: SchedulerConfig,
+}
+
+/// The leader Lease replicas elect a leader through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseConfig {
+    /// Its namespace (the pod's).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Seconds a leader holds it without renewing (failover time).
+    pub duration_seconds: u32,
 }
 
 #[cfg(test)]
@@ -291,6 +379,10 @@ mod tests {
         .expect("valid flags");
         assert!(!cli.leader_election);
         assert_eq!(cli.namespace(), Some("datajump-prod"));
+        let controller = cli.controller_config();
+        assert_eq!(controller.leader_election, None);
+        assert_eq!(controller.watch_namespace.as_deref(), Some("datajump-prod"));
+        assert_eq!(controller.scheduler.max_running_tasks, 7);
         let cfg = cli.scheduler_config();
         assert_eq!(cfg.max_running_tasks, 7);
         assert_eq!(cfg.task_defaults.requests["cpu"], "250m");
@@ -298,6 +390,34 @@ mod tests {
         assert!(!cfg.task_defaults.requests.contains_key("memory"));
         assert!(Cli::try_parse_from(["datajump-scheduler", "--max-running-tasks=0"]).is_err());
         assert!(Cli::try_parse_from(["datajump-scheduler", "--log-format=xml"]).is_err());
+    }
+
+    #[test]
+    fn the_controller_config_carries_the_lease_replicas_elect_a_leader_through() {
+        let cli = Cli::try_parse_from([
+            "datajump-scheduler",
+            "--pod-name=scheduler-0",
+            "--pod-namespace=datajump-prod",
+            "--lease-duration-seconds=20",
+            "--resync-seconds=60",
+        ])
+        .expect("valid flags");
+        let cfg = cli.controller_config();
+        assert_eq!(cfg.identity, "scheduler-0");
+        assert_eq!(cfg.watch_namespace, None, "every namespace");
+        assert_eq!(
+            cfg.leader_election,
+            Some(LeaseConfig {
+                namespace: "datajump-prod".into(),
+                name: "datajump-scheduler-leader".into(),
+                duration_seconds: 20,
+            })
+        );
+        assert_eq!(cfg.resync, Duration::from_secs(60));
+        assert_eq!(
+            cfg.scheduler.max_running_tasks,
+            usize::from(datajump_api::DEFAULT_MAX_RUNNING_TASKS)
+        );
     }
 
     #[test]

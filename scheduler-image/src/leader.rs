@@ -1,5 +1,5 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease: the decision logic, pure and tested
-//! here; the Lease reads and writes live in `controller.rs`.
+//! here; the Lease reads and writes live in `controller/lease.rs`.
 //!
 //! Only the holder acts. A holder renews every [`retry_period`]; a follower takes over once
 //! `renewTime + leaseDurationSeconds` has passed, so with the default 15 s a crashed leader is

@@ -74,13 +74,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // After the signal, the controllers finish in-flight writes and release the Lease; if the
     // API server does not answer (unreachable, namespace gone) that could wait forever, so the
     // process exits once the grace period is over. The Lease then simply expires.
+    let config = cli.controller_config();
     let mut signalled = shutdown_rx.clone();
     let deadline = async move {
         let _ = signalled.wait_for(|s| *s).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
     let result = tokio::select! {
-        result = controller::run(&cli, metrics, health, shutdown_rx) => result,
+        result = controller::run(&config, metrics, health, shutdown_rx) => result,
         () = deadline => {
             tracing::warn!(
                 grace_seconds = SHUTDOWN_GRACE.as_secs(),

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use datajump_api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunSpec};
+use datajump_scheduler::config::SchedulerConfig;
 use datajump_scheduler::metrics::Metrics;
-use datajump_scheduler::reconcile::{Reconciler, SchedulerConfig};
+use datajump_scheduler::reconcile::Reconciler;
 use datajump_scheduler::sim::{MemoryCluster, reconcile_all, reconcile_runs_concurrently};
 
 const NS: &str = "data";

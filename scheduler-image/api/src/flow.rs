@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::TaskPhase;
+use crate::phase::TaskPhase;
 
 /// When a task starts, given how the tasks in its `dependsOn` ended.
 #[derive(

@@ -106,7 +106,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, job_name(&run, "extract-customers-from-the-warehouse", 1));
         assert!(a.ends_with("-1"));
-        assert!(crate::validate::check_dns1123_label(&a).is_ok(), "{a}");
+        assert!(crate::k8s_names::check_dns1123_label(&a).is_ok(), "{a}");
     }
 
     #[test]
@@ -124,7 +124,7 @@ mod tests {
         assert!(prefix.ends_with("-manual-20260304050607-"), "{prefix}");
         assert_ne!(prefix, manual_run_prefix(&"w".repeat(62), t));
         assert!(
-            crate::validate::check_dns1123_label(&name).is_ok(),
+            crate::k8s_names::check_dns1123_label(&name).is_ok(),
             "{name}"
         );
         // The Jobs of that run still get valid names too.
@@ -154,7 +154,7 @@ mod tests {
         let long = backfill_name(&"w".repeat(40), from, to);
         assert!(long.len() <= MAX_NAME_LEN, "{long}");
         assert!(
-            crate::validate::check_dns1123_label(&long).is_ok(),
+            crate::k8s_names::check_dns1123_label(&long).is_ok(),
             "{long}"
         );
     }

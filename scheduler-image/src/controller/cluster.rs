@@ -1,0 +1,360 @@
+//! [`KubeCluster`]: the reconcilers' [`Cluster`] over the controller's caches (reflector
+//! stores and the Job index) and the API server. Creates and status writes carry one field
+//! manager; a create the API server refuses for good is an answer for the run
+//! ([`Created::Rejected`]), not an error to retry.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+
+use crate::job_index::JobIndex;
+use crate::jobs::LABEL_JOB_NAME;
+use crate::plan::{EventType, ObservedJob};
+use crate::reconcile::{Cluster, ClusterError, Created};
+use datajump_api::{Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
+
+/// Field manager of every write (server-side apply and creates).
+pub const FIELD_MANAGER: &str = "datajump-scheduler";
+
+/// [`Cluster`] over reflector caches and the API server.
+pub struct KubeCluster {
+    pub(super) client: Client,
+    pub(super) workflows: Store<Workflow>,
+    pub(super) runs: Store<WorkflowRun>,
+    pub(super) jobs: Arc<JobIndex>,
+    pub(super) recorder: Recorder,
+}
+
+fn cluster_error(
+    operation: &'static str,
+    kind: &'static str,
+    ns: &str,
+    name: &str,
+    e: kube::Error,
+) -> ClusterError {
+    ClusterError {
+        operation,
+        kind,
+        namespace: ns.into(),
+        name: name.into(),
+        message: e.to_string(),
+    }
+}
+
+pub(super) fn is_status(e: &kube::Error, pred: fn(&kube::core::Status) -> bool) -> bool {
+    matches!(e, kube::Error::Api(s) if pred(s))
+}
+
+impl KubeCluster {
+    async fn create<K>(&self, obj: K, kind: &'static str) -> Result<Created, ClusterError>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let ns = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        match api.create(&pp, &obj).await {
+            Ok(_) => Ok(Created::New),
+            Err(e) if is_status(&e, |s| s.is_already_exists()) => Ok(Created::AlreadyExists),
+            // Bad request, forbidden (admission, quota) and invalid: the same object would be
+            // refused again, so retrying the reconcile cannot help; the caller records it.
+            Err(kube::Error::Api(s)) if matches!(s.code, 400 | 403 | 422) => {
+                Ok(Created::Rejected { message: s.message })
+            }
+            Err(e) => Err(cluster_error("create", kind, &ns, &name, e)),
+        }
+    }
+
+    async fn delete<K>(&self, ns: &str, name: &str, kind: &'static str) -> Result<(), ClusterError>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        // Background propagation: the API server garbage-collects pods (and a run's Jobs).
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, |s| s.is_not_found()) => Ok(()),
+            Err(e) => Err(cluster_error("delete", kind, ns, name, e)),
+        }
+    }
+
+    async fn apply_status<K, S>(
+        &self,
+        obj: &K,
+        status: &S,
+        kind: &'static str,
+    ) -> Result<(), ClusterError>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        S: Serialize,
+    {
+        let ns = obj.namespace().unwrap_or_default();
+        let name = obj.name_any();
+        let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| cluster_error("patch status", kind, &ns, &name, e))
+    }
+}
+
+impl Cluster for KubeCluster {
+    fn workflow(&self, namespace: &str, name: &str) -> Option<Arc<Workflow>> {
+        self.workflows.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    fn runs_of(&self, namespace: &str, workflow: &str) -> Vec<Arc<WorkflowRun>> {
+        self.runs.state_filter(|r| {
+            r.metadata.namespace.as_deref() == Some(namespace) && r.spec.workflow_name == workflow
+        })
+    }
+
+    fn jobs_of(&self, run: &WorkflowRun) -> Vec<ObservedJob> {
+        run.metadata
+            .uid
+            .as_deref()
+            .map(|uid| self.jobs.jobs_of(uid))
+            .unwrap_or_default()
+    }
+
+    fn job_cached(&self, namespace: &str, name: &str) -> bool {
+        self.jobs.contains(namespace, name)
+    }
+
+    fn running_tasks(&self) -> usize {
+        self.jobs.active()
+    }
+
+    fn running_in_pool(&self, pool: &str) -> usize {
+        self.jobs.active_in(pool)
+    }
+
+    async fn create_run(&self, run: WorkflowRun) -> Result<Created, ClusterError> {
+        let (ns, name) = (run.namespace().unwrap_or_default(), run.name_any());
+        match self.create(run, "WorkflowRun").await? {
+            // A refused run is the workflow's problem, reported through its reconcile error.
+            Created::Rejected { message } => Err(ClusterError {
+                operation: "create",
+                kind: "WorkflowRun",
+                namespace: ns,
+                name,
+                message,
+            }),
+            created => Ok(created),
+        }
+    }
+
+    async fn delete_run(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        self.delete::<WorkflowRun>(namespace, name, "WorkflowRun")
+            .await
+    }
+
+    async fn patch_run_status(
+        &self,
+        run: &WorkflowRun,
+        status: &WorkflowRunStatus,
+    ) -> Result<(), ClusterError> {
+        self.apply_status(run, status, "WorkflowRun").await
+    }
+
+    async fn patch_workflow_status(
+        &self,
+        wf: &Workflow,
+        status: &WorkflowStatus,
+    ) -> Result<(), ClusterError> {
+        self.apply_status(wf, status, "Workflow").await
+    }
+
+    async fn create_job(&self, job: Job) -> Result<Created, ClusterError> {
+        self.create(job, "Job").await
+    }
+
+    async fn delete_job(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        self.delete::<Job>(namespace, name, "Job").await
+    }
+
+    async fn delete_finished_pods(&self, namespace: &str, job: &str) -> Result<(), ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        // The Job is finished, so its controller creates no pod any more: every pod of it is
+        // a finished one.
+        let selector = ListParams::default().labels(&format!("{LABEL_JOB_NAME}={job}"));
+        api.delete_collection(&DeleteParams::background(), &selector)
+            .await
+            .map(drop)
+            .map_err(|e| cluster_error("delete the pods of", "Job", namespace, job, e))
+    }
+
+    async fn publish_event(
+        &self,
+        run: &WorkflowRun,
+        type_: EventType,
+        reason: &'static str,
+        message: &str,
+    ) {
+        let event = Event {
+            type_: match type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: reason.into(),
+            // The Events API caps notes at 1 kB.
+            note: Some(message.chars().take(1000).collect()),
+            action: "Schedule".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &run.object_ref(&())).await {
+            tracing::warn!(run = %run.name_any(), error = %e, "could not publish event");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The API edges against kube's mock client (tower-test): request paths, verbs, field
+    //! manager, and the mapping of 409 AlreadyExists and of refusals.
+    use super::*;
+    use crate::controller::mock::{mock_client, next, ok, status};
+    use kube::api::ObjectMeta;
+    use kube::runtime::events::Reporter;
+
+    fn cluster(client: Client) -> KubeCluster {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: None,
+        };
+        KubeCluster {
+            client: client.clone(),
+            workflows: kube::runtime::reflector::store().0,
+            runs: kube::runtime::reflector::store().0,
+            jobs: Arc::new(JobIndex::default()),
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    fn job(name: &str) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("data".into()),
+                ..ObjectMeta::default()
+            },
+            ..Job::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_create_is_already_exists_not_an_error() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (method, uri, body, send) = next(&mut handle).await;
+            assert_eq!(method, "POST");
+            assert!(
+                uri.starts_with("/apis/batch/v1/namespaces/data/jobs?"),
+                "{uri}"
+            );
+            assert!(uri.contains("fieldManager=datajump-scheduler"), "{uri}");
+            assert_eq!(body["metadata"]["name"], "run-a-1");
+            send.send_response(ok(body));
+            let (_, _, _, send) = next(&mut handle).await;
+            send.send_response(status(409, "AlreadyExists"));
+            let (_, _, _, send) = next(&mut handle).await;
+            send.send_response(status(403, "Forbidden"));
+            let (_, _, _, send) = next(&mut handle).await;
+            send.send_response(status(503, "ServiceUnavailable"));
+        });
+        let c = cluster(client);
+        assert_eq!(
+            c.create_job(job("run-a-1")).await.expect("created"),
+            Created::New
+        );
+        assert_eq!(
+            c.create_job(job("run-a-1")).await.expect("exists"),
+            Created::AlreadyExists
+        );
+        // Refused for good (admission, quota): an answer for the run, not a reconcile error.
+        assert_eq!(
+            c.create_job(job("run-a-1")).await.expect("refused"),
+            Created::Rejected {
+                message: "Forbidden".into()
+            }
+        );
+        let err = c.create_job(job("run-a-1")).await.expect_err("unavailable");
+        assert_eq!(
+            (err.operation, err.kind, err.name.as_str()),
+            ("create", "Job", "run-a-1")
+        );
+        server.await.expect("mock server");
+    }
+
+    #[tokio::test]
+    async fn run_status_goes_through_the_status_subresource_with_server_side_apply() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let (method, uri, body, send) = next(&mut handle).await;
+            assert_eq!(method, "PATCH");
+            assert!(
+                uri.starts_with(
+                    "/apis/datajump.io/v1alpha1/namespaces/data/workflowruns/etl-1/status?"
+                ),
+                "{uri}"
+            );
+            assert!(
+                uri.contains("fieldManager=datajump-scheduler") && uri.contains("force=true"),
+                "{uri}"
+            );
+            assert_eq!(body["kind"], "WorkflowRun");
+            assert_eq!(body["status"]["phase"], "Running");
+            let mut echo = body.clone();
+            echo["metadata"] = serde_json::json!({"name": "etl-1", "namespace": "data"});
+            echo["spec"] = serde_json::json!({"workflowName": "etl"});
+            send.send_response(ok(echo));
+        });
+        let mut run = WorkflowRun::new(
+            "etl-1",
+            datajump_api::WorkflowRunSpec {
+                workflow_name: "etl".into(),
+                scheduled_time: None,
+                ..Default::default()
+            },
+        );
+        run.metadata.namespace = Some("data".into());
+        let status = WorkflowRunStatus {
+            phase: datajump_api::RunPhase::Running,
+            ..Default::default()
+        };
+        cluster(client)
+            .patch_run_status(&run, &status)
+            .await
+            .expect("patched");
+        server.await.expect("mock server");
+    }
+}

@@ -1,0 +1,153 @@
+//! Finishing: the run deadline and fail-fast stopping the DAG, the DAG's outcome, and the end
+//! of the run once the DAG and its `onExit` task ended.
+
+use chrono::Duration;
+
+use super::input::JobState;
+use super::output::{Action, EventType, Outcome};
+use super::planner::Planner;
+use datajump_api::{
+    CONDITION_COMPLETE, CONDITION_FAILED, FailureStrategy, RunCondition, RunPhase, TaskPhase,
+};
+
+impl Planner<'_> {
+    pub(super) fn deadline_exceeded(&self) -> bool {
+        match (self.input.spec.active_deadline_seconds, self.start_time) {
+            (Some(d), Some(start)) => self.input.now >= start + Duration::seconds(d),
+            _ => false,
+        }
+    }
+
+    /// The first task (in the workflow's order) that failed for good, when the workflow fails
+    /// fast.
+    pub(super) fn fails_fast(&self) -> Option<String> {
+        if self.input.spec.failure_strategy != FailureStrategy::FailFast {
+            return None;
+        }
+        self.tasks[..self.dag_len]
+            .iter()
+            .find(|t| t.phase == TaskPhase::Failed)
+            .map(|t| t.name.clone())
+    }
+
+    /// Stops the DAG (the deadline passed, or a task failed and the workflow fails fast):
+    /// running attempts are stopped and fail, tasks not started are skipped. The `onExit` task
+    /// is not the DAG's: it still runs.
+    pub(super) fn stop_dag(&mut self, message: String) {
+        for i in 0..self.dag_len {
+            match self.tasks[i].phase {
+                TaskPhase::Running => {
+                    if let Some(job) = self.tasks[i].job_name.clone() {
+                        self.actions.push(Action::DeleteJob { job_name: job });
+                    }
+                    self.tasks[i].reason = Some("Stopped".into());
+                    self.set_terminal(i, TaskPhase::Failed, Some(message.clone()));
+                }
+                TaskPhase::Pending => {
+                    self.set_terminal(i, TaskPhase::Skipped, Some(message.clone()))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// How the DAG ended, once all of its tasks did.
+    pub(super) fn outcome(&self) -> Option<Outcome> {
+        if !self.dag_done() {
+            return None;
+        }
+        let failed_tasks: Vec<String> = self.tasks[..self.dag_len]
+            .iter()
+            .filter(|t| t.phase == TaskPhase::Failed)
+            .map(|t| t.name.clone())
+            .collect();
+        Some(Outcome {
+            succeeded: failed_tasks.is_empty() && !self.deadline_exceeded(),
+            failed_tasks,
+        })
+    }
+
+    /// Ends the run once the DAG and the `onExit` task (if any) ended: Failed when a task
+    /// failed, the deadline passed or the `onExit` task failed.
+    pub(super) fn complete_if_done(&mut self) {
+        let Some(outcome) = self.outcome() else {
+            return;
+        };
+        let exit = self
+            .tasks
+            .get(self.dag_len)
+            .map(|t| (t.name.clone(), t.phase));
+        if exit.as_ref().is_some_and(|(_, phase)| !phase.is_terminal()) {
+            return;
+        }
+        let exit_failed = exit
+            .filter(|(_, phase)| *phase == TaskPhase::Failed)
+            .map(|(name, _)| format!("the onExit task {name} failed"));
+        let (reason, message) = if self.deadline_exceeded() {
+            (
+                "DeadlineExceeded",
+                "the run exceeded activeDeadlineSeconds".to_string(),
+            )
+        } else if !outcome.failed_tasks.is_empty() {
+            (
+                "TasksFailed",
+                format!("failed tasks: {}", outcome.failed_tasks.join(", ")),
+            )
+        } else if let Some(exit_failed) = &exit_failed {
+            ("ExitHandlerFailed", exit_failed.clone())
+        } else {
+            let done = self
+                .tasks
+                .iter()
+                .filter(|t| t.phase == TaskPhase::Succeeded)
+                .count();
+            let skipped = self.tasks.len() - done;
+            let message = match skipped {
+                0 => format!("all {done} tasks succeeded"),
+                _ => format!("{done} tasks succeeded, {skipped} skipped by their trigger rules"),
+            };
+            self.end(RunPhase::Succeeded, "Completed", message);
+            return;
+        };
+        let message = match exit_failed {
+            Some(exit_failed) if reason != "ExitHandlerFailed" => {
+                format!("{message}; {exit_failed}")
+            }
+            _ => message,
+        };
+        self.end(RunPhase::Failed, reason, message);
+    }
+
+    pub(super) fn end(&mut self, phase: RunPhase, reason: &'static str, message: String) {
+        let now = self.input.now;
+        self.phase = phase;
+        self.completion_time = Some(now);
+        let (type_, cond) = match phase {
+            RunPhase::Succeeded => (EventType::Normal, CONDITION_COMPLETE),
+            _ => (EventType::Warning, CONDITION_FAILED),
+        };
+        RunCondition::set(
+            &mut self.conditions,
+            RunCondition::now_true(cond, reason, &message, now),
+        );
+        let event_reason = if phase == RunPhase::Succeeded {
+            "RunSucceeded"
+        } else {
+            "RunFailed"
+        };
+        self.event(type_, event_reason, message.clone());
+        self.message = Some(message);
+        self.wake_at = None;
+    }
+
+    /// After the run ended (deadline, replaced), make sure nothing it started keeps running.
+    pub(super) fn stop_leftover_jobs(&mut self) {
+        for job in self.input.jobs {
+            if job.state == JobState::Active {
+                self.actions.push(Action::DeleteJob {
+                    job_name: job.name.clone(),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! What the run planner takes: the run's Jobs as observed ([`ObservedJob`], with what their
+//! pods report) and everything else it decides from ([`RunInput`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use datajump_api::validate::Dag;
+use datajump_api::{WorkflowRunStatus, WorkflowSpec};
+
+/// State of a Job as the controller observed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
+    /// Pods are pending or running.
+    Active,
+    /// The Job completed.
+    Succeeded,
+    /// The Job failed; `reason` is the Job's Failed condition reason (e.g. `DeadlineExceeded`).
+    Failed {
+        /// Machine reason from the Job condition.
+        reason: String,
+    },
+}
+
+/// What a task's pod shows that its Job does not: why it cannot start, or how its task
+/// container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodReport {
+    /// The pod cannot start without someone's help: its image cannot be pulled, its
+    /// configuration is missing, or no node fits it.
+    Blocked {
+        /// As the kubelet or the kube-scheduler gives it (`ImagePullBackOff`, `Unschedulable`).
+        reason: String,
+        /// Their message.
+        message: String,
+    },
+    /// The task container terminated with a failure.
+    Terminated {
+        /// As the kubelet gives it (`OOMKilled`, `Error`).
+        reason: String,
+        /// The container's exit code.
+        exit_code: i32,
+    },
+}
+
+/// A Job owned by the run, reduced to what planning needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedJob {
+    /// Value of the task label.
+    pub task: String,
+    /// Value of the attempt label (1-based).
+    pub attempt: u32,
+    /// Job name.
+    pub name: String,
+    /// Its state.
+    pub state: JobState,
+    /// When the Job was created (or started).
+    pub started: Option<DateTime<Utc>>,
+    /// When it finished (completion time or Failed condition transition).
+    pub finished: Option<DateTime<Utc>>,
+    /// What its pod reports, if anything (boxed: most Jobs have nothing to report, and the
+    /// cache holds one `ObservedJob` per retained Job).
+    pub pod: Option<Box<PodReport>>,
+    /// Whether finished pods of it still exist (removed once the run recorded the result and
+    /// the retention passed).
+    pub finished_pods: bool,
+}
+
+/// What the run planner needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunInput<'a> {
+    /// The current time.
+    pub now: DateTime<Utc>,
+    /// Run name (Job names derive from it).
+    pub run_name: &'a str,
+    /// The workflow spec the run executes.
+    /// (Shared: a run's first step records it as the run's spec snapshot without a copy.)
+    pub spec: &'a Arc<WorkflowSpec>,
+    /// Its validated dependency graph.
+    pub dag: &'a Dag,
+    /// The run's recorded status (default for a new run).
+    pub status: &'a WorkflowRunStatus,
+    /// Jobs labelled with this run.
+    pub jobs: &'a [ObservedJob],
+    /// How many more tasks may start now under the global cap of running tasks.
+    pub free_slots: usize,
+    /// Free slots of each task pool the scheduler knows.
+    pub pool_free: &'a HashMap<String, usize>,
+    /// The task pools the scheduler knows, with their limits: a task naming another pool has
+    /// its attempt refused, with these in the message.
+    pub task_pools: &'a BTreeMap<String, usize>,
+    /// Seconds a pod may be blocked before its attempt fails, for tasks that set none.
+    pub pending_timeout_seconds: u32,
+    /// Seconds finished pods are kept (for `kubectl logs`) once the run recorded their result.
+    pub finished_pod_retention_seconds: u32,
+}

@@ -1,0 +1,91 @@
+//! What the run planner answers: the run's new status and the actions that move it forward
+//! ([`RunPlan`]), and how the DAG ended ([`Outcome`]).
+
+use chrono::{DateTime, Utc};
+
+use datajump_api::runtime;
+use datajump_api::{TaskPhase, WorkflowRunStatus};
+
+/// Severity of an Event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Normal progress.
+    Normal,
+    /// Something failed.
+    Warning,
+}
+
+/// Something the controller must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create the Job for `attempt` of task `task` (index into `spec.tasks`, then the
+    /// `onExit` task).
+    CreateJob {
+        /// Task index.
+        task: usize,
+        /// Attempt number, 1-based.
+        attempt: u32,
+        /// Deterministic Job name.
+        job_name: String,
+        /// For the `onExit` task's Job: how the DAG ended, which its variables tell the task.
+        outcome: Option<Outcome>,
+    },
+    /// Delete a Job that must stop (the run is over).
+    DeleteJob {
+        /// Job name.
+        job_name: String,
+    },
+    /// Delete the finished pods of a finished Job whose result the run recorded (the Job stays
+    /// as the record of the attempt).
+    DeletePods {
+        /// Job name.
+        job_name: String,
+    },
+    /// Record a Kubernetes Event on the run.
+    Event {
+        /// Severity.
+        type_: EventType,
+        /// CamelCase reason.
+        reason: &'static str,
+        /// Human-readable note.
+        message: String,
+    },
+}
+
+/// How the DAG's tasks ended, once all of them have: what the `onExit` task is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Whether the run's tasks did what they should (no task failed, no deadline passed).
+    pub succeeded: bool,
+    /// The DAG's failed tasks, in the workflow's order.
+    pub failed_tasks: Vec<String>,
+}
+
+impl Outcome {
+    /// The variables that tell the `onExit` task this outcome (beyond the run's own).
+    pub fn variables(&self) -> Vec<(String, String)> {
+        let failed: Vec<&str> = self.failed_tasks.iter().map(String::as_str).collect();
+        runtime::exit_variables(self.succeeded, &failed)
+    }
+}
+
+/// The planner's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    /// The run's new status.
+    pub status: WorkflowRunStatus,
+    /// Actions, in order.
+    pub actions: Vec<Action>,
+    /// When to look again even without a watch event (retry backoff, run deadline).
+    pub wake_at: Option<DateTime<Utc>>,
+    /// Whether a ready task waits for a slot of the global cap: the run is woken when one
+    /// frees (nothing of its own changes then), not at a time.
+    pub waits_for_slot: bool,
+    /// Task pools whose limit holds a ready task back: the run is woken when one of their
+    /// Jobs ends.
+    pub waits_for_pools: Vec<String>,
+    /// Tasks that finished in this step, with their terminal phase (for metrics).
+    pub finished_tasks: Vec<(usize, TaskPhase)>,
+    /// How the DAG ended, once every task of it did (the `onExit` task's variables).
+    pub outcome: Option<Outcome>,
+}
