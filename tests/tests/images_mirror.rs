@@ -76,12 +76,9 @@ fn upstreams(env: &str) -> Vec<String> {
 }
 
 fn reference(v: &Value) -> String {
-    format!(
-        "{}/{}:{}",
-        v["registry"].as_str().unwrap(),
-        v["repository"].as_str().unwrap(),
-        v["tag"].as_str().unwrap()
-    )
+    v.as_str()
+        .unwrap_or_else(|| panic!("not a reference: {v}"))
+        .to_string()
 }
 
 /// The upstream registry's path for an upstream reference: `<host>/<repository>:<tag>`, which
@@ -265,15 +262,16 @@ fn mirror_dev_and_prod_into_harbor_then_lock_prod() {
     let listed = run.json();
     let mut pinned = 0;
     for image in listed["images"].as_array().unwrap() {
-        let reg = image["image"]["registry"].as_str().unwrap();
-        assert_eq!(reg, harbor.host());
-        let Some(digest) = image["image"]["digest"].as_str() else {
+        let parsed =
+            chart_gen::model::mirror::ImageRef::parse(&reference(&image["image"])).unwrap();
+        assert_eq!(parsed.registry, harbor.host());
+        let Some(digest) = parsed.digest.as_deref() else {
             // Only the images an operator pulls by tag stay unpinned.
             assert!(image["valuesPaths"].is_null(), "{image}");
             continue;
         };
         pinned += 1;
-        let repo = image["image"]["repository"].as_str().unwrap();
+        let repo = &parsed.repository;
         let (_, got) = harbor
             .manifest(&format!("{repo}@{digest}"))
             .unwrap_or_else(|| panic!("{repo}@{digest} not in Harbor"));

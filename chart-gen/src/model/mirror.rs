@@ -14,8 +14,9 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-/// An image reference split into its parts: `registry/repository:tag[@digest]`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// An image reference split into its parts: `registry/repository:tag[@digest]`. Serialized as
+/// that one string, as users and scripts write image references.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ImageRef {
     /// Registry host (and port), e.g. `docker.io` or `harbor.example.com:8443`.
     pub registry: String,
@@ -24,8 +25,13 @@ pub struct ImageRef {
     /// Tag, e.g. `8.4.3`.
     pub tag: String,
     /// Content digest (`sha256:…`) when the reference pins one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+}
+
+impl Serialize for ImageRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// A reference that is not `registry/repository:tag[@digest]`.
