@@ -1,6 +1,7 @@
 //! Running the `kubectl-datajump` binary against a test cluster, the way a user does.
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 use chart_gen::model::Environment;
 use serde_json::Value;
@@ -27,6 +28,14 @@ impl Run {
 /// `kubectl datajump ARGS --kubeconfig <cluster> --helm <pinned helm 4>`, from the workspace
 /// root (so `--chart-dir` defaults to `charts/datajump`), colours off.
 pub fn plugin(cluster: &Cluster, args: &[&str]) -> Run {
+    let mut cmd = plugin_command();
+    cmd.args(args).arg("--kubeconfig").arg(&cluster.kubeconfig);
+    run_logged(cmd, args, None)
+}
+
+/// The plugin binary run from the workspace root with the pinned Helm 4 and colours off; the
+/// caller adds the arguments.
+pub fn plugin_command() -> Command {
     let bin = cargo_bin(
         "kubectl-datajump",
         &[
@@ -35,16 +44,29 @@ pub fn plugin(cluster: &Cluster, args: &[&str]) -> Run {
             "scheduler-image/api/src",
         ],
     );
-    let out = Command::new(bin)
-        .current_dir(workspace_root())
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(workspace_root())
         .arg("--helm")
         .arg(tool("helm4"))
-        .env("NO_COLOR", "1")
-        .output()
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs a plugin command (feeding `stdin` when given), prints what it said under the command
+/// line `args` for the test log, and returns it.
+pub fn run_logged(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run kubectl-datajump");
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.unwrap_or_default().as_bytes())
+            .expect("write the plugin's stdin");
+    }
+    let out = child.wait_with_output().expect("wait for kubectl-datajump");
     let run = Run {
         ok: out.status.success(),
         code: out.status.code(),

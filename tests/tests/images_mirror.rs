@@ -4,60 +4,21 @@
 //! Digests are read back with skopeo, uploads counted in the registry's access log.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use datajump_tests::cluster::{cargo_bin, tool, workspace_root};
-use datajump_tests::plugin::Run;
+use datajump_tests::plugin::{Run, plugin_command, run_logged};
 use datajump_tests::registry::{OciLayout, TestRegistry, USER};
 use serde_json::Value;
 
 fn plugin(args: &[&str], stdin: Option<&str>) -> Run {
-    let bin = cargo_bin(
-        "kubectl-datajump",
-        &["kubectl-datajump/src", "chart-gen/src"],
-    );
     let home = tempfile::tempdir().unwrap();
-    let mut child = Command::new(bin)
-        .current_dir(workspace_root())
-        .args(args)
-        .arg("--helm")
-        .arg(tool("helm4"))
+    let mut cmd = plugin_command();
+    cmd.args(args)
         // No Docker or Helm credentials of the machine running the tests.
         .env("HOME", home.path())
         .env_remove("DOCKER_CONFIG")
-        .env_remove("HELM_REGISTRY_CONFIG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl-datajump");
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    let run = Run {
-        ok: out.status.success(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "$ kubectl datajump {} -> {:?}\n{}{}",
-        args.join(" "),
-        run.code,
-        run.stdout,
-        run.stderr
-    );
-    run
+        .env_remove("HELM_REGISTRY_CONFIG");
+    run_logged(cmd, args, stdin)
 }
 
 /// Upstream references of an environment, from `images -o json` (no registry override).

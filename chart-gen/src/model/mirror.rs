@@ -169,17 +169,18 @@ impl Mirror {
     /// The mirror the chart's `global` values select, `None` when `global.imageRegistry` is
     /// empty (every image then comes from its own registry).
     pub fn from_global(image_registry: &str, image_project: &str) -> Option<Self> {
-        if image_registry.is_empty() {
-            return None;
-        }
-        Some(Self {
-            registry: image_registry.to_string(),
-            layout: if image_project.is_empty() {
+        (!image_registry.is_empty()).then(|| Self::new(image_registry, image_project))
+    }
+
+    fn new(registry: &str, project: &str) -> Self {
+        Self {
+            registry: registry.to_string(),
+            layout: if project.is_empty() {
                 MirrorLayout::KeepPaths
             } else {
-                MirrorLayout::Project(image_project.to_string())
+                MirrorLayout::Project(project.to_string())
             },
-        })
+        }
     }
 
     /// Parses `HOST[/PROJECT]` (an `oci://` prefix is accepted and dropped).
@@ -204,7 +205,7 @@ impl Mirror {
                 "the project must be one lowercase path segment (letters, digits, and . _ - between them), e.g. harbor.example.com/datajump",
             ));
         }
-        Ok(Self::from_global(registry, project).expect("registry is not empty"))
+        Ok(Self::new(registry, project))
     }
 
     /// The project every image goes into, if the layout puts them in one.
@@ -381,22 +382,6 @@ pub fn mysql_operator_images(
     images
 }
 
-/// The `imageRepository` an InnoDBCluster gets under a mirror: the directory that holds
-/// `community-server` and its siblings there (the chart's `innodbcluster.yaml` computes the same).
-pub fn mysql_operator_repository_for(mirror: &Mirror, upstream_repository: &str) -> String {
-    let probe = mysql_operator_images(upstream_repository, "x", "");
-    let server = mirror.reference_for(&probe[0].0);
-    let dir = server
-        .repository
-        .rsplit_once('/')
-        .map_or("", |(dir, _)| dir);
-    if dir.is_empty() {
-        server.registry
-    } else {
-        format!("{}/{dir}", server.registry)
-    }
-}
-
 fn mysql_operator_values_images(values: &Value) -> Vec<ValuesImage> {
     let mysql = values.get("mysql");
     let s = |p: &str| {
@@ -508,23 +493,6 @@ mod tests {
         assert_eq!(
             found[4].upstream.to_string(),
             "container-registry.oracle.com/mysql/community-operator:9.1.0-2.2.2"
-        );
-    }
-
-    #[test]
-    fn mysql_operator_repository_follows_the_layout() {
-        let up = "container-registry.oracle.com/mysql";
-        assert_eq!(
-            mysql_operator_repository_for(&Mirror::parse("h:1").unwrap(), up),
-            "h:1/mysql"
-        );
-        assert_eq!(
-            mysql_operator_repository_for(&Mirror::parse("h:1/dj").unwrap(), up),
-            "h:1/dj"
-        );
-        assert_eq!(
-            mysql_operator_repository_for(&Mirror::parse("h.io").unwrap(), "quay.io"),
-            "h.io"
         );
     }
 }

@@ -38,6 +38,13 @@ impl SourceMirrors {
         Ok(Self(mirrors))
     }
 
+    /// The hosts images are read from instead.
+    pub(crate) fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .map(|(_, to)| to.split('/').next().unwrap_or(to))
+    }
+
     /// Where to read `upstream` from.
     pub(crate) fn apply(&self, upstream: &ImageRef) -> ImageRef {
         let Some((_, to)) = self.0.iter().find(|(from, _)| *from == upstream.registry) else {
@@ -107,16 +114,20 @@ impl Platforms {
 pub(crate) struct CopyOptions {
     /// Which platforms of an index to copy.
     pub platforms: Platforms,
-    /// Blob transfers at once, across every image being copied.
-    pub transfers: Arc<Semaphore>,
+    /// Images, and blob transfers, at once.
+    pub jobs: usize,
+    /// Holds the blob transfers to `jobs` across every image being copied.
+    transfers: Arc<Semaphore>,
 }
 
 impl CopyOptions {
     /// `jobs` blob transfers at once.
     pub(crate) fn new(platforms: Platforms, jobs: usize) -> Self {
+        let jobs = jobs.max(1);
         Self {
             platforms,
-            transfers: Arc::new(Semaphore::new(jobs.max(1))),
+            jobs,
+            transfers: Arc::new(Semaphore::new(jobs)),
         }
     }
 }

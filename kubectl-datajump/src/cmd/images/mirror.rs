@@ -102,7 +102,12 @@ pub(crate) async fn run(ctx: &Ctx, args: &MirrorArgs) -> anyhow::Result<()> {
     let target = parse_mirror("--to", &args.to)?;
     let (mirrors, options) = source_options(&args.source)?;
     let (_, list) = environment_images(ctx, &args.chart, Some(&target)).await?;
-    let registry = client(&target, &args.target, Some(&args.source), &[])?;
+    let source_hosts: Vec<&str> = if args.source.source_plain_http {
+        mirrors.hosts().collect()
+    } else {
+        Vec::new()
+    };
+    let registry = client(&target, &args.target, &source_hosts, &[])?;
     let show = ctx.global.output == OutputFormat::Table && std::io::stderr().is_terminal();
     let report = mirror_all(
         &registry,
@@ -175,7 +180,6 @@ pub(crate) async fn mirror_all(
         let total = bytes.fetch_add(n, Ordering::Relaxed) + n;
         bar.set_message(format!("{} uploaded", human_bytes(total)));
     };
-    let jobs = options.transfers.available_permits().max(1);
     let results: Vec<MirroredImage> = futures::stream::iter(images.iter().map(|planned| {
         let job = ImageCopy {
             source: mirrors.apply(&planned.upstream),
@@ -198,7 +202,7 @@ pub(crate) async fn mirror_all(
             }
         }
     }))
-    .buffered(jobs)
+    .buffered(options.jobs)
     .collect()
     .await;
     bar.finish_and_clear();

@@ -126,12 +126,12 @@ pub(crate) fn parse_mirror(flag: &str, given: &str) -> Result<Mirror, InputError
     Mirror::parse(given).map_err(|e| InputError::new(format!("{flag}: {e}")))
 }
 
-/// A registry client for a target (and the sources), with the password read from stdin when
-/// `--password-stdin` asks for it.
+/// A registry client for a target (and the sources, `plain_sources` spoken to over HTTP), with
+/// the password read from stdin when `--password-stdin` asks for it.
 pub(crate) fn client(
     target: &Mirror,
     args: &TargetArgs,
-    source: Option<&SourceArgs>,
+    plain_sources: &[&str],
     extra_ca: &[std::path::PathBuf],
 ) -> anyhow::Result<Registry> {
     let mut credentials = Credentials::discover();
@@ -150,15 +150,7 @@ pub(crate) fn client(
     if args.plain_http {
         plain_http.push(target.registry.clone());
     }
-    if let Some(source) = source
-        && source.source_plain_http
-    {
-        for pair in &source.source_mirror {
-            if let Some((_, to)) = pair.split_once('=') {
-                plain_http.push(to.split('/').next().unwrap_or(to).to_string());
-            }
-        }
-    }
+    plain_http.extend(plain_sources.iter().map(|h| h.to_string()));
     let mut ca_files = args.ca_file.clone();
     ca_files.extend(extra_ca.iter().cloned());
     let connection = Connection {
