@@ -61,8 +61,17 @@ pub(crate) fn plan(
     values: &[ValuesImage],
     mirror: Option<&Mirror>,
 ) -> Result<Vec<PlannedImage>, PlanError> {
+    let target_of = |upstream: &ImageRef| match mirror {
+        Some(m) => m.reference_for(upstream),
+        None => upstream.clone(),
+    };
+    // Only images the render uses can clash: a turned-off component's image lands nowhere.
+    let used: Vec<&ValuesImage> = values
+        .iter()
+        .filter(|v| rendered.contains_key(&target_of(&v.upstream).to_string()))
+        .collect();
     if let Some(m) = mirror
-        && let Some((first, second)) = m.collisions(values.iter().map(|v| &v.upstream)).first()
+        && let Some((first, second)) = m.collisions(used.iter().map(|v| &v.upstream)).first()
     {
         return Err(PlanError::Collision {
             first: first.to_string(),
@@ -70,10 +79,6 @@ pub(crate) fn plan(
             target: m.reference_for(&first.tagged()).to_string(),
         });
     }
-    let target_of = |upstream: &ImageRef| match mirror {
-        Some(m) => m.reference_for(upstream),
-        None => upstream.clone(),
-    };
     let mut by_target: BTreeMap<String, (ImageRef, Vec<String>)> = BTreeMap::new();
     for v in values {
         let entry = by_target
@@ -209,13 +214,15 @@ mod tests {
             values_path: Some("other.image".into()),
             upstream: ImageRef::new("quay.io", "bitnami/mysql", "8"),
         });
-        let err = plan(
-            &BTreeMap::new(),
-            &v,
-            Some(&Mirror::parse("h.io/p").unwrap()),
-        )
-        .unwrap_err();
+        let one = rendered(&[("h.io/p/mysql:8", "CronJob/backup (c)")]);
+        let err = plan(&one, &v, Some(&Mirror::parse("h.io/p").unwrap())).unwrap_err();
         assert!(err.to_string().contains("h.io/p/mysql:8"), "{err}");
-        assert!(plan(&BTreeMap::new(), &v, Some(&Mirror::parse("h.io").unwrap())).is_ok());
+        let kept = rendered(&[("h.io/library/mysql:8", "CronJob/backup (c)")]);
+        assert!(plan(&kept, &v, Some(&Mirror::parse("h.io").unwrap())).is_ok());
+        let unused = rendered(&[("h.io/p/web:1", "Deployment/web (c)")]);
+        assert!(
+            plan(&unused, &v, Some(&Mirror::parse("h.io/p").unwrap())).is_ok(),
+            "images no object uses cannot clash"
+        );
     }
 }
