@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod images;
 pub use images::{
-    ImagesArgs, ImagesCommand, LockArgs, MirrorArgs, SourceArgs, TargetArgs, rewrite_output_file,
+    ImagesArgs, ImagesCommand, LoadArgs, LockArgs, MirrorArgs, SaveArgs, SourceArgs, TargetArgs,
+    rewrite_output_file,
 };
 
 /// The release name the chart is installed under unless `--release` says otherwise.

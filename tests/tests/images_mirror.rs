@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use datajump_tests::cluster::{tool, workspace_root};
 use datajump_tests::plugin::{Run, plugin_command, run_logged};
 use datajump_tests::registry::{OciLayout, TestRegistry, USER};
 use serde_json::Value;
@@ -351,4 +352,193 @@ fn chart_and_model_map_every_image_alike() {
             }
         }
     }
+}
+
+/// The offsets of each entry's content in a tar file: name → (offset, size).
+fn tar_entries(bytes: &[u8]) -> BTreeMap<String, (usize, usize)> {
+    let mut entries = BTreeMap::new();
+    let mut at = 0;
+    while at + 512 <= bytes.len() && bytes[at] != 0 {
+        let header = &bytes[at..at + 512];
+        let name = String::from_utf8_lossy(&header[..100])
+            .trim_end_matches('\0')
+            .to_string();
+        let size_text = String::from_utf8_lossy(&header[124..136]);
+        let size =
+            usize::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+                .expect("octal size");
+        entries.insert(name, (at + 512, size));
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    entries
+}
+
+#[test]
+fn save_then_load_across_an_air_gap_and_install_the_chart_from_it() {
+    let upstream = TestRegistry::start(false, true);
+    let work = tempfile::tempdir().unwrap();
+    let images = upstreams("prod");
+    let (flags, seeded) = seed(&upstream, &images, work.path());
+    let upstream_ca = upstream.ca().unwrap().display().to_string();
+    let file = work.path().join("datajump-prod.tar");
+    let file_s = file.display().to_string();
+
+    let mut args = vec![
+        "images",
+        "save",
+        "--env",
+        "prod",
+        "-o",
+        &file_s,
+        "--ca-file",
+        &upstream_ca,
+    ];
+    args.extend(flags.iter().map(String::as_str));
+    let run = plugin(&args, None);
+    assert!(run.ok, "{}", run.stderr);
+    assert!(file.is_file());
+    assert!(!work.path().join("datajump-prod.partial").exists());
+    let bytes = std::fs::read(&file).unwrap();
+    let entries = tar_entries(&bytes);
+    assert!(entries.contains_key("oci-layout") && entries.contains_key("index.json"));
+
+    // The site's registry, reached only through the file.
+    let harbor = TestRegistry::start(true, true);
+    let password = harbor.password.clone().unwrap();
+    let harbor_ca = harbor.ca().unwrap().display().to_string();
+    let to = format!("{}/datajump", harbor.host());
+    let load = |path: &str, registry: &TestRegistry, to: &str| {
+        let ca = registry.ca().unwrap().display().to_string();
+        plugin(
+            &[
+                "images",
+                "load",
+                path,
+                "--to",
+                to,
+                "--username",
+                USER,
+                "--password-stdin",
+                "--ca-file",
+                &ca,
+                "-o",
+                "json",
+            ],
+            registry.password.as_deref(),
+        )
+    };
+    let run = load(&file_s, &harbor, &to);
+    assert!(run.ok, "{}", run.stderr);
+    for image in &images {
+        let upstream_ref = chart_gen::model::mirror::ImageRef::parse(image).unwrap();
+        let path = format!(
+            "datajump/{}:{}",
+            upstream_ref.short_name(),
+            upstream_ref.tag
+        );
+        let (_, digest) = harbor
+            .manifest(&path)
+            .unwrap_or_else(|| panic!("{path} missing after load"));
+        assert_eq!(Some(&digest), seeded.get(image), "{path}");
+    }
+    let (index, _) = harbor
+        .manifest("datajump/mysql:8.4.3")
+        .expect("mysql index");
+    let index: Value = serde_json::from_slice(&index).unwrap();
+    for child in index["manifests"].as_array().unwrap() {
+        let digest = child["digest"].as_str().unwrap();
+        assert!(
+            harbor
+                .manifest(&format!("datajump/mysql@{digest}"))
+                .is_some()
+        );
+    }
+    // Loading again uploads nothing.
+    let uploads = harbor.blob_uploads();
+    let run = load(&file_s, &harbor, &to);
+    assert!(run.ok, "{}", run.stderr);
+    assert_eq!(run.json()["blobsCopied"], 0);
+    assert_eq!(harbor.blob_uploads(), uploads);
+
+    // Helm 3 and 4 pull the chart from the registry as `helm install oci://…` would.
+    let chart_yaml =
+        std::fs::read_to_string(workspace_root().join("charts/datajump/Chart.yaml")).unwrap();
+    let version = chart_yaml
+        .lines()
+        .find_map(|l| l.strip_prefix("version: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    for helm in ["helm3", "helm4"] {
+        let home = tempfile::tempdir().unwrap();
+        let helm_cmd = || {
+            let mut cmd = std::process::Command::new(tool(helm));
+            cmd.env("HOME", home.path())
+                .env("XDG_CONFIG_HOME", home.path().join("config"))
+                .env("XDG_CACHE_HOME", home.path().join("cache"));
+            cmd
+        };
+        // `helm registry login` first: Helm 3.18.0's `pull --username/--password` does not
+        // send them (helm/helm#31230).
+        let mut login = helm_cmd()
+            .args(["registry", "login", &harbor.host(), "--username", USER])
+            .args(["--password-stdin", "--ca-file", &harbor_ca])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut login.stdin.take().unwrap(), password.as_bytes()).unwrap();
+        let login = login.wait_with_output().unwrap();
+        assert!(
+            login.status.success(),
+            "{helm} registry login: {}",
+            String::from_utf8_lossy(&login.stderr)
+        );
+        let out = helm_cmd()
+            .args([
+                "pull",
+                &format!("oci://{to}/datajump"),
+                "--version",
+                &version,
+            ])
+            .args(["--ca-file", &harbor_ca, "--untar", "--untardir"])
+            .arg(home.path().join("pulled"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{helm} pull: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pulled = home.path().join("pulled/datajump");
+        for name in ["values.yaml", "values-prod.yaml", "values.schema.json"] {
+            assert_eq!(
+                std::fs::read(pulled.join(name)).unwrap(),
+                std::fs::read(workspace_root().join("charts/datajump").join(name)).unwrap(),
+                "{helm}: {name} differs"
+            );
+        }
+    }
+
+    // One byte of one layer changed in transit: refused by name, nothing pushed.
+    let layer = entries
+        .iter()
+        .filter(|(name, _)| name.starts_with("blobs/sha256/"))
+        .max_by_key(|(_, (_, size))| *size)
+        .map(|(name, (offset, _))| (name.clone(), *offset))
+        .unwrap();
+    let mut tampered = bytes.clone();
+    tampered[layer.1 + 10] ^= 0xff;
+    let tampered_file = work.path().join("tampered.tar");
+    std::fs::write(&tampered_file, tampered).unwrap();
+    let empty = TestRegistry::start(true, true);
+    let to_empty = format!("{}/datajump", empty.host());
+    let run = load(&tampered_file.display().to_string(), &empty, &to_empty);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let digest = layer.0.trim_start_matches("blobs/sha256/");
+    assert!(run.stderr.contains(digest), "{}", run.stderr);
+    assert!(run.stderr.contains("damaged"), "{}", run.stderr);
+    assert!(run.stderr.contains("it belongs to"), "{}", run.stderr);
+    assert!(empty.tags().is_empty());
+    assert_eq!(empty.blob_uploads(), 0);
 }

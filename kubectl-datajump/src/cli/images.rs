@@ -26,12 +26,21 @@ pub enum ImagesCommand {
     /// Copy every image of the environment from its upstream registry into a private one.
     #[command(after_help = MIRROR_HELP)]
     Mirror(MirrorArgs),
+    /// Write every image of the environment and the chart into one OCI image layout archive,
+    /// for a site with no connection at all.
+    #[command(after_help = SAVE_HELP)]
+    Save(SaveArgs),
+    /// Push an archive written by `images save` into a private registry (verifying every blob
+    /// first).
+    Load(LoadArgs),
     /// Resolve every image in the private registry to its digest and write a values file that
     /// pins them.
     Lock(LockArgs),
 }
 
 const MIRROR_HELP: &str = "Examples:\n  kubectl datajump images mirror --env prod --to harbor.example.com/datajump --username 'robot$datajump' --password-stdin < token\n  kubectl datajump images mirror --env prod --to harbor.example.com --source-mirror docker.io=cache.example.com/dockerhub -o json\n\nThe tag of each image is written last, so an interrupted mirror never leaves a tag pointing at\nincomplete content; running it again copies only what is missing. Install with the same\nregistry: --set global.imageRegistry=HOST [--set global.imageProject=PROJECT], or the file\n`images lock` writes.";
+
+const SAVE_HELP: &str = "Examples:\n  kubectl datajump images save --env prod -o datajump-prod.tar\n  kubectl datajump images load datajump-prod.tar --to harbor.example.com/datajump --ca-file harbor-ca.crt";
 
 /// The registry written to (or read from, for `lock`): how to reach it and who we are there.
 #[derive(Debug, Clone, Args)]
@@ -82,6 +91,33 @@ pub struct MirrorArgs {
     pub target: TargetArgs,
     #[command(flatten)]
     pub source: SourceArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SaveArgs {
+    #[command(flatten)]
+    pub chart: ChartArgs,
+    /// The archive to write (`-o FILE` works too, as with docker save).
+    #[arg(long = "output-file", value_name = "FILE.tar")]
+    pub output_file: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// PEM file of a CA to trust for the source registries (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// The archive `images save` wrote.
+    #[arg(value_name = "FILE.tar")]
+    pub file: PathBuf,
+    /// The private registry, HOST[:PORT][/PROJECT] as for `mirror`; the chart goes to
+    /// oci://HOST[/PROJECT]/datajump.
+    #[arg(long, value_name = "HOST[/PROJECT]")]
+    pub to: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 #[derive(Debug, Clone, Args)]

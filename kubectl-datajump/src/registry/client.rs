@@ -190,6 +190,22 @@ impl Registry {
             .map_err(|e| Self::error(e, &blob_name(image, digest), &reference, &source))
     }
 
+    /// Makes a blob `from`'s repository holds appear in `image`'s without uploading it again
+    /// (a cross-repository mount, same registry).
+    pub(crate) async fn mount_blob(
+        &self,
+        image: &ImageRef,
+        from: &ImageRef,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        let reference = Self::reference(&image.tagged());
+        let (_, source) = self.login(&reference).await?;
+        self.client
+            .mount_blob(&reference, &Self::reference(&from.tagged()), digest)
+            .await
+            .map_err(|e| Self::error(e, &blob_name(image, digest), &reference, &source))
+    }
+
     /// Writes a manifest under `image` (its tag, or its digest when it has one).
     pub(crate) async fn push_manifest(
         &self,

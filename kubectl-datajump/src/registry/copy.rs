@@ -98,7 +98,7 @@ impl Platforms {
         Ok(Self::Only(list))
     }
 
-    fn accepts(&self, platform: &str) -> bool {
+    pub(crate) fn accepts(&self, platform: &str) -> bool {
         match self {
             Self::All => true,
             // `linux/arm64` selects `linux/arm64/v8` too, as docker pull does.

@@ -5,13 +5,17 @@
 //! air-gapped transfer (`archive.rs`) and the chart as the OCI artifact `helm push` makes
 //! (`chart.rs`).
 
+mod archive;
 mod auth;
+mod chart;
 mod client;
 mod copy;
 mod error;
 mod manifest;
 
+pub(crate) use archive::{LoadOutcome, SaveImage, load_archive, verify_archive, write_archive};
 pub(crate) use auth::{CredentialSource, Credentials};
+pub(crate) use chart::ChartArtifact;
 pub(crate) use client::{Connection, Registry};
 pub(crate) use copy::{CopyOptions, CopyOutcome, ImageCopy, Platforms, SourceMirrors, copy_image};
 pub(crate) use error::RegistryError;

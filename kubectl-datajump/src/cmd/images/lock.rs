@@ -60,7 +60,7 @@ impl Render for LockReport {
 pub(crate) async fn run(ctx: &Ctx, args: &LockArgs) -> anyhow::Result<()> {
     let target = parse_mirror("--registry", &args.registry)?;
     let (_, list) = environment_images(ctx, &args.chart, Some(&target)).await?;
-    let registry = client(&target, &args.target, &[], &[])?;
+    let registry = client(Some((&target, &args.target)), &[], &[])?;
     let mut locked = Vec::new();
     let mut missing = Vec::new();
     for planned in &list.images {

@@ -12,7 +12,9 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use super::{client, environment_images, parse_mirror, plan::PlannedImage, source_options};
+use super::{
+    client, environment_images, parse_mirror, plain_sources, plan::PlannedImage, source_options,
+};
 use crate::cli::{MirrorArgs, OutputFormat};
 use crate::cmd::Ctx;
 use crate::output::{self, Render, Style};
@@ -102,12 +104,11 @@ pub(crate) async fn run(ctx: &Ctx, args: &MirrorArgs) -> anyhow::Result<()> {
     let target = parse_mirror("--to", &args.to)?;
     let (mirrors, options) = source_options(&args.source)?;
     let (_, list) = environment_images(ctx, &args.chart, Some(&target)).await?;
-    let source_hosts: Vec<&str> = if args.source.source_plain_http {
-        mirrors.hosts().collect()
-    } else {
-        Vec::new()
-    };
-    let registry = client(&target, &args.target, &source_hosts, &[])?;
+    let registry = client(
+        Some((&target, &args.target)),
+        &plain_sources(&args.source, &mirrors),
+        &[],
+    )?;
     let show = ctx.global.output == OutputFormat::Table && std::io::stderr().is_terminal();
     let report = mirror_all(
         &registry,

@@ -4,6 +4,7 @@
 
 mod lock;
 mod mirror;
+mod offline;
 pub(crate) mod plan;
 
 use std::time::Duration;
@@ -112,6 +113,8 @@ pub(crate) async fn run(ctx: &Ctx, args: &ImagesArgs) -> anyhow::Result<()> {
         None => list(ctx, &args.chart).await,
         Some(ImagesCommand::List(chart)) => list(ctx, chart).await,
         Some(ImagesCommand::Mirror(a)) => mirror::run(ctx, a).await,
+        Some(ImagesCommand::Save(a)) => offline::save(ctx, a).await,
+        Some(ImagesCommand::Load(a)) => offline::load(ctx, a).await,
         Some(ImagesCommand::Lock(a)) => lock::run(ctx, a).await,
     }
 }
@@ -126,38 +129,47 @@ pub(crate) fn parse_mirror(flag: &str, given: &str) -> Result<Mirror, InputError
     Mirror::parse(given).map_err(|e| InputError::new(format!("{flag}: {e}")))
 }
 
-/// A registry client for a target (and the sources, `plain_sources` spoken to over HTTP), with
-/// the password read from stdin when `--password-stdin` asks for it.
+/// A registry client: for `target` (with the password read from stdin when
+/// `--password-stdin` asks for it), and for the sources, `plain_sources` spoken to over HTTP.
 pub(crate) fn client(
-    target: &Mirror,
-    args: &TargetArgs,
+    target: Option<(&Mirror, &TargetArgs)>,
     plain_sources: &[&str],
     extra_ca: &[std::path::PathBuf],
 ) -> anyhow::Result<Registry> {
     let mut credentials = Credentials::discover();
-    if let (Some(user), true) = (&args.username, args.password_stdin) {
-        let mut password = String::new();
-        std::io::stdin()
-            .read_line(&mut password)
-            .map_err(|e| InputError::new(format!("--password-stdin: {e}")))?;
-        let password = password.trim_end_matches(['\r', '\n']);
-        if password.is_empty() {
-            return Err(InputError::new("--password-stdin: standard input was empty").into());
+    let mut plain_http: Vec<String> = plain_sources.iter().map(|h| h.to_string()).collect();
+    let mut ca_files = extra_ca.to_vec();
+    if let Some((mirror, args)) = target {
+        if let (Some(user), true) = (&args.username, args.password_stdin) {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| InputError::new(format!("--password-stdin: {e}")))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err(InputError::new("--password-stdin: standard input was empty").into());
+            }
+            credentials = credentials.with_login(&mirror.registry, user, password);
         }
-        credentials = credentials.with_login(&target.registry, user, password);
+        if args.plain_http {
+            plain_http.push(mirror.registry.clone());
+        }
+        ca_files.extend(args.ca_file.iter().cloned());
     }
-    let mut plain_http = Vec::new();
-    if args.plain_http {
-        plain_http.push(target.registry.clone());
-    }
-    plain_http.extend(plain_sources.iter().map(|h| h.to_string()));
-    let mut ca_files = args.ca_file.clone();
-    ca_files.extend(extra_ca.iter().cloned());
     let connection = Connection {
         ca_files,
         plain_http,
     };
     Registry::new(&connection, credentials).map_err(|e| InputError::new(e.to_string()).into())
+}
+
+/// The hosts of `--source-mirror`s when `--source-plain-http` asks for plain HTTP.
+pub(crate) fn plain_sources<'a>(source: &SourceArgs, mirrors: &'a SourceMirrors) -> Vec<&'a str> {
+    if source.source_plain_http {
+        mirrors.hosts().collect()
+    } else {
+        Vec::new()
+    }
 }
 
 /// Source mirrors and copy options from the flags, as bad input when malformed.
