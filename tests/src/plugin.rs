@@ -33,6 +33,18 @@ pub fn plugin(cluster: &Cluster, args: &[&str]) -> Run {
     run_logged(cmd, args, None)
 }
 
+/// `kubectl datajump ARGS` with no cluster, as a user on a workstation: no Docker or Helm
+/// credentials of the machine running the tests (a fresh HOME), `stdin` fed when given.
+pub fn plugin_offline(args: &[&str], stdin: Option<&str>) -> Run {
+    let home = tempfile::tempdir().expect("temp HOME");
+    let mut cmd = plugin_command();
+    cmd.args(args)
+        .env("HOME", home.path())
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("HELM_REGISTRY_CONFIG");
+    run_logged(cmd, args, stdin)
+}
+
 /// The plugin binary run from the workspace root with the pinned Helm 4 and colours off; the
 /// caller adds the arguments.
 pub fn plugin_command() -> Command {

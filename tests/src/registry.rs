@@ -5,6 +5,7 @@
 //! or a two-platform index) and pushed with skopeo, so the seeding does not go through the code
 //! under test. Killed on drop; `restart` brings it back on the same port with the same data.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -284,6 +285,55 @@ impl Drop for TestRegistry {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The upstream references of an environment's images, from `kubectl datajump images -o json`.
+pub fn upstreams(env: &str) -> Vec<String> {
+    let run = crate::plugin::plugin_offline(&["images", "--env", env, "-o", "json"], None);
+    assert!(run.ok, "{}", run.stderr);
+    let mut list: Vec<String> = run.json()["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| i["upstream"].as_str().expect("upstream").to_string())
+        .collect();
+    list.sort();
+    list.dedup();
+    list
+}
+
+/// Seeds every upstream image into `registry` at `<host>/<repository>:<tag>` (library/mysql as
+/// a two-platform index); returns the `--source-mirror HOST=REGISTRY/HOST` flags that read
+/// them back and the digest each was seeded with.
+pub fn seed(
+    registry: &TestRegistry,
+    images: &[String],
+    work: &Path,
+) -> (Vec<String>, BTreeMap<String, String>) {
+    let mut layout = OciLayout::new(&work.join("layout"));
+    let mut digests = BTreeMap::new();
+    let mut hosts = Vec::new();
+    for (i, image) in images.iter().enumerate() {
+        let name = format!("img{i}");
+        let layer = format!("layer of {image}\n").repeat(200 + i * 10);
+        if image.contains("library/mysql") {
+            layout.add_index(&name, layer.as_bytes());
+        } else {
+            layout.add_image(&name, layer.as_bytes());
+        }
+        registry.push(&layout, &name, image);
+        let (_, digest) = registry.manifest(image).expect("seeded image");
+        digests.insert(image.clone(), digest);
+        let host = image.split('/').next().unwrap_or_default().to_string();
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    let flags = hosts
+        .iter()
+        .map(|h| format!("--source-mirror={h}={}/{h}", registry.host()))
+        .collect();
+    (flags, digests)
 }
 
 /// An OCI image layout on disk, written by hand (sha256 + JSON) so the seeded images do not

@@ -4,38 +4,11 @@
 //! Digests are read back with skopeo, uploads counted in the registry's access log.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use datajump_tests::cluster::{tool, workspace_root};
-use datajump_tests::plugin::{Run, plugin_command, run_logged};
-use datajump_tests::registry::{OciLayout, TestRegistry, USER};
+use datajump_tests::plugin::plugin_offline as plugin;
+use datajump_tests::registry::{TestRegistry, USER, seed, upstreams};
 use serde_json::Value;
-
-fn plugin(args: &[&str], stdin: Option<&str>) -> Run {
-    let home = tempfile::tempdir().unwrap();
-    let mut cmd = plugin_command();
-    cmd.args(args)
-        // No Docker or Helm credentials of the machine running the tests.
-        .env("HOME", home.path())
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("HELM_REGISTRY_CONFIG");
-    run_logged(cmd, args, stdin)
-}
-
-/// Upstream references of an environment, from `images -o json` (no registry override).
-fn upstreams(env: &str) -> Vec<String> {
-    let run = plugin(&["images", "--env", env, "-o", "json"], None);
-    assert!(run.ok, "{}", run.stderr);
-    let mut list: Vec<String> = run.json()["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| reference(&i["upstream"]))
-        .collect();
-    list.sort();
-    list.dedup();
-    list
-}
 
 fn reference(v: &Value) -> String {
     v.as_str()
@@ -43,56 +16,13 @@ fn reference(v: &Value) -> String {
         .to_string()
 }
 
-/// The upstream registry's path for an upstream reference: `<host>/<repository>:<tag>`, which
-/// `--source-mirror HOST=UPSTREAM/HOST` reads back.
-fn seeded_path(upstream: &str) -> String {
-    upstream.to_string()
-}
-
-/// Seeds every upstream image into `registry` (library/mysql as a two-platform index);
-/// returns `--source-mirror` flags and the digest each was seeded with.
-fn seed(
-    registry: &TestRegistry,
-    images: &[String],
-    work: &Path,
-) -> (Vec<String>, BTreeMap<String, String>) {
-    let mut layout = OciLayout::new(&work.join("layout"));
-    let mut digests = BTreeMap::new();
-    let mut hosts = Vec::new();
-    for (i, image) in images.iter().enumerate() {
-        let name = format!("img{i}");
-        let layer = format!("layer of {image}\n").repeat(200 + i * 10);
-        if image.contains("library/mysql") {
-            layout.add_index(&name, layer.as_bytes());
-        } else {
-            layout.add_image(&name, layer.as_bytes());
-        }
-        let path = seeded_path(image);
-        registry.push(&layout, &name, &path);
-        let repo_tag = path;
-        let (_, digest) = registry.manifest(&repo_tag).expect("seeded image");
-        digests.insert(image.clone(), digest);
-        let host = image.split('/').next().unwrap().to_string();
-        if !hosts.contains(&host) {
-            hosts.push(host);
-        }
-    }
-    let flags = hosts
-        .iter()
-        .map(|h| format!("--source-mirror={h}={}/{h}", registry.host()))
-        .collect();
-    (flags, digests)
-}
-
 fn mirror_args<'a>(
     env: &'a str,
     to: &'a str,
-    harbor: &'a TestRegistry,
     flags: &'a [String],
     upstream_ca: &'a str,
     harbor_ca: &'a str,
 ) -> Vec<&'a str> {
-    let _ = harbor;
     let mut args = vec![
         "images",
         "mirror",
@@ -134,7 +64,7 @@ fn mirror_dev_and_prod_into_harbor_then_lock_prod() {
     let to_prod = format!("{}/datajump", harbor.host());
     for (env, to) in [("dev", to_dev.as_str()), ("prod", to_prod.as_str())] {
         let run = plugin(
-            &mirror_args(env, to, &harbor, &flags, &upstream_ca, &harbor_ca),
+            &mirror_args(env, to, &flags, &upstream_ca, &harbor_ca),
             Some(&password),
         );
         assert!(run.ok, "mirror {env}: {}", run.stderr);
@@ -176,7 +106,7 @@ fn mirror_dev_and_prod_into_harbor_then_lock_prod() {
     let uploads = harbor.blob_uploads();
     assert!(uploads > 0);
     let run = plugin(
-        &mirror_args("prod", &to_prod, &harbor, &flags, &upstream_ca, &harbor_ca),
+        &mirror_args("prod", &to_prod, &flags, &upstream_ca, &harbor_ca),
         Some(&password),
     );
     assert!(run.ok, "{}", run.stderr);
@@ -261,7 +191,7 @@ fn errors_name_the_registry_and_move_no_tag() {
 
     // A wrong password: refused, nothing tagged.
     let run = plugin(
-        &mirror_args("dev", &to, &harbor, &flags, &upstream_ca, &harbor_ca),
+        &mirror_args("dev", &to, &flags, &upstream_ca, &harbor_ca),
         Some("wrong"),
     );
     assert!(!run.ok);
@@ -278,7 +208,7 @@ fn errors_name_the_registry_and_move_no_tag() {
     assert!(harbor.tags().is_empty());
 
     // Harbor's CA not given: the certificate is named as the problem.
-    let mut args = mirror_args("dev", &to, &harbor, &flags, &upstream_ca, &upstream_ca);
+    let mut args = mirror_args("dev", &to, &flags, &upstream_ca, &upstream_ca);
     args.retain(|a| *a != harbor_ca.as_str());
     let run = plugin(&args, harbor.password.as_deref());
     assert!(!run.ok);
@@ -291,7 +221,7 @@ fn errors_name_the_registry_and_move_no_tag() {
 
     // The missing upstream image: named with its component and environment, the rest copied.
     let run = plugin(
-        &mirror_args("dev", &to, &harbor, &flags, &upstream_ca, &harbor_ca),
+        &mirror_args("dev", &to, &flags, &upstream_ca, &harbor_ca),
         harbor.password.as_deref(),
     );
     assert_eq!(run.code, Some(1));
