@@ -472,3 +472,94 @@ fn save_then_load_across_an_air_gap_and_install_the_chart_from_it() {
     assert!(empty.tags().is_empty());
     assert_eq!(empty.blob_uploads(), 0);
 }
+
+/// The registry is killed while a large layer is being uploaded: the mirror fails naming the
+/// registry, the image being copied has no tag (only complete content is ever tagged), and a
+/// second mirror once the registry is back completes with the upstream digests.
+#[test]
+fn a_registry_that_dies_mid_copy_leaves_no_tag_and_a_second_run_completes() {
+    let upstream = TestRegistry::start(false, true);
+    let mut harbor = TestRegistry::start(true, true);
+    let work = tempfile::tempdir().unwrap();
+    let images = upstreams("dev");
+    let big = images
+        .iter()
+        .find(|i| i.contains("datajump/web:"))
+        .unwrap()
+        .clone();
+    let small: Vec<String> = images.iter().filter(|i| **i != big).cloned().collect();
+    let (mut flags, mut seeded) = seed(&upstream, &small, work.path());
+    // The web front end's image gets a 128 MiB layer, uploaded long enough to be cut off.
+    let mut layout = datajump_tests::registry::OciLayout::new(&work.path().join("big"));
+    let layer: Vec<u8> = (0..128u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    layout.add_image("big", &layer);
+    drop(layer);
+    upstream.push(&layout, "big", &big);
+    seeded.insert(big.clone(), upstream.manifest(&big).unwrap().1);
+    let host = big.split('/').next().unwrap();
+    flags.push(format!("--source-mirror={host}={}/{host}", upstream.host()));
+    let upstream_ca = upstream.ca().unwrap().display().to_string();
+    let harbor_ca = harbor.ca().unwrap().display().to_string();
+    let to = harbor.host();
+    let args: Vec<String> = mirror_args("dev", &to, &flags, &upstream_ca, &harbor_ca)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let password = harbor.password.clone().unwrap();
+
+    let runner = {
+        let args = args.clone();
+        let password = password.clone();
+        std::thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            plugin(&args, Some(&password))
+        })
+    };
+    let web_repo = big
+        .split_once('/')
+        .unwrap()
+        .1
+        .rsplit_once(':')
+        .unwrap()
+        .0
+        .to_string();
+    let started = std::time::Instant::now();
+    while !harbor
+        .log()
+        .lines()
+        .any(|l| l.contains(&format!("\"POST /v2/{web_repo}/blobs/uploads/")))
+    {
+        assert!(started.elapsed().as_secs() < 60, "the upload never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    harbor.kill();
+    let run = runner.join().unwrap();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains(&harbor.host()), "{}", run.stderr);
+    assert!(run.stderr.contains("web.image"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("the connection was lost"),
+        "{}",
+        run.stderr
+    );
+
+    harbor.restart();
+    let tags = harbor.tags();
+    assert!(
+        !tags.iter().any(|t| t.starts_with(&format!("{web_repo}:"))),
+        "{tags:?}"
+    );
+
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = plugin(&args, Some(&password));
+    assert!(run.ok, "{}", run.stderr);
+    for image in &images {
+        let path = image.split_once('/').unwrap().1;
+        let (_, digest) = harbor
+            .manifest(path)
+            .unwrap_or_else(|| panic!("{path} missing"));
+        assert_eq!(Some(&digest), seeded.get(image), "{path}");
+    }
+}

@@ -28,8 +28,8 @@ pub(crate) enum RegistryError {
         "{registry}: TLS certificate not trusted ({detail}); pass the registry's CA with --ca-file (or --plain-http for a registry without TLS)"
     )]
     Tls { registry: String, detail: String },
-    /// No connection at all.
-    #[error("{registry}: cannot connect ({detail})")]
+    /// No connection, or it broke off.
+    #[error("{registry}: cannot connect, or the connection was lost ({detail})")]
     Unreachable { registry: String, detail: String },
     /// The manifest or blob does not exist.
     #[error("{what}: not found in the registry")]
@@ -131,11 +131,10 @@ impl RegistryError {
     fn from_request(e: &(dyn std::error::Error + 'static), what: &str, registry: String) -> Self {
         let detail = error_chain(e);
         let lower = detail.to_lowercase();
-        if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls")
-        {
+        let any = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+        if any(&["certificate", "unknownissuer"]) {
             Self::Tls { registry, detail }
-        } else if lower.contains("connect") || lower.contains("dns") || lower.contains("timed out")
-        {
+        } else if any(&["connect", "closed", "reset", "eof", "dns", "timed out"]) {
             Self::Unreachable { registry, detail }
         } else {
             Self::Other {
