@@ -29,7 +29,7 @@ fn main() {
     walk(&root, &mut files);
     let mut code =
         String::from("/// Every template file: (path relative to templates/, contents).\n");
-    code.push_str("pub static TEMPLATES: &[(&str, &str)] = &[\n");
+    code.push_str("pub(crate) static TEMPLATES: &[(&str, &str)] = &[\n");
     for f in &files {
         let rel = f
             .strip_prefix(&root)

@@ -25,7 +25,7 @@ use crate::EnvSelection;
 const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 
 #[derive(Args)]
-pub struct ArgocdArgs {
+pub(crate) struct ArgocdArgs {
     #[command(flatten)]
     envs: EnvSelection,
     /// OCI repository holding the chart, as Argo CD writes Helm OCI repositories: host/path,
@@ -101,7 +101,7 @@ fn check_args(args: &ArgocdArgs) -> Result<(), String> {
     Ok(())
 }
 
-pub fn run(root: &Path, helm: Helm, args: ArgocdArgs) -> Result<ExitCode> {
+pub(crate) fn run(root: &Path, helm: Helm, args: ArgocdArgs) -> Result<ExitCode> {
     if let Err(message) = check_args(&args) {
         eprintln!("chart-gen: error: {message}");
         return Ok(ExitCode::from(crate::EXIT_PROBLEMS));

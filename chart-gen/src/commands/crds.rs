@@ -12,7 +12,7 @@ use chart_gen::generate::CHART_DIR;
 use clap::{Args, Subcommand};
 
 #[derive(Args)]
-pub struct CrdsArgs {
+pub(crate) struct CrdsArgs {
     #[command(subcommand)]
     command: CrdsCommand,
 }
@@ -55,7 +55,7 @@ struct SchemasArgs {
     cache: CacheArg,
 }
 
-pub fn run(root: &Path, args: CrdsArgs) -> Result<ExitCode> {
+pub(crate) fn run(root: &Path, args: CrdsArgs) -> Result<ExitCode> {
     let sources = Sources::pinned()?;
     match args.command {
         CrdsCommand::Fetch(args) => fetch(&sources, args),

@@ -1,8 +1,8 @@
 //! Subcommands of the `chart-gen` binary that have a module of their own: each builds the
 //! library's options from its flags and prints the answer.
 
-pub mod argocd;
-pub mod crds;
+pub(crate) mod argocd;
+pub(crate) mod crds;
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +14,7 @@ use clap::Args;
 
 /// Where the operators' CRDs come from, for the commands that validate custom resources.
 #[derive(Args)]
-pub struct CrdArgs {
+pub(crate) struct CrdArgs {
     /// Directory of operator CRD YAML files to validate custom resources against (default: the
     /// cache `chart-gen crds fetch` fills).
     #[arg(long, env = "DATAJUMP_CRD_DIR")]
@@ -29,7 +29,7 @@ pub struct CrdArgs {
 
 impl CrdArgs {
     /// The validation pipeline for `chart`, with these CRDs (or a warning that they are skipped).
-    pub fn pipeline(&self, chart: &Path, helm: Helm) -> Result<Pipeline> {
+    pub(crate) fn pipeline(&self, chart: &Path, helm: Helm) -> Result<Pipeline> {
         let operator =
             crd_sources::operator_crds(self.crd_dir.clone(), self.no_crds, self.crd_cache.clone())?;
         let mut pipeline = Pipeline::new(chart.to_path_buf(), helm, operator.dir())?;

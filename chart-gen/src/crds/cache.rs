@@ -12,9 +12,18 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::CrdsError;
-use super::fetch::FetchedCrd;
 use super::sources::Sources;
 use super::split;
+
+/// One CRD, checked against its pin (by [`fetch`](super::fetch)), ready to be written into the
+/// cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedCrd {
+    /// `<group>_<plural>.yaml`.
+    pub file: String,
+    /// The bytes to write.
+    pub text: String,
+}
 
 /// Where the CRD cache lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

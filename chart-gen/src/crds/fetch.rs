@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::CrdsError;
-use super::cache::CrdCache;
+use super::cache::{CrdCache, FetchedCrd};
 use super::sources::Sources;
 use super::split;
 
@@ -84,15 +84,6 @@ pub fn check_base_url(base: &str) -> Result<(), CrdsError> {
     } else {
         Err(CrdsError::BaseUrl(base.to_string()))
     }
-}
-
-/// One CRD, checked against its pin, ready to be written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchedCrd {
-    /// `<group>_<plural>.yaml`.
-    pub file: String,
-    /// The bytes to write.
-    pub text: String,
 }
 
 /// What [`fetch`] did.

@@ -9,7 +9,7 @@ use chart_gen::model::Environment;
 use chart_gen::validate::{self, CrdSchemas};
 use serde_json::Value;
 
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
@@ -17,7 +17,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Runs the chart-gen binary in `root`: (exit code, stdout, stderr).
-pub fn chart_gen(args: &[&str], root: &Path) -> (i32, String, String) {
+pub(crate) fn chart_gen(args: &[&str], root: &Path) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_chart-gen"))
         .args(args)
         .env("DATAJUMP_REPO_ROOT", root)
@@ -30,19 +30,19 @@ pub fn chart_gen(args: &[&str], root: &Path) -> (i32, String, String) {
     )
 }
 
-pub fn helm() -> Helm {
+pub(crate) fn helm() -> Helm {
     Helm::locate(None, Some(&repo_root()))
         .expect("helm is required for these tests: run `bash .ci/install-tools.sh`")
 }
 
 /// Set to `1` to let the tests that need the operators' reference CRDs pass without them; each
 /// then prints that it skipped its CRD checks, and `.ci/test` prints the variable in its summary.
-pub const SKIP_CRDS_ENV: &str = "DATAJUMP_SKIP_CRD_TESTS";
+pub(crate) const SKIP_CRDS_ENV: &str = "DATAJUMP_SKIP_CRD_TESTS";
 
 /// The operators' reference CRDs: `DATAJUMP_CRD_DIR`, else `../shared/crds` beside the checkout.
 /// Without them a test fails saying where to get them, unless [`SKIP_CRDS_ENV`] is `1`: then
 /// `None`, after saying so.
-pub fn crd_dir() -> Option<PathBuf> {
+pub(crate) fn crd_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("DATAJUMP_CRD_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/crds"));
@@ -62,11 +62,11 @@ pub fn crd_dir() -> Option<PathBuf> {
 }
 
 /// The reference CRDs loaded as schemas (see [`crd_dir`]).
-pub fn reference_crds() -> Option<CrdSchemas> {
+pub(crate) fn reference_crds() -> Option<CrdSchemas> {
     crd_dir().map(|dir| CrdSchemas::load_dir(&dir).expect("the reference CRD directory loads"))
 }
 
-pub fn render(env: Environment, extra: &[PathBuf]) -> Vec<Value> {
+pub(crate) fn render(env: Environment, extra: &[PathBuf]) -> Vec<Value> {
     let chart = repo_root().join(CHART_DIR);
     let mut values = vec![chart.join(env.values_file_name())];
     values.extend(extra.iter().cloned());
@@ -82,19 +82,19 @@ pub fn render(env: Environment, extra: &[PathBuf]) -> Vec<Value> {
     validate::parse_manifests(&out).unwrap()
 }
 
-pub fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+pub(crate) fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
     objs.iter()
         .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
         .unwrap_or_else(|| panic!("no {kind}/{name} rendered"))
 }
 
-pub fn kinds(objs: &[Value], kind: &str) -> Vec<Value> {
+pub(crate) fn kinds(objs: &[Value], kind: &str) -> Vec<Value> {
     objs.iter().filter(|o| o["kind"] == kind).cloned().collect()
 }
 
 /// The Secrets a render holds other than ECK's role definitions (`roles.yml` only, no
 /// credentials).
-pub fn credential_secrets(objs: &[Value]) -> Vec<String> {
+pub(crate) fn credential_secrets(objs: &[Value]) -> Vec<String> {
     kinds(objs, "Secret")
         .into_iter()
         .filter(|s| {
@@ -115,7 +115,7 @@ pub fn credential_secrets(objs: &[Value]) -> Vec<String> {
         .collect()
 }
 
-pub fn render_with(env: Environment, extra_yaml: &str) -> Vec<Value> {
+pub(crate) fn render_with(env: Environment, extra_yaml: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("extra.yaml");
     std::fs::write(&file, extra_yaml).unwrap();

@@ -9,7 +9,7 @@ use crate::model::Environment;
 use crate::validate::{Problem, Rule, kubernetes, pointer};
 
 /// The labels every object carries.
-pub const REQUIRED_LABELS: [&str; 7] = [
+pub(super) const REQUIRED_LABELS: [&str; 7] = [
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
     "app.kubernetes.io/version",

@@ -18,7 +18,7 @@ pub(super) struct Exceptions {
 }
 
 impl Exceptions {
-    pub fn covers(&self, rule: PolicyRule) -> bool {
+    pub(super) fn covers(&self, rule: PolicyRule) -> bool {
         self.rules.contains(&rule)
     }
 }

@@ -23,23 +23,23 @@ pub(super) struct Workload<'a> {
 impl Workload<'_> {
     /// Deployments, StatefulSets and DaemonSets run forever and need probes; Jobs and Pods
     /// (helm test hooks) run to completion.
-    pub fn is_long_running(&self) -> bool {
+    pub(super) fn is_long_running(&self) -> bool {
         matches!(
             self.kind,
             "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
         )
     }
 
-    pub fn pod_labels(&self) -> Option<&Map<String, Value>> {
+    pub(super) fn pod_labels(&self) -> Option<&Map<String, Value>> {
         self.pod_metadata?.get("labels")?.as_object()
     }
 
-    pub fn pod_annotation(&self, key: &str) -> Option<&Value> {
+    pub(super) fn pod_annotation(&self, key: &str) -> Option<&Value> {
         self.pod_metadata?.get("annotations")?.get(key)
     }
 
     /// `spec.replicas` (default 1) for kinds that have it.
-    pub fn replicas(&self) -> i64 {
+    pub(super) fn replicas(&self) -> i64 {
         self.obj
             .pointer("/spec/replicas")
             .and_then(Value::as_i64)
@@ -64,7 +64,7 @@ pub(super) struct Render<'a> {
 }
 
 impl<'a> Render<'a> {
-    pub fn index(objects: &'a [Value]) -> Self {
+    pub(super) fn index(objects: &'a [Value]) -> Self {
         let mut render = Render {
             workloads: Vec::new(),
             pdbs: Vec::new(),
@@ -90,14 +90,14 @@ impl<'a> Render<'a> {
     }
 
     /// Whether a ServiceAccount is a subject of some RoleBinding/ClusterRoleBinding.
-    pub fn is_bound(&self, name: &str, namespace: Option<&str>) -> bool {
+    pub(super) fn is_bound(&self, name: &str, namespace: Option<&str>) -> bool {
         self.bound_accounts
             .iter()
             .any(|b| b.name == name && same_namespace(b.namespace, namespace))
     }
 
     /// The rendered ServiceAccount of that name, if any.
-    pub fn service_account(&self, name: &str, namespace: Option<&str>) -> Option<&'a Value> {
+    pub(super) fn service_account(&self, name: &str, namespace: Option<&str>) -> Option<&'a Value> {
         self.service_accounts.iter().copied().find(|sa| {
             self::name(sa) == Some(name) && same_namespace(self::namespace(sa), namespace)
         })
