@@ -197,9 +197,12 @@ impl TestRegistry {
         let mut all = Vec::new();
         for repo in catalog["repositories"].as_array().into_iter().flatten() {
             let repo = repo.as_str().unwrap_or_default();
-            let tags: serde_json::Value =
-                serde_json::from_str(&self.curl(&format!("/v2/{repo}/tags/list")))
-                    .expect("tags JSON");
+            // A repository holding blobs but no manifest yet (an interrupted upload) answers
+            // NAME_UNKNOWN: it has no tags.
+            let Some(text) = self.curl_ok(&format!("/v2/{repo}/tags/list")) else {
+                continue;
+            };
+            let tags: serde_json::Value = serde_json::from_str(&text).expect("tags JSON");
             for tag in tags["tags"].as_array().into_iter().flatten() {
                 all.push(format!("{repo}:{}", tag.as_str().unwrap_or_default()));
             }
@@ -209,17 +212,30 @@ impl TestRegistry {
     }
 
     fn curl(&self, path: &str) -> String {
+        self.curl_ok(path)
+            .unwrap_or_else(|| panic!("GET {path} on {} failed", self.host()))
+    }
+
+    /// GET `path`; `None` for a 404.
+    fn curl_ok(&self, path: &str) -> Option<String> {
         let scheme = if self.tls { "https" } else { "http" };
         let mut cmd = Command::new("curl");
-        cmd.args(["-fsS"]);
+        cmd.args(["-sS"]);
         if let Some(ca) = self.ca() {
             cmd.arg("--cacert").arg(ca);
         }
         if let Some(password) = &self.password {
             cmd.args(["-u", &format!("{USER}:{password}")]);
         }
+        cmd.args(["-w", "\n%{http_code}"]);
         cmd.arg(format!("{scheme}://{}{path}", self.host()));
-        run(&mut cmd)
+        let out = run(&mut cmd);
+        let (body, code) = out.rsplit_once('\n').unwrap_or((&out, ""));
+        match code {
+            "200" => Some(body.to_string()),
+            "404" => None,
+            _ => panic!("GET {path}: HTTP {code}: {body}"),
+        }
     }
 
     /// Pushes an image built by [`OciLayout`] to `repository:tag` with skopeo.
@@ -303,25 +319,41 @@ pub fn upstreams(env: &str) -> Vec<String> {
 }
 
 /// Seeds every upstream image into `registry` at `<host>/<repository>:<tag>` (library/mysql as
-/// a two-platform index); returns the `--source-mirror HOST=REGISTRY/HOST` flags that read
-/// them back and the digest each was seeded with.
+/// a two-platform index) with small layers; returns the `--source-mirror HOST=REGISTRY/HOST`
+/// flags that read them back and the digest each was seeded with.
 pub fn seed(
     registry: &TestRegistry,
     images: &[String],
     work: &Path,
 ) -> (Vec<String>, BTreeMap<String, String>) {
-    let mut layout = OciLayout::new(&work.join("layout"));
+    seed_sized(registry, images, work, |i, image| {
+        format!("layer of {image}\n")
+            .repeat(200 + i * 10)
+            .into_bytes()
+    })
+}
+
+/// [`seed`] with the layer of the `i`th image from `layer(i, image)`.
+pub fn seed_sized(
+    registry: &TestRegistry,
+    images: &[String],
+    work: &Path,
+    layer: impl Fn(usize, &str) -> Vec<u8>,
+) -> (Vec<String>, BTreeMap<String, String>) {
     let mut digests = BTreeMap::new();
     let mut hosts = Vec::new();
     for (i, image) in images.iter().enumerate() {
-        let name = format!("img{i}");
-        let layer = format!("layer of {image}\n").repeat(200 + i * 10);
+        // One layout per image, so a large seed never holds more than one image on disk.
+        let dir = work.join(format!("layout-{i}"));
+        let mut layout = OciLayout::new(&dir);
+        let bytes = layer(i, image);
         if image.contains("library/mysql") {
-            layout.add_index(&name, layer.as_bytes());
+            layout.add_index("img", &bytes);
         } else {
-            layout.add_image(&name, layer.as_bytes());
+            layout.add_image("img", &bytes);
         }
-        registry.push(&layout, &name, image);
+        registry.push(&layout, "img", image);
+        let _ = std::fs::remove_dir_all(&dir);
         let (_, digest) = registry.manifest(image).expect("seeded image");
         digests.insert(image.clone(), digest);
         let host = image.split('/').next().unwrap_or_default().to_string();
@@ -334,6 +366,21 @@ pub fn seed(
         .map(|h| format!("--source-mirror={h}={}/{h}", registry.host()))
         .collect();
     (flags, digests)
+}
+
+/// `n` bytes that do not repeat in any short period (a layer a registry cannot dedupe or a
+/// transport compress), different for each `seed`.
+pub fn noise(n: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..n)
+        .map(|_| {
+            // xorshift32
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
 }
 
 /// An OCI image layout on disk, written by hand (sha256 + JSON) so the seeded images do not

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use datajump_tests::cluster::{tool, workspace_root};
 use datajump_tests::plugin::plugin_offline as plugin;
-use datajump_tests::registry::{TestRegistry, USER, seed, upstreams};
+use datajump_tests::registry::{TestRegistry, USER, noise, seed, seed_sized, upstreams};
 use serde_json::Value;
 
 fn reference(v: &Value) -> String {
@@ -487,19 +487,14 @@ fn a_registry_that_dies_mid_copy_leaves_no_tag_and_a_second_run_completes() {
         .find(|i| i.contains("datajump/web:"))
         .unwrap()
         .clone();
-    let small: Vec<String> = images.iter().filter(|i| **i != big).cloned().collect();
-    let (mut flags, mut seeded) = seed(&upstream, &small, work.path());
     // The web front end's image gets a 128 MiB layer, uploaded long enough to be cut off.
-    let mut layout = datajump_tests::registry::OciLayout::new(&work.path().join("big"));
-    let layer: Vec<u8> = (0..128u32 << 20)
-        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
-        .collect();
-    layout.add_image("big", &layer);
-    drop(layer);
-    upstream.push(&layout, "big", &big);
-    seeded.insert(big.clone(), upstream.manifest(&big).unwrap().1);
-    let host = big.split('/').next().unwrap();
-    flags.push(format!("--source-mirror={host}={}/{host}", upstream.host()));
+    let (flags, seeded) = seed_sized(&upstream, &images, work.path(), |i, image| {
+        if image == big {
+            noise(128 << 20, 7)
+        } else {
+            format!("layer {i} of {image}").into_bytes()
+        }
+    });
     let upstream_ca = upstream.ca().unwrap().display().to_string();
     let harbor_ca = harbor.ca().unwrap().display().to_string();
     let to = harbor.host();
