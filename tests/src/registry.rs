@@ -238,6 +238,61 @@ impl TestRegistry {
         }
     }
 
+    /// Asserts the index at `reference` has every platform manifest it names, by digest.
+    pub fn assert_index_complete(&self, reference: &str) {
+        let (index, _) = self
+            .manifest(reference)
+            .unwrap_or_else(|| panic!("{reference} missing"));
+        let index: serde_json::Value = serde_json::from_slice(&index).expect("index JSON");
+        let repository = reference.split([':', '@']).next().unwrap_or(reference);
+        let children = index["manifests"].as_array().expect("an index");
+        assert!(children.len() > 1, "{reference}: {index}");
+        for child in children {
+            let digest = child["digest"].as_str().expect("digest");
+            assert!(
+                self.manifest(&format!("{repository}@{digest}")).is_some(),
+                "{reference}: platform manifest {digest} missing"
+            );
+        }
+    }
+
+    /// `helm registry login` to this registry with `helm` (a pinned tool name), keeping the
+    /// login in `home` (see [`helm_in`]).
+    pub fn helm_login(&self, helm: &str, home: &Path) {
+        let ca = self.ca().map(|c| c.display().to_string());
+        let mut cmd = helm_in(helm, home);
+        cmd.args([
+            "registry",
+            "login",
+            &self.host(),
+            "--username",
+            USER,
+            "--password-stdin",
+        ]);
+        if let Some(ca) = &ca {
+            cmd.args(["--ca-file", ca]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("helm");
+        if let Some(mut stdin) = child.stdin.take() {
+            std::io::Write::write_all(
+                &mut stdin,
+                self.password.as_deref().unwrap_or("").as_bytes(),
+            )
+            .expect("password");
+        }
+        let out = child.wait_with_output().expect("helm");
+        assert!(
+            out.status.success(),
+            "{helm} registry login: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Pushes an image built by [`OciLayout`] to `repository:tag` with skopeo.
     pub fn push(&self, layout: &OciLayout, name: &str, repository_tag: &str) {
         let mut cmd = Command::new("skopeo");
@@ -247,6 +302,17 @@ impl TestRegistry {
         cmd.arg(format!("docker://{}/{repository_tag}", self.host()));
         run(&mut cmd);
     }
+}
+
+/// A pinned helm (`helm3`, `helm4`) run from the workspace root with its configuration, registry
+/// logins and cache kept in `home`, away from the machine's own.
+pub fn helm_in(helm: &str, home: &Path) -> Command {
+    let mut cmd = Command::new(crate::cluster::tool(helm));
+    cmd.current_dir(crate::cluster::workspace_root())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_CACHE_HOME", home.join("cache"));
+    cmd
 }
 
 /// A CA and a server certificate it signed for 127.0.0.1 and localhost, as a site's private CA

@@ -6,40 +6,19 @@
 //! `HOST/PROJECT/…@sha256:…`, and each such manifest must exist in the registry (asked through
 //! its API with skopeo, not compared as strings).
 
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use chart_gen::model::Environment;
 use chart_gen::model::mirror::ImageRef;
 use datajump_tests::cluster::{self, Cluster, tool, workspace_root};
 use datajump_tests::plugin::{self as dj, plugin_command, run_logged};
-use datajump_tests::registry::{TestRegistry, USER, seed, upstreams};
+use datajump_tests::registry::{TestRegistry, USER, helm_in, seed, upstreams};
 use serde_json::Value;
 
 /// Helm with its registry login kept in `home`.
-fn helm(bin: &str, home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(tool(bin))
-        .current_dir(workspace_root())
-        .args(args)
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("helm");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("helm");
+fn helm(bin: &str, home: &Path, args: &[&str]) -> Output {
+    let out = helm_in(bin, home).args(args).output().expect("helm");
     eprintln!(
         "$ {bin} {}\n{}{}",
         args.join(" "),
@@ -235,22 +214,7 @@ fn prod_installs_from_the_private_registry_pinned_by_digest() {
     // Plain helm install from the registry, Helm 3.18 and Helm 4.
     for bin in ["helm3", "helm4"] {
         let home = tempfile::tempdir().unwrap();
-        let login = helm(
-            bin,
-            home.path(),
-            &[
-                "registry",
-                "login",
-                &harbor.host(),
-                "--username",
-                USER,
-                "--password-stdin",
-                "--ca-file",
-                &harbor_ca,
-            ],
-            Some(&password),
-        );
-        assert!(login.status.success());
+        harbor.helm_login(bin, home.path());
         let ns = format!("{bin}-oci-prod");
         let logging_ns = format!("{ns}-logging");
         plain_helm_prerequisites(cluster, &ns, &logging_ns);
@@ -277,7 +241,6 @@ fn prod_installs_from_the_private_registry_pinned_by_digest() {
                 "--kubeconfig",
                 &kubeconfig,
             ],
-            None,
         );
         assert!(
             install.status.success(),
@@ -295,22 +258,7 @@ fn prod_installs_from_the_private_registry_pinned_by_digest() {
     // to pull the chart) trusts the registry's CA through SSL_CERT_FILE and finds the login in
     // its registry config.
     let home = tempfile::tempdir().unwrap();
-    let login = helm(
-        "helm4",
-        home.path(),
-        &[
-            "registry",
-            "login",
-            &harbor.host(),
-            "--username",
-            USER,
-            "--password-stdin",
-            "--ca-file",
-            &harbor_ca,
-        ],
-        Some(&password),
-    );
-    assert!(login.status.success());
+    harbor.helm_login("helm4", home.path());
     dj::prerequisites(cluster, Environment::Prod);
     let ns = Environment::Prod.default_namespace();
     let logging_ns = format!("{ns}-logging");

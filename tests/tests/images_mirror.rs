@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use datajump_tests::cluster::{tool, workspace_root};
+use datajump_tests::cluster::workspace_root;
 use datajump_tests::plugin::plugin_offline as plugin;
-use datajump_tests::registry::{TestRegistry, USER, noise, seed, seed_sized, upstreams};
+use datajump_tests::registry::{TestRegistry, USER, helm_in, noise, seed, seed_sized, upstreams};
 use serde_json::Value;
 
 fn reference(v: &Value) -> String {
@@ -88,19 +88,8 @@ fn mirror_dev_and_prod_into_harbor_then_lock_prod() {
             );
         }
     }
-    // The index's platform manifests were copied too: pull the arm64 one by digest.
-    let (index, _) = harbor
-        .manifest("datajump/mysql:8.4.3")
-        .expect("mysql index");
-    let index: Value = serde_json::from_slice(&index).unwrap();
-    for child in index["manifests"].as_array().unwrap() {
-        let digest = child["digest"].as_str().unwrap();
-        assert!(
-            harbor
-                .manifest(&format!("datajump/mysql@{digest}"))
-                .is_some()
-        );
-    }
+    // The index's platform manifests were copied too.
+    harbor.assert_index_complete("datajump/mysql:8.4.3");
 
     // Again: nothing to copy, no upload reaches the registry.
     let uploads = harbor.blob_uploads();
@@ -334,7 +323,6 @@ fn save_then_load_across_an_air_gap_and_install_the_chart_from_it() {
 
     // The site's registry, reached only through the file.
     let harbor = TestRegistry::start(true, true);
-    let password = harbor.password.clone().unwrap();
     let harbor_ca = harbor.ca().unwrap().display().to_string();
     let to = format!("{}/datajump", harbor.host());
     let load = |path: &str, registry: &TestRegistry, to: &str| {
@@ -371,18 +359,7 @@ fn save_then_load_across_an_air_gap_and_install_the_chart_from_it() {
             .unwrap_or_else(|| panic!("{path} missing after load"));
         assert_eq!(Some(&digest), seeded.get(image), "{path}");
     }
-    let (index, _) = harbor
-        .manifest("datajump/mysql:8.4.3")
-        .expect("mysql index");
-    let index: Value = serde_json::from_slice(&index).unwrap();
-    for child in index["manifests"].as_array().unwrap() {
-        let digest = child["digest"].as_str().unwrap();
-        assert!(
-            harbor
-                .manifest(&format!("datajump/mysql@{digest}"))
-                .is_some()
-        );
-    }
+    harbor.assert_index_complete("datajump/mysql:8.4.3");
     // Loading again uploads nothing.
     let uploads = harbor.blob_uploads();
     let run = load(&file_s, &harbor, &to);
@@ -401,30 +378,10 @@ fn save_then_load_across_an_air_gap_and_install_the_chart_from_it() {
         .to_string();
     for helm in ["helm3", "helm4"] {
         let home = tempfile::tempdir().unwrap();
-        let helm_cmd = || {
-            let mut cmd = std::process::Command::new(tool(helm));
-            cmd.env("HOME", home.path())
-                .env("XDG_CONFIG_HOME", home.path().join("config"))
-                .env("XDG_CACHE_HOME", home.path().join("cache"));
-            cmd
-        };
         // `helm registry login` first: Helm 3.18.0's `pull --username/--password` does not
         // send them (helm/helm#31230).
-        let mut login = helm_cmd()
-            .args(["registry", "login", &harbor.host(), "--username", USER])
-            .args(["--password-stdin", "--ca-file", &harbor_ca])
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut login.stdin.take().unwrap(), password.as_bytes()).unwrap();
-        let login = login.wait_with_output().unwrap();
-        assert!(
-            login.status.success(),
-            "{helm} registry login: {}",
-            String::from_utf8_lossy(&login.stderr)
-        );
-        let out = helm_cmd()
+        harbor.helm_login(helm, home.path());
+        let out = helm_in(helm, home.path())
             .args([
                 "pull",
                 &format!("oci://{to}/datajump"),
