@@ -515,3 +515,95 @@ fn a_registry_that_dies_mid_copy_leaves_no_tag_and_a_second_run_completes() {
         assert_eq!(Some(&digest), seeded.get(image), "{path}");
     }
 }
+
+/// Credentials from a Docker config (no flags), and `--platform`: the multi-platform image
+/// arrives as a new index holding only the platform asked for.
+#[test]
+fn docker_config_credentials_and_one_platform() {
+    let upstream = TestRegistry::start(false, true);
+    let harbor = TestRegistry::start(true, true);
+    let work = tempfile::tempdir().unwrap();
+    let images = upstreams("dev");
+    let (flags, seeded) = seed(&upstream, &images, work.path());
+    let docker = work.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let auth = base64_encode(&format!("{USER}:{}", harbor.password.as_deref().unwrap()));
+    std::fs::write(
+        docker.join("config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+            harbor.host()
+        ),
+    )
+    .unwrap();
+    let up_ca = upstream.ca().unwrap().display().to_string();
+    let harbor_ca = harbor.ca().unwrap().display().to_string();
+    let to = format!("{}/arm", harbor.host());
+    let mut args = vec![
+        "images",
+        "mirror",
+        "--env",
+        "dev",
+        "--to",
+        &to,
+        "--platform",
+        "linux/arm64",
+        "--ca-file",
+        &up_ca,
+        "--ca-file",
+        &harbor_ca,
+        "-o",
+        "json",
+    ];
+    args.extend(flags.iter().map(String::as_str));
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = datajump_tests::plugin::plugin_command();
+    cmd.args(&args)
+        .env("HOME", home.path())
+        .env("DOCKER_CONFIG", &docker)
+        .env_remove("HELM_REGISTRY_CONFIG");
+    let run = datajump_tests::plugin::run_logged(cmd, &args, None);
+    assert!(run.ok, "{}", run.stderr);
+
+    let mysql = images.iter().find(|i| i.contains("library/mysql")).unwrap();
+    let (index, digest) = harbor.manifest("arm/mysql:8.4.3").expect("mysql");
+    assert_ne!(
+        Some(&digest),
+        seeded.get(mysql),
+        "a filtered index is a new document"
+    );
+    let index: Value = serde_json::from_slice(&index).unwrap();
+    let platforms: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["arm64"]);
+    let child = index["manifests"][0]["digest"].as_str().unwrap();
+    assert!(harbor.manifest(&format!("arm/mysql@{child}")).is_some());
+    // Single-platform images are copied unchanged.
+    let web = images.iter().find(|i| i.contains("datajump/web:")).unwrap();
+    let (_, web_digest) = harbor.manifest("arm/web:1.0.0").expect("web");
+    assert_eq!(Some(&web_digest), seeded.get(web));
+}
+
+/// Standard base64 (the Docker config's `auth` field), written out so the test does not share
+/// the plugin's encoder.
+fn base64_encode(text: &str) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n =
+            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
