@@ -15,7 +15,7 @@
 //! the other task pods succeed at once, and a deleted pod is confirmed [`GRACE`] after it was
 //! marked, as a container taking its time to stop would be.
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use datajump_tests::cluster::{self, Background, Cluster, wait_until};
@@ -51,12 +51,9 @@ spec:
     )
 }
 
-/// The scenarios pause the one fake kubelet: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// The scenarios pause the one fake kubelet: one at a time (a lock held across their awaits,
+/// and not poisoned by a scenario that failed).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The release, the scheduler (its metrics port) and the workflow, set up once for the
 /// scenarios.
@@ -126,7 +123,7 @@ async fn stop_lets_the_running_task_finish_starts_nothing_new_then_runs_on_exit(
     let Some(cluster) = cluster::shared() else {
         return;
     };
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     setup(cluster);
     let _kubelet = PausedKubelet::pause(cluster);
     let pods = TaskPodPlayer::start(cluster.client().await, NS, &["crunch"], GRACE);
@@ -245,7 +242,7 @@ async fn terminate_kills_the_running_task_and_runs_on_exit_once_its_pod_is_gone(
     let Some(cluster) = cluster::shared() else {
         return;
     };
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let port = setup(cluster);
     let _kubelet = PausedKubelet::pause(cluster);
     let pods = TaskPodPlayer::start(cluster.client().await, NS, &["crunch"], GRACE);
@@ -428,7 +425,7 @@ async fn kubectl_patch_and_apply_stop_then_terminate_a_run_and_the_api_server_ke
     let Some(cluster) = cluster::shared() else {
         return;
     };
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     setup(cluster);
     let _kubelet = PausedKubelet::pause(cluster);
     let pods = TaskPodPlayer::start(cluster.client().await, NS, &["crunch"], GRACE);
