@@ -147,14 +147,14 @@ impl Planner<'_> {
                 .collect()
         };
         let terminated = |t: &TaskStatus| t.reason.as_deref() == Some(TERMINATED);
-        let stopped = names(&|t| t.phase == TaskPhase::Failed && terminated(t));
+        let killed = names(&|t| t.phase == TaskPhase::Failed && terminated(t));
         let failed = names(&|t| t.phase == TaskPhase::Failed && !terminated(t));
         let mut parts = vec![format!("{} tasks succeeded", count(TaskPhase::Succeeded))];
-        if !stopped.is_empty() {
+        if !killed.is_empty() {
             parts.push(format!(
                 "{} terminated ({})",
-                stopped.len(),
-                stopped.join(", ")
+                killed.len(),
+                killed.join(", ")
             ));
         }
         if !failed.is_empty() {
