@@ -5,6 +5,7 @@ pub mod backup_scripts;
 pub mod cluster;
 pub mod load;
 pub mod mariadb;
+pub mod node;
 pub mod plugin;
 pub mod registry;
 pub mod s3;
