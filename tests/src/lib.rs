@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod kubelet;
 pub mod load;
 pub mod mariadb;
+pub mod node;
 pub mod plugin;
 pub mod registry;
 pub mod runs;
