@@ -89,6 +89,16 @@ fn wait_for_crunch(cluster: &Cluster, pods: &TaskPodPlayer, name: &str) {
     });
 }
 
+/// Asserts the phases of crunch, side, publish and notify, in that order.
+fn assert_phases(run: &Value, phases: [&str; 4]) {
+    for (t, phase) in ["crunch", "side", "publish", "notify"]
+        .into_iter()
+        .zip(phases)
+    {
+        assert_eq!(task_phase(run, t).as_deref(), Some(phase), "{t}: {run:#}");
+    }
+}
+
 fn condition_reason(run: &Value) -> String {
     run["status"]["conditions"]
         .as_array()
@@ -180,18 +190,7 @@ async fn stop_lets_the_running_task_finish_starts_nothing_new_then_runs_on_exit(
     pods.release("crunch");
     let done = wait_for_end(cluster, NS, &name, Duration::from_secs(30));
     assert_eq!(done["status"]["phase"], "Stopped", "{done:#}");
-    for (t, phase) in [
-        ("crunch", "Succeeded"),
-        ("side", "Succeeded"),
-        ("publish", "Skipped"),
-        ("notify", "Succeeded"),
-    ] {
-        assert_eq!(
-            task_phase(&done, t).as_deref(),
-            Some(phase),
-            "{t}: {done:#}"
-        );
-    }
+    assert_phases(&done, ["Succeeded", "Succeeded", "Skipped", "Succeeded"]);
     assert_eq!(
         done["status"]["message"],
         "stopped on request: 2 tasks succeeded, 1 not started"
@@ -336,18 +335,7 @@ async fn terminate_kills_the_running_task_and_runs_on_exit_once_its_pod_is_gone(
     let ended_in = asked.elapsed();
 
     let done = run(cluster, NS, &name).expect("the run");
-    for (t, phase) in [
-        ("crunch", "Failed"),
-        ("side", "Succeeded"),
-        ("publish", "Skipped"),
-        ("notify", "Succeeded"),
-    ] {
-        assert_eq!(
-            task_phase(&done, t).as_deref(),
-            Some(phase),
-            "{t}: {done:#}"
-        );
-    }
+    assert_phases(&done, ["Failed", "Succeeded", "Skipped", "Succeeded"]);
     assert_eq!(
         done["status"]["message"],
         "terminated on request: 1 tasks succeeded, 1 terminated (crunch), 1 not started"

@@ -4,11 +4,10 @@
 //! said so (exit 0, like kubectl's no-op answers). Terminating kills running tasks, so it asks
 //! for confirmation like the other destructive verbs.
 
-use std::collections::HashMap;
-
 use datajump_api::{RunPhase, Shutdown, TaskPhase, WorkflowRun};
 use serde::Serialize;
 
+use super::runs::watch_tasks;
 use crate::cli::{ConfirmArgs, ShutdownArgs};
 use crate::cmd::{Ctx, confirm};
 use crate::kube::workflows;
@@ -153,7 +152,7 @@ pub(crate) async fn run(
     if table {
         output::print(&answer, &ctx.global)?;
     }
-    let done = follow(ctx, client, ns, name, args.timeout).await?;
+    let done = watch_tasks(ctx, client, ns, name, args.timeout).await?;
     let status = done.status.unwrap_or_default();
     answer.phase = status.phase;
     answer.message = format!(
@@ -162,27 +161,6 @@ pub(crate) async fn run(
         status.message.as_deref().unwrap_or("ended")
     );
     output::print(&answer, &ctx.global)
-}
-
-/// Follows the run to its end, one progress line per task state change.
-async fn follow(
-    ctx: &Ctx,
-    client: &::kube::Client,
-    ns: &str,
-    name: &str,
-    timeout: std::time::Duration,
-) -> anyhow::Result<WorkflowRun> {
-    let progress = ctx.progress;
-    let mut seen: HashMap<String, TaskPhase> = HashMap::new();
-    workflows::watch_run(client, ns, name, timeout, |r| {
-        for t in r.status.iter().flat_map(|s| &s.tasks) {
-            if seen.get(&t.name) != Some(&t.phase) {
-                progress.line(format!("  {:<24} {:?}", t.name, t.phase));
-                seen.insert(t.name.clone(), t.phase);
-            }
-        }
-    })
-    .await
 }
 
 #[cfg(test)]
