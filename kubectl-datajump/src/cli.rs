@@ -232,13 +232,16 @@ pub enum WorkflowCommand {
         #[arg(long, default_value = "0s", value_parser = parse_duration)]
         timeout: Duration,
     },
-    /// Logs of a run's task Jobs.
+    /// Logs of a run's task pods, each line prefixed with its task (the last attempt of each).
     Logs {
         /// WorkflowRun name.
         run: String,
         /// Only this task.
         #[arg(long)]
         task: Option<String>,
+        /// With --task: this attempt (1 is the first) instead of the last.
+        #[arg(long, requires = "task", value_parser = clap::value_parser!(u32).range(1..))]
+        attempt: Option<u32>,
         /// Stream new lines until the pods end.
         #[arg(short = 'f', long)]
         follow: bool,
