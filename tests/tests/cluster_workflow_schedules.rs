@@ -147,7 +147,10 @@ fn refused_by_the_api_server_and_by_validate(cluster: &Cluster) {
 /// minutes of Kolkata's wall clock.
 fn meet_fires(t: DateTime<Utc>) -> (bool, bool) {
     let kolkata = t.with_timezone(&chrono_tz::Asia::Kolkata);
-    (t.minute().is_multiple_of(2), kolkata.minute().is_multiple_of(3))
+    (
+        t.minute().is_multiple_of(2),
+        kolkata.minute().is_multiple_of(3),
+    )
 }
 
 /// The instants in `(after, upto]` at which either schedule of `meet` fires, oldest first.

@@ -175,11 +175,14 @@ pub fn ticks(
         if tick > whole.to {
             break;
         }
-        // A tick counts when it lies in the window of a schedule that fires at it.
-        let inside = schedules.iter().zip(&windows.each).any(|(s, w)| {
-            w.is_some_and(|w| (w.from..=w.to).contains(&tick))
-                && s.latest_at_or_before(tick) == Some(tick)
-        });
+        // A tick counts when it lies in the window of a schedule that fires at it (asked only
+        // when the windows differ: for one schedule, or bounds that are instants, it does).
+        let within = |w: &Option<Window>| w.is_some_and(|w| (w.from..=w.to).contains(&tick));
+        let inside = windows.each.iter().all(within)
+            || schedules
+                .iter()
+                .zip(&windows.each)
+                .any(|(s, w)| within(w) && s.latest_at_or_before(tick) == Some(tick));
         if !inside {
             continue;
         }
