@@ -343,7 +343,7 @@ pub struct BackfillArgs {
         requires = "dry_run"
     )]
     pub file: Option<PathBuf>,
-    /// First day (YYYY-MM-DD, in the workflow's time zone) or instant (RFC 3339) of the window.
+    /// First day (YYYY-MM-DD, in each schedule's time zone) or instant (RFC 3339) of the window.
     #[arg(long, value_name = "DATE|TIME")]
     pub from: String,
     /// Last day (all of it) or instant of the window.
