@@ -244,13 +244,16 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
-    /// Logs of a run's task Jobs.
+    /// Logs of a run's task pods, each line prefixed with its task (the last attempt of each).
     Logs {
         /// WorkflowRun name.
         run: String,
         /// Only this task.
         #[arg(long)]
         task: Option<String>,
+        /// With --task: this attempt (1 is the first) instead of the last.
+        #[arg(long, requires = "task", value_parser = clap::value_parser!(u32).range(1..))]
+        attempt: Option<u32>,
         /// Stream new lines until the pods end.
         #[arg(short = 'f', long)]
         follow: bool,
@@ -365,7 +368,7 @@ pub struct BackfillArgs {
         requires = "dry_run"
     )]
     pub file: Option<PathBuf>,
-    /// First day (YYYY-MM-DD, in the workflow's time zone) or instant (RFC 3339) of the window.
+    /// First day (YYYY-MM-DD, in each schedule's time zone) or instant (RFC 3339) of the window.
     #[arg(long, value_name = "DATE|TIME")]
     pub from: String,
     /// Last day (all of it) or instant of the window.

@@ -600,6 +600,82 @@ async fn replace_never_restarts_the_run_it_just_started_from_a_stale_view() {
     assert!(cluster.run(NS, "diamond-202601011100").is_some());
 }
 
+/// Two schedules in different zones, meeting at :30 UTC: one run per instant, named after it,
+/// also when a scheduler restarts having lost its status write of the meeting.
+#[tokio::test]
+async fn two_schedules_run_once_per_instant_across_a_restart() {
+    let cluster = MemoryCluster::new(at(9, 59, 0));
+    // On the half hour in UTC, and at :00, :20 and :40 in Kolkata (UTC+05:30): :30, :50 and
+    // :10 in UTC. Together: :00, :10, :30 (both), :50.
+    cluster.apply_workflow(workflow(
+        r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: twice, namespace: data}
+spec:
+  schedules:
+    - {schedule: "*/30 * * * *"}
+    - {schedule: "0,20,40 * * * *", timezone: Asia/Kolkata}
+  tasks:
+    - {name: only, image: busybox}
+"#,
+    ));
+    let first = reconciler(&cluster, SchedulerConfig::default());
+    let wake = reconcile_all(&first, at(9, 59, 30))
+        .await
+        .expect("reconcile");
+    assert_eq!(wake, Some(at(10, 0, 0)));
+    for m in [0, 10] {
+        reconcile_all(&first, at(10, m, 1))
+            .await
+            .expect("reconcile");
+    }
+    // The meeting at 10:30: the run is created, then the process dies before the Workflow's
+    // status (lastScheduleTime 10:30) is written.
+    cluster.drop_next_workflow_status_writes(1);
+    let wake = reconcile_all(&first, at(10, 30, 1))
+        .await
+        .expect("reconcile");
+    assert_eq!(
+        wake,
+        Some(at(10, 50, 0)),
+        "the next tick of either schedule"
+    );
+    drop(first);
+    let before = cluster.already_exists_count();
+    let second = reconciler(&cluster, SchedulerConfig::default());
+    reconcile_all(&second, at(10, 30, 5))
+        .await
+        .expect("reconcile");
+    assert_eq!(
+        cluster.already_exists_count(),
+        before + 1,
+        "the new process takes 10:30 again and finds its run"
+    );
+    reconcile_all(&second, at(10, 50, 1))
+        .await
+        .expect("reconcile");
+    let mut names: Vec<String> = cluster
+        .runs()
+        .iter()
+        .filter_map(|r| r.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "twice-202601011000",
+            "twice-202601011010",
+            "twice-202601011030",
+            "twice-202601011050"
+        ]
+    );
+    let status = cluster.workflows()[0].status.clone().unwrap_or_default();
+    assert_eq!(status.last_schedule_time, Some(at(10, 50, 0)));
+    assert_eq!(status.next_schedule_time, Some(at(11, 0, 0)));
+    assert_eq!(status.missed_ticks, 0);
+}
+
 /// A finished run that cannot be deleted (an admission webhook, a missing RBAC rule) must not
 /// hold up the schedule: the next tick's run is created, the workflow's status written, and
 /// the deletion tried again on a later reconcile.

@@ -117,8 +117,12 @@ pub fn operator_crd_dir() -> PathBuf {
     k8s_dir().join("../crds")
 }
 
-/// The folder of the local control plane's scripts.
-pub(crate) fn k8s_dir() -> PathBuf {
+/// The folder of the local control plane's scripts (`cluster.sh`, `node.sh`, `mkimage.py`).
+pub fn k8s_tools_dir() -> PathBuf {
+    k8s_dir()
+}
+
+fn k8s_dir() -> PathBuf {
     match std::env::var_os("DATAJUMP_K8S_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => workspace_root().join(DEFAULT_K8S_DIR),

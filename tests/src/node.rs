@@ -48,7 +48,7 @@ impl Cluster {
     /// Loads an image archive (OCI or docker-archive) into the real node's containerd, under
     /// the name its index gives it.
     pub fn import_image(&self, archive: &Path) {
-        let node_sh = crate::cluster::k8s_dir().join("node.sh");
+        let node_sh = crate::cluster::k8s_tools_dir().join("node.sh");
         let out = Command::new("bash")
             .arg(&node_sh)
             .arg("import")

@@ -217,14 +217,20 @@ pub(crate) async fn runs_of(
         .into_iter()
         .filter(|r| r.spec.workflow_name == workflow)
         .collect();
-    runs.sort_by(|a, b| {
-        b.metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .cmp(&a.metadata.creation_timestamp.as_ref().map(|t| t.0))
-    });
+    newest_first(&mut runs);
     Ok(runs)
+}
+
+/// Orders runs newest first: by creation, then (for runs created in the same second, as a
+/// catch-up over several schedules creates them) by logical time, then by name.
+fn newest_first(runs: &mut [WorkflowRun]) {
+    runs.sort_by_cached_key(|r| {
+        std::cmp::Reverse((
+            r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            r.spec.scheduled_time.or(r.spec.logical_time),
+            r.metadata.name.clone(),
+        ))
+    });
 }
 
 /// Gets one run.
@@ -273,4 +279,57 @@ pub(crate) async fn watch_run(
         )
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_created_in_the_same_second_are_ordered_by_logical_time() {
+        let run = |name: &str, created: &str, tick: &str| -> WorkflowRun {
+            serde_json::from_value(json!({
+                "apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRun",
+                "metadata": {"name": name, "creationTimestamp": created},
+                "spec": {"workflowName": "etl", "scheduledTime": tick},
+            }))
+            .expect("a run")
+        };
+        let mut runs = vec![
+            run(
+                "etl-202612060950",
+                "2026-12-06T10:04:01Z",
+                "2026-12-06T09:50:00Z",
+            ),
+            run(
+                "etl-202612061004",
+                "2026-12-06T10:04:01Z",
+                "2026-12-06T10:04:00Z",
+            ),
+            run(
+                "etl-202612060900",
+                "2026-12-06T09:00:00Z",
+                "2026-12-06T09:00:00Z",
+            ),
+            run(
+                "etl-202612061006",
+                "2026-12-06T10:06:00Z",
+                "2026-12-06T10:06:00Z",
+            ),
+        ];
+        newest_first(&mut runs);
+        let names: Vec<&str> = runs
+            .iter()
+            .filter_map(|r| r.metadata.name.as_deref())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "etl-202612061006",
+                "etl-202612061004",
+                "etl-202612060950",
+                "etl-202612060900"
+            ]
+        );
+    }
 }

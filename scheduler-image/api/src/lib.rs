@@ -1,7 +1,7 @@
 //! The workflow API: the `Workflow` and `WorkflowRun` custom resources (group `datajump.io`,
 //! version `v1alpha1`), their CRDs, the labels the scheduler puts on what it creates, object
-//! names, the cron evaluator and the validation shared by the scheduler and the `kubectl
-//! datajump` plugin.
+//! names, the cron evaluator (one schedule, and a workflow's several read as one) and the
+//! validation shared by the scheduler and the `kubectl datajump` plugin.
 //!
 //! A crate of its own so that everyone who reads or writes these resources shares exactly one
 //! definition of each field without compiling the scheduler's controller, web server or metrics:
@@ -21,6 +21,7 @@ pub mod names;
 pub mod pod;
 pub mod runtime;
 pub mod schedule;
+pub mod schedules;
 pub mod validate;
 
 mod crd;

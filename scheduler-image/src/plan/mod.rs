@@ -607,6 +607,21 @@ mod tests {
             Some("attempt 1 timed out")
         );
         assert_eq!(sim.status.phase, RunPhase::Failed);
+        // The killed container reports only `Error` and 137 afterwards (as a real kubelet does):
+        // its exit code is kept, the reason stays the deadline.
+        sim.report(
+            &job("a", 1),
+            PodReport::Terminated {
+                reason: "Error".into(),
+                exit_code: 137,
+            },
+        );
+        sim.step();
+        let a = sim.task("a");
+        assert_eq!(
+            (a.reason.as_deref(), a.exit_code),
+            (Some("DeadlineExceeded"), Some(137))
+        );
     }
 
     #[test]

@@ -108,15 +108,22 @@ impl Planner<'_> {
         self.record_late_exit_code(i, job);
     }
 
+    /// A pod that reports how its container ended after the Job failed: its exit code is
+    /// recorded, and its reason too unless the Job's deadline killed it (the container then
+    /// says only `Error`, exit 137; `DeadlineExceeded` is why).
     pub(super) fn record_late_exit_code(&mut self, i: usize, job: &ObservedJob) {
         let task = &mut self.tasks[i];
-        if let (JobState::Failed { .. }, Some(PodReport::Terminated { reason, exit_code })) =
-            (&job.state, job.pod.as_deref())
+        if let (
+            JobState::Failed { reason: job_reason },
+            Some(PodReport::Terminated { reason, exit_code }),
+        ) = (&job.state, job.pod.as_deref())
             && job.attempt == task.attempts
             && task.phase == TaskPhase::Failed
             && task.exit_code.is_none()
         {
-            task.reason = Some(reason.clone());
+            if job_reason != "DeadlineExceeded" {
+                task.reason = Some(reason.clone());
+            }
             task.exit_code = Some(*exit_code);
         }
     }

@@ -92,8 +92,18 @@ pub(crate) async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
             )
             .await
         }
-        WorkflowCommand::Logs { run, task, follow } => {
-            runs::logs(&client, &ns, &run, task.as_deref(), follow).await
+        WorkflowCommand::Logs {
+            run,
+            task,
+            attempt,
+            follow,
+        } => {
+            let which = runs::LogsOf {
+                task: task.as_deref(),
+                attempt,
+                follow,
+            };
+            runs::logs(&client, &ns, &run, &which).await
         }
         WorkflowCommand::Run {
             name,

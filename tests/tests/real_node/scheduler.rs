@@ -1,16 +1,5 @@
-//! The scheduler image on a real node, deployed the way users deploy it: built without a
-//! container engine by `scheduler-image/build-image.sh`, loaded into the node, and installed with
-//! `kubectl datajump install --env dev --wait` into the `restricted` namespace the plugin makes.
-//!
-//! What has no image here is turned off in the values ([`VALUES`]): the platform's own services
-//! (web, API gateway, integration, development, metadata, ops monitor), the backup CronJob (its
-//! volume needs a storage provisioner the node has not) and every infrastructure service, which
-//! runs outside the cluster in this shape (seed 004's: middleware on hosts of its own). MySQL
-//! points at a MariaDB on this host, reached from the pods over the node's bridge.
-//!
-//! So `--wait` means the scheduler's pod really started: its process runs as the image's and
-//! the chart's user, on a read-only root, passes its real probes, holds the Lease with its own
-//! ServiceAccount token under the chart's RBAC, and serves the dashboard's series on /metrics.
+//! The scheduler image and the scheduler pod the chart deploys: the archive's config is the
+//! Dockerfile's, and the pod runs as the chart says, through its real probes, with its own token.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -18,27 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use datajump_tests::cluster::{self, Cluster, wait_until, workspace_root};
-use datajump_tests::mariadb::{Binaries, MariaDb};
 use datajump_tests::node::scheduler_image;
-use datajump_tests::plugin::{plugin, prerequisites};
 use serde_json::Value;
 
-const NS: &str = "datajump-dev";
-
-/// Values on top of dev's: what has no image on this node is off or external.
-const VALUES: &str = "\
-web: {enabled: false}
-apiGateway: {enabled: false}
-integration: {enabled: false}
-development: {enabled: false}
-metadata: {enabled: false}
-opsMonitor: {enabled: false}
-backup: {enabled: false}
-redis: {mode: external}
-kafka: {mode: external}
-elasticsearch: {mode: external}
-minio: {mode: external}
-";
+use crate::{NS, installed, kubectl_json};
 
 /// The archive's image config (`config` of the OCI image config) and its index's annotations.
 fn archive_config(archive: &Path) -> (Value, Value) {
@@ -148,65 +120,6 @@ fn image_config_is_the_dockerfiles_under_the_charts_reference() {
         rendered_scheduler_image().as_str(),
         "the archive is named as the dev chart renders the scheduler image"
     );
-}
-
-/// The installed release, shared by the tests of this binary.
-struct Installed {
-    cluster: &'static Cluster,
-    _mariadb: MariaDb,
-}
-
-fn installed() -> Option<&'static Installed> {
-    static INSTALLED: std::sync::OnceLock<Installed> = std::sync::OnceLock::new();
-    let cluster = cluster::shared_real_node()?;
-    Some(INSTALLED.get_or_init(|| install(cluster)))
-}
-
-fn install(cluster: &'static Cluster) -> Installed {
-    cluster.import_image(&scheduler_image());
-    let bins = Binaries::locate().expect("MariaDB programs (bash .ci/install-tools.sh)");
-    let mariadb = MariaDb::start(&bins).expect("start MariaDB");
-    let values = cluster.dir.join("node-values.yaml");
-    std::fs::write(
-        &values,
-        format!(
-            "{VALUES}mysql: {{mode: external, external: {{host: {}, port: {}}}}}\n",
-            mariadb.host(),
-            mariadb.port()
-        ),
-    )
-    .expect("write the values");
-    prerequisites(cluster, chart_gen::model::Environment::Dev);
-    let values = values.to_string_lossy().into_owned();
-    let run = plugin(
-        cluster,
-        &[
-            "install",
-            "--env",
-            "dev",
-            "-n",
-            NS,
-            "--wait",
-            "--timeout",
-            "4m",
-            "-f",
-            &values,
-        ],
-    );
-    assert!(
-        run.ok,
-        "install --env dev --wait on the real node: {}{}",
-        run.stdout, run.stderr
-    );
-    Installed {
-        cluster,
-        _mariadb: mariadb,
-    }
-}
-
-fn kubectl_json(cluster: &Cluster, args: &[&str]) -> Value {
-    let out = cluster.kubectl_ok(args).expect("kubectl");
-    serde_json::from_slice(&out.stdout).expect("kubectl -o json")
 }
 
 /// The scheduler's pod (the Deployment has one replica in dev).
