@@ -4,17 +4,21 @@
 //! Every problem is collected, not just the first, each with the field path it concerns
 //! (`spec.tasks[3].dependsOn[0]`) so that users can fix a manifest in one pass.
 
+mod document;
 mod graph;
 mod parameters;
 mod pods;
 mod scalars;
+mod structure;
 
 use std::fmt;
 
 use crate::k8s_names::check_dns1123_label;
 use crate::workflow::{Workflow, WorkflowSpec};
 
+pub use document::{check_run_document, check_workflow_document};
 pub use parameters::resolve_parameters;
+pub use structure::{Resource, check_structure};
 
 /// One problem in a workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +285,9 @@ mod tests {
         let got = messages(&wf);
         let want = [
             "spec.schedule: invalid cron schedule \"0 25 * * *\": hour field: value 25 is out of range 0-23",
+            // A bad cron does not hide a bad time zone: both in one pass.
+            "spec.timezone: unknown time zone \"Europe/Nowhere\"; expected an IANA name such as \
+             \"Europe/Berlin\" or \"UTC\"",
             "spec.startingDeadlineSeconds: -1 is negative; expected >= 0",
             "spec.parallelism: 0 would never start a task; expected at least 1",
             "spec.successfulRunsHistoryLimit: 1000 exceeds the limit of 100",

@@ -11,10 +11,17 @@ pub(super) fn validate_schedule(spec: &WorkflowSpec, errors: &mut ValidationErro
     match (&spec.schedule, &spec.timezone) {
         (Some(expr), tz) => match Schedule::parse(expr, tz.as_deref()) {
             Ok(_) => {}
-            Err(ScheduleError::Cron { reason, .. }) => errors.push(
-                "spec.schedule",
-                format!("invalid cron schedule {expr:?}: {reason}"),
-            ),
+            Err(ScheduleError::Cron { reason, .. }) => {
+                errors.push(
+                    "spec.schedule",
+                    format!("invalid cron schedule {expr:?}: {reason}"),
+                );
+                // The cron is read first and stops the parse: judge the time zone on its own,
+                // so a bad one is reported in the same pass.
+                if let Err(e) = parse_timezone(tz.as_deref()) {
+                    errors.push("spec.timezone", e.to_string());
+                }
+            }
             Err(e @ ScheduleError::Timezone(_)) => errors.push("spec.timezone", e.to_string()),
         },
         (None, Some(tz)) => {
