@@ -69,11 +69,7 @@ fn check_metadata(value: &Value, errors: &mut ValidationErrors) {
     let Some(metadata) = value.as_object() else {
         errors.push(
             "metadata",
-            format!(
-                "{} is {}: expected a mapping of fields",
-                short(value),
-                kind_of(value)
-            ),
+            format!("expected a mapping of fields, found {}", found(value)),
         );
         return;
     };
@@ -103,22 +99,14 @@ fn unknown(key: &str, known: &[String]) -> String {
 fn walk(schema: &JSONSchemaProps, value: &Value, path: &str, errors: &mut ValidationErrors) {
     if value.is_null() {
         if schema.nullable != Some(true) && !path.is_empty() {
-            errors.push(
-                path,
-                format!("null is not allowed: expected {}", expected(schema)),
-            );
+            errors.push(path, format!("expected {}, found null", expected(schema)));
         }
         return;
     }
     if !type_matches(schema, value) {
         errors.push(
             path,
-            format!(
-                "{} is {}: expected {}",
-                short(value),
-                kind_of(value),
-                expected(schema)
-            ),
+            format!("expected {}, found {}", expected(schema), found(value)),
         );
         return;
     }
@@ -126,7 +114,7 @@ fn walk(schema: &JSONSchemaProps, value: &Value, path: &str, errors: &mut Valida
         && !allowed.iter().any(|a| a.0 == *value)
     {
         let names: Vec<String> = allowed.iter().map(|a| a.0.to_string()).collect();
-        let mut message = format!("{} is not one of {}", short(value), names.join(", "));
+        let mut message = format!("{value} is not one of {}", names.join(", "));
         if let Some(meant) = value.as_str().and_then(|v| {
             let known: Vec<&str> = allowed.iter().filter_map(|a| a.0.as_str()).collect();
             suggestion(v, known.into_iter())
@@ -225,25 +213,18 @@ fn expected(schema: &JSONSchemaProps) -> String {
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
+/// A value as a message quotes it: `"yes" (a string)`, `3 (an integer)`, `a list`.
+fn found(value: &Value) -> String {
+    let kind = match value {
+        Value::Null => return "null".into(),
+        Value::Array(_) => return "a list".into(),
+        Value::Object(_) => return "a mapping".into(),
         Value::Bool(_) => "a boolean",
         Value::Number(n) if n.is_f64() => "a number",
         Value::Number(_) => "an integer",
         Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
-
-/// A value as the message quotes it: scalars as JSON, lists and mappings by kind only.
-fn short(value: &Value) -> String {
-    match value {
-        Value::Array(_) => "the list".into(),
-        Value::Object(_) => "the mapping".into(),
-        other => other.to_string(),
-    }
+    };
+    format!("{value} ({kind})")
 }
 
 #[cfg(test)]
@@ -299,11 +280,11 @@ mod tests {
         assert_eq!(
             problems(Resource::Workflow, doc),
             [
-                "spec.schedule: the list is a list: expected a string",
-                "spec.suspend: \"yes\" is a string: expected true or false",
+                "spec.schedule: expected a string, found a list",
+                "spec.suspend: expected true or false, found \"yes\" (a string)",
                 "spec.concurrencyPolicy: \"Forbidd\" is not one of \"Allow\", \"Forbid\", \"Replace\" (did you mean \"Forbid\"?)",
                 "spec.tasks[0]: missing field `image`",
-                "spec.tasks[1].retries: \"three\" is a string: expected an integer",
+                "spec.tasks[1].retries: expected an integer, found \"three\" (a string)",
             ]
         );
     }
