@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::Utc;
 use datajump_api::names::manual_run_prefix;
 use datajump_api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
 use futures::TryStreamExt;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PostParams};
 use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
 
-use super::FIELD_MANAGER;
 use crate::error::InputError;
 
 /// Server-side applies the workflow document exactly as the user wrote it (so only the fields
@@ -25,13 +25,9 @@ pub async fn apply(
     document: &Value,
 ) -> anyhow::Result<Workflow> {
     let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(document),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("applying Workflow {name} in {namespace}: {e}"))
+    api.patch(name, &super::apply_params(), &Patch::Apply(document))
+        .await
+        .with_context(|| format!("applying Workflow {name} in {namespace}"))
 }
 
 /// What a run started by hand carries besides its workflow.
@@ -55,7 +51,7 @@ pub async fn create_run(
     let owner = workflows
         .get_opt(workflow)
         .await
-        .map_err(|e| anyhow::anyhow!("reading Workflow {workflow} in {namespace}: {e}"))?
+        .with_context(|| format!("reading Workflow {workflow} in {namespace}"))?
         .ok_or_else(|| {
             InputError::new(format!(
                 "workflow {workflow:?} not found in namespace {namespace}"
@@ -89,7 +85,7 @@ pub async fn create_run(
     };
     api.create(&PostParams::default(), &run)
         .await
-        .map_err(|e| anyhow::anyhow!("creating a run of Workflow {workflow}: {e}"))
+        .with_context(|| format!("creating a run of Workflow {workflow}"))
 }
 
 /// Sets `spec.suspend` with a merge patch (a toggle, not a declaration of the whole spec).
@@ -102,11 +98,11 @@ pub(crate) async fn set_suspend(
     let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
     api.patch(
         name,
-        &PatchParams::default(),
+        &super::patch_params(),
         &Patch::Merge(json!({"spec": {"suspend": suspend}})),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("setting suspend={suspend} on Workflow {name}: {e}"))?;
+    .with_context(|| format!("setting suspend={suspend} on Workflow {name}"))?;
     Ok(())
 }
 

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use datajump_api::{RunPhase, TaskPhase, WorkflowRunStatus};
 
+use super::outcomes::RunOutcome;
 use super::views::RunList;
 use crate::cmd::Ctx;
 use crate::error::InputError;
 use crate::kube::workflows::RunOptions;
 use crate::kube::{logs, workflows};
-use crate::output;
+use crate::output::{self, Changed};
 
 /// Creates a run and, with `watch` (its `--timeout`), follows it; a failed run is an error
 /// (exit 1).
@@ -25,7 +26,14 @@ pub(crate) async fn start(
 ) -> anyhow::Result<()> {
     let run = workflows::create_run(client, ns, name, options).await?;
     let run_name = run.metadata.name.clone().unwrap_or_default();
-    println!("workflowrun.datajump.io/{run_name} created");
+    let created = Changed {
+        kind: "WorkflowRun",
+        line: format!("workflowrun.datajump.io/{run_name} created"),
+        name: run_name.clone(),
+        namespace: ns.to_string(),
+        action: "created",
+    };
+    output::print(&created, &ctx.global)?;
     let Some(timeout) = watch else {
         return Ok(());
     };
@@ -52,10 +60,13 @@ pub(crate) async fn follow_run(
     })
     .await?;
     let status = done.status.unwrap_or_default();
-    println!(
-        "run {run_name}: {:?} ({}/{} tasks succeeded)",
-        status.phase, status.succeeded_tasks, status.total_tasks
-    );
+    let outcome = RunOutcome {
+        run: run_name.to_string(),
+        phase: status.phase,
+        succeeded_tasks: status.succeeded_tasks,
+        total_tasks: status.total_tasks,
+    };
+    output::print(&outcome, &ctx.global)?;
     run_outcome(run_name, &status)
 }
 
