@@ -58,7 +58,7 @@ pub struct GlobalOpts {
     /// Helm release name.
     #[arg(long, global = true, env = "DATAJUMP_RELEASE", default_value = DEFAULT_RELEASE)]
     pub release: String,
-    /// Output format of read commands.
+    /// Output format of the answer, and of the error on stderr when the command fails.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// Disable colours (also when NO_COLOR is set to anything non-empty, as no-color.org says).
@@ -67,7 +67,8 @@ pub struct GlobalOpts {
     /// Debug logs on stderr (-v: commands run and requests made).
     #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// The helm binary (default: DATAJUMP_HELM, then `helm` on PATH).
+    /// The helm binary (default: DATAJUMP_HELM, then .tools/bin/helm of the checkout the
+    /// current directory is in, then `helm` on PATH).
     #[arg(long, global = true, env = "DATAJUMP_HELM", value_name = "PATH")]
     pub helm: Option<PathBuf>,
 }

@@ -110,6 +110,27 @@ pub(crate) struct Changed {
     pub line: String,
 }
 
+impl Changed {
+    /// A change worded as kubectl words it: `<resource>/<name> <action><remark>`
+    /// (`workflow.datajump.io/etl applied in datajump-dev`).
+    pub(crate) fn object(
+        kind: &'static str,
+        resource: &str,
+        name: &str,
+        namespace: &str,
+        action: &'static str,
+        remark: &str,
+    ) -> Self {
+        Self {
+            kind,
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            action,
+            line: format!("{resource}/{name} {action}{remark}"),
+        }
+    }
+}
+
 impl Render for Changed {
     fn human(&self, _: &Style) -> String {
         format!("{}\n", self.line)

@@ -14,6 +14,7 @@ use datajump_api::schedule::Schedule;
 use datajump_api::{BackfillRef, RunPhase, TaskPhase, Workflow, WorkflowRun};
 use serde::Serialize;
 
+use super::RUNS;
 use super::outcomes::{BackfillOutcome, RetryStarted};
 use super::runs::follow_run;
 use crate::cli::{BackfillArgs, GlobalOpts};
@@ -279,13 +280,7 @@ pub(crate) async fn retry(
     let run = backfill::create_retry(client, &workflow, &source, from_failed).await?;
     let name = run.metadata.name.clone().unwrap_or_default();
     let started = RetryStarted {
-        run: Changed {
-            kind: "WorkflowRun",
-            name: name.clone(),
-            namespace: ns.to_string(),
-            action: "created",
-            line: String::new(),
-        },
+        run: Changed::object("WorkflowRun", RUNS, &name, ns, "created", ""),
         retry_of: run_name.to_string(),
         from_failed,
         rerun: if from_failed {

@@ -95,28 +95,26 @@ pub(crate) async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
         }
         WorkflowCommand::Suspend { name } => {
             workflows::set_suspend(&client, &ns, &name, true).await?;
-            output::print(&changed(&ns, name, "suspended", ""), &ctx.global)
+            output::print(&changed(&ns, &name, "suspended", ""), &ctx.global)
         }
         WorkflowCommand::Resume { name } => {
             workflows::set_suspend(&client, &ns, &name, false).await?;
-            output::print(&changed(&ns, name, "resumed", ""), &ctx.global)
+            output::print(&changed(&ns, &name, "resumed", ""), &ctx.global)
         }
         WorkflowCommand::Delete { name, confirm: c } => {
             confirm(ctx.global.env, "delete workflow", &name, &c)?;
             workflows::delete(&client, &ns, &name).await?;
-            let deleted = changed(&ns, name, "deleted", " with its runs");
+            let deleted = changed(&ns, &name, "deleted", " with its runs");
             output::print(&deleted, &ctx.global)
         }
     }
 }
 
+/// How kubectl names the two resources in what it prints (`workflow.datajump.io/etl`).
+pub(crate) const WORKFLOWS: &str = "workflow.datajump.io";
+pub(crate) const RUNS: &str = "workflowrun.datajump.io";
+
 /// `workflow.datajump.io/NAME ACTION[REMARK]` for people, the change for scripts.
-fn changed(ns: &str, name: String, action: &'static str, remark: &str) -> Changed {
-    Changed {
-        kind: "Workflow",
-        line: format!("workflow.datajump.io/{name} {action}{remark}"),
-        name,
-        namespace: ns.to_string(),
-        action,
-    }
+fn changed(ns: &str, name: &str, action: &'static str, remark: &str) -> Changed {
+    Changed::object("Workflow", WORKFLOWS, name, ns, action, remark)
 }

@@ -138,13 +138,14 @@ mod tests {
             serde_json::json!({"file": "etl.yaml", "kind": "Workflow", "name": "etl", "valid": true, "tasks": 4})
         );
         let retry = RetryStarted {
-            run: Changed {
-                kind: "WorkflowRun",
-                name: "etl-retry-1".into(),
-                namespace: "dj".into(),
-                action: "created",
-                line: String::new(),
-            },
+            run: Changed::object(
+                "WorkflowRun",
+                "workflowrun.datajump.io",
+                "etl-retry-1",
+                "dj",
+                "created",
+                "",
+            ),
             retry_of: "etl-1".into(),
             from_failed: true,
             rerun: vec!["load".into()],

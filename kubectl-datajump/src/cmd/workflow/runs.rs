@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use datajump_api::{RunPhase, TaskPhase, WorkflowRunStatus};
 
+use super::RUNS;
 use super::outcomes::RunOutcome;
 use super::views::RunList;
 use crate::cmd::Ctx;
@@ -26,13 +27,7 @@ pub(crate) async fn start(
 ) -> anyhow::Result<()> {
     let run = workflows::create_run(client, ns, name, options).await?;
     let run_name = run.metadata.name.clone().unwrap_or_default();
-    let created = Changed {
-        kind: "WorkflowRun",
-        line: format!("workflowrun.datajump.io/{run_name} created"),
-        name: run_name.clone(),
-        namespace: ns.to_string(),
-        action: "created",
-    };
+    let created = Changed::object("WorkflowRun", RUNS, &run_name, ns, "created", "");
     output::print(&created, &ctx.global)?;
     let Some(timeout) = watch else {
         return Ok(());

@@ -1,11 +1,12 @@
-//! `workflow validate -f` (offline: a Workflow or a WorkflowRun manifest) and `workflow submit -f`: a checked file, server-side
-//! applied exactly as written, into the namespace it names or `-n`'s (a conflict between the two
-//! is an input error, not a silent choice).
+//! `workflow validate -f` (offline, a Workflow or a WorkflowRun manifest) and `workflow submit
+//! -f`: a checked file, server-side applied exactly as written, into the namespace it names or
+//! `-n`'s (a conflict between the two is an input error, not a silent choice).
 
 use std::path::Path;
 
 use serde_json::Value;
 
+use super::WORKFLOWS;
 use super::outcomes::Validated;
 use crate::cli::GlobalOpts;
 use crate::cmd::Ctx;
@@ -77,13 +78,8 @@ pub(crate) async fn submit(
     let mut document = checked.document;
     document["metadata"]["namespace"] = Value::String(ns.clone());
     workflows::apply(client, &ns, &name, &document).await?;
-    let applied = Changed {
-        kind: "Workflow",
-        line: format!("workflow.datajump.io/{name} applied in {ns}"),
-        name: name.clone(),
-        namespace: ns.clone(),
-        action: "applied",
-    };
+    let remark = format!(" in {ns}");
+    let applied = Changed::object("Workflow", WORKFLOWS, &name, &ns, "applied", &remark);
     output::print(&applied, &ctx.global)?;
     Ok(Applied {
         namespace: ns,
