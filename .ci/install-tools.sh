@@ -99,6 +99,16 @@ command -v xz >/dev/null 2>&1 || apt_packages+=(xz-utils)
 command -v docker-registry >/dev/null 2>&1 || apt_packages+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || apt_packages+=(apache2-utils)
 command -v skopeo >/dev/null 2>&1 || apt_packages+=(skopeo)
+# The real node of the in-pod tests (../shared/k8s/node.sh): containerd and runc, the CNI bridge
+# plugin, iptables and iproute2 for pod networking and Services, the static busybox its test image
+# is made of, and gcc to build its pause image.
+for need in containerd:containerd ctr:containerd runc:runc iptables-restore:iptables ip:iproute2 gcc:gcc; do
+  command -v "${need%%:*}" >/dev/null 2>&1 || apt_packages+=("${need#*:}")
+done
+[ -x /usr/lib/cni/bridge ] || apt_packages+=(containernetworking-plugins)
+{ [ -x /bin/busybox ] && ! grep -q ld-linux <(head -c 65536 /bin/busybox); } || apt_packages+=(busybox-static)
+[ "$(gcc -print-file-name=libc.a 2>/dev/null || echo libc.a)" != libc.a ] || apt_packages+=(libc6-dev)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || apt_packages+=(ca-certificates)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     echo "installing ${apt_packages[*]} from apt" >&2

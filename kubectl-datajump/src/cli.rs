@@ -261,13 +261,28 @@ pub enum WorkflowCommand {
         #[arg(long, default_value = "0s", value_parser = parse_duration)]
         timeout: Duration,
     },
-    /// Logs of a run's task Jobs.
+    /// Stop a run: no new task starts, running tasks finish, then its onExit task runs and the
+    /// run ends Stopped (sets the run's spec.shutdown to Stop).
+    Stop(ShutdownArgs),
+    /// Terminate a run: its running tasks are killed (their Jobs and pods deleted), then its
+    /// onExit task runs and the run ends Terminated (sets spec.shutdown to Terminate; asks for
+    /// confirmation).
+    Terminate {
+        #[command(flatten)]
+        args: ShutdownArgs,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
+    /// Logs of a run's task pods, each line prefixed with its task (the last attempt of each).
     Logs {
         /// WorkflowRun name.
         run: String,
         /// Only this task.
         #[arg(long)]
         task: Option<String>,
+        /// With --task: this attempt (1 is the first) instead of the last.
+        #[arg(long, requires = "task", value_parser = clap::value_parser!(u32).range(1..))]
+        attempt: Option<u32>,
         /// Stream new lines until the pods end.
         #[arg(short = 'f', long)]
         follow: bool,
@@ -307,6 +322,19 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+}
+
+/// `workflow stop` and `workflow terminate`.
+#[derive(Debug, Clone, Args)]
+pub struct ShutdownArgs {
+    /// WorkflowRun name.
+    pub run: String,
+    /// Wait until the run has ended, and print how it ended.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long (0: wait as long as the run takes).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 const GRAPH_HELP: &str = "\
@@ -369,7 +397,7 @@ pub struct BackfillArgs {
         requires = "dry_run"
     )]
     pub file: Option<PathBuf>,
-    /// First day (YYYY-MM-DD, in the workflow's time zone) or instant (RFC 3339) of the window.
+    /// First day (YYYY-MM-DD, in each schedule's time zone) or instant (RFC 3339) of the window.
     #[arg(long, value_name = "DATE|TIME")]
     pub from: String,
     /// Last day (all of it) or instant of the window.

@@ -564,3 +564,60 @@ fn completions_are_generated() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("kubectl-datajump"));
 }
+
+#[test]
+fn workflow_validate_and_backfill_read_several_schedules() {
+    let file = fixture("two-schedules.yaml");
+    let ok = run(&["workflow", "validate", "-f", file.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+
+    // Weekday nights in Shanghai are also every night's: one run each. Monday 2 and Tuesday 3
+    // November: two nights in Shanghai, two closes in New York.
+    let plan = run(&[
+        "workflow",
+        "backfill",
+        "-f",
+        file.to_str().unwrap(),
+        "--from",
+        "2026-11-02",
+        "--to",
+        "2026-11-03",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("JSON");
+    let runs: Vec<&str> = answer["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            "closes-202611011800",
+            "closes-202611021800",
+            "closes-202611022130",
+            "closes-202611032130"
+        ],
+        "02:00 in Shanghai is 18:00 UTC the day before, 16:30 in New York 21:30 UTC"
+    );
+
+    let both = run(&[
+        "workflow",
+        "validate",
+        "-f",
+        fixture("both-schedule-forms.yaml").to_str().unwrap(),
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+    let err = text(&both.stderr);
+    for problem in [
+        "spec.schedules: give either spec.schedule (one cron schedule) or spec.schedules (several), not both",
+        "spec.timezone: goes with spec.schedule; with spec.schedules, give each entry its own timezone",
+        "spec.schedules[1]: \"30 16 * * 1-5\" in America/New_York is spec.schedules[0] again",
+    ] {
+        assert!(err.contains(problem), "{problem} missing from: {err}");
+    }
+}

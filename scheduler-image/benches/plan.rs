@@ -89,6 +89,7 @@ fn bench_dag(c: &mut Criterion) {
             finished: None,
             pod: None,
             finished_pods: false,
+            deleting: false,
         })
         .collect();
     c.bench_function("validate_and_plan_10000_task_dag", |b| {
@@ -106,6 +107,7 @@ fn bench_dag(c: &mut Criterion) {
                 task_pools: &std::collections::BTreeMap::new(),
                 pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 3600,
+                shutdown: None,
             });
             black_box(plan.actions.len())
         })

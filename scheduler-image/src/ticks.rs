@@ -5,10 +5,14 @@
 //! tick and at or before `now`; ticks older than `startingDeadlineSeconds` are missed; `Forbid`
 //! holds a due tick back while a run is active (it starts later if still within the deadline);
 //! `Replace` deletes the active runs first. The catch-up policy bounds how many missed ticks run.
+//!
+//! A workflow with several schedules has one stream of ticks, theirs merged in time order with
+//! each instant once ([`Schedules`]): the policies, the deadline, the catch-up bound and
+//! `lastScheduleTime` all apply to that stream, so two schedules that meet start one run.
 
 use chrono::{DateTime, Duration, Utc};
 
-use datajump_api::schedule::Schedule;
+use datajump_api::schedules::Schedules;
 use datajump_api::{CatchUpPolicy, ConcurrencyPolicy, WorkflowSpec};
 
 /// Upper bound on ticks examined per decision, so a long outage with a per-minute schedule
@@ -20,8 +24,8 @@ pub const MAX_TICKS_EXAMINED: usize = 1000;
 pub struct TickInput<'a> {
     /// The current time.
     pub now: DateTime<Utc>,
-    /// The parsed schedule.
-    pub schedule: &'a Schedule,
+    /// The workflow's schedules, as one.
+    pub schedule: &'a Schedules,
     /// The workflow's settings (suspend, policies, deadline).
     pub spec: &'a WorkflowSpec,
     /// `status.lastScheduleTime`, or the workflow's creation time if it never ran.
@@ -138,17 +142,12 @@ pub fn plan_ticks(input: &TickInput<'_>) -> CronPlan {
 }
 
 /// Ticks in `(after, now]`, newest first, at most [`MAX_TICKS_EXAMINED`].
-fn due_ticks(schedule: &Schedule, after: DateTime<Utc>, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let mut ticks = Vec::new();
-    let mut cursor = schedule.latest_at_or_before(now);
-    while let Some(t) = cursor {
-        if t <= after || ticks.len() == MAX_TICKS_EXAMINED {
-            break;
-        }
-        ticks.push(t);
-        cursor = schedule.latest_at_or_before(t - Duration::seconds(1));
-    }
-    ticks
+fn due_ticks(schedule: &Schedules, after: DateTime<Utc>, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    schedule
+        .back_from(now)
+        .take_while(|t| *t > after)
+        .take(MAX_TICKS_EXAMINED)
+        .collect()
 }
 
 #[cfg(test)]
@@ -176,11 +175,9 @@ mod tests {
         now: DateTime<Utc>,
         active: &[&str],
     ) -> CronPlan {
-        let schedule = Schedule::parse(
-            spec.schedule.as_deref().unwrap_or("@hourly"),
-            spec.timezone.as_deref(),
-        )
-        .expect("valid schedule");
+        let schedule = Schedules::of(spec)
+            .expect("valid schedules")
+            .expect("a scheduled workflow");
         let active: Vec<String> = active.iter().map(|s| s.to_string()).collect();
         plan_ticks(&TickInput {
             now,
@@ -328,6 +325,94 @@ mod tests {
             [utc(30, 0, 30)],
             "02:30 CEST = 00:30 UTC the day after"
         );
+    }
+
+    fn several(schedules: serde_json::Value) -> WorkflowSpec {
+        serde_json::from_value(serde_json::json!({
+            "schedules": schedules,
+            "tasks": [{"name": "a", "image": "busybox"}],
+        }))
+        .expect("valid spec")
+    }
+
+    #[test]
+    fn two_schedules_that_meet_start_one_run() {
+        // Every 20 and every 30 minutes: they meet on the hour.
+        let s = several(serde_json::json!([
+            {"schedule": "*/20 * * * *"}, {"schedule": "*/30 * * * *"}
+        ]));
+        let p = plan(&s, utc(1, 9, 40), utc(1, 10, 0), &[]);
+        assert_eq!(p.create, [utc(1, 10, 0)], "one run for the meeting");
+        assert_eq!(p.missed, 0);
+        assert_eq!(p.wake_at, Some(utc(1, 10, 20)), "the next tick of either");
+        // Again with the status written: the meeting is not taken a second time.
+        let again = plan(&s, p.last_scheduled, utc(1, 10, 0), &[]);
+        assert!(again.create.is_empty(), "{again:?}");
+        // Catching up over two hours: every instant of either once, the newest `maxCatchUpRuns`.
+        let mut s = s;
+        s.catch_up_policy = CatchUpPolicy::All;
+        s.max_catch_up_runs = 100;
+        let p = plan(&s, utc(1, 8, 0), utc(1, 10, 5), &[]);
+        let minutes: Vec<(u32, u32)> = p
+            .create
+            .iter()
+            .map(|t| (chrono::Timelike::hour(t), chrono::Timelike::minute(t)))
+            .collect();
+        assert_eq!(
+            minutes,
+            [
+                (8, 20),
+                (8, 30),
+                (8, 40),
+                (9, 0),
+                (9, 20),
+                (9, 30),
+                (9, 40),
+                (10, 0)
+            ]
+        );
+        s.max_catch_up_runs = 3;
+        let p = plan(&s, utc(1, 8, 0), utc(1, 10, 5), &[]);
+        assert_eq!(p.create, [utc(1, 9, 30), utc(1, 9, 40), utc(1, 10, 0)]);
+        assert_eq!((p.missed, p.last_scheduled), (5, utc(1, 10, 0)));
+    }
+
+    #[test]
+    fn the_deadline_and_forbid_apply_across_schedules() {
+        // A daily report at 09:00 Shanghai (01:00 UTC) and an hourly check at :30 UTC.
+        let mut s = several(serde_json::json!([
+            {"schedule": "0 9 * * *", "timezone": "Asia/Shanghai"},
+            {"schedule": "30 * * * *"}
+        ]));
+        s.concurrency_policy = ConcurrencyPolicy::Forbid;
+        s.starting_deadline_seconds = Some(600);
+        // The 00:30 run is still active at 01:00: Shanghai's tick waits for it...
+        let held = plan(&s, utc(2, 0, 30), utc(2, 1, 1), &["etl-202603020030"]);
+        assert_eq!((held.held_back, held.create.len()), (Some(utc(2, 1, 0)), 0));
+        // ...and starts once it ended, within the deadline.
+        let p = plan(&s, utc(2, 0, 30), utc(2, 1, 4), &[]);
+        assert_eq!(p.create, [utc(2, 1, 0)]);
+        // Nothing ran from 00:30 to 01:35: 01:00 (Shanghai's) is past the deadline, 01:30 not.
+        let p = plan(&s, utc(2, 0, 30), utc(2, 1, 35), &[]);
+        assert_eq!((p.create.clone(), p.missed), (vec![utc(2, 1, 30)], 1));
+    }
+
+    #[test]
+    fn schedules_in_different_zones_follow_their_own_dst() {
+        // 02:30 Berlin (skipped on 2026-03-29: fires at 01:00 UTC) and 09:00 New York (EDT
+        // since 8 March: 13:00 UTC).
+        let s = several(serde_json::json!([
+            {"schedule": "30 2 * * *", "timezone": "Europe/Berlin"},
+            {"schedule": "0 9 * * *", "timezone": "America/New_York"}
+        ]));
+        let p = plan(&s, utc(28, 13, 0), utc(29, 0, 59), &[]);
+        assert!(p.create.is_empty());
+        assert_eq!(p.wake_at, Some(utc(29, 1, 0)));
+        let p = plan(&s, utc(28, 13, 0), utc(29, 1, 0), &[]);
+        assert_eq!(p.create, [utc(29, 1, 0)]);
+        let p = plan(&s, utc(29, 1, 0), utc(29, 13, 0), &[]);
+        assert_eq!(p.create, [utc(29, 13, 0)]);
+        assert_eq!(p.wake_at, Some(utc(30, 0, 30)), "02:30 CEST the day after");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! `cluster.sh` on loopback ports in a temporary directory), the chart's and the operators'
 //! CRDs applied, and the fake kubelet playing the pods' life cycles.
 //!
-//! One cluster per test binary, started on first use by [`shared`]. It is torn down when the
+//! One cluster per test binary, started on first use by [`shared`] (the fake kubelet) or
+//! [`shared_real_node`] (one real node: kubelet, kube-scheduler and containerd, for what runs
+//! inside pods; see `node.rs`). It is torn down when the
 //! test process ends however it ends (success, panic, a signal): a small guard process holds
 //! the read end of a pipe whose write end only this process has, and stops the cluster when
 //! that pipe closes. `DATAJUMP_KEEP_CLUSTER=1` keeps the directory (logs, kubeconfig) for a look
@@ -71,15 +73,53 @@ pub fn shared() -> Option<&'static Cluster> {
         println!("skipped: {why}; the real-cluster tests did not run ({SKIP_ENV}=1)");
         return None;
     }
-    match CLUSTER.get_or_init(|| Cluster::start(&k8s)) {
+    match CLUSTER.get_or_init(|| Cluster::start(&k8s, Kubelet::Fake)) {
         Ok(cluster) => Some(cluster),
         Err(e) => panic!("the test cluster did not start: {e}"),
+    }
+}
+
+/// What plays the nodes of a test cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kubelet {
+    /// `fake-kubelet.py`: three fake nodes, Job pods finish after [`JOB_SECONDS`].
+    Fake,
+    /// `node.sh`: one real node whose containers really run.
+    Real,
+}
+
+/// The cluster of this test binary with one real node (containerd, runc, kubelet and
+/// kube-scheduler), started on first use. One real node runs per machine: when another test
+/// binary's node still holds the machine's node lock (its guard is stopping it), this waits for
+/// it. Needs root and the packages `node.sh` names (`.ci/install-tools.sh` installs them).
+/// Skipped like [`shared`] when the control plane is absent and [`SKIP_ENV`] is `1`.
+pub fn shared_real_node() -> Option<&'static Cluster> {
+    static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    let k8s = k8s_dir();
+    if !k8s.join("node.sh").is_file() {
+        let why = format!("the real node is not at {}", k8s.display());
+        if std::env::var(SKIP_ENV).as_deref() != Ok("1") {
+            panic!(
+                "{why} (set DATAJUMP_K8S_DIR), or set {SKIP_ENV}=1 to skip the real-cluster tests"
+            );
+        }
+        println!("skipped: {why}; the real-node tests did not run ({SKIP_ENV}=1)");
+        return None;
+    }
+    match CLUSTER.get_or_init(|| Cluster::start(&k8s, Kubelet::Real)) {
+        Ok(cluster) => Some(cluster),
+        Err(e) => panic!("the test cluster with a real node did not start: {e}"),
     }
 }
 
 /// The operators' CRDs the cluster has installed (beside the control plane, `../shared/crds`).
 pub fn operator_crd_dir() -> PathBuf {
     k8s_dir().join("../crds")
+}
+
+/// The folder of the local control plane's scripts (`cluster.sh`, `node.sh`, `mkimage.py`).
+pub fn k8s_tools_dir() -> PathBuf {
+    k8s_dir()
 }
 
 fn k8s_dir() -> PathBuf {
@@ -90,7 +130,7 @@ fn k8s_dir() -> PathBuf {
 }
 
 impl Cluster {
-    fn start(k8s: &Path) -> Result<Self, String> {
+    fn start(k8s: &Path, kubelet: Kubelet) -> Result<Self, String> {
         let started = Instant::now();
         let dir = tempfile::Builder::new()
             .prefix("datajump-k8s-")
@@ -116,7 +156,10 @@ impl Cluster {
             ));
         }
         let kubeconfig = dir.join("kubeconfig");
-        start_fake_kubelet(k8s, &dir)?;
+        match kubelet {
+            Kubelet::Fake => start_fake_kubelet(k8s, &dir)?,
+            Kubelet::Real => crate::node::start(k8s, &dir)?,
+        }
         let mut cluster = Self {
             dir,
             kubeconfig,
@@ -506,8 +549,15 @@ pub fn cargo_bin(bin: &str, sources: &[&str]) -> PathBuf {
     path
 }
 
-/// The first file under `dir` modified after `than`.
-fn newer_than(dir: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
+/// The first file under `dir` (or `dir` itself, a file) modified after `than`.
+pub(crate) fn newer_than(dir: &Path, than: std::time::SystemTime) -> Option<PathBuf> {
+    let meta = std::fs::metadata(dir).ok()?;
+    if meta.is_file() {
+        return meta
+            .modified()
+            .is_ok_and(|m| m > than)
+            .then(|| dir.to_path_buf());
+    }
     let entries = std::fs::read_dir(dir).ok()?;
     for entry in entries.flatten() {
         let path = entry.path();

@@ -1,9 +1,12 @@
 //! The end-to-end assets e2e.yml runs on kind, checked here where no cluster exists: the sample
 //! workflow is a valid `Workflow` for the scheduler's own API and validation (no misspelled field
 //! slips through), its expectations name exactly its tasks, and `verify_run.py` accepts a run that
-//! meets them and rejects each way a run can fall short.
+//! meets them and rejects each way a run can fall short. The sample with several schedules
+//! (`market-close.yaml`) is checked the same way.
 
 use datajump_api::Workflow;
+use datajump_api::backfill::{self, Bound, Windows};
+use datajump_api::schedules::Schedules;
 use datajump_api::validate::validate_workflow;
 use serde_json::{Value as Json, json};
 use serde_yaml::Value;
@@ -73,6 +76,41 @@ fn sample_workflow_is_valid_for_the_scheduler_api() {
     assert!(
         deps.contains(&0) && deps.contains(&2),
         "expected a root and a join, got {deps:?}"
+    );
+}
+
+/// The sample with several schedules (`market-close.yaml`): valid, every field known, and its
+/// comment right about the week it backfills.
+#[test]
+fn several_schedules_sample_is_valid_and_backfills_a_week_as_its_comment_says() {
+    let raw = read_yaml("market-close.yaml");
+    let wf: Workflow = serde_yaml::from_value(raw.clone()).expect("sample is a Workflow");
+    if let Err(errors) = validate_workflow(&wf) {
+        panic!("market-close.yaml fails the scheduler's validation: {errors}");
+    }
+    let mut unknown = Vec::new();
+    let round_trip = serde_yaml::to_value(&wf).expect("serialize");
+    unknown_keys("", &raw, &round_trip, &mut unknown);
+    assert!(
+        unknown.is_empty(),
+        "fields the Workflow type does not know: {unknown:?}"
+    );
+    let schedules = Schedules::of(&wf.spec)
+        .expect("valid schedules")
+        .expect("scheduled");
+    assert_eq!(schedules.len(), 4);
+    let day = |d: &str| Bound::parse("--from", d).expect("a date");
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+        .expect("a time")
+        .to_utc();
+    let windows =
+        Windows::new(day("2026-11-02"), day("2026-11-08"), &schedules, now).expect("a past week");
+    let plan =
+        backfill::plan("market-close", &schedules, &windows, &BTreeSet::new()).expect("a plan");
+    assert_eq!(
+        plan.create.len(),
+        16,
+        "three closes a weekday and Saturday's reconciliation"
     );
 }
 

@@ -150,7 +150,7 @@ pub(crate) async fn ensure_log_writer(client: &Client, secret: &SecretRef) -> an
     match api.create(&PostParams::default(), &body).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-        Err(e) => Err(anyhow::anyhow!("creating Secret {secret}: {e}")),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("creating Secret {secret}"))),
     }
 }
 

@@ -125,17 +125,21 @@ pub fn plan(values: &Value) -> Vec<Check> {
         });
     }
     // Every component may name its own StorageClass (empty = global.storageClass, then the
-    // cluster default): check each one named, and a default when the global one is empty.
-    let mut classes = std::collections::BTreeSet::new();
-    collect_storage_classes(values, &mut classes);
-    let global_empty = values
-        .pointer("/global/storageClass")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty);
-    if global_empty {
-        checks.push(Check::StorageClass(None));
+    // cluster default): check each one named, and a default when the global one is empty —
+    // only when the release claims volumes at all (a release whose middleware is all external
+    // and has no backup volume needs no storage).
+    if claims_storage(values) {
+        let mut classes = std::collections::BTreeSet::new();
+        collect_storage_classes(values, &mut classes);
+        let global_empty = values
+            .pointer("/global/storageClass")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if global_empty {
+            checks.push(Check::StorageClass(None));
+        }
+        checks.extend(classes.into_iter().map(|c| Check::StorageClass(Some(c))));
     }
-    checks.extend(classes.into_iter().map(|c| Check::StorageClass(Some(c))));
     let ingress_on = values
         .pointer("/ingress/enabled")
         .and_then(Value::as_bool)
@@ -149,6 +153,25 @@ pub fn plan(values: &Value) -> Vec<Check> {
         checks.push(Check::IngressClass(class.to_string()));
     }
     checks
+}
+
+/// Whether the release makes PersistentVolumeClaims: the backup volume, or a middleware service
+/// the release runs itself (`embedded` StatefulSets and operator-managed clusters keep data on
+/// volumes; `external` ones are elsewhere).
+fn claims_storage(values: &Value) -> bool {
+    let backup = values
+        .pointer("/backup/enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    let in_cluster = ["mysql", "redis", "kafka", "elasticsearch", "minio"]
+        .iter()
+        .any(|service| {
+            values
+                .pointer(&format!("/{service}/mode"))
+                .and_then(Value::as_str)
+                .is_some_and(|mode| mode != "external")
+        });
+    backup || in_cluster
 }
 
 fn collect_storage_classes(v: &Value, out: &mut std::collections::BTreeSet<String>) {
@@ -293,6 +316,36 @@ mod tests {
                 "sc:Some(\"fast\")",
                 "ic:nginx",
             ]
+        );
+    }
+
+    #[test]
+    fn storage_is_checked_only_when_the_release_claims_volumes() {
+        let storage = |values: Value| {
+            plan(&values)
+                .into_iter()
+                .filter(|c| matches!(c, Check::StorageClass(_)))
+                .count()
+        };
+        let external = |backup: bool| {
+            json!({
+                "mysql": {"mode": "external"}, "redis": {"mode": "external"},
+                "kafka": {"mode": "external"}, "elasticsearch": {"mode": "external"},
+                "minio": {"mode": "external"}, "backup": {"enabled": backup},
+            })
+        };
+        assert_eq!(storage(external(false)), 0, "nothing claims a volume");
+        assert_eq!(
+            storage(external(true)),
+            1,
+            "the backup volume needs a default class"
+        );
+        let mut embedded_redis = external(false);
+        embedded_redis["redis"]["mode"] = json!("embedded");
+        assert_eq!(
+            storage(embedded_redis),
+            1,
+            "an embedded Redis keeps its data on a volume"
         );
     }
 

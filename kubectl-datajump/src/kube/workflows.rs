@@ -1,18 +1,19 @@
 //! Workflow and WorkflowRun requests (types from `datajump_api`): submit by server-side
-//! apply, start runs, suspend/resume by merge patch, and the suspend-everything / resume-exactly-
-//! those pair that `restore` brackets its work with.
+//! apply, start runs, suspend/resume and stop/terminate runs by merge patch, and the
+//! suspend-everything / resume-exactly-those pair that `restore` brackets its work with.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
 use datajump_api::names::manual_run_prefix;
-use datajump_api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
+use datajump_api::{LABEL_WORKFLOW, Shutdown, Workflow, WorkflowRun, WorkflowRunSpec};
 use futures::TryStreamExt;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde_json::{Value, json};
 
+use super::FIELD_MANAGER;
 use crate::error::InputError;
 
 /// Server-side applies the workflow document exactly as the user wrote it (so only the fields
@@ -106,6 +107,29 @@ pub(crate) async fn set_suspend(
     Ok(())
 }
 
+/// Sets a run's `spec.shutdown` with a merge patch (the one field of a run's spec that may
+/// change; the API server refuses going back from Terminate to Stop).
+pub(crate) async fn request_shutdown(
+    client: &Client,
+    namespace: &str,
+    run: &str,
+    shutdown: Shutdown,
+) -> anyhow::Result<WorkflowRun> {
+    let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
+    // Under our field manager, so the run's managed fields tell who asked.
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..super::patch_params()
+    };
+    api.patch(
+        run,
+        &params,
+        &Patch::Merge(json!({"spec": {"shutdown": shutdown}})),
+    )
+    .await
+    .with_context(|| format!("setting shutdown={shutdown:?} on WorkflowRun {run}"))
+}
+
 /// Suspends every workflow in the namespace that is not suspended yet and returns their names,
 /// so that exactly those are resumed afterwards (workflows a user had suspended stay suspended).
 pub(crate) async fn suspend_all(client: &Client, namespace: &str) -> anyhow::Result<Vec<String>> {
@@ -169,7 +193,9 @@ pub(crate) async fn delete(client: &Client, namespace: &str, name: &str) -> anyh
             match runs.delete(&n, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(anyhow::anyhow!("deleting WorkflowRun {n}: {e}")),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!("deleting WorkflowRun {n}")));
+                }
             }
         }
     }
@@ -190,14 +216,20 @@ pub(crate) async fn runs_of(
         .into_iter()
         .filter(|r| r.spec.workflow_name == workflow)
         .collect();
-    runs.sort_by(|a, b| {
-        b.metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .cmp(&a.metadata.creation_timestamp.as_ref().map(|t| t.0))
-    });
+    newest_first(&mut runs);
     Ok(runs)
+}
+
+/// Orders runs newest first: by creation, then (for runs created in the same second, as a
+/// catch-up over several schedules creates them) by logical time, then by name.
+fn newest_first(runs: &mut [WorkflowRun]) {
+    runs.sort_by_cached_key(|r| {
+        std::cmp::Reverse((
+            r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            r.spec.scheduled_time.or(r.spec.logical_time),
+            r.metadata.name.clone(),
+        ))
+    });
 }
 
 /// Gets one run.
@@ -246,4 +278,57 @@ pub(crate) async fn watch_run(
         )
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_created_in_the_same_second_are_ordered_by_logical_time() {
+        let run = |name: &str, created: &str, tick: &str| -> WorkflowRun {
+            serde_json::from_value(json!({
+                "apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRun",
+                "metadata": {"name": name, "creationTimestamp": created},
+                "spec": {"workflowName": "etl", "scheduledTime": tick},
+            }))
+            .expect("a run")
+        };
+        let mut runs = vec![
+            run(
+                "etl-202612060950",
+                "2026-12-06T10:04:01Z",
+                "2026-12-06T09:50:00Z",
+            ),
+            run(
+                "etl-202612061004",
+                "2026-12-06T10:04:01Z",
+                "2026-12-06T10:04:00Z",
+            ),
+            run(
+                "etl-202612060900",
+                "2026-12-06T09:00:00Z",
+                "2026-12-06T09:00:00Z",
+            ),
+            run(
+                "etl-202612061006",
+                "2026-12-06T10:06:00Z",
+                "2026-12-06T10:06:00Z",
+            ),
+        ];
+        newest_first(&mut runs);
+        let names: Vec<&str> = runs
+            .iter()
+            .filter_map(|r| r.metadata.name.as_deref())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "etl-202612061006",
+                "etl-202612061004",
+                "etl-202612060950",
+                "etl-202612060900"
+            ]
+        );
+    }
 }

@@ -6,8 +6,9 @@ use std::hint::black_box;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use datajump_api::backfill::{self, Bound, MAX_TICKS, Window};
+use datajump_api::backfill::{self, Bound, MAX_TICKS, Windows};
 use datajump_api::schedule::Schedule;
+use datajump_api::schedules::Schedules;
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
@@ -16,16 +17,18 @@ fn start() -> DateTime<Utc> {
 }
 
 fn bench(c: &mut Criterion) {
-    let schedule = Schedule::parse("0 * * * *", Some("Europe/Berlin")).expect("valid schedule");
+    let schedule = Schedules::from(
+        Schedule::parse("0 * * * *", Some("Europe/Berlin")).expect("valid schedule"),
+    );
     let to = start() + Duration::hours(MAX_TICKS as i64 - 1);
-    let window = Window::new(
+    let window = Windows::new(
         Bound::Instant(start()),
         Bound::Instant(to),
-        schedule.timezone(),
+        &schedule,
         to + Duration::days(1),
     )
     .expect("valid window");
-    let all = backfill::plan("etl", &schedule, window, &BTreeSet::new()).expect("plans");
+    let all = backfill::plan("etl", &schedule, &window, &BTreeSet::new()).expect("plans");
     assert_eq!(all.create.len(), MAX_TICKS, "the window holds 10,000 ticks");
     let existing: BTreeSet<String> = all
         .create
@@ -36,7 +39,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("backfill plan 10,000 hourly ticks, half existing", |b| {
         b.iter(|| {
             let plan =
-                backfill::plan("etl", &schedule, window, black_box(&existing)).expect("plans");
+                backfill::plan("etl", &schedule, &window, black_box(&existing)).expect("plans");
             assert_eq!(plan.create.len(), MAX_TICKS / 2);
             plan
         })

@@ -1,8 +1,11 @@
-//! Backfill ("complement data" in DolphinScheduler): one run per tick of a workflow's schedule in
+//! Backfill ("complement data" in DolphinScheduler): one run per tick of a workflow's schedules in
 //! a past window, each with that tick as its logical time and the name a scheduled run of that
 //! tick would have ([`crate::names::scheduled_run_name`]), so backfilling twice, or a window the
-//! scheduler already ran, creates nothing new. Pure: the window, the schedule and the names of the
-//! existing runs in; the runs to create out.
+//! scheduler already ran, creates nothing new. The ticks are those of all the workflow's schedules
+//! merged, each instant once; a date bound is a calendar day in each schedule's own time zone, so
+//! a backfill of November runs every schedule's November nights (the runs whose logical date is in
+//! November). Pure: the window, the schedules and the names of the existing runs in; the runs to
+//! create out.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +13,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::names::scheduled_run_name;
-use crate::schedule::Schedule;
+use crate::schedules::Schedules;
 
 /// The most ticks one backfill may plan: a typo in a window (`--from 2016-…`) would otherwise
 /// queue runs for years of minutes.
@@ -121,16 +124,72 @@ impl Window {
     }
 }
 
-/// Every tick of `schedule` in `window`, oldest first.
-pub fn ticks(schedule: &Schedule, window: Window) -> Result<Vec<DateTime<Utc>>, BackfillError> {
+/// A backfill's window over a workflow's schedules: `--from..=--to` read in each schedule's own
+/// time zone (the same instants for every schedule when both bounds are instants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Windows {
+    /// Each schedule's window, in the order of the schedules; `None` where it lies wholly in the
+    /// future or is empty in that schedule's zone (only possible when dates and instants mix).
+    each: Vec<Option<Window>>,
+    /// From the earliest start to the latest end: what the backfill is named after.
+    pub whole: Window,
+}
+
+impl Windows {
+    /// The window `from..=to` of each of `schedules`, bounded by `now`; an error only when no
+    /// schedule has a window (the first schedule's reason).
+    pub fn new(
+        from: Bound,
+        to: Bound,
+        schedules: &Schedules,
+        now: DateTime<Utc>,
+    ) -> Result<Self, BackfillError> {
+        let window = |tz| Window::new(from, to, tz, now);
+        let each: Vec<Option<Window>> = schedules
+            .iter()
+            .map(|s| window(s.timezone()).ok())
+            .collect();
+        // The span of the windows there are; without any, the first schedule's reason.
+        let whole = each.iter().flatten().fold(None, |span: Option<Window>, w| {
+            Some(span.map_or(*w, |s| Window {
+                from: s.from.min(w.from),
+                to: s.to.max(w.to),
+            }))
+        });
+        let whole = match whole {
+            Some(whole) => whole,
+            None => window(schedules.first().timezone())?,
+        };
+        Ok(Self { each, whole })
+    }
+}
+
+/// Every tick of `schedules` in their `windows`, oldest first, each instant once.
+pub fn ticks(
+    schedules: &Schedules,
+    windows: &Windows,
+) -> Result<Vec<DateTime<Utc>>, BackfillError> {
     let mut out = Vec::new();
-    let mut t = schedule.next_after(window.from - chrono::Duration::seconds(1));
-    while let Some(tick) = t.filter(|t| *t <= window.to) {
+    let whole = windows.whole;
+    for tick in schedules.after(whole.from - chrono::Duration::seconds(1)) {
+        if tick > whole.to {
+            break;
+        }
+        // A tick counts when it lies in the window of a schedule that fires at it (asked only
+        // when the windows differ: for one schedule, or bounds that are instants, it does).
+        let within = |w: &Option<Window>| w.is_some_and(|w| (w.from..=w.to).contains(&tick));
+        let inside = windows.each.iter().all(within)
+            || schedules
+                .iter()
+                .zip(&windows.each)
+                .any(|(s, w)| within(w) && s.latest_at_or_before(tick) == Some(tick));
+        if !inside {
+            continue;
+        }
         if out.len() == MAX_TICKS {
             return Err(BackfillError::TooManyTicks);
         }
         out.push(tick);
-        t = schedule.next_after(tick);
     }
     Ok(out)
 }
@@ -154,16 +213,16 @@ pub struct Plan {
     pub existing: usize,
 }
 
-/// Plans a backfill: every tick of the window without a run gets one.
+/// Plans a backfill: every tick of the windows without a run gets one.
 pub fn plan(
     workflow: &str,
-    schedule: &Schedule,
-    window: Window,
+    schedules: &Schedules,
+    windows: &Windows,
     existing: &BTreeSet<String>,
 ) -> Result<Plan, BackfillError> {
     let mut create = Vec::new();
     let mut already = 0;
-    for tick in ticks(schedule, window)? {
+    for tick in ticks(schedules, windows)? {
         let name = scheduled_run_name(workflow, tick);
         if existing.contains(&name) {
             already += 1;
@@ -183,6 +242,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedule::Schedule;
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -192,12 +252,24 @@ mod tests {
         Bound::parse("--from", s).unwrap()
     }
 
+    fn schedules(entries: &[(&str, Option<&str>)]) -> Schedules {
+        let parsed = entries
+            .iter()
+            .map(|(expr, tz)| Schedule::parse(expr, *tz).unwrap())
+            .collect();
+        Schedules::new(parsed).unwrap()
+    }
+
+    fn one(expr: &str, tz: Option<&str>) -> Schedules {
+        schedules(&[(expr, tz)])
+    }
+
     #[test]
     fn a_month_of_a_nightly_schedule_is_one_run_per_night_in_its_time_zone() {
-        let s = Schedule::parse("0 2 * * *", Some("Asia/Shanghai")).unwrap();
+        let s = one("0 2 * * *", Some("Asia/Shanghai"));
         let now = utc("2026-12-01T00:00:00Z");
-        let w = Window::new(date("2026-11-01"), date("2026-11-30"), s.timezone(), now).unwrap();
-        let ticks = ticks(&s, w).unwrap();
+        let w = Windows::new(date("2026-11-01"), date("2026-11-30"), &s, now).unwrap();
+        let ticks = ticks(&s, &w).unwrap();
         assert_eq!(ticks.len(), 30);
         // 02:00 in Shanghai is 18:00 UTC the day before.
         assert_eq!(ticks[0], utc("2026-10-31T18:00:00Z"));
@@ -207,45 +279,45 @@ mod tests {
     #[test]
     fn dst_days_keep_one_tick_each() {
         // Europe/Berlin leaves summer time on 2026-10-25: that day is 25 hours long.
-        let s = Schedule::parse("30 2 * * *", Some("Europe/Berlin")).unwrap();
+        let s = one("30 2 * * *", Some("Europe/Berlin"));
         let now = utc("2026-12-01T00:00:00Z");
-        let w = Window::new(date("2026-10-24"), date("2026-10-26"), s.timezone(), now).unwrap();
-        assert_eq!(ticks(&s, w).unwrap().len(), 3);
+        let w = Windows::new(date("2026-10-24"), date("2026-10-26"), &s, now).unwrap();
+        assert_eq!(ticks(&s, &w).unwrap().len(), 3);
     }
 
     #[test]
     fn planning_twice_creates_nothing_new() {
-        let s = Schedule::parse("0 * * * *", None).unwrap();
+        let s = one("0 * * * *", None);
         let now = utc("2026-12-01T00:00:00Z");
-        let w = Window::new(
+        let w = Windows::new(
             Bound::parse("--from", "2026-11-01T00:00:00Z").unwrap(),
             Bound::parse("--to", "2026-11-01T05:00:00Z").unwrap(),
-            s.timezone(),
+            &s,
             now,
         )
         .unwrap();
-        let first = plan("etl", &s, w, &BTreeSet::new()).unwrap();
+        let first = plan("etl", &s, &w, &BTreeSet::new()).unwrap();
         assert_eq!(first.create.len(), 6, "00:00 to 05:00, both included");
         assert_eq!(first.create[0].name, "etl-202611010000");
         let existing: BTreeSet<String> = first.create.iter().map(|r| r.name.clone()).collect();
-        let again = plan("etl", &s, w, &existing).unwrap();
+        let again = plan("etl", &s, &w, &existing).unwrap();
         assert!(again.create.is_empty());
         assert_eq!(again.existing, 6);
     }
 
     #[test]
     fn the_window_stops_at_now_and_must_not_be_empty_or_in_the_future() {
-        let s = Schedule::parse("0 0 * * *", None).unwrap();
+        let s = one("0 0 * * *", None);
         let now = utc("2026-11-10T12:00:00Z");
-        let w = Window::new(date("2026-11-08"), date("2026-11-30"), s.timezone(), now).unwrap();
+        let w = Windows::new(date("2026-11-08"), date("2026-11-30"), &s, now).unwrap();
         assert_eq!(
-            ticks(&s, w).unwrap().len(),
+            ticks(&s, &w).unwrap().len(),
             3,
             "8th, 9th and 10th: the rest is not due"
         );
-        let err = Window::new(date("2026-11-09"), date("2026-11-08"), s.timezone(), now);
+        let err = Windows::new(date("2026-11-09"), date("2026-11-08"), &s, now);
         assert!(matches!(err, Err(BackfillError::EmptyWindow { .. })));
-        let err = Window::new(date("2026-12-01"), date("2026-12-02"), s.timezone(), now);
+        let err = Windows::new(date("2026-12-01"), date("2026-12-02"), &s, now);
         assert!(matches!(err, Err(BackfillError::Future { .. })));
         assert_eq!(
             Bound::parse("--to", "Nov 1").unwrap_err().to_string(),
@@ -254,10 +326,59 @@ mod tests {
     }
 
     #[test]
-    fn too_many_ticks_is_refused() {
-        let s = Schedule::parse("* * * * *", None).unwrap();
+    fn a_backfill_runs_the_union_with_each_instant_once() {
+        // Weekdays at 02:00 and every day at 02:00 and 14:00, all in Shanghai: weekday nights
+        // are one tick, not two.
+        let s = schedules(&[
+            ("0 2 * * 1-5", Some("Asia/Shanghai")),
+            ("0 2,14 * * *", Some("Asia/Shanghai")),
+        ]);
         let now = utc("2026-12-01T00:00:00Z");
-        let w = Window::new(date("2026-11-01"), date("2026-11-30"), s.timezone(), now).unwrap();
-        assert_eq!(ticks(&s, w), Err(BackfillError::TooManyTicks));
+        let w = Windows::new(date("2026-11-02"), date("2026-11-08"), &s, now).unwrap();
+        let planned = plan("etl", &s, &w, &BTreeSet::new()).unwrap();
+        assert_eq!(planned.create.len(), 14, "a week of two ticks a day");
+        let names: BTreeSet<&str> = planned.create.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names.len(), 14, "one name per instant");
+        assert_eq!(planned.create[0].name, "etl-202611011800");
+        assert_eq!(planned.create[1].name, "etl-202611020600");
+    }
+
+    #[test]
+    fn a_date_is_that_day_in_each_schedules_own_zone() {
+        // 23:30 in Berlin and 00:30 in Shanghai: for 2026-11-10 both run on the 10th where they
+        // are, which is two instants a day apart in UTC.
+        let s = schedules(&[
+            ("30 23 * * *", Some("Europe/Berlin")),
+            ("30 0 * * *", Some("Asia/Shanghai")),
+        ]);
+        let now = utc("2026-12-01T00:00:00Z");
+        let w = Windows::new(date("2026-11-10"), date("2026-11-10"), &s, now).unwrap();
+        assert_eq!(
+            ticks(&s, &w).unwrap(),
+            [utc("2026-11-09T16:30:00Z"), utc("2026-11-10T22:30:00Z")]
+        );
+        assert_eq!(
+            w.whole,
+            Window {
+                from: utc("2026-11-09T16:00:00Z"),
+                to: utc("2026-11-10T22:59:59Z")
+            },
+            "from Shanghai's midnight to Berlin's"
+        );
+        // The 21st has begun in Shanghai, not yet in Berlin: only Shanghai's night is due.
+        let now = utc("2026-11-20T20:00:00Z");
+        let w = Windows::new(date("2026-11-21"), date("2026-11-21"), &s, now).unwrap();
+        assert_eq!(ticks(&s, &w).unwrap(), [utc("2026-11-20T16:30:00Z")]);
+        assert_eq!(w.whole.from, utc("2026-11-20T16:00:00Z"));
+        let future = Windows::new(date("2026-11-22"), date("2026-11-22"), &s, now);
+        assert!(matches!(future, Err(BackfillError::Future { .. })));
+    }
+
+    #[test]
+    fn too_many_ticks_is_refused() {
+        let s = one("* * * * *", None);
+        let now = utc("2026-12-01T00:00:00Z");
+        let w = Windows::new(date("2026-11-01"), date("2026-11-30"), &s, now).unwrap();
+        assert_eq!(ticks(&s, &w), Err(BackfillError::TooManyTicks));
     }
 }

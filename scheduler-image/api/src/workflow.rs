@@ -36,6 +36,12 @@ use crate::pod;
         type_ = "date",
         json_path = ".status.lastScheduleTime"
     ),
+    // A string, not a date: kubectl shows a date in the future as `<invalid>`.
+    printcolumn(
+        name = "Next Schedule",
+        type_ = "string",
+        json_path = ".status.nextScheduleTime"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -43,15 +49,25 @@ use crate::pod;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.schedule) && has(self.schedules))").message("give either schedule (one cron schedule) or schedules (several), not both").field_path(".schedules"))]
+#[x_kube(validation = kube::core::Rule::new("!(has(self.timezone) && has(self.schedules))").message("timezone goes with schedule; with schedules, give each entry its own timezone").field_path(".timezone"))]
 pub struct WorkflowSpec {
     /// Cron schedule: 5 fields (minute hour day-of-month month day-of-week) as a Kubernetes
     /// CronJob accepts them, or one of @yearly, @annually, @monthly, @weekly, @daily, @midnight,
-    /// @hourly. Without a schedule the workflow only runs when a WorkflowRun is created by hand.
+    /// @hourly. Without a schedule (or `schedules`) the workflow only runs when a WorkflowRun is
+    /// created by hand.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     /// IANA time zone the schedule is evaluated in (e.g. `Europe/Berlin`); UTC when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// Several cron schedules, each with its own time zone, instead of `schedule` and
+    /// `timezone` (never with them): the workflow runs at every tick of any of them, one run
+    /// per instant even where two meet. Each entry at most once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 20))]
+    #[x_kube(validation = kube::core::Rule::new("self.all(a, self.exists_one(b, b.schedule == a.schedule && (has(b.timezone) ? b.timezone : 'UTC') == (has(a.timezone) ? a.timezone : 'UTC')))").message("each schedule at most once (the same schedule and time zone twice)"))]
+    pub schedules: Option<Vec<ScheduleSpec>>,
     /// Stop creating scheduled runs; runs already started carry on.
     #[serde(default)]
     pub suspend: bool,
@@ -81,7 +97,7 @@ pub struct WorkflowSpec {
     #[serde(default = "default_successful_history")]
     #[schemars(range(max = 100))]
     pub successful_runs_history_limit: u32,
-    /// Number of failed runs to keep.
+    /// Number of failed runs to keep (runs ended `Stopped` or `Terminated` count among them).
     #[serde(default = "default_failed_history")]
     #[schemars(range(max = 100))]
     pub failed_runs_history_limit: u32,
@@ -103,7 +119,8 @@ pub struct WorkflowSpec {
     #[serde(default)]
     pub failure_strategy: FailureStrategy,
     /// A task run once every task of the DAG ended, whatever the outcome (notifications,
-    /// clean-up). It sees `DATAJUMP_RUN_OUTCOME` (`Succeeded` or `Failed`) and
+    /// clean-up). It sees `DATAJUMP_RUN_OUTCOME` (`Succeeded`, `Failed`, or `Stopped` /
+    /// `Terminated` for a run ended by its `spec.shutdown`) and
     /// `DATAJUMP_FAILED_TASKS` (comma-separated) besides the run's variables; it takes no
     /// `dependsOn` or `triggerRule`. The run fails if it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +145,21 @@ impl WorkflowSpec {
     pub fn all_tasks(&self) -> impl Iterator<Item = &TaskSpec> {
         self.tasks.iter().chain(self.on_exit.as_deref())
     }
+}
+
+/// One entry of `schedules`: a cron schedule and its time zone, the fields of the one-schedule
+/// form.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSpec {
+    /// Cron schedule: 5 fields as a Kubernetes CronJob accepts them, or a macro such as
+    /// @daily (as `spec.schedule`).
+    #[schemars(length(min = 1, max = 200))]
+    pub schedule: String,
+    /// IANA time zone this schedule is evaluated in (e.g. `Asia/Shanghai`); UTC when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub timezone: Option<String>,
 }
 
 /// A workflow parameter: a named string value the tasks read from their environment.
@@ -275,13 +307,14 @@ fn default_retry_backoff_max() -> u32 {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowStatus {
-    /// The most recent tick a run was created for (or considered and skipped/missed).
+    /// The most recent tick (of any of the schedules) a run was created for, or considered and
+    /// skipped or missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<DateTime<Utc>>,
     /// When the most recent run succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_time: Option<DateTime<Utc>>,
-    /// The next tick, as computed at the last reconcile.
+    /// The next tick of any of the schedules, as computed at the last reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_schedule_time: Option<DateTime<Utc>>,
     /// Number of runs not yet finished.

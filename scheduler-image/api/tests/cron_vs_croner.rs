@@ -3,12 +3,18 @@
 //! in any case, `?`, macros) in several time zones, at random instants and at instants close to
 //! DST transitions, both directions (next tick after, last tick at or before).
 //!
+//! Then the same for several schedules read as one (`datajump_api::schedules`): seeded groups of
+//! two to four generated expressions, each in its own zone, whose merged ticks (each instant
+//! once) must be croner's ticks of each, put together — next and previous tick and a walk of
+//! several ticks both ways — at random instants and near DST transitions.
+//!
 //! croner follows the same Vixie-cron rules our evaluator documents (day-of-month OR day-of-week
 //! unless one is unrestricted; fixed-time schedules fire once after a DST gap and once in an
 //! overlap, interval schedules skip the gap and fire in both passes). Where croner's syntax or
 //! classification differs from Kubernetes CronJob's (robfig/cron), `croner_pattern` rewrites the
 //! expression into croner's spelling of the same schedule; each rewrite says why.
 
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Offset, TimeZone, Utc};
@@ -16,6 +22,7 @@ use chrono_tz::Tz;
 use croner::parser::CronParser;
 use croner::{Cron, JobType};
 use datajump_api::schedule::Schedule;
+use datajump_api::schedules::Schedules;
 
 const ZONES: [&str; 5] = [
     "UTC",
@@ -378,5 +385,153 @@ fn next_and_previous_ticks_agree_with_croner() {
         "{} of {compared} ticks differ from croner:\n{}",
         mismatches.len(),
         report.join("\n")
+    );
+}
+
+const GROUPS: usize = 300;
+/// Ticks compared in each walk of a group's merged schedule.
+const WALK: usize = 6;
+
+/// One schedule of a group: ours, croner's, and where it runs.
+struct Member {
+    expr: String,
+    zone: Tz,
+    ours: Schedule,
+    cron: Cron,
+}
+
+impl Member {
+    /// croner's ticks of this member from `at`: up to `n`, forwards (strictly after) or
+    /// backwards (at or before).
+    fn croner_ticks(&self, at: DateTime<Utc>, n: usize, forwards: bool) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let mut cursor = at.with_timezone(&self.zone);
+        let mut inclusive = !forwards;
+        while out.len() < n {
+            let next = if forwards {
+                self.cron.find_next_occurrence(&cursor, false)
+            } else {
+                self.cron.find_previous_occurrence(&cursor, inclusive)
+            };
+            let Ok(t) = next else { break };
+            out.push(t.with_timezone(&Utc));
+            cursor = t;
+            inclusive = false;
+        }
+        out
+    }
+}
+
+/// A group of two to four schedules that fire, each in a zone of [`ZONES`]; `None` when a
+/// generated one never fires (rejected by ours, as in the single-schedule test).
+fn group(rng: &mut Rng, parser: &CronParser) -> Option<Vec<Member>> {
+    let size = rng.range(2, 4);
+    let mut members = Vec::new();
+    for _ in 0..size {
+        // Now and then the same expression again in another zone, so that schedules a whole
+        // number of hours apart meet often.
+        let expr = match members.last() {
+            Some(Member { expr, .. }) if rng.percent(25) => expr.clone(),
+            _ => expression(rng),
+        };
+        let zone = ZONES[rng.range(0, ZONES.len() as u32 - 1) as usize];
+        let ours = Schedule::parse(&expr, Some(zone)).ok()?;
+        let croner_expr = croner_pattern(&expr, parser);
+        let cron = parser
+            .parse(&croner_expr)
+            .unwrap_or_else(|e| panic!("croner rejects {croner_expr:?} (from {expr:?}): {e}"));
+        members.push(Member {
+            expr,
+            zone: Tz::from_str(zone).expect("zone"),
+            ours,
+            cron,
+        });
+    }
+    Some(members)
+}
+
+#[test]
+fn several_schedules_merge_into_croners_ticks_each_instant_once() {
+    let parser = CronParser::builder().sloppy_ranges(true).build();
+    let mut rng = Rng(0x5EED_0F5C_4ED0_1E55);
+    let near: Vec<DateTime<Utc>> = ZONES
+        .iter()
+        .flat_map(|z| transitions(Tz::from_str(z).expect("zone")))
+        .collect();
+    let (mut groups, mut compared, mut meetings) = (0usize, 0usize, 0usize);
+    let mut mismatches = Vec::new();
+    while groups < GROUPS {
+        let Some(members) = group(&mut rng, &parser) else {
+            continue;
+        };
+        groups += 1;
+        let schedules = Schedules::new(members.iter().map(|m| m.ours.clone()).collect())
+            .expect("a group is never empty");
+        let mut instants: Vec<DateTime<Utc>> = (0..RANDOM_INSTANTS)
+            .map(|_| random_instant(&mut rng))
+            .collect();
+        for _ in 0..NEAR_DST_INSTANTS {
+            let base = near[rng.range(0, near.len() as u32 - 1) as usize];
+            let shift = i64::from(rng.range(0, 6 * 3600)) - 3 * 3600;
+            instants.push(base + Duration::seconds(shift));
+        }
+        for at in instants {
+            for forwards in [true, false] {
+                // croner's ticks of each member, put together: a set, so each instant once.
+                let each: Vec<Vec<DateTime<Utc>>> = members
+                    .iter()
+                    .map(|m| m.croner_ticks(at, WALK, forwards))
+                    .collect();
+                let theirs: BTreeSet<DateTime<Utc>> = each.iter().flatten().copied().collect();
+                // Instants where two members fired: meetings the merge must give once.
+                meetings += each.iter().map(Vec::len).sum::<usize>() - theirs.len();
+                let theirs: Vec<DateTime<Utc>> = if forwards {
+                    theirs.into_iter().take(WALK).collect()
+                } else {
+                    theirs.into_iter().rev().take(WALK).collect()
+                };
+                let ours: Vec<DateTime<Utc>> = if forwards {
+                    schedules.after(at).take(WALK).collect()
+                } else {
+                    schedules.back_from(at).take(WALK).collect()
+                };
+                let one = if forwards {
+                    schedules.next_after(at)
+                } else {
+                    schedules.latest_at_or_before(at)
+                };
+                compared += 1;
+                if ours != theirs || one != theirs.first().copied() {
+                    mismatches.push(format!(
+                        "{} {} {at}: ours {ours:?} (one: {one:?}), croner {theirs:?}",
+                        members
+                            .iter()
+                            .map(|m| format!("{:?} in {}", m.expr, m.zone))
+                            .collect::<Vec<_>>()
+                            .join(" + "),
+                        if forwards { "after" } else { "at or before" },
+                    ));
+                }
+            }
+        }
+    }
+    println!(
+        "{compared} walks of {WALK} ticks over {GROUPS} groups of 2-4 schedules; {meetings} \
+         instants where two or more schedules met"
+    );
+    assert!(
+        meetings > GROUPS,
+        "the corpus has schedules that meet ({meetings})"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} walks differ from croner:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

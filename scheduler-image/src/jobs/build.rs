@@ -19,7 +19,8 @@ use super::{LABEL_MANAGED_BY, MANAGER, TASK_UID, TaskDefaults, from_k8s_time};
 use datajump_api::names::scheduled_run_name;
 use datajump_api::pod::{PodError, PodOptions, PodVolume};
 use datajump_api::runtime::{self, RunFacts};
-use datajump_api::schedule::{Schedule, parse_timezone};
+use datajump_api::schedule::parse_timezone;
+use datajump_api::schedules::Schedules;
 use datajump_api::{
     ANNOTATION_SCHEDULED_TIME, LABEL_ATTEMPT, LABEL_POOL, LABEL_RUN, LABEL_TASK, LABEL_WORKFLOW,
     TaskSpec, Workflow, WorkflowRun, WorkflowRunSpec, WorkflowSpec,
@@ -110,8 +111,9 @@ fn restricted_security_context() -> SecurityContext {
 }
 
 /// The variables every task of `run` gets (see [`datajump_api::runtime`]): its logical time —
-/// the tick it was scheduled for, else the time it was created for, else its creation — the data interval from the schedule's
-/// previous tick, the run and workflow names, and `parameters` (the run's resolved values).
+/// the tick it was scheduled for, else the time it was created for, else its creation — its
+/// date in the zone of the schedule that fired, the data interval from the previous tick of any
+/// schedule, the run and workflow names, and `parameters` (the run's resolved values).
 /// The same on every attempt: nothing here depends on when the Job is created.
 pub fn run_variables(
     run: &WorkflowRun,
@@ -130,16 +132,16 @@ pub fn run_variables(
         .or(run.spec.logical_time)
         .or(created)
         .unwrap_or(now);
-    let schedule = spec
-        .schedule
-        .as_deref()
-        .and_then(|expr| Schedule::parse(expr, spec.timezone.as_deref()).ok());
-    let tz = schedule
+    let schedules = Schedules::of(spec).ok().flatten();
+    // With several schedules, the date is read in the zone of the one the tick came from.
+    let tz = schedules
         .as_ref()
-        .map(Schedule::timezone)
+        .map(|s| s.timezone_at(logical_time))
         .or_else(|| parse_timezone(spec.timezone.as_deref()).ok())
         .unwrap_or(chrono_tz::UTC);
-    let interval_start = schedule
+    // The interval runs from the previous tick of any schedule: consecutive runs cover time
+    // without gaps or overlaps.
+    let interval_start = schedules
         .as_ref()
         .and_then(|s| s.latest_at_or_before(logical_time - chrono::Duration::seconds(1)))
         .unwrap_or(logical_time);

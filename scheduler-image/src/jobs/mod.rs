@@ -241,6 +241,50 @@ mod tests {
     }
 
     #[test]
+    fn with_several_schedules_the_date_is_the_firing_ones_and_the_interval_the_unions() {
+        let mut wf = workflow();
+        // 02:00 in Shanghai (18:00 UTC the day before) and 20:00 in New York (01:00 UTC, EST).
+        wf.spec.schedules = Some(vec![
+            datajump_api::ScheduleSpec {
+                schedule: "0 2 * * *".into(),
+                timezone: Some("Asia/Shanghai".into()),
+            },
+            datajump_api::ScheduleSpec {
+                schedule: "0 20 * * *".into(),
+                timezone: Some("America/New_York".into()),
+            },
+        ]);
+        let vars_at = |h: u32| {
+            let tick = Utc
+                .with_ymd_and_hms(2026, 11, 10, h, 0, 0)
+                .single()
+                .expect("valid");
+            let run = build_run(&wf, tick);
+            let vars = run_variables(&run, &wf.spec, &[], tick);
+            let value = |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            (
+                value("DATAJUMP_LOGICAL_DATE"),
+                value("DATAJUMP_INTERVAL_START"),
+            )
+        };
+        assert_eq!(
+            vars_at(1),
+            ("2026-11-09".into(), "2026-11-09T18:00:00Z".into()),
+            "New York's evening of the 9th, since Shanghai's night"
+        );
+        assert_eq!(
+            vars_at(18),
+            ("2026-11-11".into(), "2026-11-10T01:00:00Z".into()),
+            "Shanghai's night of the 11th, since New York's evening"
+        );
+    }
+
+    #[test]
     fn a_disrupted_pod_is_not_a_failed_attempt() {
         let run = build_run(&workflow(), Utc::now());
         let wf = workflow();

@@ -11,6 +11,7 @@ use super::input::{JobState, ObservedJob, PodReport};
 use super::output::{Action, EventType};
 use super::planner::Planner;
 use super::retry::{retried, retry_backoff};
+use super::shutdown::TERMINATED;
 use datajump_api::flow::AttemptFailure;
 use datajump_api::{TaskPhase, TaskStatus};
 
@@ -86,28 +87,43 @@ impl Planner<'_> {
         }
     }
 
-    /// A task that reached its end: stop the Job of an attempt given up while still active,
-    /// and record the exit code its pod reported after the Job's failure was seen.
+    /// A task that reached its end: stop the Job of an attempt given up while still active
+    /// (unless its deletion is under way: asking again with another propagation would change
+    /// it), and record the exit code its pod reported after the Job's failure was seen.
     pub(super) fn settle_terminal(&mut self, i: usize, job: &ObservedJob) {
         let task = &self.tasks[i];
         if job.attempt == task.attempts
             && task.phase == TaskPhase::Failed
             && job.state == JobState::Active
+            && !job.deleting
         {
-            self.delete_job(job);
+            if task.reason.as_deref() == Some(TERMINATED) {
+                self.actions.push(Action::TerminateJob {
+                    job_name: job.name.clone(),
+                });
+            } else {
+                self.delete_job(job);
+            }
         }
         self.record_late_exit_code(i, job);
     }
 
+    /// A pod that reports how its container ended after the Job failed: its exit code is
+    /// recorded, and its reason too unless the Job's deadline killed it (the container then
+    /// says only `Error`, exit 137; `DeadlineExceeded` is why).
     pub(super) fn record_late_exit_code(&mut self, i: usize, job: &ObservedJob) {
         let task = &mut self.tasks[i];
-        if let (JobState::Failed { .. }, Some(PodReport::Terminated { reason, exit_code })) =
-            (&job.state, job.pod.as_deref())
+        if let (
+            JobState::Failed { reason: job_reason },
+            Some(PodReport::Terminated { reason, exit_code }),
+        ) = (&job.state, job.pod.as_deref())
             && job.attempt == task.attempts
             && task.phase == TaskPhase::Failed
             && task.exit_code.is_none()
         {
-            task.reason = Some(reason.clone());
+            if job_reason != "DeadlineExceeded" {
+                task.reason = Some(reason.clone());
+            }
             task.exit_code = Some(*exit_code);
         }
     }
@@ -203,7 +219,9 @@ impl Planner<'_> {
         ended: DateTime<Utc>,
     ) {
         let spec = self.specs[i];
-        if !retried(spec, attempt, failure) {
+        // A run asked to stop makes no new attempt of its DAG's tasks.
+        let stopping = self.input.shutdown.is_some() && i < self.dag_len;
+        if stopping || !retried(spec, attempt, failure) {
             let name = spec.name.clone();
             self.set_terminal(i, TaskPhase::Failed, Some(why.clone()));
             self.event(

@@ -1,5 +1,5 @@
-//! A Workflow's reconcile: runs for the schedule's due ticks (and under `Replace`, the active
-//! runs they replace), history pruning, and the workflow's status.
+//! A Workflow's reconcile: runs for the due ticks of its schedules (and under `Replace`, the
+//! active runs they replace), history pruning, and the workflow's status.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use crate::jobs::{build_run, from_k8s_time};
 use crate::plan::{FinishedRun, prune_history};
 use crate::ticks::{TickInput, plan_ticks};
 use datajump_api::names::scheduled_run_name;
-use datajump_api::schedule::Schedule;
+use datajump_api::schedules::Schedules;
 use datajump_api::validate::validate_workflow_with;
 use datajump_api::{RunPhase, Workflow, WorkflowRun, WorkflowStatus};
 
@@ -99,12 +99,18 @@ impl<C: Cluster> Reconciler<C> {
             }
             Ok(_) => {
                 status.message = None;
-                if let Some(expr) = &wf.spec.schedule {
-                    wake = self
-                        .schedule_ticks(wf, expr, &active, &mut status, now)
-                        .await?;
-                } else {
-                    status.next_schedule_time = None;
+                match Schedules::of(&wf.spec) {
+                    Ok(Some(schedules)) => {
+                        wake = self
+                            .schedule_ticks(wf, &schedules, &active, &mut status, now)
+                            .await?;
+                    }
+                    Ok(None) => status.next_schedule_time = None,
+                    // Validation passed, so this cannot happen; report instead of panicking.
+                    Err(e) => {
+                        status.message = Some(e.to_string());
+                        status.next_schedule_time = None;
+                    }
                 }
             }
         }
@@ -131,23 +137,17 @@ impl<C: Cluster> Reconciler<C> {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Creates the runs of the due ticks of `schedules` (all of them merged, each instant once)
+    /// and records the last and next tick in `status`.
     async fn schedule_ticks(
         &self,
         wf: &Workflow,
-        expr: &str,
+        schedules: &Schedules,
         active: &[String],
         status: &mut WorkflowStatus,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, ClusterError> {
         let (ns, name) = ns_name(&wf.metadata);
-        let schedule = match Schedule::parse(expr, wf.spec.timezone.as_deref()) {
-            Ok(s) => s,
-            // Validation passed, so this cannot happen; report instead of panicking.
-            Err(e) => {
-                status.message = Some(e.to_string());
-                return Ok(None);
-            }
-        };
         let created_at = wf
             .metadata
             .creation_timestamp
@@ -156,7 +156,7 @@ impl<C: Cluster> Reconciler<C> {
         let last = status.last_schedule_time.or(created_at).unwrap_or(now);
         let mut plan = plan_ticks(&TickInput {
             now,
-            schedule: &schedule,
+            schedule: schedules,
             spec: &wf.spec,
             last_scheduled: last,
             active_runs: active,
@@ -192,7 +192,7 @@ impl<C: Cluster> Reconciler<C> {
         // Backfill runs counted before stay counted: `Replace` deletes only scheduled ones.
         status.active_runs =
             (status.active_runs as usize + started - plan.delete_runs.len()) as u32;
-        status.next_schedule_time = schedule.next_after(now);
+        status.next_schedule_time = schedules.next_after(now);
         Ok(if wf.spec.suspend { None } else { plan.wake_at })
     }
 }

@@ -1,16 +1,17 @@
 //! `workflow backfill` and `workflow retry`: runs for past ticks, and a finished run again.
 //!
-//! A backfill is planned here (the window in the workflow's time zone, one run per tick, named
-//! as the scheduled run of that tick so existing ones are recognised) and paced by the
+//! A backfill is planned here (the window in each schedule's time zone, one run per tick of any
+//! of the workflow's schedules, named as the scheduled run of that tick so existing ones are
+//! recognised) and paced by the
 //! scheduler (`spec.backfill.parallelism`, oldest first). A retry names its source run; the
 //! scheduler executes it with the spec that run recorded.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use datajump_api::backfill::{self as planner, Bound, Window};
+use datajump_api::backfill::{self as planner, Bound, Window, Windows};
 use datajump_api::names::backfill_name;
-use datajump_api::schedule::Schedule;
+use datajump_api::schedules::Schedules;
 use datajump_api::{BackfillRef, RunPhase, TaskPhase, Workflow, WorkflowRun};
 use serde::Serialize;
 
@@ -97,24 +98,25 @@ fn plan(
 ) -> Result<(BackfillRef, Window, planner::Plan), InputError> {
     let name = workflow.metadata.name.clone().unwrap_or_default();
     let spec = &workflow.spec;
-    let expr = spec.schedule.as_deref().ok_or_else(|| {
-        InputError::new(format!(
-            "workflow {name} has no schedule, so it has no ticks to backfill; start single runs with `kubectl datajump workflow run {name} --logical-time TIME`"
-        ))
-    })?;
-    let schedule = Schedule::parse(expr, spec.timezone.as_deref())
-        .map_err(|e| InputError::new(format!("workflow {name}: spec.schedule: {e}")))?;
+    let schedules = Schedules::of(spec)
+        .map_err(|e| InputError::new(format!("workflow {name}: {e}")))?
+        .ok_or_else(|| {
+            InputError::new(format!(
+                "workflow {name} has no schedule, so it has no ticks to backfill; start single runs with `kubectl datajump workflow run {name} --logical-time TIME`"
+            ))
+        })?;
     let bound =
         |flag, value: &str| Bound::parse(flag, value).map_err(|e| InputError::new(e.to_string()));
-    let window = Window::new(
+    let windows = Windows::new(
         bound("--from", &args.from)?,
         bound("--to", &args.to)?,
-        schedule.timezone(),
+        &schedules,
         now,
     )
     .map_err(|e| InputError::new(e.to_string()))?;
-    let planned = planner::plan(&name, &schedule, window, existing)
+    let planned = planner::plan(&name, &schedules, &windows, existing)
         .map_err(|e| InputError::new(e.to_string()))?;
+    let window = windows.whole;
     let backfill = BackfillRef {
         name: backfill_name(&name, window.from, window.to),
         parallelism: args.parallel,
@@ -247,20 +249,35 @@ async fn follow(
         .values()
         .filter(|r| phase(r) == Some(RunPhase::Succeeded))
         .count();
+    // Runs someone stopped or terminated did not do all their work either.
+    let stopped: Vec<&str> = runs
+        .iter()
+        .filter(|(_, r)| matches!(phase(r), Some(RunPhase::Stopped | RunPhase::Terminated)))
+        .map(|(n, _)| n.as_str())
+        .collect();
     let gone = runs.values().filter(|r| r.is_none()).count();
+    let names = |runs: &[&str]| runs.iter().map(|r| r.to_string()).collect();
     let outcome = BackfillOutcome {
         backfill: name.to_string(),
         succeeded,
-        failed: failed.iter().map(|f| f.to_string()).collect(),
+        failed: names(&failed),
+        stopped: names(&stopped),
         pruned: gone,
     };
     output::print(&outcome, &ctx.global)?;
-    if failed.is_empty() {
+    if failed.is_empty() && stopped.is_empty() {
         return Ok(());
     }
+    let mut which = Vec::new();
+    if !failed.is_empty() {
+        which.push(format!("failed runs: {}", failed.join(", ")));
+    }
+    if !stopped.is_empty() {
+        which.push(format!("stopped runs: {}", stopped.join(", ")));
+    }
     anyhow::bail!(
-        "backfill {name}: failed runs: {}; retry one with `kubectl datajump workflow retry RUN --from-failed`",
-        failed.join(", ")
+        "backfill {name}: {}; retry one with `kubectl datajump workflow retry RUN --from-failed`",
+        which.join("; ")
     )
 }
 
@@ -417,6 +434,43 @@ spec:
         assert!(
             text.contains("would create 29 runs (1 of the window's ticks have one already), at most 3 at a time"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn several_schedules_backfill_their_union_once_per_instant() {
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 6, 0, 0, 0)
+            .single()
+            .expect("now");
+        // Every night at 02:00, weekday nights at 02:00 too (the same instants), and weekend
+        // afternoons at 14:00, all in Shanghai: Monday 2 to Sunday 8 November.
+        let mut wf = nightly();
+        (wf.spec.schedule, wf.spec.timezone) = (None, None);
+        let entry = |schedule: &str| datajump_api::ScheduleSpec {
+            schedule: schedule.into(),
+            timezone: Some("Asia/Shanghai".into()),
+        };
+        wf.spec.schedules = Some(vec![
+            entry("0 2 * * *"),
+            entry("0 2 * * 1-5"),
+            entry("0 14 * * 6,0"),
+        ]);
+        let (backfill, window, planned) = plan(
+            &wf,
+            &args("2026-11-02", "2026-11-08"),
+            &BTreeSet::new(),
+            now,
+        )
+        .expect("plan");
+        let names: Vec<&str> = planned.create.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names.len(), 9, "7 nights and 2 afternoons: {names:?}");
+        assert_eq!(names[0], "etl-202611011800", "Monday 02:00 Shanghai, once");
+        assert!(names.contains(&"etl-202611070600"), "Saturday 14:00");
+        assert_eq!(backfill.name, "etl-backfill-202611011600-202611081559");
+        assert_eq!(
+            window.from,
+            Utc.with_ymd_and_hms(2026, 11, 1, 16, 0, 0).unwrap()
         );
     }
 

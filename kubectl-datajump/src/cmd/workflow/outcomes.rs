@@ -92,6 +92,8 @@ pub(crate) struct BackfillOutcome {
     pub backfill: String,
     pub succeeded: usize,
     pub failed: Vec<String>,
+    /// Runs someone stopped or terminated.
+    pub stopped: Vec<String>,
     /// Runs the workflow's history limits deleted before their end was seen.
     pub pruned: usize,
 }
@@ -106,8 +108,13 @@ impl Render for BackfillOutcome {
         } else {
             String::new()
         };
+        let stopped = if self.stopped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} stopped", self.stopped.len())
+        };
         format!(
-            "backfill {}: {} runs succeeded, {} failed{pruned}\n",
+            "backfill {}: {} runs succeeded, {} failed{stopped}{pruned}\n",
             self.backfill,
             self.succeeded,
             self.failed.len()

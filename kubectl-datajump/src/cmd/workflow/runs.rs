@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use datajump_api::{RunPhase, TaskPhase, WorkflowRunStatus};
+use datajump_api::{RunPhase, TaskPhase, WorkflowRun, WorkflowRunStatus};
 
 use super::RUNS;
 use super::outcomes::RunOutcome;
@@ -43,17 +43,7 @@ pub(crate) async fn follow_run(
     run_name: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let progress = ctx.progress;
-    let mut seen: HashMap<String, TaskPhase> = HashMap::new();
-    let done = workflows::watch_run(client, ns, run_name, timeout, |r| {
-        for t in r.status.iter().flat_map(|s| &s.tasks) {
-            if seen.get(&t.name) != Some(&t.phase) {
-                progress.line(format!("  {:<24} {:?}", t.name, t.phase));
-                seen.insert(t.name.clone(), t.phase);
-            }
-        }
-    })
-    .await?;
+    let done = watch_tasks(ctx, client, ns, run_name, timeout).await?;
     let status = done.status.unwrap_or_default();
     let outcome = RunOutcome {
         run: run_name.to_string(),
@@ -63,6 +53,27 @@ pub(crate) async fn follow_run(
     };
     output::print(&outcome, &ctx.global)?;
     run_outcome(run_name, &status)
+}
+
+/// Watches a run until it finishes, one progress line per task state change; the run then.
+pub(crate) async fn watch_tasks(
+    ctx: &Ctx,
+    client: &::kube::Client,
+    ns: &str,
+    run_name: &str,
+    timeout: Duration,
+) -> anyhow::Result<WorkflowRun> {
+    let progress = ctx.progress;
+    let mut seen: HashMap<String, TaskPhase> = HashMap::new();
+    workflows::watch_run(client, ns, run_name, timeout, |r| {
+        for t in r.status.iter().flat_map(|s| &s.tasks) {
+            if seen.get(&t.name) != Some(&t.phase) {
+                progress.line(format!("  {:<24} {:?}", t.name, t.phase));
+                seen.insert(t.name.clone(), t.phase);
+            }
+        }
+    })
+    .await
 }
 
 /// The exit status of a watched run: success only when the run succeeded; otherwise an error
@@ -89,13 +100,23 @@ pub(crate) fn run_outcome(run_name: &str, status: &WorkflowRunStatus) -> anyhow:
     )
 }
 
-/// Prints the logs of a run's task pods, prefixed by task; with `follow`, streams them.
+/// Which logs `workflow logs` prints.
+pub(crate) struct LogsOf<'a> {
+    /// Only this task (else every task of the run).
+    pub(crate) task: Option<&'a str>,
+    /// With `task`: this attempt instead of the last.
+    pub(crate) attempt: Option<u32>,
+    /// Stream until the containers end.
+    pub(crate) follow: bool,
+}
+
+/// Prints the logs of a run's task pods, prefixed by task; with `follow`, streams them. A task
+/// whose pod is gone is an error that says why, after the other tasks' logs are printed.
 pub(crate) async fn logs(
     client: &::kube::Client,
     ns: &str,
     run: &str,
-    task: Option<&str>,
-    follow: bool,
+    which: &LogsOf<'_>,
 ) -> anyhow::Result<()> {
     let wr = workflows::get_run(client, ns, run).await?;
     let tasks: Vec<_> = wr
@@ -103,33 +124,55 @@ pub(crate) async fn logs(
         .map(|s| s.tasks)
         .unwrap_or_default()
         .into_iter()
-        .filter(|t| task.is_none_or(|want| t.name == want))
+        .filter(|t| which.task.is_none_or(|want| t.name == want))
         .collect();
-    if let Some(want) = task
+    if let Some(want) = which.task
         && tasks.is_empty()
     {
         return Err(InputError::new(format!("run {run} has no task {want:?}")).into());
     }
+    let mut missing = Vec::new();
     for t in tasks {
-        let Some(job) = &t.job_name else {
-            println!("[{}] not started ({:?})", t.name, t.phase);
-            continue;
+        let job = match which.attempt {
+            Some(n) if n > t.attempts => {
+                return Err(InputError::new(format!(
+                    "task {} of run {run} has made {} attempt(s); there is no attempt {n}",
+                    t.name, t.attempts
+                ))
+                .into());
+            }
+            Some(n) => datajump_api::names::job_name(run, &t.name, n),
+            None => match &t.job_name {
+                Some(job) => job.clone(),
+                None => {
+                    println!("[{}] not started ({:?})", t.name, t.phase);
+                    continue;
+                }
+            },
         };
-        for pod in logs::job_pods(client, ns, job).await? {
+        let pods = logs::job_pods(client, ns, &job).await?;
+        if pods.is_empty() {
+            missing.push(logs::why_no_pod(client, ns, &t.name, &job).await?);
+            continue;
+        }
+        for pod in pods {
             let pod_name = pod.metadata.name.unwrap_or_default();
-            if follow {
-                logs::follow(client, ns, &pod_name, job, |line| {
+            if which.follow {
+                logs::follow(client, ns, &pod_name, &job, |line| {
                     println!("[{}] {line}", t.name)
                 })
                 .await?;
             } else {
-                for line in logs::pod_log(client, ns, &pod_name, job).await?.lines() {
+                for line in logs::pod_log(client, ns, &pod_name, &job).await?.lines() {
                     println!("[{}] {line}", t.name);
                 }
             }
         }
     }
-    Ok(())
+    match missing.len() {
+        0 => Ok(()),
+        _ => Err(anyhow::anyhow!(missing.join("\n"))),
+    }
 }
 
 /// `workflow runs NAME [--backfill B]`: the workflow's runs newest first, or one backfill's

@@ -5,10 +5,32 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use datajump_api::{RunPhase, TaskPhase, Workflow, WorkflowRun};
+use datajump_api::schedules::written;
+use datajump_api::{
+    RunPhase, ScheduleSpec, Shutdown, TaskPhase, Workflow, WorkflowRun, WorkflowSpec,
+};
 use serde::Serialize;
 
 use crate::output::{self, Render, Style, age};
+
+/// The workflow's schedules whichever form it writes (one entry for `schedule`/`timezone`).
+fn schedules_of(spec: &WorkflowSpec) -> Vec<ScheduleSpec> {
+    written(spec)
+        .into_iter()
+        .map(|w| ScheduleSpec {
+            schedule: w.schedule.to_string(),
+            timezone: w.timezone.map(str::to_string),
+        })
+        .collect()
+}
+
+/// One schedule for people: `0 2 * * *`, or `0 2 * * 1-5 (Asia/Shanghai)` with a zone.
+fn schedule_text(s: &ScheduleSpec) -> String {
+    match &s.timezone {
+        Some(tz) => format!("{} ({tz})", s.schedule),
+        None => s.schedule.clone(),
+    }
+}
 
 /// `workflow list` answer.
 #[derive(Debug, Serialize)]
@@ -20,11 +42,16 @@ pub(crate) struct WorkflowList {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct WorkflowRow {
     pub name: String,
+    /// `spec.schedule` as written (unset with the `schedules` form).
     pub schedule: Option<String>,
+    /// Every schedule, whichever form the workflow writes.
+    pub schedules: Vec<ScheduleSpec>,
     pub suspended: bool,
     pub tasks: usize,
     pub active_runs: u32,
     pub last_schedule: Option<chrono::DateTime<Utc>>,
+    /// The next tick of any schedule, as the scheduler last computed it.
+    pub next_schedule: Option<chrono::DateTime<Utc>>,
 }
 
 impl From<Vec<Workflow>> for WorkflowList {
@@ -35,11 +62,13 @@ impl From<Vec<Workflow>> for WorkflowList {
                 let status = w.status.unwrap_or_default();
                 WorkflowRow {
                     name: w.metadata.name.unwrap_or_default(),
+                    schedules: schedules_of(&w.spec),
                     schedule: w.spec.schedule,
                     suspended: w.spec.suspend,
                     tasks: w.spec.tasks.len(),
                     active_runs: status.active_runs,
                     last_schedule: status.last_schedule_time,
+                    next_schedule: status.next_schedule_time,
                 }
             })
             .collect();
@@ -54,14 +83,24 @@ impl Render for WorkflowList {
             .workflows
             .iter()
             .map(|w| {
+                // One line per schedule.
+                let schedules: Vec<String> = w.schedules.iter().map(schedule_text).collect();
                 vec![
                     w.name.clone(),
-                    w.schedule.clone().unwrap_or_else(|| "-".into()),
+                    if schedules.is_empty() {
+                        "-".into()
+                    } else {
+                        schedules.join("\n")
+                    },
                     w.suspended.to_string(),
                     w.tasks.to_string(),
                     w.active_runs.to_string(),
                     w.last_schedule
                         .map(|t| age((now - t).num_seconds()))
+                        .unwrap_or_else(|| "-".into()),
+                    w.next_schedule
+                        .filter(|_| !w.suspended)
+                        .map(|t| format!("in {}", age((t - now).num_seconds().max(0))))
                         .unwrap_or_else(|| "-".into()),
                 ]
             })
@@ -74,6 +113,7 @@ impl Render for WorkflowList {
                 "TASKS",
                 "ACTIVE",
                 "LAST SCHEDULE",
+                "NEXT SCHEDULE",
             ],
             &rows,
         )
@@ -91,6 +131,9 @@ pub(crate) struct RunList {
 pub(crate) struct RunRow {
     pub name: String,
     pub phase: RunPhase,
+    /// Its `spec.shutdown`: asked to stop or terminate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<Shutdown>,
     /// Its tick, or the time it was started for.
     pub logical_time: Option<chrono::DateTime<Utc>>,
     pub succeeded_tasks: u32,
@@ -108,6 +151,7 @@ impl From<Vec<WorkflowRun>> for RunList {
                 RunRow {
                     name: r.metadata.name.unwrap_or_default(),
                     phase: s.phase,
+                    shutdown: r.spec.shutdown,
                     logical_time: r.spec.scheduled_time.or(r.spec.logical_time),
                     succeeded_tasks: s.succeeded_tasks,
                     total_tasks: s.total_tasks,
@@ -133,7 +177,7 @@ impl Render for RunList {
                 };
                 vec![
                     r.name.clone(),
-                    style.state(&format!("{:?}", r.phase)),
+                    style.state(&phase_word(r.phase, r.shutdown)),
                     r.logical_time
                         .map(|t| t.to_rfc3339())
                         .unwrap_or_else(|| "-".into()),
@@ -159,12 +203,28 @@ impl Render for RunList {
     }
 }
 
+/// A run's phase in a table: an unfinished run asked to end early shows `Stopping` or
+/// `Terminating` instead of `Running`.
+fn phase_word(phase: RunPhase, shutdown: Option<Shutdown>) -> String {
+    match shutdown {
+        Some(Shutdown::Stop) if !phase.is_finished() => "Stopping".into(),
+        Some(Shutdown::Terminate) if !phase.is_finished() => "Terminating".into(),
+        _ => format!("{phase:?}"),
+    }
+}
+
 /// `workflow get` answer: the DAG with each task's state in the latest run.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct WorkflowTree {
     pub name: String,
+    /// `spec.schedule` as written (unset with the `schedules` form).
     pub schedule: Option<String>,
+    /// Every schedule, whichever form the workflow writes.
+    pub schedules: Vec<ScheduleSpec>,
+    /// The next tick of any schedule, as the scheduler last computed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_schedule: Option<chrono::DateTime<Utc>>,
     pub suspended: bool,
     pub latest_run: Option<String>,
     /// The latest run executes the spec it started with; true when the Workflow has been
@@ -232,6 +292,8 @@ impl WorkflowTree {
         Self {
             name: wf.metadata.name.clone().unwrap_or_default(),
             schedule: wf.spec.schedule.clone(),
+            schedules: schedules_of(&wf.spec),
+            next_schedule: wf.status.as_ref().and_then(|s| s.next_schedule_time),
             suspended: wf.spec.suspend,
             latest_run: latest.and_then(|r| r.metadata.name.clone()),
             latest_run_spec_differs: snapshot.is_some_and(|s| *s != wf.spec),
@@ -250,13 +312,21 @@ impl Render for WorkflowTree {
     /// Roots first, each task under what it depends on; a task with several parents is drawn
     /// fully under the first and referenced as `(see above)` under the others.
     fn human(&self, style: &Style) -> String {
+        let schedules: Vec<String> = self.schedules.iter().map(schedule_text).collect();
+        let (label, schedules) = match schedules.len() {
+            0 => ("schedule", "-".to_string()),
+            1 => ("schedule", schedules.join("")),
+            _ => ("schedules", schedules.join("; ")),
+        };
         let mut out = format!(
-            "Workflow {}  schedule: {}  suspended: {}  latest run: {}\n",
+            "Workflow {}  {label}: {schedules}  suspended: {}  latest run: {}\n",
             self.name,
-            self.schedule.as_deref().unwrap_or("-"),
             self.suspended,
             self.latest_run.as_deref().unwrap_or("-")
         );
+        if let Some(next) = self.next_schedule.filter(|_| !self.suspended) {
+            out.push_str(&format!("next run: {}\n", next.to_rfc3339()));
+        }
         if let Some(t) = self.logical_time {
             out.push_str(&format!("logical time: {}", t.to_rfc3339()));
             for (k, v) in &self.parameters {
@@ -387,6 +457,34 @@ mod tests {
     use crate::workflow_file::tests::WF;
 
     #[test]
+    fn runs_asked_to_end_early_show_it_until_they_end() {
+        let run = |name: &str, phase: &str, shutdown: &str| -> WorkflowRun {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRun",
+                "metadata": {"name": name},
+                "spec": {"workflowName": "etl", "shutdown": shutdown},
+                "status": {"phase": phase}
+            }))
+            .expect("a run")
+        };
+        let list = RunList::from(vec![
+            run("a", "Running", "Stop"),
+            run("b", "Running", "Terminate"),
+            run("c", "Terminated", "Terminate"),
+        ]);
+        let table = list.human(&Style { color: false });
+        let phases: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(phases, ["Stopping", "Terminating", "Terminated"], "{table}");
+        let json = serde_json::to_value(&list).expect("json");
+        assert_eq!(json["runs"][0]["phase"], "Running");
+        assert_eq!(json["runs"][0]["shutdown"], "Stop");
+    }
+
+    #[test]
     fn tree_shows_the_tasks_the_latest_run_executes() {
         let wf = check_text(WF).unwrap().workflow;
         // The run started before `clean` was renamed `tidy`: it shows (and runs) `clean`.
@@ -417,6 +515,52 @@ mod tests {
             s.workflow_spec = Some(std::sync::Arc::new(wf.spec.clone()));
         }
         assert!(!WorkflowTree::build(&wf, Some(&same)).latest_run_spec_differs);
+    }
+
+    #[test]
+    fn several_schedules_show_one_per_line_with_the_next_tick_of_any() {
+        let several = WF.replace(
+            "schedule: \"0 2 * * *\"",
+            "schedules:\n    - {schedule: \"0 2 * * 1-5\", timezone: Asia/Shanghai}\n    - {schedule: \"0 9 * * *\"}",
+        );
+        let mut wf = check_text(&several).unwrap().workflow;
+        let next = Utc::now() + chrono::Duration::minutes(150);
+        wf.status = Some(datajump_api::WorkflowStatus {
+            next_schedule_time: Some(next),
+            ..Default::default()
+        });
+        let list = WorkflowList::from(vec![wf.clone()]);
+        let json = serde_json::to_value(&list).unwrap();
+        assert_eq!(
+            json["workflows"][0]["schedules"],
+            serde_json::json!([
+                {"schedule": "0 2 * * 1-5", "timezone": "Asia/Shanghai"},
+                {"schedule": "0 9 * * *"}
+            ])
+        );
+        let table = list.human(&Style { color: false });
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].ends_with("NEXT SCHEDULE"), "{table}");
+        assert!(
+            lines[1].contains("0 2 * * 1-5 (Asia/Shanghai)") && lines[1].ends_with("in 2h"),
+            "{table}"
+        );
+        assert!(lines[2].trim() == "0 9 * * *", "{table}");
+
+        let tree = WorkflowTree::build(&wf, None).human(&Style { color: false });
+        assert!(
+            tree.starts_with(
+                "Workflow etl  schedules: 0 2 * * 1-5 (Asia/Shanghai); 0 9 * * *  suspended: false"
+            ),
+            "{tree}"
+        );
+        assert!(
+            tree.contains(&format!("next run: {}\n", next.to_rfc3339())),
+            "{tree}"
+        );
+        wf.spec.suspend = true;
+        let tree = WorkflowTree::build(&wf, None).human(&Style { color: false });
+        assert!(!tree.contains("next run"), "a suspended workflow has none");
     }
 
     #[test]

@@ -285,7 +285,6 @@ mod tests {
         let got = messages(&wf);
         let want = [
             "spec.schedule: invalid cron schedule \"0 25 * * *\": hour field: value 25 is out of range 0-23",
-            // A bad cron does not hide a bad time zone: both in one pass.
             "spec.timezone: unknown time zone \"Europe/Nowhere\"; expected an IANA name such as \
              \"Europe/Berlin\" or \"UTC\"",
             "spec.startingDeadlineSeconds: -1 is negative; expected >= 0",
@@ -307,6 +306,88 @@ mod tests {
                 "spec.timezone: unknown time zone \"Europe/Nowhere\"; expected an IANA name such as \
               \"Europe/Berlin\" or \"UTC\""
             ]
+        );
+    }
+
+    #[test]
+    fn several_schedules_are_checked_entry_by_entry_with_their_paths() {
+        let wf = workflow_yaml(
+            r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: etl}
+spec:
+  schedules:
+    - {schedule: "0 2 * * 1-5", timezone: Asia/Shanghai}
+    - {schedule: "0 25 * * *", timezone: Mars/Olympus}
+    - {schedule: "0 2 * * 1-5", timezone: Asia/Shanghai}
+    - {schedule: "@daily"}
+    - {schedule: "@daily", timezone: UTC}
+    - {schedule: "0 0 * * *"}
+  tasks: [{name: a, image: busybox}]
+"#,
+        );
+        assert_eq!(
+            messages(&wf),
+            [
+                "spec.schedules[2]: \"0 2 * * 1-5\" in Asia/Shanghai is spec.schedules[0] again; \
+                 give each schedule once",
+                "spec.schedules[4]: \"@daily\" in UTC is spec.schedules[3] again; give each \
+                 schedule once",
+                "spec.schedules[1].schedule: invalid cron schedule \"0 25 * * *\": hour field: \
+                 value 25 is out of range 0-23",
+                "spec.schedules[1].timezone: unknown time zone \"Mars/Olympus\"; expected an IANA \
+                 name such as \"Europe/Berlin\" or \"UTC\"",
+            ],
+            "@daily and 0 0 * * * meet every night: one tick, not a mistake"
+        );
+    }
+
+    #[test]
+    fn both_schedule_forms_or_an_empty_list_are_refused() {
+        let wf = workflow_yaml(
+            r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: etl}
+spec:
+  schedule: "0 2 * * *"
+  timezone: Europe/Berlin
+  schedules: [{schedule: "0 9 * * *", timezone: Europe/Berlin}]
+  tasks: [{name: a, image: busybox}]
+"#,
+        );
+        assert_eq!(
+            messages(&wf),
+            [
+                "spec.schedules: give either spec.schedule (one cron schedule) or spec.schedules \
+                 (several), not both",
+                "spec.timezone: goes with spec.schedule; with spec.schedules, give each entry its \
+                 own timezone",
+            ]
+        );
+        let mut empty = wf.clone();
+        (empty.spec.schedule, empty.spec.timezone) = (None, None);
+        empty.spec.schedules = Some(Vec::new());
+        assert_eq!(
+            messages(&empty),
+            [
+                "spec.schedules: at least one schedule is required (leave the field out for a \
+              workflow started by hand only)"
+            ]
+        );
+        let mut many = empty.clone();
+        many.spec.schedules = Some(
+            (0..21)
+                .map(|m| crate::ScheduleSpec {
+                    schedule: format!("{m} 2 * * *"),
+                    timezone: None,
+                })
+                .collect(),
+        );
+        assert_eq!(
+            messages(&many),
+            ["spec.schedules: 21 schedules exceed the limit of 20"]
         );
     }
 

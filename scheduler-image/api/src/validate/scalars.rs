@@ -1,35 +1,88 @@
-//! The single fields of a workflow and of its tasks: schedule and time zone, ranges, limits,
+//! The single fields of a workflow and of its tasks: schedules and time zones, ranges, limits,
 //! trigger rules and the `onExit` task's restrictions.
 
 use super::{Limits, ValidationErrors};
 use crate::flow::TriggerRule;
 use crate::k8s_names::check_dns1123_label;
-use crate::schedule::{Schedule, ScheduleError, parse_timezone};
-use crate::workflow::{TaskSpec, WorkflowSpec};
+use crate::schedule::{Schedule, parse_timezone};
+use crate::schedules::{MAX_SCHEDULES, written};
+use crate::workflow::{ScheduleSpec, TaskSpec, WorkflowSpec};
 
+/// The schedules, in either form: each one's cron expression and time zone (both, so one pass
+/// names every problem), and for the list form: not beside `schedule` or `timezone`, neither
+/// empty nor too long, no entry twice. Several entries may still fire at the same instant (`@daily`
+/// and `0 0 * * *`): that is one tick, not a mistake.
 pub(super) fn validate_schedule(spec: &WorkflowSpec, errors: &mut ValidationErrors) {
-    match (&spec.schedule, &spec.timezone) {
-        (Some(expr), tz) => match Schedule::parse(expr, tz.as_deref()) {
-            Ok(_) => {}
-            Err(ScheduleError::Cron { reason, .. }) => {
-                errors.push(
-                    "spec.schedule",
-                    format!("invalid cron schedule {expr:?}: {reason}"),
-                );
-                // The cron is read first and stops the parse: judge the time zone on its own,
-                // so a bad one is reported in the same pass.
-                if let Err(e) = parse_timezone(tz.as_deref()) {
-                    errors.push("spec.timezone", e.to_string());
-                }
-            }
-            Err(e @ ScheduleError::Timezone(_)) => errors.push("spec.timezone", e.to_string()),
-        },
-        (None, Some(tz)) => {
-            if let Err(e) = parse_timezone(Some(tz)) {
+    match &spec.schedules {
+        Some(list) => validate_schedule_list(spec, list, errors),
+        // A workflow started by hand only may still name the zone of its runs' logical dates.
+        None if spec.schedule.is_none() => {
+            if let Err(e) = parse_timezone(spec.timezone.as_deref()) {
                 errors.push("spec.timezone", e.to_string());
             }
         }
-        (None, None) => {}
+        None => {}
+    }
+    for entry in written(spec) {
+        if let Err(e) = Schedule::parse(entry.schedule, None) {
+            errors.push(entry.path("schedule"), e.to_string());
+        }
+        if let Err(e) = parse_timezone(entry.timezone) {
+            errors.push(entry.path("timezone"), e.to_string());
+        }
+    }
+}
+
+/// What only the list form can get wrong.
+fn validate_schedule_list(
+    spec: &WorkflowSpec,
+    list: &[ScheduleSpec],
+    errors: &mut ValidationErrors,
+) {
+    if spec.schedule.is_some() {
+        errors.push(
+            "spec.schedules",
+            "give either spec.schedule (one cron schedule) or spec.schedules (several), not both",
+        );
+    }
+    if spec.timezone.is_some() {
+        errors.push(
+            "spec.timezone",
+            "goes with spec.schedule; with spec.schedules, give each entry its own timezone",
+        );
+    }
+    if list.is_empty() {
+        errors.push(
+            "spec.schedules",
+            "at least one schedule is required (leave the field out for a workflow started by \
+             hand only)",
+        );
+    }
+    if list.len() > MAX_SCHEDULES {
+        errors.push(
+            "spec.schedules",
+            format!(
+                "{} schedules exceed the limit of {MAX_SCHEDULES}",
+                list.len()
+            ),
+        );
+    }
+    // Unset is UTC, so `timezone: UTC` and no timezone are the same entry (as in the CRD's rule).
+    let zone = |s: &ScheduleSpec| s.timezone.clone().unwrap_or_else(|| "UTC".into());
+    for (i, entry) in list.iter().enumerate() {
+        if let Some(first) = list[..i]
+            .iter()
+            .position(|e| e.schedule == entry.schedule && zone(e) == zone(entry))
+        {
+            errors.push(
+                format!("spec.schedules[{i}]"),
+                format!(
+                    "{:?} in {} is spec.schedules[{first}] again; give each schedule once",
+                    entry.schedule,
+                    zone(entry)
+                ),
+            );
+        }
     }
 }
 

@@ -1,0 +1,105 @@
+//! The real node of [`crate::cluster::shared_real_node`]: `../shared/k8s/node.sh` runs kubelet,
+//! kube-scheduler and containerd beside the test control plane, so pods really start, probes
+//! really probe, memory limits are cgroup limits and `kubectl logs` returns what a container
+//! printed. The cluster's guard stops the node (pods torn down, mounts, bridge and iptables rules
+//! removed) before the control plane when the test process ends.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, workspace_root};
+
+/// The busybox image `node.sh` builds from the host's static busybox (all applets, `nobody` in
+/// /etc/passwd) and loads into the node.
+pub const BUSYBOX: &str = "localhost/busybox:1.35";
+
+/// How long to wait for another test binary's node (one per machine) to be stopped.
+const NODE_LOCK_WAIT: Duration = Duration::from_secs(20 * 60);
+
+/// Starts the node for the cluster in `dir`, waiting while another node holds the machine.
+pub(crate) fn start(k8s: &Path, dir: &Path) -> Result<(), String> {
+    let node_sh = k8s.join("node.sh");
+    let deadline = Instant::now() + NODE_LOCK_WAIT;
+    loop {
+        let out = Command::new("bash")
+            .arg(&node_sh)
+            .arg("start")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", node_sh.display()))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !stderr.contains("another node runs on this machine") || Instant::now() > deadline {
+            return Err(format!(
+                "{} start failed ({}):\n{stderr}",
+                node_sh.display(),
+                out.status
+            ));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+impl Cluster {
+    /// Loads an image archive (OCI or docker-archive) into the real node's containerd, under
+    /// the name its index gives it.
+    pub fn import_image(&self, archive: &Path) {
+        let node_sh = crate::cluster::k8s_tools_dir().join("node.sh");
+        let out = Command::new("bash")
+            .arg(&node_sh)
+            .arg("import")
+            .arg(&self.dir)
+            .arg(archive)
+            .output()
+            .expect("run node.sh import");
+        assert!(
+            out.status.success(),
+            "node.sh import {} failed: {}",
+            archive.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The scheduler image as `scheduler-image/build-image.sh` wrote it (an OCI archive of the
+/// static release binary); `.ci/test` builds it before the tests. Like [`cargo_bin`], an archive
+/// older than the sources it is built from is refused with the command that rebuilds it, so a
+/// test never deploys a stale scheduler. (Building it from here would rebuild the release tree
+/// under the test process's environment, minutes on a small machine.)
+///
+/// [`cargo_bin`]: crate::cluster::cargo_bin
+pub fn scheduler_image() -> PathBuf {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let archive = target_dir.join(format!(
+        "oci/datajump-scheduler-{}.oci.tar",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let built = std::fs::metadata(&archive)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run `bash scheduler-image/build-image.sh` first",
+                archive.display()
+            )
+        });
+    for source in [
+        "scheduler-image/src",
+        "scheduler-image/api/src",
+        "scheduler-image/Dockerfile",
+    ] {
+        if let Some(newer) = crate::cluster::newer_than(&workspace_root().join(source), built) {
+            panic!(
+                "{} is older than {}: run `bash scheduler-image/build-image.sh` so the tests do not deploy a stale scheduler",
+                archive.display(),
+                newer.display()
+            );
+        }
+    }
+    archive
+}
