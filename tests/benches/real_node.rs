@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use datajump_tests::cluster::{Cluster, wait_until};
-use datajump_tests::node::{DEV_NS as NS, E2E_IMAGE, installed_dev};
+use datajump_tests::node::{DEV_NS as NS, E2E_IMAGE, host_processes, installed_dev, is_scheduler};
 use datajump_tests::plugin::plugin;
 use datajump_tests::runs::started_run;
 use futures::StreamExt as _;
@@ -231,13 +231,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// less inactive file pages. MiB. (The kubelet's summary API is out of reach: the API server
 /// refuses to proxy to a kubelet on a loopback address.)
 fn scheduler_working_set() -> anyhow::Result<f64> {
-    let pid = std::fs::read_dir("/proc")?
-        .flatten()
-        .find_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            cmdline.starts_with(b"/datajump-scheduler\0").then_some(pid)
-        })
+    let pid = *host_processes(is_scheduler)
+        .first()
         .context("no scheduler process on this host")?;
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
     let path = cgroups

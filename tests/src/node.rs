@@ -203,3 +203,25 @@ fn e2e_image(cluster: &Cluster) -> std::path::PathBuf {
     assert!(status.success(), "mkimage.py build {E2E_IMAGE}");
     out
 }
+
+/// Processes on this host whose command line (arguments joined by spaces) satisfies `matches`.
+/// The real node runs here, so a container's processes are among them, and `/proc` shows what
+/// the kernel enforces on them.
+pub fn host_processes(matches: impl Fn(&str) -> bool) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            matches(&String::from_utf8_lossy(&cmdline).replace('\0', " ")).then_some(pid)
+        })
+        .collect()
+}
+
+/// The scheduler container's process: its entrypoint, as the image config names it.
+pub fn is_scheduler(cmdline: &str) -> bool {
+    cmdline.starts_with("/datajump-scheduler ")
+}

@@ -22,7 +22,7 @@ mod stop;
 mod tasks;
 
 use datajump_tests::cluster::Cluster;
-use serde_json::Value;
+use datajump_tests::plugin::{Run, plugin};
 
 use datajump_tests::node::{DEV_NS as NS, E2E_IMAGE};
 
@@ -37,7 +37,20 @@ fn installed() -> Option<&'static Installed> {
     Some(INSTALLED.get_or_init(|| Installed { cluster }))
 }
 
-fn kubectl_json(cluster: &Cluster, args: &[&str]) -> Value {
-    let out = cluster.kubectl_ok(args).expect("kubectl");
-    serde_json::from_slice(&out.stdout).expect("kubectl -o json")
+/// `kubectl datajump ARGS -n NS`.
+fn dj(cluster: &Cluster, args: &[&str]) -> Run {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["-n", NS]);
+    plugin(cluster, &all)
+}
+
+/// Applies a Workflow (YAML) with `workflow submit`.
+fn submit(cluster: &Cluster, name: &str, yaml: &str) {
+    let file = cluster.dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml).expect("write the workflow");
+    let run = dj(
+        cluster,
+        &["workflow", "submit", "-f", &file.to_string_lossy()],
+    );
+    assert!(run.ok, "submit {name}: {}", run.stderr);
 }

@@ -7,10 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use datajump_tests::cluster::{self, Cluster, wait_until, workspace_root};
-use datajump_tests::node::scheduler_image;
+use datajump_tests::node::{host_processes, is_scheduler, scheduler_image};
+use datajump_tests::runs::get_json;
 use serde_json::Value;
 
-use crate::{NS, installed, kubectl_json};
+use crate::{NS, installed};
 
 /// The archive's image config (`config` of the OCI image config) and its index's annotations.
 fn archive_config(archive: &Path) -> (Value, Value) {
@@ -124,7 +125,7 @@ fn image_config_is_the_dockerfiles_under_the_charts_reference() {
 
 /// The scheduler's pod (the Deployment has one replica in dev).
 fn scheduler_pod(cluster: &Cluster) -> Value {
-    let pods = kubectl_json(
+    let pods = get_json(
         cluster,
         &[
             "get",
@@ -148,13 +149,7 @@ fn scheduler_process() -> u32 {
     wait_until(
         "the scheduler process on this host",
         Duration::from_secs(30),
-        || {
-            std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-                cmdline.starts_with(b"/datajump-scheduler\0").then_some(pid)
-            })
-        },
+        || host_processes(is_scheduler).first().copied(),
     )
 }
 
@@ -252,7 +247,7 @@ fn scheduler_runs_as_the_chart_deploys_it() {
     let renewed = |lease: &Value| lease["spec"]["renewTime"].as_str().map(str::to_string);
     let first = renewed(&lease).expect("a renew time");
     wait_until("the Lease is renewed", Duration::from_secs(60), || {
-        let lease = kubectl_json(
+        let lease = get_json(
             cluster,
             &["get", "lease", "-n", NS, &lease_name, "-o", "json"],
         );
@@ -296,7 +291,7 @@ fn scheduler_runs_as_the_chart_deploys_it() {
 /// The metric families of the scheduler that the chart's Grafana dashboards query (every
 /// `expr`, less the kubelet's `container_*` series).
 fn dashboard_series(cluster: &Cluster) -> BTreeSet<String> {
-    let cm = kubectl_json(
+    let cm = get_json(
         cluster,
         &[
             "get",

@@ -6,16 +6,10 @@
 use std::time::Duration;
 
 use datajump_tests::cluster::{Cluster, wait_until};
-use datajump_tests::plugin::{Run, plugin};
+use datajump_tests::node::host_processes;
 use datajump_tests::runs::{started_run, task, task_phase, wait_for_end, wait_for_run};
 
-use crate::{E2E_IMAGE, NS, installed};
-
-fn dj(cluster: &Cluster, args: &[&str]) -> Run {
-    let mut all = args.to_vec();
-    all.extend_from_slice(&["-n", NS]);
-    plugin(cluster, &all)
-}
+use crate::{E2E_IMAGE, NS, dj, installed, submit};
 
 /// A workflow whose first task runs `first` (a shell command), with a task after it and an
 /// onExit task that prints the run's outcome.
@@ -43,13 +37,7 @@ spec:
 
 /// Submits `yaml`, starts a run and waits until its `long` task's container is running.
 fn start_long(cluster: &Cluster, name: &str, yaml: &str) -> String {
-    let file = cluster.dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml).expect("write the workflow");
-    let submitted = dj(
-        cluster,
-        &["workflow", "submit", "-f", &file.to_string_lossy()],
-    );
-    assert!(submitted.ok, "{}", submitted.stderr);
+    submit(cluster, name, yaml);
     let run = started_run(&dj(cluster, &["workflow", "run", name]));
     wait_for_run(
         cluster,
@@ -79,22 +67,9 @@ fn start_long(cluster: &Cluster, name: &str, yaml: &str) -> String {
     run
 }
 
-/// Host processes whose command line contains `marker` (the node runs on this machine).
+/// Host processes whose command line contains `marker`.
 fn processes_with(marker: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            String::from_utf8_lossy(&cmdline)
-                .replace('\0', " ")
-                .contains(marker)
-                .then_some(pid)
-        })
-        .collect()
+    host_processes(|cmdline| cmdline.contains(marker))
 }
 
 #[test]

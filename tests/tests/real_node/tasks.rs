@@ -6,29 +6,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use datajump_tests::cluster::{Cluster, wait_until, workspace_root};
-use datajump_tests::plugin::{Run, plugin};
-use datajump_tests::runs::{started_run, task, wait_for_end};
+use datajump_tests::runs::{get_json, started_run, task, wait_for_end};
 use serde_json::Value;
 
-use crate::{E2E_IMAGE, NS, installed, kubectl_json};
-
-/// `kubectl datajump ARGS -n NS`.
-fn dj(cluster: &Cluster, args: &[&str]) -> Run {
-    let mut all = args.to_vec();
-    all.extend_from_slice(&["-n", NS]);
-    plugin(cluster, &all)
-}
-
-/// Applies a Workflow (YAML) with `workflow submit`.
-fn submit(cluster: &Cluster, name: &str, yaml: &str) {
-    let file = cluster.dir.join(format!("{name}.yaml"));
-    std::fs::write(&file, yaml).expect("write the workflow");
-    let run = dj(
-        cluster,
-        &["workflow", "submit", "-f", &file.to_string_lossy()],
-    );
-    assert!(run.ok, "submit {name}: {}", run.stderr);
-}
+use crate::{E2E_IMAGE, NS, dj, installed, submit};
 
 /// Starts a run of `workflow` with extra `workflow run` arguments and waits for it to end;
 /// returns the WorkflowRun as the API server has it.
@@ -102,11 +83,10 @@ fn run_variables_reach_commands_through_kubernetes_expansion() {
     let Some(installed) = installed() else { return };
     let cluster = installed.cluster;
     // The sample's pods ask for the `etl` node pool.
-    let node =
-        kubectl_json(cluster, &["get", "nodes", "-o", "json"])["items"][0]["metadata"]["name"]
-            .as_str()
-            .expect("the node")
-            .to_string();
+    let node = get_json(cluster, &["get", "nodes", "-o", "json"])["items"][0]["metadata"]["name"]
+        .as_str()
+        .expect("the node")
+        .to_string();
     cluster
         .kubectl_ok(&["label", "node", &node, "node-pool=etl", "--overwrite"])
         .expect("label the node");
@@ -228,7 +208,7 @@ fn failures_are_what_the_containers_did() {
     let job = deadline["jobName"]
         .as_str()
         .expect("the deadline task's Job");
-    let pods = kubectl_json(
+    let pods = get_json(
         cluster,
         &[
             "get",
@@ -307,7 +287,7 @@ fn follow_streams_a_running_task_to_its_end() {
     let started = dj(cluster, &["workflow", "run", "ticker"]);
     let name = started_run(&started);
     wait_until("the tick task running", Duration::from_secs(120), || {
-        let run = kubectl_json(
+        let run = get_json(
             cluster,
             &["get", "workflowrun", "-n", NS, &name, "-o", "json"],
         );
