@@ -40,7 +40,7 @@ pub struct LogArchiveCa {
 pub struct LogArchive {
     /// Archive task logs. A pod is deleted only once its log is stored; a failed upload is
     /// retried (Warning event `LogArchiveFailed`, metric
-    /// `datajump_scheduler_log_archive_failures_total`) until `giveUpAfterSeconds`.
+    /// `scheduler_log_archive_failures_total`) until `giveUpAfterSeconds`.
     pub enabled: bool,
     /// S3 endpoint URL, requests path-style (`https://s3.eu-west-1.amazonaws.com`,
     /// `https://minio.storage.example:9000`); empty = the chart's own object store (`minio`,
@@ -48,7 +48,10 @@ pub struct LogArchive {
     #[schemars(regex(pattern = r"^(https?://[^/\s]+)?$"))]
     pub endpoint: String,
     /// Bucket the logs go to.
-    #[schemars(length(min = 3, max = 63), regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$"))]
+    #[schemars(
+        length(min = 3, max = 63),
+        regex(pattern = r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+    )]
     pub bucket: String,
     /// Region for request signing (SigV4).
     #[schemars(length(min = 1))]
@@ -64,7 +67,7 @@ pub struct LogArchive {
     /// How long the scheduler keeps trying once a pod is due for deletion while the archive
     /// fails: past `finishedPodRetentionSeconds` plus this, the pod is deleted without its log
     /// being archived (Warning event `LogNotArchived`, metric
-    /// `datajump_scheduler_log_archive_given_up_total`), so an archive down for days does not
+    /// `scheduler_log_archive_given_up_total`), so an archive down for days does not
     /// keep every finished pod. 0 = never give up (pods stay until the archive is back).
     #[schemars(range(max = 2592000))]
     pub give_up_after_seconds: u32,
