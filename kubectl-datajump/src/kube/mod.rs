@@ -2,6 +2,7 @@
 //! it a tower-test mock and assert the exact requests; building the client from kubeconfig flags
 //! is the only part that needs a real cluster.
 
+pub(crate) mod archive;
 pub(crate) mod backfill;
 pub(crate) mod crds;
 pub(crate) mod credentials;
