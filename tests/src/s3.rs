@@ -114,6 +114,11 @@ impl S3Server {
         format!("http://{HOST}:{}", self.port)
     }
 
+    /// Its process id (for a guard that must stop it when the test process ends).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Its port.
     pub fn port(&self) -> u16 {
         self.port

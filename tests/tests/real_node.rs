@@ -12,8 +12,11 @@
 //! the chart's user on a read-only root, passes its real probes, holds the Lease with its own
 //! ServiceAccount token under the chart's RBAC, and serves the dashboard's series on /metrics),
 //! and the workflows it runs have real containers (`tasks.rs`: exit codes, memory limits,
-//! deadlines, volumes, Kubernetes' `$(VAR)` expansion, logs).
+//! deadlines, volumes, Kubernetes' `$(VAR)` expansion, logs), and their logs outlive their pods
+//! (`archive.rs`: the scheduler's log archive, in moto, the S3 server the tests use).
 
+#[path = "real_node/archive.rs"]
+mod archive;
 #[path = "real_node/scheduler.rs"]
 mod scheduler;
 #[path = "real_node/tasks.rs"]
@@ -22,6 +25,7 @@ mod tasks;
 use datajump_tests::cluster::{self, Cluster};
 use datajump_tests::node::scheduler_image;
 use datajump_tests::plugin::{plugin, prerequisites};
+use datajump_tests::s3::S3Server;
 use serde_json::Value;
 
 const NS: &str = "datajump-dev";
@@ -62,9 +66,54 @@ scheduler:
 /// from the host's static busybox with the same layout: a shell at /busybox/sh, user 65532.
 const E2E_IMAGE: &str = "gcr.io/distroless/static-debian12:debug-nonroot";
 
+/// The log archive's bucket in moto, its key prefix, and how long finished pods are kept
+/// (short, so the tests see pods archived and deleted).
+const ARCHIVE_BUCKET: &str = "task-logs";
+const ARCHIVE_PREFIX: &str = "real-node";
+const FINISHED_POD_RETENTION_SECONDS: u32 = 15;
+
 /// The installed release, shared by the tests of this binary.
 struct Installed {
     cluster: &'static Cluster,
+    /// The S3 server the log archive writes to.
+    archive: S3Server,
+}
+
+/// Starts moto where the scheduler's pod reaches it (every address of this host: the pods
+/// see it at the node's bridge gateway, 10.88.0.1), with the log archive's bucket; the
+/// cluster's guard stops it with the cluster. Returns it and the values that point the
+/// scheduler's log archive at it (with the Secret holding its key, created here).
+fn archive_store(cluster: &Cluster) -> (S3Server, String) {
+    let moto = S3Server::locate_or_skip("real_node")
+        .expect("moto")
+        .expect("moto_server for the log archive (`bash .ci/install-tools.sh`)");
+    let s3 = S3Server::start_on(&moto, "0.0.0.0").expect("start moto");
+    std::fs::write(
+        cluster.dir.join("run").join("test-moto-archive.pid"),
+        s3.pid().to_string(),
+    )
+    .expect("record moto's pid for the guard");
+    s3.create_bucket(ARCHIVE_BUCKET)
+        .expect("the archive's bucket");
+    cluster.namespace(NS, &[]);
+    cluster.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: log-archive-s3, namespace: {NS}}}\n\
+         stringData: {{access-key: {:?}, secret-key: {:?}}}\n",
+        s3.access_key, s3.secret_key
+    ));
+    let values = format!(
+        "scheduler:
+  executor: {{finishedPodRetentionSeconds: {FINISHED_POD_RETENTION_SECONDS}}}
+  logArchive:
+    enabled: true
+    endpoint: http://10.88.0.1:{}
+    bucket: {ARCHIVE_BUCKET}
+    keyPrefix: {ARCHIVE_PREFIX}
+    credentials: {{secretName: log-archive-s3}}
+",
+        s3.port()
+    );
+    (s3, values)
 }
 
 fn installed() -> Option<&'static Installed> {
@@ -78,8 +127,12 @@ fn install(cluster: &'static Cluster) -> Installed {
     cluster.import_image(&e2e_image(cluster));
     let values = cluster.dir.join("node-values.yaml");
     std::fs::write(&values, VALUES).expect("write the values");
+    let (archive, archive_values) = archive_store(cluster);
+    let archive_file = cluster.dir.join("node-archive-values.yaml");
+    std::fs::write(&archive_file, archive_values).expect("write the archive values");
     prerequisites(cluster, chart_gen::model::Environment::Dev);
     let values = values.to_string_lossy().into_owned();
+    let archive_file = archive_file.to_string_lossy().into_owned();
     let run = plugin(
         cluster,
         &[
@@ -93,6 +146,8 @@ fn install(cluster: &'static Cluster) -> Installed {
             "4m",
             "-f",
             &values,
+            "-f",
+            &archive_file,
         ],
     );
     assert!(
@@ -100,7 +155,7 @@ fn install(cluster: &'static Cluster) -> Installed {
         "install --env dev --wait on the real node: {}{}",
         run.stdout, run.stderr
     );
-    Installed { cluster }
+    Installed { cluster, archive }
 }
 
 /// Builds [`E2E_IMAGE`] with the control plane's image tool.

@@ -9,17 +9,17 @@ use datajump_tests::cluster::{Cluster, wait_until, workspace_root};
 use datajump_tests::plugin::{Run, plugin};
 use serde_json::Value;
 
-use crate::{E2E_IMAGE, NS, installed, kubectl_json};
+use crate::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, E2E_IMAGE, NS, installed, kubectl_json};
 
 /// `kubectl datajump ARGS -n NS`.
-fn dj(cluster: &Cluster, args: &[&str]) -> Run {
+pub(crate) fn dj(cluster: &Cluster, args: &[&str]) -> Run {
     let mut all = args.to_vec();
     all.extend_from_slice(&["-n", NS]);
     plugin(cluster, &all)
 }
 
 /// Applies a Workflow (YAML) with `workflow submit`.
-fn submit(cluster: &Cluster, name: &str, yaml: &str) {
+pub(crate) fn submit(cluster: &Cluster, name: &str, yaml: &str) {
     let file = cluster.dir.join(format!("{name}.yaml"));
     std::fs::write(&file, yaml).expect("write the workflow");
     let run = dj(
@@ -31,7 +31,7 @@ fn submit(cluster: &Cluster, name: &str, yaml: &str) {
 
 /// Starts a run of `workflow` with extra `workflow run` arguments and waits for it to end;
 /// returns the WorkflowRun as the API server has it.
-fn run_to_end(cluster: &Cluster, workflow: &str, extra: &[&str]) -> Value {
+pub(crate) fn run_to_end(cluster: &Cluster, workflow: &str, extra: &[&str]) -> Value {
     let mut args = vec!["workflow", "run", workflow];
     args.extend_from_slice(extra);
     let started = dj(cluster, &args);
@@ -68,7 +68,7 @@ fn wait_for_run(cluster: &Cluster, name: &str, timeout: Duration) -> Value {
 }
 
 /// The status of one task of a run.
-fn task<'a>(run: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn task<'a>(run: &'a Value, name: &str) -> &'a Value {
     run["status"]["tasks"]
         .as_array()
         .and_then(|t| t.iter().find(|t| t["name"] == name))
@@ -306,7 +306,9 @@ fn failures_are_what_the_containers_did() {
         "the first attempt's pod printed its name:\n{first}"
     );
 
-    // A pod that is gone: the error says so and why, and nothing is printed as if it were a log.
+    // A pod that is gone, and its log not in the archive either (the pod is deleted by hand,
+    // and whatever the scheduler archived meanwhile is removed): the error says so for both,
+    // and why, and nothing is printed as if it were a log.
     let exit3_job = exit3["jobName"].as_str().expect("exit3's Job");
     cluster
         .kubectl_ok(&[
@@ -319,11 +321,24 @@ fn failures_are_what_the_containers_did() {
             "--wait",
         ])
         .expect("delete the pod");
+    let key = format!(
+        "{ARCHIVE_PREFIX}/{NS}/failures/{name}/exit3/{}.log",
+        exit3["attempts"]
+    );
+    installed
+        .archive
+        .delete(ARCHIVE_BUCKET, &key)
+        .expect("remove the archived log");
     let gone = dj(cluster, &["workflow", "logs", &name, "--task", "exit3"]);
     assert!(!gone.ok, "no log to show is an error: {}", gone.stdout);
     assert!(
         gone.stderr.contains(exit3_job) && gone.stderr.contains("finishedPodRetentionSeconds"),
         "the error names the Job and why its pod is gone:\n{}",
+        gone.stderr
+    );
+    assert!(
+        gone.stderr.contains("the log archive has none") && gone.stderr.contains(&key),
+        "the error says the archive has no such log either:\n{}",
         gone.stderr
     );
 }
