@@ -323,7 +323,7 @@ impl<C: Cluster> Reconciler<C> {
     /// Stores the log of `attempt` of `task` (Job `job_name`) in the log archive; returns
     /// whether its pods may go. A failure is a Warning Event on the run and a metric: the pods
     /// stay until the archive works or the planner gives up on it.
-    async fn archive_log(
+    pub(super) async fn archive_log(
         &self,
         run: &WorkflowRun,
         job_name: &str,
