@@ -136,44 +136,66 @@ pub(crate) async fn logs(
                 }
             },
         };
-        let pods = logs::job_pods(client, ns, &job).await?;
-        if pods.is_empty() {
-            let attempt = which.attempt.unwrap_or(t.attempts);
-            let archived = archive::open(client, ns, &workflow, run, &t.name, attempt).await;
-            let why_not = match archived {
-                Ok(ArchivedLog::Found(log)) => {
-                    eprintln!(
-                        "[{}] the pod of Job {job} is gone: this log is from the log archive",
-                        t.name
-                    );
-                    print_prefixed(&t.name, log).await?;
-                    continue;
-                }
-                Ok(ArchivedLog::Missing(why)) => format!("the log archive has none: {why}"),
-                Err(e) => format!("the log archive could not be read: {e:#}"),
-            };
-            let gone = logs::why_no_pod(client, ns, &t.name, &job).await?;
-            missing.push(format!("{gone}; and {why_not}"));
+        if print_pods(client, ns, &job, &t.name, which.follow).await? {
             continue;
         }
-        for pod in pods {
-            let pod_name = pod.metadata.name.unwrap_or_default();
-            if which.follow {
-                logs::follow(client, ns, &pod_name, &job, |line| {
-                    println!("[{}] {line}", t.name)
-                })
-                .await?;
-            } else {
-                for line in logs::pod_log(client, ns, &pod_name, &job).await?.lines() {
-                    println!("[{}] {line}", t.name);
-                }
+        let attempt = which.attempt.unwrap_or(t.attempts);
+        let archived = archive::open(client, ns, &workflow, run, &t.name, attempt).await;
+        let why_not = match archived {
+            Ok(ArchivedLog::Found(log)) => {
+                eprintln!(
+                    "[{}] the pod of Job {job} is gone: this log is from the log archive",
+                    t.name
+                );
+                print_prefixed(&t.name, log).await?;
+                continue;
             }
-        }
+            Ok(ArchivedLog::Missing(why)) => format!("the log archive has none: {why}"),
+            Err(e) => format!("the log archive could not be read: {e:#}"),
+        };
+        let gone = logs::why_no_pod(client, ns, &t.name, &job).await?;
+        missing.push(format!("{gone}; and {why_not}"));
     }
     match missing.len() {
         0 => Ok(()),
         _ => Err(anyhow::anyhow!(missing.join("\n"))),
     }
+}
+
+/// Prints the logs of Job `job`'s pods prefixed by `[task]` (streamed with `follow`); returns
+/// false when it has no pod, or its pods went while being read (the scheduler deletes a
+/// finished pod once its log is archived): the archive has the log then.
+async fn print_pods(
+    client: &::kube::Client,
+    ns: &str,
+    job: &str,
+    task: &str,
+    follow: bool,
+) -> anyhow::Result<bool> {
+    let pods = logs::job_pods(client, ns, job).await?;
+    if pods.is_empty() {
+        return Ok(false);
+    }
+    for pod in pods {
+        let pod_name = pod.metadata.name.unwrap_or_default();
+        let read = if follow {
+            logs::follow(client, ns, &pod_name, job, |line| {
+                println!("[{task}] {line}")
+            })
+            .await
+        } else {
+            logs::pod_log(client, ns, &pod_name, job)
+                .await
+                .map(|log| log.lines().for_each(|line| println!("[{task}] {line}")))
+        };
+        if let Err(e) = read {
+            if logs::job_pods(client, ns, job).await?.is_empty() {
+                return Ok(false);
+            }
+            return Err(e);
+        }
+    }
+    Ok(true)
 }
 
 /// Prints each line of `log` prefixed by `[task]`, as it arrives (an archived log can be
