@@ -11,7 +11,9 @@ use datajump_tests::cluster::{Cluster, wait_until};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::tasks::{dj, run_to_end, submit, task};
+use datajump_tests::plugin::plugin_command;
+
+use crate::tasks::{run_to_end, submit, task};
 use crate::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, E2E_IMAGE, NS, installed, kubectl_json};
 
 /// Lines the task prints, each [`LINE_BYTES`] long: 200 MiB in all.
@@ -186,27 +188,38 @@ fn a_log_larger_than_the_schedulers_memory_outlives_its_pod() {
     );
     assert!(peak < SCHEDULER_MEMORY_LIMIT, "peak {peak} under the limit");
 
-    // The pod is gone: `workflow logs` reads the archive, and says so.
-    let out = dj(
-        cluster,
-        &["workflow", "logs", &run_name, "--task", "chatty"],
-    );
-    assert!(out.ok, "workflow logs from the archive: {}", out.stderr);
+    // The pod is gone: `workflow logs` reads the archive, and says so. Its 200 MiB go to a
+    // file, not through the test log.
+    let printed = cluster.dir.join("chatty.log");
+    let out = plugin_command()
+        .args(["workflow", "logs", &run_name, "--task", "chatty", "-n", NS])
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .stdout(std::fs::File::create(&printed).expect("create the output file"))
+        .output()
+        .expect("run workflow logs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.stderr.contains("this log is from the log archive") && out.stderr.contains(&job),
-        "the note says where the log came from:\n{}",
-        out.stderr
+        out.status.success(),
+        "workflow logs from the archive: {stderr}"
+    );
+    assert!(
+        stderr.contains("this log is from the log archive") && stderr.contains(&job),
+        "the note says where the log came from:\n{stderr}"
     );
     let mut shown = Sha256::new();
     let mut shown_len = 0;
-    for line in out.stdout.lines() {
+    let file = std::io::BufReader::new(std::fs::File::open(&printed).expect("the output"));
+    for line in std::io::BufRead::lines(file) {
+        let line = line.expect("a line");
         let line = line
             .strip_prefix("[chatty] ")
-            .unwrap_or_else(|| panic!("a prefixed line: {:.80}", line));
+            .unwrap_or_else(|| panic!("a prefixed line: {line:.80}"));
         shown.update(line.as_bytes());
         shown.update(b"\n");
         shown_len += line.len() + 1;
     }
+    std::fs::remove_file(&printed).ok();
     assert_eq!(shown_len, expected.len(), "what workflow logs printed");
     assert!(
         shown.finalize() == expected_sha,
