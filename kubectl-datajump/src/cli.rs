@@ -232,6 +232,18 @@ pub enum WorkflowCommand {
         #[arg(long, default_value = "0s", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Stop a run: no new task starts, running tasks finish, then its onExit task runs and the
+    /// run ends Stopped (sets the run's spec.shutdown to Stop).
+    Stop(ShutdownArgs),
+    /// Terminate a run: its running tasks are killed (their Jobs and pods deleted), then its
+    /// onExit task runs and the run ends Terminated (sets spec.shutdown to Terminate; asks for
+    /// confirmation).
+    Terminate {
+        #[command(flatten)]
+        args: ShutdownArgs,
+        #[command(flatten)]
+        confirm: ConfirmArgs,
+    },
     /// Logs of a run's task pods, each line prefixed with its task (the last attempt of each).
     Logs {
         /// WorkflowRun name.
@@ -281,6 +293,19 @@ pub enum WorkflowCommand {
         #[command(flatten)]
         confirm: ConfirmArgs,
     },
+}
+
+/// `workflow stop` and `workflow terminate`.
+#[derive(Debug, Clone, Args)]
+pub struct ShutdownArgs {
+    /// WorkflowRun name.
+    pub run: String,
+    /// Wait until the run has ended, and print how it ended.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long (0: wait as long as the run takes).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 const GRAPH_HELP: &str = "\

@@ -46,7 +46,9 @@ impl Style {
         }
         let code = match word {
             "Ready" | "Succeeded" | "deployed" | "Complete" | "verified" | "True" | "ok" => "32",
-            "Failed" | "NotReady" | "failed" | "Missing" | "corrupt" | "False" => "31",
+            "Failed" | "Terminated" | "NotReady" | "failed" | "Missing" | "corrupt" | "False" => {
+                "31"
+            }
             _ => "33",
         };
         format!("\x1b[{code}m{word}\x1b[0m")

@@ -89,6 +89,7 @@ fn bench_dag(c: &mut Criterion) {
             finished: None,
             pod: None,
             finished_pods: false,
+            deleting: false,
         })
         .collect();
     c.bench_function("validate_and_plan_10000_task_dag", |b| {
@@ -107,6 +108,7 @@ fn bench_dag(c: &mut Criterion) {
                 pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 3600,
                 log_archiving: datajump_scheduler::plan::LogArchiving::Off,
+                shutdown: None,
             });
             black_box(plan.actions.len())
         })

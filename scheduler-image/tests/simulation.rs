@@ -1048,3 +1048,111 @@ async fn a_task_pool_bounds_its_tasks_across_workflows() {
             .contains(&(NS.to_string(), "right-1-spark-1".to_string()))
     );
 }
+
+/// `spec.shutdown` through the reconcilers. A terminate whose status write is lost (the
+/// scheduler stopped right after deleting the running Job) is finished by the next scheduler:
+/// it does not create the deleted Job again, marks the task terminated, runs the exit task
+/// and ends the run `Terminated`. A backfill run still waiting for its turn, told to stop, ends
+/// `Stopped` at once instead of waiting.
+#[tokio::test]
+async fn a_terminate_survives_a_restart_and_a_waiting_backfill_run_stops_at_once() {
+    let cluster = MemoryCluster::new(at(6, 0, 0));
+    cluster.apply_workflow(workflow(
+        r#"
+apiVersion: datajump.io/v1alpha1
+kind: Workflow
+metadata: {name: long, namespace: data}
+spec:
+  tasks:
+    - {name: crunch, image: busybox}
+    - {name: publish, image: busybox, dependsOn: [crunch]}
+  onExit: {name: notify, image: busybox}
+"#,
+    ));
+    let first = reconciler(&cluster, SchedulerConfig::default());
+    cluster.create_manual_run(run_of("long", "long-1"));
+    for (day, name) in [(1, "long-bf-1"), (2, "long-bf-2")] {
+        let mut run = run_of("long", name);
+        run.spec.scheduled_time = Some(at(day, 0, 0));
+        run.spec.backfill = Some(datajump_api::BackfillRef {
+            name: "bf".into(),
+            parallelism: 1,
+        });
+        cluster.create_manual_run(run);
+    }
+    reconcile_all(&first, at(6, 0, 0)).await.expect("reconcile");
+    let mut active: Vec<String> = cluster.active_jobs().into_iter().map(|(_, j)| j).collect();
+    active.sort();
+    assert_eq!(active, ["long-1-crunch-1", "long-bf-1-crunch-1"]);
+
+    assert!(cluster.request_shutdown(NS, "long-1", datajump_api::Shutdown::Terminate));
+    assert!(cluster.request_shutdown(NS, "long-bf-2", datajump_api::Shutdown::Stop));
+    cluster.drop_next_status_writes(1);
+    let run = cluster.run(NS, "long-1").expect("run");
+    first
+        .reconcile_run(&run, at(6, 0, 5))
+        .await
+        .expect("reconcile run");
+    assert!(
+        !cluster.job_names().contains(&"long-1-crunch-1".to_string()),
+        "the running Job was deleted"
+    );
+    assert_eq!(
+        task_phase(&cluster.run(NS, "long-1").expect("run"), "crunch"),
+        TaskPhase::Running,
+        "the status write was lost"
+    );
+
+    // A new scheduler: it sees a running task without its Job under a terminate.
+    let second = reconciler(&cluster, SchedulerConfig::default());
+    reconcile_all(&second, at(6, 0, 6))
+        .await
+        .expect("reconcile");
+    let status = status_of(&cluster, "long-1");
+    let crunch = status
+        .tasks
+        .iter()
+        .find(|t| t.name == "crunch")
+        .expect("task");
+    assert_eq!(
+        (crunch.phase, crunch.reason.as_deref()),
+        (TaskPhase::Failed, Some("Terminated"))
+    );
+    assert!(
+        cluster.succeed_job(NS, "long-1-notify-1"),
+        "the exit task runs"
+    );
+    reconcile_all(&second, at(6, 0, 7))
+        .await
+        .expect("reconcile");
+    let status = status_of(&cluster, "long-1");
+    assert_eq!(status.phase, RunPhase::Terminated);
+    assert_eq!(status.shutdown, Some(datajump_api::Shutdown::Terminate));
+    let created: Vec<String> = cluster
+        .jobs_created()
+        .into_iter()
+        .filter(|j| j.starts_with("long-1-"))
+        .collect();
+    assert_eq!(
+        created,
+        ["long-1-crunch-1", "long-1-notify-1"],
+        "the deleted Job was not created again, publish never started"
+    );
+
+    // The backfill run that waited for its turn stopped without one; its exit task runs.
+    let waiting = status_of(&cluster, "long-bf-2");
+    assert_eq!(
+        task_phase(&cluster.run(NS, "long-bf-2").expect("run"), "crunch"),
+        TaskPhase::Skipped
+    );
+    assert!(cluster.succeed_job(NS, "long-bf-2-notify-1"), "{waiting:?}");
+    reconcile_all(&second, at(6, 0, 8))
+        .await
+        .expect("reconcile");
+    assert_eq!(status_of(&cluster, "long-bf-2").phase, RunPhase::Stopped);
+    assert_eq!(
+        status_of(&cluster, "long-bf-1").phase,
+        RunPhase::Running,
+        "the other backfill run carries on"
+    );
+}

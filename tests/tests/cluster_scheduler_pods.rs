@@ -10,7 +10,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use datajump_tests::cluster::{self, Cluster, signal};
+use datajump_tests::cluster::{self, Cluster};
+use datajump_tests::kubelet::PausedKubelet;
 use datajump_tests::plugin::{install_dev, submit_workflow};
 use datajump_tests::scheduler::{free_port, start_scheduler, wait_leading};
 use k8s_openapi::api::core::v1::Pod;
@@ -31,27 +32,6 @@ fn workflow() -> String {
          \x20   - {{name: exit3, image: busybox}}\n\
          \x20   - {{name: publish, image: busybox, dependsOn: [pull]}}\n"
     )
-}
-
-/// Pauses this cluster's fake kubelet (SIGSTOP) until dropped. Kept short: paused nodes go
-/// NotReady after the node monitor's grace period (about 40 s).
-struct PausedKubelet(String);
-
-impl PausedKubelet {
-    fn pause(cluster: &Cluster) -> Self {
-        let pid = std::fs::read_to_string(cluster.dir.join("fake-kubelet.pid"))
-            .expect("the fake kubelet's pid")
-            .trim()
-            .to_string();
-        signal(&pid, "STOP");
-        Self(pid)
-    }
-}
-
-impl Drop for PausedKubelet {
-    fn drop(&mut self) {
-        signal(&self.0, "CONT");
-    }
 }
 
 fn container(pod: &Pod, state: Value) -> Value {

@@ -1,12 +1,12 @@
 //! Workflow and WorkflowRun requests (types from `datajump_api`): submit by server-side
-//! apply, start runs, suspend/resume by merge patch, and the suspend-everything / resume-exactly-
-//! those pair that `restore` brackets its work with.
+//! apply, start runs, suspend/resume and stop/terminate runs by merge patch, and the
+//! suspend-everything / resume-exactly-those pair that `restore` brackets its work with.
 
 use std::time::Duration;
 
 use chrono::Utc;
 use datajump_api::names::manual_run_prefix;
-use datajump_api::{LABEL_WORKFLOW, Workflow, WorkflowRun, WorkflowRunSpec};
+use datajump_api::{LABEL_WORKFLOW, Shutdown, Workflow, WorkflowRun, WorkflowRunSpec};
 use futures::TryStreamExt;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
@@ -108,6 +108,29 @@ pub(crate) async fn set_suspend(
     .await
     .map_err(|e| anyhow::anyhow!("setting suspend={suspend} on Workflow {name}: {e}"))?;
     Ok(())
+}
+
+/// Sets a run's `spec.shutdown` with a merge patch (the one field of a run's spec that may
+/// change; the API server refuses going back from Terminate to Stop).
+pub(crate) async fn request_shutdown(
+    client: &Client,
+    namespace: &str,
+    run: &str,
+    shutdown: Shutdown,
+) -> anyhow::Result<WorkflowRun> {
+    let api: Api<WorkflowRun> = Api::namespaced(client.clone(), namespace);
+    // Under our field manager, so the run's managed fields tell who asked.
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    api.patch(
+        run,
+        &params,
+        &Patch::Merge(json!({"spec": {"shutdown": shutdown}})),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("setting shutdown={shutdown:?} on WorkflowRun {run}: {e}"))
 }
 
 /// Suspends every workflow in the namespace that is not suspended yet and returns their names,

@@ -105,7 +105,7 @@ mod tests {
             "task CEL rule missing"
         );
         assert!(
-            json.contains("self == oldSelf"),
+            json.contains("self.workflowName == oldSelf.workflowName"),
             "run immutability rule missing"
         );
         let workflow = serde_json::to_string(&crds[0]).expect("CRD serializes");
@@ -119,6 +119,51 @@ mod tests {
             "Kubernetes' own types carry no nested descriptions"
         );
         assert!(workflow.contains("When the task starts given how its"));
+    }
+
+    /// The CEL rules on a WorkflowRun's spec, by rule text.
+    fn run_spec_rules() -> (Vec<String>, Vec<String>) {
+        let crd = serde_json::to_value(&crds()[1]).expect("CRD serializes");
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        let fields = spec["properties"]
+            .as_object()
+            .expect("spec properties")
+            .keys()
+            .cloned()
+            .collect();
+        let rules = spec["x-kubernetes-validations"]
+            .as_array()
+            .expect("spec rules")
+            .iter()
+            .filter_map(|r| r["rule"].as_str().map(str::to_string))
+            .collect();
+        (fields, rules)
+    }
+
+    #[test]
+    fn a_runs_spec_is_immutable_but_for_its_shutdown_which_only_escalates() {
+        let (fields, rules) = run_spec_rules();
+        let immutable = rules
+            .iter()
+            .find(|r| r.contains("oldSelf.workflowName"))
+            .expect("the immutability rule");
+        for field in &fields {
+            let kept = immutable.contains(&format!("self.{field} == oldSelf.{field}"));
+            assert_eq!(
+                kept,
+                field != "shutdown",
+                "spec.{field}: only shutdown may change: {immutable}"
+            );
+        }
+        let escalates = rules
+            .iter()
+            .find(|r| r.contains("oldSelf.shutdown"))
+            .expect("the shutdown rule");
+        assert!(escalates.contains("'Terminate'"), "{escalates}");
+        let shutdown: Shutdown = serde_json::from_str("\"Terminate\"").expect("a value");
+        assert_eq!(shutdown.phase(), RunPhase::Terminated);
+        assert_eq!(Shutdown::Stop.phase(), RunPhase::Stopped);
+        assert!(RunPhase::Stopped.is_finished() && RunPhase::Terminated.is_finished());
     }
 
     #[test]

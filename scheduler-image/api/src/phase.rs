@@ -14,9 +14,10 @@ pub enum TaskPhase {
     Running,
     /// The task's Job completed.
     Succeeded,
-    /// All attempts failed (or timed out).
+    /// All attempts failed (or timed out), or the attempt was stopped (`reason` `Stopped` under
+    /// `FailFast` or a deadline, `Terminated` when the run was terminated).
     Failed,
-    /// Not run because an upstream task failed or the run ended.
+    /// Not run because an upstream task failed or the run ended (or was stopped).
     Skipped,
 }
 
@@ -41,11 +42,20 @@ pub enum RunPhase {
     Succeeded,
     /// A task failed terminally, the run hit its deadline, or its workflow is invalid.
     Failed,
+    /// Ended by `spec.shutdown: Stop`: no task started after the request, the running ones
+    /// finished, then the `onExit` task ran.
+    Stopped,
+    /// Ended by `spec.shutdown: Terminate`: the running tasks were killed (their Jobs and pods
+    /// deleted), then the `onExit` task ran.
+    Terminated,
 }
 
 impl RunPhase {
     /// Whether the run is finished.
     pub fn is_finished(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Stopped | Self::Terminated
+        )
     }
 }

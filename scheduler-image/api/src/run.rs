@@ -1,5 +1,6 @@
 //! The `WorkflowRun` resource: one execution of a workflow, the phases of it and of its
-//! tasks, and the status (with the spec snapshot) the scheduler records on it.
+//! tasks, the request to end it early (`spec.shutdown`), and the status (with the spec
+//! snapshot) the scheduler records on it.
 
 // `derive(KubeSchema)` declares a copy of each struct (still `pub`) inside its generated
 // `json_schema` function, where `unreachable_pub` sees an unreachable public item. The types
@@ -42,7 +43,8 @@ use crate::workflow::WorkflowSpec;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = kube::core::Rule::new("self == oldSelf").message("a WorkflowRun's spec is immutable"))]
+#[x_kube(validation = kube::core::Rule::new(SPEC_IMMUTABLE).message("a WorkflowRun's spec is immutable, except spec.shutdown"))]
+#[x_kube(validation = kube::core::Rule::new(SHUTDOWN_ONLY_ESCALATES).message("spec.shutdown cannot be withdrawn or changed from Terminate back to Stop (only Stop may become Terminate)"))]
 pub struct WorkflowRunSpec {
     /// Name of the Workflow (same namespace) to execute.
     #[schemars(length(min = 1, max = 253))]
@@ -65,6 +67,97 @@ pub struct WorkflowRunSpec {
     /// oldest tick first, and they are not subject to the Workflow's `concurrencyPolicy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backfill: Option<BackfillRef>,
+    /// Ends the run early (Argo's `shutdown`; `kubectl datajump workflow stop|terminate`):
+    /// `Stop` starts no new task and lets the running ones finish, `Terminate` also stops the
+    /// running ones (their Jobs and pods are deleted). Either way the `onExit` task then runs,
+    /// and the run ends `Stopped` or `Terminated`. Once set it stays: `Stop` may become
+    /// `Terminate`, nothing else. A run that finished (or whose tasks all ended and only its
+    /// `onExit` task runs) is not affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "shutdown_schema")]
+    pub shutdown: Option<Shutdown>,
+}
+
+/// [`Shutdown`]'s schema without the type's own description, so that each field keeps its
+/// own: for an optional enum, kube's schema puts the type's description over the field's.
+fn shutdown_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = <Shutdown as schemars::JsonSchema>::json_schema(generator);
+    schema.remove("description");
+    schema
+}
+
+/// A CEL clause: optional field `$field` of the spec is set as it was, or unset as it was.
+/// (Kubernetes' estimate of `self.?field == oldSelf.?field` on a map is unbounded, so the
+/// clause tests presence with `has` and compares only set values.)
+macro_rules! unchanged_if_set {
+    ($field:literal) => {
+        concat!(
+            " && has(self.",
+            $field,
+            ") == has(oldSelf.",
+            $field,
+            ")",
+            " && (!has(self.",
+            $field,
+            ") || self.",
+            $field,
+            " == oldSelf.",
+            $field,
+            ")"
+        )
+    };
+}
+
+/// The CEL rule that keeps a run's spec as it was created, all but `shutdown` (every other
+/// field of [`WorkflowRunSpec`] is named here; a test checks that none is missing).
+const SPEC_IMMUTABLE: &str = concat!(
+    "self.workflowName == oldSelf.workflowName",
+    unchanged_if_set!("scheduledTime"),
+    unchanged_if_set!("logicalTime"),
+    unchanged_if_set!("parameters"),
+    unchanged_if_set!("retryOf"),
+    unchanged_if_set!("backfill"),
+);
+
+/// The CEL rule that lets `shutdown` only be set, or escalated from `Stop` to `Terminate`: a
+/// run told to stop may already have skipped tasks, and one told to terminate has had its
+/// running tasks killed, which cannot be taken back.
+const SHUTDOWN_ONLY_ESCALATES: &str = "!has(oldSelf.shutdown) || (has(self.shutdown) \
+    && (self.shutdown == oldSelf.shutdown || self.shutdown == 'Terminate'))";
+
+/// How a run is asked to end before its tasks have (Argo's `spec.shutdown` values), ordered
+/// by how far each goes: `Terminate` outranks `Stop`.
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
+pub enum Shutdown {
+    /// No new task starts (tasks not started are Skipped, a retry due is not made); running
+    /// tasks finish; then the `onExit` task runs and the run ends `Stopped`.
+    Stop,
+    /// Running tasks are stopped: their Jobs are deleted with their pods and the tasks are
+    /// Failed with reason `Terminated`; tasks not started are Skipped. Once those pods are
+    /// gone the `onExit` task runs and the run ends `Terminated`.
+    Terminate,
+}
+
+impl Shutdown {
+    /// The phase a run ends in once this shutdown took effect.
+    pub fn phase(self) -> RunPhase {
+        match self {
+            Self::Stop => RunPhase::Stopped,
+            Self::Terminate => RunPhase::Terminated,
+        }
+    }
 }
 
 /// The run a retry repeats.
@@ -116,9 +209,14 @@ pub struct WorkflowRunStatus {
     /// Human-readable reason for the current phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Standard conditions (`Complete`, `Failed`).
+    /// Standard conditions (`Complete`, `Failed`, `Stopped`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<RunCondition>,
+    /// The `spec.shutdown` the scheduler acted on (it stops or terminates the run's tasks when
+    /// it first sees the request); unset while the run runs its course.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "shutdown_schema")]
+    pub shutdown: Option<Shutdown>,
     /// The Workflow's spec as the run found it when it started. Every decision of the run is
     /// made on this copy, so editing (or breaking) the Workflow changes only later runs and
     /// never rewrites a run's history. Validated on the Workflow, so stored without a schema.
@@ -177,7 +275,7 @@ pub struct TaskStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCondition {
-    /// Condition type: `Complete` or `Failed`.
+    /// Condition type: `Complete`, `Failed` or `Stopped`.
     #[serde(rename = "type")]
     pub type_: String,
     /// `True`, `False` or `Unknown`.
@@ -194,6 +292,9 @@ pub struct RunCondition {
 pub const CONDITION_COMPLETE: &str = "Complete";
 /// The condition type of a run that failed (its `reason` says why).
 pub const CONDITION_FAILED: &str = "Failed";
+/// The condition type of a run ended by its `spec.shutdown` (reason `StopRequested` or
+/// `TerminateRequested`).
+pub const CONDITION_STOPPED: &str = "Stopped";
 
 impl RunCondition {
     /// A `True` condition of `type_`.

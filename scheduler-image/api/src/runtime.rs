@@ -8,6 +8,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::phase::RunPhase;
+
 /// The run's logical time: its tick, or the time given when it was created (RFC 3339, UTC).
 pub const LOGICAL_TIME: &str = "DATAJUMP_LOGICAL_TIME";
 /// The logical time's date in the workflow's time zone (`YYYY-MM-DD`), for date-partitioned data.
@@ -23,7 +25,8 @@ pub const WORKFLOW_NAME: &str = "DATAJUMP_WORKFLOW_NAME";
 /// Prefix of a parameter's variable: parameter `day` is `DATAJUMP_PARAM_DAY`.
 pub const PARAM_PREFIX: &str = "DATAJUMP_PARAM_";
 
-/// What the run's tasks ended in, for its `onExit` task only: `Succeeded` or `Failed`.
+/// What the run's tasks ended in, for its `onExit` task only: `Succeeded`, `Failed`, or
+/// `Stopped` / `Terminated` when its `spec.shutdown` ended it.
 pub const RUN_OUTCOME: &str = "DATAJUMP_RUN_OUTCOME";
 /// The run's failed tasks, comma-separated (empty when none failed), for its `onExit` task only.
 pub const FAILED_TASKS: &str = "DATAJUMP_FAILED_TASKS";
@@ -90,12 +93,11 @@ pub fn variables(facts: &RunFacts<'_>) -> Vec<(String, String)> {
     vars
 }
 
-/// The variables of an `onExit` task beyond the run's: the outcome of the run's tasks and which
-/// of them failed.
-pub fn exit_variables(succeeded: bool, failed_tasks: &[&str]) -> Vec<(String, String)> {
-    let outcome = if succeeded { "Succeeded" } else { "Failed" };
+/// The variables of an `onExit` task beyond the run's: the outcome of the run's tasks (the
+/// phase they lead the run to) and which of them failed.
+pub fn exit_variables(outcome: RunPhase, failed_tasks: &[&str]) -> Vec<(String, String)> {
     vec![
-        (RUN_OUTCOME.to_string(), outcome.to_string()),
+        (RUN_OUTCOME.to_string(), format!("{outcome:?}")),
         (FAILED_TASKS.to_string(), failed_tasks.join(",")),
     ]
 }

@@ -97,7 +97,7 @@ pub struct WorkflowSpec {
     #[serde(default = "default_successful_history")]
     #[schemars(range(max = 100))]
     pub successful_runs_history_limit: u32,
-    /// Number of failed runs to keep.
+    /// Number of failed runs to keep (runs ended `Stopped` or `Terminated` count among them).
     #[serde(default = "default_failed_history")]
     #[schemars(range(max = 100))]
     pub failed_runs_history_limit: u32,
@@ -119,7 +119,8 @@ pub struct WorkflowSpec {
     #[serde(default)]
     pub failure_strategy: FailureStrategy,
     /// A task run once every task of the DAG ended, whatever the outcome (notifications,
-    /// clean-up). It sees `DATAJUMP_RUN_OUTCOME` (`Succeeded` or `Failed`) and
+    /// clean-up). It sees `DATAJUMP_RUN_OUTCOME` (`Succeeded`, `Failed`, or `Stopped` /
+    /// `Terminated` for a run ended by its `spec.shutdown`) and
     /// `DATAJUMP_FAILED_TASKS` (comma-separated) besides the run's variables; it takes no
     /// `dependsOn` or `triggerRule`. The run fails if it fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]

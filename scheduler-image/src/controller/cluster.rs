@@ -102,7 +102,16 @@ impl KubeCluster {
         }
     }
 
-    async fn delete<K>(&self, ns: &str, name: &str, kind: &'static str) -> Result<(), ClusterError>
+    /// Deletes an object; `params` say how its dependents go: in the background (the object
+    /// goes at once, the garbage collector deletes the pods, or a run's Jobs, after) or in the
+    /// foreground (the object stays until they are gone).
+    async fn delete<K>(
+        &self,
+        ns: &str,
+        name: &str,
+        kind: &'static str,
+        params: &DeleteParams,
+    ) -> Result<(), ClusterError>
     where
         K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
             + Clone
@@ -110,8 +119,7 @@ impl KubeCluster {
             + std::fmt::Debug,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
-        // Background propagation: the API server garbage-collects pods (and a run's Jobs).
-        match api.delete(name, &DeleteParams::background()).await {
+        match api.delete(name, params).await {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, |s| s.is_not_found()) => Ok(()),
             Err(e) => Err(cluster_error("delete", kind, ns, name, e)),
@@ -197,7 +205,7 @@ impl Cluster for KubeCluster {
     }
 
     async fn delete_run(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
-        self.delete::<WorkflowRun>(namespace, name, "WorkflowRun")
+        self.delete::<WorkflowRun>(namespace, name, "WorkflowRun", &DeleteParams::background())
             .await
     }
 
@@ -222,7 +230,13 @@ impl Cluster for KubeCluster {
     }
 
     async fn delete_job(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
-        self.delete::<Job>(namespace, name, "Job").await
+        self.delete::<Job>(namespace, name, "Job", &DeleteParams::background())
+            .await
+    }
+
+    async fn terminate_job(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        self.delete::<Job>(namespace, name, "Job", &DeleteParams::foreground())
+            .await
     }
 
     async fn delete_finished_pods(&self, namespace: &str, job: &str) -> Result<(), ClusterError> {
@@ -383,6 +397,42 @@ mod tests {
             ("create", "Job", "run-a-1")
         );
         server.await.expect("mock server");
+    }
+
+    #[tokio::test]
+    async fn a_terminated_job_is_deleted_in_the_foreground_other_stops_in_the_background() {
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            let mut policies = Vec::new();
+            for _ in 0..3 {
+                let (method, uri, body, send) = next(&mut handle).await;
+                assert_eq!(method, "DELETE");
+                assert!(
+                    uri.starts_with("/apis/batch/v1/namespaces/data/jobs/run-a-1"),
+                    "{uri}"
+                );
+                policies.push(body["propagationPolicy"].as_str().map(str::to_string));
+                send.send_response(if policies.len() == 3 {
+                    status(404, "NotFound")
+                } else {
+                    ok(serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
+                });
+            }
+            policies
+        });
+        let c = cluster(client);
+        c.terminate_job("data", "run-a-1").await.expect("deleted");
+        c.delete_job("data", "run-a-1").await.expect("deleted");
+        // Gone already (a restart asking again): done, not an error.
+        c.terminate_job("data", "run-a-1")
+            .await
+            .expect("not found is done");
+        let policies = server.await.expect("mock server");
+        assert_eq!(
+            policies,
+            [Some("Foreground"), Some("Background"), Some("Foreground")]
+                .map(|p| p.map(String::from))
+        );
     }
 
     #[tokio::test]

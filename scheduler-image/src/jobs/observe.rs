@@ -44,6 +44,7 @@ pub fn observe_job(job: &Job) -> Option<ObservedJob> {
         finished,
         pod: None,
         finished_pods: false,
+        deleting: job.metadata.deletion_timestamp.is_some(),
     })
 }
 

@@ -1,13 +1,16 @@
 //! Finishing: the run deadline and fail-fast stopping the DAG, the DAG's outcome, and the end
-//! of the run once the DAG and its `onExit` task ended.
+//! of the run once the DAG and its `onExit` task ended (`Stopped` or `Terminated` when a
+//! shutdown ended it).
 
 use chrono::Duration;
 
 use super::input::JobState;
 use super::output::{Action, EventType, Outcome};
 use super::planner::Planner;
+use super::shutdown::TERMINATED;
 use datajump_api::{
-    CONDITION_COMPLETE, CONDITION_FAILED, FailureStrategy, RunCondition, RunPhase, TaskPhase,
+    CONDITION_COMPLETE, CONDITION_FAILED, CONDITION_STOPPED, FailureStrategy, RunCondition,
+    RunPhase, Shutdown, TaskPhase, TaskStatus,
 };
 
 impl Planner<'_> {
@@ -61,14 +64,20 @@ impl Planner<'_> {
             .filter(|t| t.phase == TaskPhase::Failed)
             .map(|t| t.name.clone())
             .collect();
+        let phase = match self.shutdown {
+            Some(shutdown) => shutdown.phase(),
+            None if failed_tasks.is_empty() && !self.deadline_exceeded() => RunPhase::Succeeded,
+            None => RunPhase::Failed,
+        };
         Some(Outcome {
-            succeeded: failed_tasks.is_empty() && !self.deadline_exceeded(),
+            phase,
             failed_tasks,
         })
     }
 
     /// Ends the run once the DAG and the `onExit` task (if any) ended: Failed when a task
-    /// failed, the deadline passed or the `onExit` task failed.
+    /// failed, the deadline passed or the `onExit` task failed; Stopped or Terminated when a
+    /// shutdown ended it (see [`Self::end_shut_down`]).
     pub(super) fn complete_if_done(&mut self) {
         let Some(outcome) = self.outcome() else {
             return;
@@ -80,9 +89,16 @@ impl Planner<'_> {
         if exit.as_ref().is_some_and(|(_, phase)| !phase.is_terminal()) {
             return;
         }
+        if !self.terminated_jobs_gone() {
+            return;
+        }
         let exit_failed = exit
             .filter(|(_, phase)| *phase == TaskPhase::Failed)
             .map(|(name, _)| format!("the onExit task {name} failed"));
+        if let Some(shutdown) = self.shutdown {
+            self.end_shut_down(shutdown, exit_failed);
+            return;
+        }
         let (reason, message) = if self.deadline_exceeded() {
             (
                 "DeadlineExceeded",
@@ -118,32 +134,68 @@ impl Planner<'_> {
         self.end(RunPhase::Failed, reason, message);
     }
 
+    /// Ends a run that a shutdown ended, its message counting what became of the DAG's tasks
+    /// (`stopped on request: 2 tasks succeeded, 1 terminated (load), 3 not started`); a failed
+    /// `onExit` task is named too, but the phase stays the one asked for.
+    fn end_shut_down(&mut self, shutdown: Shutdown, exit_failed: Option<String>) {
+        let dag = &self.tasks[..self.dag_len];
+        let count = |phase: TaskPhase| dag.iter().filter(|t| t.phase == phase).count();
+        let names = |keep: &dyn Fn(&TaskStatus) -> bool| -> Vec<&str> {
+            dag.iter()
+                .filter(|t| keep(t))
+                .map(|t| t.name.as_str())
+                .collect()
+        };
+        let terminated = |t: &TaskStatus| t.reason.as_deref() == Some(TERMINATED);
+        let killed = names(&|t| t.phase == TaskPhase::Failed && terminated(t));
+        let failed = names(&|t| t.phase == TaskPhase::Failed && !terminated(t));
+        let mut parts = vec![format!("{} tasks succeeded", count(TaskPhase::Succeeded))];
+        if !killed.is_empty() {
+            parts.push(format!(
+                "{} terminated ({})",
+                killed.len(),
+                killed.join(", ")
+            ));
+        }
+        if !failed.is_empty() {
+            parts.push(format!("{} failed ({})", failed.len(), failed.join(", ")));
+        }
+        parts.push(format!("{} not started", count(TaskPhase::Skipped)));
+        let (verb, reason) = match shutdown {
+            Shutdown::Stop => ("stopped", "StopRequested"),
+            Shutdown::Terminate => ("terminated", "TerminateRequested"),
+        };
+        let mut message = format!("{verb} on request: {}", parts.join(", "));
+        if let Some(exit_failed) = exit_failed {
+            message = format!("{message}; {exit_failed}");
+        }
+        self.end(shutdown.phase(), reason, message);
+    }
+
     pub(super) fn end(&mut self, phase: RunPhase, reason: &'static str, message: String) {
         let now = self.input.now;
         self.phase = phase;
         self.completion_time = Some(now);
-        let (type_, cond) = match phase {
-            RunPhase::Succeeded => (EventType::Normal, CONDITION_COMPLETE),
-            _ => (EventType::Warning, CONDITION_FAILED),
+        let (type_, cond, event_reason) = match phase {
+            RunPhase::Succeeded => (EventType::Normal, CONDITION_COMPLETE, "RunSucceeded"),
+            RunPhase::Stopped => (EventType::Normal, CONDITION_STOPPED, "RunStopped"),
+            RunPhase::Terminated => (EventType::Normal, CONDITION_STOPPED, "RunTerminated"),
+            _ => (EventType::Warning, CONDITION_FAILED, "RunFailed"),
         };
         RunCondition::set(
             &mut self.conditions,
             RunCondition::now_true(cond, reason, &message, now),
         );
-        let event_reason = if phase == RunPhase::Succeeded {
-            "RunSucceeded"
-        } else {
-            "RunFailed"
-        };
         self.event(type_, event_reason, message.clone());
         self.message = Some(message);
         self.wake_at = None;
     }
 
-    /// After the run ended (deadline, replaced), make sure nothing it started keeps running.
+    /// After the run ended (deadline, replaced), make sure nothing it started keeps running
+    /// (a Job being deleted already is on its way).
     pub(super) fn stop_leftover_jobs(&mut self) {
         for job in self.input.jobs {
-            if job.state == JobState::Active {
+            if job.state == JobState::Active && !job.deleting {
                 self.actions.push(Action::DeleteJob {
                     job_name: job.name.clone(),
                 });

@@ -15,15 +15,16 @@ pub struct FinishedRun {
     pub completed: DateTime<Utc>,
 }
 
-/// Runs to delete so that at most `keep_succeeded` succeeded and `keep_failed` failed runs
-/// remain (the newest are kept).
+/// Runs to delete so that at most `keep_succeeded` succeeded and `keep_failed` other finished
+/// runs (failed, stopped or terminated: the runs that did not do all their work) remain (the
+/// newest are kept).
 pub fn prune_history(runs: &[FinishedRun], keep_succeeded: u32, keep_failed: u32) -> Vec<String> {
     let mut delete = Vec::new();
-    for (phase, keep) in [
-        (RunPhase::Succeeded, keep_succeeded),
-        (RunPhase::Failed, keep_failed),
-    ] {
-        let mut of_phase: Vec<&FinishedRun> = runs.iter().filter(|r| r.phase == phase).collect();
+    for (succeeded, keep) in [(true, keep_succeeded), (false, keep_failed)] {
+        let mut of_phase: Vec<&FinishedRun> = runs
+            .iter()
+            .filter(|r| r.phase.is_finished() && (r.phase == RunPhase::Succeeded) == succeeded)
+            .collect();
         // Newest first; the name breaks ties so the answer does not depend on input order.
         of_phase.sort_by(|a, b| {
             b.completed

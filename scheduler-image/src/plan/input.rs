@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use datajump_api::validate::Dag;
-use datajump_api::{WorkflowRunStatus, WorkflowSpec};
+use datajump_api::{Shutdown, WorkflowRunStatus, WorkflowSpec};
 
 /// State of a Job as the controller observed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,9 @@ pub struct ObservedJob {
     /// Whether finished pods of it still exist (removed once the run recorded the result and
     /// the retention passed).
     pub finished_pods: bool,
+    /// Whether it is being deleted (it carries a deletion timestamp): a Job deleted in the
+    /// foreground stays, still active, until its pods are gone.
+    pub deleting: bool,
 }
 
 /// Whether finished pods' logs go to the log archive before the pods are deleted.
@@ -112,4 +115,6 @@ pub struct RunInput<'a> {
     pub finished_pod_retention_seconds: u32,
     /// Whether their logs are archived first.
     pub log_archiving: LogArchiving,
+    /// The run's `spec.shutdown`: asked to stop or terminate.
+    pub shutdown: Option<Shutdown>,
 }

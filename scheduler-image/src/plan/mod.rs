@@ -10,6 +10,7 @@
 //! - `input`, `output`: what the planner takes and answers;
 //! - `planner`: one step's state; `observe`, `start` and `finish`: its parts, in that order;
 //! - `retry`: backoff, and attempts refused before they started;
+//! - `shutdown`: stopping or terminating a run on request (`spec.shutdown`);
 //! - `history`: which finished runs go.
 
 mod finish;
@@ -19,6 +20,7 @@ mod observe;
 mod output;
 mod planner;
 mod retry;
+mod shutdown;
 mod start;
 
 pub use history::{FinishedRun, prune_history};
@@ -45,6 +47,7 @@ pub fn plan_run(input: &RunInput<'_>) -> RunPlan {
             "stopped: task {failed} failed and the workflow fails fast"
         ));
     }
+    planner.shut_down();
     let startable = planner.apply_trigger_rules();
     planner.start_ready_tasks(&startable);
     planner.complete_if_done();
@@ -61,7 +64,9 @@ mod tests {
     use datajump_api::names::job_name;
     use datajump_api::validate::Dag;
     use datajump_api::validate::{Limits, validate_spec};
-    use datajump_api::{RunPhase, TaskPhase, TaskStatus, WorkflowRunStatus, WorkflowSpec};
+    use datajump_api::{
+        RunPhase, Shutdown, TaskPhase, TaskStatus, WorkflowRunStatus, WorkflowSpec,
+    };
 
     const RUN: &str = "etl-202601010000";
 
@@ -91,6 +96,7 @@ mod tests {
         task_pools: BTreeMap<String, usize>,
         log_archiving: LogArchiving,
         events: Vec<&'static str>,
+        shutdown: Option<Shutdown>,
     }
 
     impl Sim {
@@ -114,6 +120,7 @@ mod tests {
                 task_pools: BTreeMap::new(),
                 log_archiving: LogArchiving::Off,
                 events: Vec::new(),
+                shutdown: None,
             }
         }
 
@@ -132,6 +139,7 @@ mod tests {
                 pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 60,
                 log_archiving: self.log_archiving,
+                shutdown: self.shutdown,
             })
         }
 
@@ -160,10 +168,18 @@ mod tests {
                             finished: None,
                             pod: None,
                             finished_pods: false,
+                            deleting: false,
                         });
                         created.push(job_name);
                     }
                     Action::DeleteJob { job_name } => self.jobs.retain(|j| j.name != job_name),
+                    // Deleted in the foreground: the Job stays until its pods are gone
+                    // (`pods_gone`).
+                    Action::TerminateJob { job_name } => {
+                        for j in self.jobs.iter_mut().filter(|j| j.name == job_name) {
+                            j.deleting = true;
+                        }
+                    }
                     Action::DeletePods { job_name }
                     | Action::ArchiveLogsThenDeletePods { job_name, .. } => {
                         for j in self.jobs.iter_mut().filter(|j| j.name == job_name) {
@@ -734,6 +750,7 @@ mod tests {
             pending_timeout_seconds: 600,
             finished_pod_retention_seconds: 60,
             log_archiving: LogArchiving::Off,
+            shutdown: None,
         });
         assert_eq!(
             plan.actions,
@@ -805,6 +822,14 @@ mod tests {
         ];
         assert_eq!(prune_history(&runs, 2, 1), ["s1", "f1"]);
         assert_eq!(prune_history(&runs, 0, 0), ["s3", "s2", "s1", "f2", "f1"]);
+        // Stopped and terminated runs did not do all their work: kept as failed ones are.
+        let runs = [
+            run("f1", RunPhase::Failed, 1),
+            run("t2", RunPhase::Terminated, 2),
+            run("p3", RunPhase::Stopped, 3),
+            run("s4", RunPhase::Succeeded, 4),
+        ];
+        assert_eq!(prune_history(&runs, 1, 2), ["f1"]);
     }
 
     fn spec_yaml(yaml: &str) -> WorkflowSpec {
@@ -924,7 +949,7 @@ onExit: {name: notify, image: busybox}
         assert_eq!(
             sim.plan().outcome,
             Some(Outcome {
-                succeeded: false,
+                phase: RunPhase::Failed,
                 failed_tasks: vec!["a".into()]
             })
         );
@@ -949,7 +974,7 @@ onExit: {name: notify, image: busybox}
         assert_eq!(
             sim.plan().outcome,
             Some(Outcome {
-                succeeded: true,
+                phase: RunPhase::Succeeded,
                 failed_tasks: vec![]
             })
         );
@@ -978,8 +1003,8 @@ onExit: {name: notify, image: busybox}
         assert_eq!(sim.phase("b"), TaskPhase::Skipped);
         assert!(!sim.jobs.iter().any(|j| j.name == job("a", 1)), "a stopped");
         assert_eq!(
-            sim.plan().outcome.map(|o| o.succeeded),
-            Some(false),
+            sim.plan().outcome.map(|o| o.phase),
+            Some(RunPhase::Failed),
             "the deadline is a failure"
         );
         sim.succeed(&job("notify", 1));
@@ -1064,7 +1089,7 @@ onExit: {name: notify, image: busybox}
             _ => None,
         });
         let outcome = Outcome {
-            succeeded: false,
+            phase: RunPhase::Failed,
             failed_tasks: vec!["a".into()],
         };
         assert_eq!(exit, Some(Some(outcome.clone())));
@@ -1074,6 +1099,286 @@ onExit: {name: notify, image: busybox}
                 ("DATAJUMP_RUN_OUTCOME".to_string(), "Failed".to_string()),
                 ("DATAJUMP_FAILED_TASKS".to_string(), "a".to_string()),
             ]
+        );
+    }
+
+    /// Two independent tasks (a long `load`, a `side` with a retry), `report` after `load`,
+    /// and an exit task.
+    const STOPPABLE: &str = r#"
+tasks:
+  - {name: load, image: busybox}
+  - {name: side, image: busybox, retries: 2}
+  - {name: report, image: busybox, dependsOn: [load]}
+onExit: {name: notify, image: busybox}
+"#;
+
+    fn creates(plan: &RunPlan) -> Vec<&str> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CreateJob { job_name, .. } => Some(job_name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn terminates(plan: &RunPlan) -> Vec<&str> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::TerminateJob { job_name } => Some(job_name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stop_starts_nothing_new_lets_running_tasks_finish_then_runs_on_exit() {
+        let mut sim = Sim::new(spec_yaml(STOPPABLE));
+        assert_eq!(sim.step(), [job("load", 1), job("side", 1)]);
+        sim.shutdown = Some(Shutdown::Stop);
+        let plan = sim.plan();
+        assert!(
+            plan.actions
+                .iter()
+                .all(|a| matches!(a, Action::Event { .. })),
+            "nothing is created or deleted: {:?}",
+            plan.actions
+        );
+        sim.step();
+        assert_eq!(sim.status.shutdown, Some(Shutdown::Stop));
+        assert_eq!(sim.status.phase, RunPhase::Running);
+        assert_eq!(
+            (sim.phase("load"), sim.phase("side"), sim.phase("report")),
+            (TaskPhase::Running, TaskPhase::Running, TaskPhase::Skipped)
+        );
+        assert_eq!(
+            sim.task("report").message.as_deref(),
+            Some("not started: the run was stopped")
+        );
+        // A failed attempt is not retried, though retries remain.
+        sim.fail(&job("side", 1));
+        assert!(sim.step().is_empty(), "load still runs: no exit task yet");
+        assert_eq!(sim.phase("side"), TaskPhase::Failed);
+        assert!(!sim.events.contains(&"TaskRetrying"), "{:?}", sim.events);
+        // The last running task finishes: the exit task runs, told the run was stopped.
+        sim.succeed(&job("load", 1));
+        let plan = sim.plan();
+        let exit = plan.actions.iter().find_map(|a| match a {
+            Action::CreateJob { outcome, .. } => outcome.clone(),
+            _ => None,
+        });
+        assert_eq!(
+            exit.map(|o| o.variables()),
+            Some(vec![
+                ("DATAJUMP_RUN_OUTCOME".to_string(), "Stopped".to_string()),
+                ("DATAJUMP_FAILED_TASKS".to_string(), "side".to_string()),
+            ])
+        );
+        assert_eq!(sim.step(), [job("notify", 1)]);
+        assert_eq!(
+            sim.phase("report"),
+            TaskPhase::Skipped,
+            "report never started"
+        );
+        sim.succeed(&job("notify", 1));
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Stopped);
+        assert_eq!(
+            sim.status.message.as_deref(),
+            Some("stopped on request: 1 tasks succeeded, 1 failed (side), 1 not started")
+        );
+        let condition = sim.status.conditions.last().expect("a condition");
+        assert_eq!(
+            (condition.type_.as_str(), condition.reason.as_str()),
+            ("Stopped", "StopRequested")
+        );
+        assert_eq!(
+            sim.events,
+            ["RunStarted", "RunStopping", "TaskFailed", "RunStopped"]
+        );
+        // Finished: the field changes nothing any more.
+        sim.shutdown = Some(Shutdown::Terminate);
+        let plan = sim.plan();
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.status, sim.status);
+    }
+
+    #[test]
+    fn terminate_deletes_running_jobs_in_the_foreground_and_waits_for_their_pods() {
+        let mut sim = Sim::new(spec_yaml(STOPPABLE));
+        sim.step();
+        sim.shutdown = Some(Shutdown::Terminate);
+        let plan = sim.plan();
+        assert_eq!(terminates(&plan), [job("load", 1), job("side", 1)]);
+        assert!(creates(&plan).is_empty(), "no exit task while pods remain");
+        assert_eq!(plan.wake_at, Some(t0() + Duration::seconds(120)));
+        sim.step();
+        for task in ["load", "side"] {
+            let t = sim.task(task);
+            assert_eq!(
+                (t.phase, t.reason.as_deref(), t.message.as_deref()),
+                (
+                    TaskPhase::Failed,
+                    Some("Terminated"),
+                    Some("attempt 1 terminated: the run was terminated")
+                ),
+                "{task}"
+            );
+        }
+        assert_eq!(sim.phase("report"), TaskPhase::Skipped);
+        assert_eq!(sim.status.shutdown, Some(Shutdown::Terminate));
+        assert_eq!(
+            sim.status.phase,
+            RunPhase::Running,
+            "its pods are still there"
+        );
+        // While the Jobs are being deleted nothing is asked twice and nothing starts.
+        sim.now += Duration::seconds(5);
+        let plan = sim.plan();
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.wake_at, Some(t0() + Duration::seconds(120)));
+        // One Job gone: still waiting for the other.
+        sim.jobs.retain(|j| j.name != job("load", 1));
+        assert!(sim.step().is_empty());
+        sim.jobs.clear();
+        assert_eq!(sim.step(), [job("notify", 1)]);
+        sim.succeed(&job("notify", 1));
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Terminated);
+        assert_eq!(
+            sim.status.message.as_deref(),
+            Some(
+                "terminated on request: 0 tasks succeeded, 2 terminated (load, side), 1 not started"
+            )
+        );
+        assert_eq!(
+            sim.status.conditions.last().map(|c| c.reason.as_str()),
+            Some("TerminateRequested")
+        );
+        assert_eq!(
+            sim.events,
+            ["RunStarted", "RunTerminating", "RunTerminated"]
+        );
+    }
+
+    #[test]
+    fn a_terminated_job_that_never_goes_holds_the_exit_task_back_only_so_long() {
+        let mut sim = Sim::new(spec(&[("load", &[])]));
+        sim.step();
+        sim.shutdown = Some(Shutdown::Terminate);
+        sim.step();
+        sim.now = t0() + Duration::seconds(119);
+        sim.step();
+        assert_eq!(
+            sim.status.phase,
+            RunPhase::Running,
+            "its pod may still stop"
+        );
+        // Its node never confirms: after the wait the run ends anyway (and the Job, already
+        // being deleted, is not asked again).
+        sim.now = t0() + Duration::seconds(120);
+        let plan = sim.plan();
+        assert!(
+            plan.actions
+                .iter()
+                .all(|a| matches!(a, Action::Event { .. }))
+        );
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Terminated);
+    }
+
+    #[test]
+    fn stop_then_terminate_escalates_and_nothing_goes_back() {
+        let mut sim = Sim::new(spec_yaml(STOPPABLE));
+        sim.step();
+        sim.shutdown = Some(Shutdown::Stop);
+        sim.step();
+        sim.shutdown = Some(Shutdown::Terminate);
+        let plan = sim.plan();
+        assert_eq!(terminates(&plan), [job("load", 1), job("side", 1)]);
+        sim.step();
+        assert_eq!(sim.status.shutdown, Some(Shutdown::Terminate));
+        // A Stop seen after (the API server refuses that change; an older copy could show it)
+        // does not undo the terminate.
+        sim.shutdown = Some(Shutdown::Stop);
+        sim.jobs.clear();
+        sim.step();
+        assert_eq!(sim.status.shutdown, Some(Shutdown::Terminate));
+        assert_eq!(
+            sim.events,
+            ["RunStarted", "RunStopping", "RunTerminating"],
+            "each request said once"
+        );
+    }
+
+    #[test]
+    fn a_restart_mid_terminate_finishes_it_without_asking_twice() {
+        let mut sim = Sim::new(spec(&[("a", &[]), ("b", &[])]));
+        sim.step();
+        let before = sim.status.clone();
+        sim.shutdown = Some(Shutdown::Terminate);
+        sim.step();
+        // The scheduler stopped after deleting a's Job but before recording anything: the new
+        // leader sees the old status, a's Job being deleted and b's untouched.
+        sim.status = before;
+        sim.jobs
+            .iter_mut()
+            .filter(|j| j.name == job("a", 1))
+            .for_each(|j| j.deleting = true);
+        sim.jobs
+            .iter_mut()
+            .filter(|j| j.name == job("b", 1))
+            .for_each(|j| j.deleting = false);
+        let plan = sim.plan();
+        assert_eq!(terminates(&plan), [job("b", 1)]);
+        sim.step();
+        assert_eq!(
+            (sim.phase("a"), sim.phase("b")),
+            (TaskPhase::Failed, TaskPhase::Failed)
+        );
+        // Recorded, but b's deletion was lost: it is asked again, in the foreground.
+        sim.jobs
+            .iter_mut()
+            .filter(|j| j.name == job("b", 1))
+            .for_each(|j| j.deleting = false);
+        assert_eq!(terminates(&sim.plan()), [job("b", 1)]);
+        sim.jobs.clear();
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Terminated);
+    }
+
+    #[test]
+    fn a_run_whose_tasks_all_ended_finishes_as_it_would() {
+        let mut sim = Sim::new(spec_yaml(WITH_EXIT));
+        sim.step();
+        sim.succeed(&job("a", 1));
+        sim.step();
+        sim.succeed(&job("b", 1));
+        assert_eq!(sim.step(), [job("notify", 1)]);
+        // Only the exit task runs: neither request touches it.
+        sim.shutdown = Some(Shutdown::Terminate);
+        let plan = sim.plan();
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        sim.succeed(&job("notify", 1));
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Succeeded);
+        assert_eq!(sim.status.shutdown, None);
+    }
+
+    #[test]
+    fn a_stopped_run_that_waited_for_a_slot_ends_at_once_and_waits_no_more() {
+        let mut sim = Sim::new(spec(&[("a", &[]), ("b", &["a"])]));
+        sim.free_slots = 0;
+        assert!(sim.plan().waits_for_slot);
+        sim.shutdown = Some(Shutdown::Stop);
+        let plan = sim.plan();
+        assert!(!plan.waits_for_slot, "nothing left to start");
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Stopped);
+        assert_eq!(
+            sim.status.message.as_deref(),
+            Some("stopped on request: 0 tasks succeeded, 2 not started")
         );
     }
 }

@@ -11,6 +11,7 @@ use super::input::{JobState, LogArchiving, ObservedJob, PodReport};
 use super::output::{Action, EventType, REASON_LOG_NOT_ARCHIVED};
 use super::planner::Planner;
 use super::retry::{retried, retry_backoff};
+use super::shutdown::TERMINATED;
 use datajump_api::flow::AttemptFailure;
 use datajump_api::{TaskPhase, TaskStatus};
 
@@ -86,15 +87,23 @@ impl Planner<'_> {
         }
     }
 
-    /// A task that reached its end: stop the Job of an attempt given up while still active,
-    /// and record the exit code its pod reported after the Job's failure was seen.
+    /// A task that reached its end: stop the Job of an attempt given up while still active
+    /// (unless its deletion is under way: asking again with another propagation would change
+    /// it), and record the exit code its pod reported after the Job's failure was seen.
     pub(super) fn settle_terminal(&mut self, i: usize, job: &ObservedJob) {
         let task = &self.tasks[i];
         if job.attempt == task.attempts
             && task.phase == TaskPhase::Failed
             && job.state == JobState::Active
+            && !job.deleting
         {
-            self.delete_job(job);
+            if task.reason.as_deref() == Some(TERMINATED) {
+                self.actions.push(Action::TerminateJob {
+                    job_name: job.name.clone(),
+                });
+            } else {
+                self.delete_job(job);
+            }
         }
         self.record_late_exit_code(i, job);
     }
@@ -245,7 +254,9 @@ impl Planner<'_> {
         ended: DateTime<Utc>,
     ) {
         let spec = self.specs[i];
-        if !retried(spec, attempt, failure) {
+        // A run asked to stop makes no new attempt of its DAG's tasks.
+        let stopping = self.input.shutdown.is_some() && i < self.dag_len;
+        if stopping || !retried(spec, attempt, failure) {
             let name = spec.name.clone();
             self.set_terminal(i, TaskPhase::Failed, Some(why.clone()));
             self.event(

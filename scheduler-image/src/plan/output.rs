@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use datajump_api::runtime;
-use datajump_api::{TaskPhase, WorkflowRunStatus};
+use datajump_api::{RunPhase, TaskPhase, WorkflowRunStatus};
 
 /// Severity of an Event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,13 @@ pub enum Action {
     },
     /// Delete a Job that must stop (the run is over).
     DeleteJob {
+        /// Job name.
+        job_name: String,
+    },
+    /// Delete a running Job of a terminated run in the foreground: the Job stays, marked for
+    /// deletion, until its pods are gone, so it holds its slot under the cap until its
+    /// containers stopped, and the run can wait for that before its `onExit` task starts.
+    TerminateJob {
         /// Job name.
         job_name: String,
     },
@@ -70,8 +77,10 @@ pub const REASON_LOG_NOT_ARCHIVED: &str = "LogNotArchived";
 /// How the DAG's tasks ended, once all of them have: what the `onExit` task is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// Whether the run's tasks did what they should (no task failed, no deadline passed).
-    pub succeeded: bool,
+    /// The phase the DAG leads the run to (the `onExit` task failing still fails it):
+    /// `Succeeded` when no task failed and no deadline passed, `Stopped` or `Terminated` when
+    /// the run's `spec.shutdown` ended it, else `Failed`.
+    pub phase: RunPhase,
     /// The DAG's failed tasks, in the workflow's order.
     pub failed_tasks: Vec<String>,
 }
@@ -80,7 +89,7 @@ impl Outcome {
     /// The variables that tell the `onExit` task this outcome (beyond the run's own).
     pub fn variables(&self) -> Vec<(String, String)> {
         let failed: Vec<&str> = self.failed_tasks.iter().map(String::as_str).collect();
-        runtime::exit_variables(self.succeeded, &failed)
+        runtime::exit_variables(self.phase, &failed)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The state of one planning step ([`Planner`]): every task's status as the step changes it,
 //! the actions it collects, and the plan it ends with. The step's parts are in `observe`
 //! (Jobs and pods into task states), `start` (trigger rules, starting attempts) and `finish`
-//! (stopping the DAG, ending the run).
+//! (stopping the DAG, ending the run), and `shutdown` (stopping or terminating it on request).
 
 use std::collections::HashMap;
 
@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::input::{ObservedJob, RunInput};
 use super::output::{Action, EventType, RunPlan};
-use datajump_api::{RunCondition, RunPhase, TaskPhase, TaskSpec, TaskStatus, WorkflowRunStatus};
+use datajump_api::{
+    RunCondition, RunPhase, Shutdown, TaskPhase, TaskSpec, TaskStatus, WorkflowRunStatus,
+};
 
 /// One step of planning a run: the tasks' statuses as they change, and what the step does.
 pub(super) struct Planner<'a> {
@@ -31,6 +33,8 @@ pub(super) struct Planner<'a> {
     pub(super) completion_time: Option<DateTime<Utc>>,
     pub(super) message: Option<String>,
     pub(super) conditions: Vec<RunCondition>,
+    /// The `spec.shutdown` acted on (recorded in the status).
+    pub(super) shutdown: Option<Shutdown>,
 }
 
 impl<'a> Planner<'a> {
@@ -84,6 +88,7 @@ impl<'a> Planner<'a> {
             completion_time: status.completion_time,
             message: status.message.clone(),
             conditions: status.conditions.clone(),
+            shutdown: status.shutdown,
         }
     }
 
@@ -133,6 +138,7 @@ impl<'a> Planner<'a> {
                 tasks: self.tasks,
                 message: self.message,
                 conditions: self.conditions,
+                shutdown: self.shutdown,
                 // The spec the run executes, recorded with its first step. A run that finished
                 // before snapshots existed keeps none rather than get today's spec.
                 workflow_spec: self.input.status.workflow_spec.clone().or_else(|| {

@@ -53,7 +53,8 @@ impl Planner<'_> {
         startable
     }
 
-    /// Whether the `onExit` task may start: every task of the DAG ended.
+    /// Whether every task of the DAG ended (the `onExit` task may start, once a terminated
+    /// run's Jobs are gone).
     pub(super) fn dag_done(&self) -> bool {
         self.tasks[..self.dag_len]
             .iter()
@@ -63,7 +64,7 @@ impl Planner<'_> {
     /// Starts the ready tasks the room allows (see [`Room`]), creates again the Jobs of
     /// started attempts that went missing, and marks the run started.
     pub(super) fn start_ready_tasks(&mut self, startable: &[bool]) {
-        let exit_ready = self.dag_done();
+        let exit_ready = self.dag_done() && self.terminated_jobs_gone();
         let mut room = self.room();
         let started_before = self.tasks.iter().any(|t| t.attempts > 0);
         for i in 0..self.tasks.len() {

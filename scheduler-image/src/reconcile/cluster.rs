@@ -113,6 +113,13 @@ pub trait Cluster: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Deletes a running Job in the foreground: the Job stays, marked for deletion, until the
+    /// garbage collector has deleted its pods (their containers stopped).
+    fn terminate_job(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
     /// Deletes the pods of a finished Job (the Job stays).
     fn delete_finished_pods(
         &self,

@@ -13,7 +13,9 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Duration, Utc};
 
 use super::cluster::{ObjectKey, object_key};
-use datajump_api::{RunPhase, TaskPhase, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
+use datajump_api::{
+    RunPhase, Shutdown, TaskPhase, Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus,
+};
 
 /// How long a run status this reconciler wrote may stay invisible in the cache: within it, a
 /// reconcile that sees an older status waits for the cache instead of acting on stale data.
@@ -23,11 +25,12 @@ const STATUS_VISIBILITY_GRACE_MS: i64 = 5_000;
 /// How soon to look again while the cache catches up.
 pub(super) const STALE_CACHE_RETRY_MS: i64 = 100;
 
-/// What a status write changed that matters for acting on a run: its phase and each task's
-/// phase and attempts.
+/// What a status write changed that matters for acting on a run: its phase, the shutdown it
+/// acted on (acting on it again would say so twice) and each task's phase and attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Progress {
     phase: RunPhase,
+    shutdown: Option<Shutdown>,
     tasks: Vec<(String, TaskPhase, u32)>,
 }
 
@@ -35,6 +38,7 @@ impl Progress {
     fn of(status: &WorkflowRunStatus) -> Self {
         Self {
             phase: status.phase,
+            shutdown: status.shutdown,
             tasks: status
                 .tasks
                 .iter()
@@ -179,6 +183,22 @@ mod tests {
             !fresh.cache_behind(&run, &status(1), t0()),
             "forgotten once seen"
         );
+    }
+
+    #[test]
+    fn a_shutdown_acted_on_is_waited_for_like_any_progress() {
+        let fresh = Freshness::default();
+        let run = run("u1");
+        let acted = WorkflowRunStatus {
+            shutdown: Some(Shutdown::Stop),
+            ..status(1)
+        };
+        fresh.remember_status(&run, &acted, t0());
+        assert!(
+            fresh.cache_behind(&run, &status(1), t0()),
+            "acting on the stop again would announce it twice"
+        );
+        assert!(!fresh.cache_behind(&run, &acted, t0()));
     }
 
     #[test]

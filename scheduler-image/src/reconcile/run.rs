@@ -113,7 +113,8 @@ impl<C: Cluster> Reconciler<C> {
                 return self.fail_run(run, &old, reason, msg, now).await;
             }
         };
-        if let Some(bf) = backfill::queued(run, &old) {
+        // A run told to stop or terminate does not wait for its backfill's turn to do so.
+        if let Some(bf) = backfill::queued(run, &old).filter(|_| run.spec.shutdown.is_none()) {
             let (ns, run_name) = ns_name(&run.metadata);
             let runs = self.cluster.runs_of(&ns, &run.spec.workflow_name);
             if !self
@@ -227,6 +228,7 @@ impl<C: Cluster> Reconciler<C> {
                     pending_timeout_seconds: self.config.pending_timeout_seconds,
                     finished_pod_retention_seconds: self.config.finished_pod_retention_seconds,
                     log_archiving: self.config.log_archiving,
+                    shutdown: run.spec.shutdown,
                 })
             },
         )
@@ -287,6 +289,10 @@ impl<C: Cluster> Reconciler<C> {
                 Action::DeleteJob { job_name } => {
                     tracing::info!(namespace = %ns, run = %run_name, job = %job_name, "stopping task job");
                     self.cluster.delete_job(&ns, job_name).await?;
+                }
+                Action::TerminateJob { job_name } => {
+                    tracing::info!(namespace = %ns, run = %run_name, job = %job_name, "terminating task job and its pods");
+                    self.cluster.terminate_job(&ns, job_name).await?;
                 }
                 Action::DeletePods { job_name } => {
                     tracing::debug!(namespace = %ns, run = %run_name, job = %job_name, "deleting finished pods");

@@ -167,6 +167,12 @@ impl Cluster for Arc<MemoryCluster> {
         Ok(())
     }
 
+    /// Pods are not modelled: the Job goes at once, as if its pods stopped at once.
+    async fn terminate_job(&self, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        self.lock().remove_job(&(namespace.into(), name.into()));
+        Ok(())
+    }
+
     /// Pods are not modelled: the Jobs' finished pods are never reported.
     async fn delete_finished_pods(&self, _namespace: &str, _job: &str) -> Result<(), ClusterError> {
         Ok(())

@@ -19,7 +19,7 @@ use kube::api::ObjectMeta;
 use crate::jobs::to_k8s_time;
 use crate::plan::EventType;
 use crate::reconcile::{ClusterError, Reconciler};
-use datajump_api::{Workflow, WorkflowRun};
+use datajump_api::{Shutdown, Workflow, WorkflowRun};
 use state::{Key, State, key};
 
 /// A recorded Event.
@@ -84,6 +84,16 @@ impl MemoryCluster {
         let mut state = self.lock();
         Self::stamp(&mut state, &mut run.metadata);
         state.insert_run(key(&run.metadata), run);
+    }
+
+    /// Sets a run's `spec.shutdown` (as `kubectl datajump workflow stop|terminate` does).
+    pub fn request_shutdown(&self, namespace: &str, name: &str, shutdown: Shutdown) -> bool {
+        let mut state = self.lock();
+        let Some(run) = state.runs.get_mut(&(namespace.into(), name.into())) else {
+            return false;
+        };
+        Arc::make_mut(run).spec.shutdown = Some(shutdown);
+        true
     }
 
     /// Deletes a run but not its Jobs, as in the moments before the garbage collector

@@ -13,8 +13,11 @@ use sha2::{Digest, Sha256};
 
 use datajump_tests::plugin::plugin_command;
 
-use crate::tasks::{run_to_end, submit, task};
-use crate::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, E2E_IMAGE, NS, installed, kubectl_json};
+use datajump_tests::node::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, dev_log_archive};
+use datajump_tests::runs::task;
+
+use crate::tasks::{run_to_end, submit};
+use crate::{E2E_IMAGE, NS, installed, kubectl_json};
 
 /// Lines the task prints, each [`LINE_BYTES`] long: 200 MiB in all.
 const LINES: u64 = 209_715;
@@ -168,8 +171,7 @@ fn a_log_larger_than_the_schedulers_memory_outlives_its_pod() {
         || pod_of(cluster, &job).is_none().then_some(()),
     );
     let key = format!("{ARCHIVE_PREFIX}/{NS}/chatty/{run_name}/chatty/1.log");
-    let object = installed
-        .archive
+    let object = dev_log_archive()
         .get(ARCHIVE_BUCKET, &key)
         .expect("the archived log");
     assert_eq!(object.len(), expected.len(), "the archived log's size");

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use datajump_tests::cluster::{Cluster, wait_until, workspace_root};
 use datajump_tests::plugin::{Run, plugin};
+use datajump_tests::node::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, dev_log_archive};
+use datajump_tests::runs::{started_run, task, wait_for_end};
 use serde_json::Value;
 
-use crate::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, E2E_IMAGE, NS, installed, kubectl_json};
+use crate::{E2E_IMAGE, NS, installed, kubectl_json};
 
 /// `kubectl datajump ARGS -n NS`.
 pub(crate) fn dj(cluster: &Cluster, args: &[&str]) -> Run {
@@ -35,44 +37,8 @@ pub(crate) fn run_to_end(cluster: &Cluster, workflow: &str, extra: &[&str]) -> V
     let mut args = vec!["workflow", "run", workflow];
     args.extend_from_slice(extra);
     let started = dj(cluster, &args);
-    assert!(started.ok, "workflow run {workflow}: {}", started.stderr);
-    let name = run_name(&started);
-    wait_for_run(cluster, &name, Duration::from_secs(180))
-}
-
-/// The run's name from what `workflow run` printed (`workflowrun.datajump.io/NAME created`).
-fn run_name(run: &Run) -> String {
-    run.stdout
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("workflowrun.datajump.io/")?
-                .strip_suffix(" created")
-        })
-        .unwrap_or_else(|| panic!("a created run in {}", run.stdout))
-        .to_string()
-}
-
-/// Waits until the run is in a terminal phase.
-fn wait_for_run(cluster: &Cluster, name: &str, timeout: Duration) -> Value {
-    wait_until(&format!("run {name} to end"), timeout, || {
-        let run = kubectl_json(
-            cluster,
-            &["get", "workflowrun", "-n", NS, name, "-o", "json"],
-        );
-        matches!(
-            run["status"]["phase"].as_str(),
-            Some("Succeeded" | "Failed" | "Terminated" | "Stopped")
-        )
-        .then_some(run)
-    })
-}
-
-/// The status of one task of a run.
-pub(crate) fn task<'a>(run: &'a Value, name: &str) -> &'a Value {
-    run["status"]["tasks"]
-        .as_array()
-        .and_then(|t| t.iter().find(|t| t["name"] == name))
-        .unwrap_or_else(|| panic!("task {name} in {:#}", run["status"]))
+    let name = started_run(&started);
+    wait_for_end(cluster, NS, &name, Duration::from_secs(180))
 }
 
 fn time(v: &Value) -> DateTime<Utc> {
@@ -325,8 +291,7 @@ fn failures_are_what_the_containers_did() {
         "{ARCHIVE_PREFIX}/{NS}/failures/{name}/exit3/{}.log",
         exit3["attempts"]
     );
-    installed
-        .archive
+    dev_log_archive()
         .delete(ARCHIVE_BUCKET, &key)
         .expect("remove the archived log");
     let gone = dj(cluster, &["workflow", "logs", &name, "--task", "exit3"]);
@@ -355,8 +320,7 @@ fn follow_streams_a_running_task_to_its_end() {
         ),
     );
     let started = dj(cluster, &["workflow", "run", "ticker"]);
-    assert!(started.ok, "{}", started.stderr);
-    let name = run_name(&started);
+    let name = started_run(&started);
     wait_until("the tick task running", Duration::from_secs(120), || {
         let run = kubectl_json(
             cluster,
@@ -382,6 +346,6 @@ fn follow_streams_a_running_task_to_its_end() {
         took >= Duration::from_secs(1),
         "--follow waited for lines still to come ({took:?})"
     );
-    let run = wait_for_run(cluster, &name, Duration::from_secs(60));
+    let run = wait_for_end(cluster, NS, &name, Duration::from_secs(60));
     assert_eq!(run["status"]["phase"], "Succeeded");
 }

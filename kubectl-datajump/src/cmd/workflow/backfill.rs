@@ -247,22 +247,40 @@ async fn follow(
         .values()
         .filter(|r| phase(r) == Some(RunPhase::Succeeded))
         .count();
+    // Runs someone stopped or terminated did not do all their work either.
+    let stopped: Vec<&str> = runs
+        .iter()
+        .filter(|(_, r)| matches!(phase(r), Some(RunPhase::Stopped | RunPhase::Terminated)))
+        .map(|(n, _)| n.as_str())
+        .collect();
     let gone = runs.values().filter(|r| r.is_none()).count();
     println!(
-        "backfill {name}: {succeeded} runs succeeded, {} failed{}",
+        "backfill {name}: {succeeded} runs succeeded, {} failed{}{}",
         failed.len(),
+        if stopped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} stopped", stopped.len())
+        },
         if gone > 0 {
             format!(", {gone} pruned by the workflow's history limits before their end was seen")
         } else {
             String::new()
         }
     );
-    if failed.is_empty() {
+    if failed.is_empty() && stopped.is_empty() {
         return Ok(());
     }
+    let mut which = Vec::new();
+    if !failed.is_empty() {
+        which.push(format!("failed runs: {}", failed.join(", ")));
+    }
+    if !stopped.is_empty() {
+        which.push(format!("stopped runs: {}", stopped.join(", ")));
+    }
     anyhow::bail!(
-        "backfill {name}: failed runs: {}; retry one with `kubectl datajump workflow retry RUN --from-failed`",
-        failed.join(", ")
+        "backfill {name}: {}; retry one with `kubectl datajump workflow retry RUN --from-failed`",
+        which.join("; ")
     )
 }
 

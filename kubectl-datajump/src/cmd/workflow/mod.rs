@@ -1,13 +1,17 @@
 //! `workflow ...`: the scheduler's workflows from the command line. This module only dispatches
 //! the sub-verbs: checking and submitting files (`submit`), starting, following, listing and
 //! reading runs (`runs`), the answers people read (`views`), the DAG drawn (`graph`), and runs
-//! for past ticks or again (`backfill`). Every file is read through [`crate::workflow_file`].
+//! for past ticks or again (`backfill`), and ending a run early (`stop`). Every file is read
+//! through [`crate::workflow_file`].
 
 pub(crate) mod backfill;
 pub mod graph;
 pub(crate) mod runs;
+pub(crate) mod stop;
 pub(crate) mod submit;
 pub(crate) mod views;
+
+use datajump_api::Shutdown;
 
 use crate::cli::{GlobalOpts, WorkflowCommand};
 use crate::cmd::{Ctx, confirm};
@@ -73,6 +77,20 @@ pub(crate) async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
         } => {
             let watch = watch.then_some(timeout);
             backfill::retry(ctx, &client, &ns, &run, from_failed, watch).await
+        }
+        WorkflowCommand::Stop(args) => {
+            stop::run(ctx, &client, &ns, &args, Shutdown::Stop, None).await
+        }
+        WorkflowCommand::Terminate { args, confirm } => {
+            stop::run(
+                ctx,
+                &client,
+                &ns,
+                &args,
+                Shutdown::Terminate,
+                Some(&confirm),
+            )
+            .await
         }
         WorkflowCommand::Logs {
             run,

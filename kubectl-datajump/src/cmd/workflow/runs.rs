@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use datajump_api::{RunPhase, TaskPhase, WorkflowRunStatus};
+use datajump_api::{RunPhase, TaskPhase, WorkflowRun, WorkflowRunStatus};
 
 use super::views::RunList;
 use crate::cmd::Ctx;
@@ -41,9 +41,26 @@ pub(crate) async fn follow_run(
     run_name: &str,
     timeout: Duration,
 ) -> anyhow::Result<()> {
+    let done = watch_tasks(ctx, client, ns, run_name, timeout).await?;
+    let status = done.status.unwrap_or_default();
+    println!(
+        "run {run_name}: {:?} ({}/{} tasks succeeded)",
+        status.phase, status.succeeded_tasks, status.total_tasks
+    );
+    run_outcome(run_name, &status)
+}
+
+/// Watches a run until it finishes, one progress line per task state change; the run then.
+pub(crate) async fn watch_tasks(
+    ctx: &Ctx,
+    client: &::kube::Client,
+    ns: &str,
+    run_name: &str,
+    timeout: Duration,
+) -> anyhow::Result<WorkflowRun> {
     let progress = ctx.progress;
     let mut seen: HashMap<String, TaskPhase> = HashMap::new();
-    let done = workflows::watch_run(client, ns, run_name, timeout, |r| {
+    workflows::watch_run(client, ns, run_name, timeout, |r| {
         for t in r.status.iter().flat_map(|s| &s.tasks) {
             if seen.get(&t.name) != Some(&t.phase) {
                 progress.line(format!("  {:<24} {:?}", t.name, t.phase));
@@ -51,13 +68,7 @@ pub(crate) async fn follow_run(
             }
         }
     })
-    .await?;
-    let status = done.status.unwrap_or_default();
-    println!(
-        "run {run_name}: {:?} ({}/{} tasks succeeded)",
-        status.phase, status.succeeded_tasks, status.total_tasks
-    );
-    run_outcome(run_name, &status)
+    .await
 }
 
 /// The exit status of a watched run: success only when the run succeeded; otherwise an error

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use datajump_api::schedules::written;
-use datajump_api::{RunPhase, ScheduleSpec, TaskPhase, Workflow, WorkflowRun, WorkflowSpec};
+use datajump_api::{
+    RunPhase, ScheduleSpec, Shutdown, TaskPhase, Workflow, WorkflowRun, WorkflowSpec,
+};
 use serde::Serialize;
 
 use crate::output::{self, Render, Style, age};
@@ -129,6 +131,9 @@ pub(crate) struct RunList {
 pub(crate) struct RunRow {
     pub name: String,
     pub phase: RunPhase,
+    /// Its `spec.shutdown`: asked to stop or terminate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown: Option<Shutdown>,
     /// Its tick, or the time it was started for.
     pub logical_time: Option<chrono::DateTime<Utc>>,
     pub succeeded_tasks: u32,
@@ -146,6 +151,7 @@ impl From<Vec<WorkflowRun>> for RunList {
                 RunRow {
                     name: r.metadata.name.unwrap_or_default(),
                     phase: s.phase,
+                    shutdown: r.spec.shutdown,
                     logical_time: r.spec.scheduled_time.or(r.spec.logical_time),
                     succeeded_tasks: s.succeeded_tasks,
                     total_tasks: s.total_tasks,
@@ -171,7 +177,7 @@ impl Render for RunList {
                 };
                 vec![
                     r.name.clone(),
-                    style.state(&format!("{:?}", r.phase)),
+                    style.state(&phase_word(r.phase, r.shutdown)),
                     r.logical_time
                         .map(|t| t.to_rfc3339())
                         .unwrap_or_else(|| "-".into()),
@@ -194,6 +200,16 @@ impl Render for RunList {
             ],
             &rows,
         )
+    }
+}
+
+/// A run's phase in a table: an unfinished run asked to end early shows `Stopping` or
+/// `Terminating` instead of `Running`.
+fn phase_word(phase: RunPhase, shutdown: Option<Shutdown>) -> String {
+    match shutdown {
+        Some(Shutdown::Stop) if !phase.is_finished() => "Stopping".into(),
+        Some(Shutdown::Terminate) if !phase.is_finished() => "Terminating".into(),
+        _ => format!("{phase:?}"),
     }
 }
 
@@ -439,6 +455,34 @@ mod tests {
     use super::*;
     use crate::workflow_file::check_text;
     use crate::workflow_file::tests::WF;
+
+    #[test]
+    fn runs_asked_to_end_early_show_it_until_they_end() {
+        let run = |name: &str, phase: &str, shutdown: &str| -> WorkflowRun {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "datajump.io/v1alpha1", "kind": "WorkflowRun",
+                "metadata": {"name": name},
+                "spec": {"workflowName": "etl", "shutdown": shutdown},
+                "status": {"phase": phase}
+            }))
+            .expect("a run")
+        };
+        let list = RunList::from(vec![
+            run("a", "Running", "Stop"),
+            run("b", "Running", "Terminate"),
+            run("c", "Terminated", "Terminate"),
+        ]);
+        let table = list.human(&Style { color: false });
+        let phases: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(phases, ["Stopping", "Terminating", "Terminated"], "{table}");
+        let json = serde_json::to_value(&list).expect("json");
+        assert_eq!(json["runs"][0]["phase"], "Running");
+        assert_eq!(json["runs"][0]["shutdown"], "Stop");
+    }
 
     #[test]
     fn tree_shows_the_tasks_the_latest_run_executes() {
