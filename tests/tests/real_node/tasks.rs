@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use datajump_tests::cluster::{Cluster, wait_until, workspace_root};
-use datajump_tests::plugin::{Run, plugin};
 use datajump_tests::node::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, dev_log_archive};
+use datajump_tests::plugin::{Run, plugin};
 use datajump_tests::runs::{started_run, task, wait_for_end};
 use serde_json::Value;
 
