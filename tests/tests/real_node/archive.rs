@@ -16,6 +16,7 @@ use datajump_tests::plugin::plugin_command;
 use datajump_tests::node::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, dev_log_archive};
 use datajump_tests::runs::task;
 
+use crate::scheduler::scheduler_pod;
 use crate::tasks::{run_to_end, submit};
 use crate::{E2E_IMAGE, NS, installed, kubectl_json};
 
@@ -91,20 +92,7 @@ fn kubelet_rotated(cluster: &Cluster, pod: &Value) -> bool {
 /// The scheduler pod's memory cgroup (cgroup v1, the kubelet's cgroupfs driver): the pod
 /// runs on this host.
 fn scheduler_memory(cluster: &Cluster) -> (u64, u64) {
-    let pods = kubectl_json(
-        cluster,
-        &[
-            "get",
-            "pods",
-            "-n",
-            NS,
-            "-l",
-            "app.kubernetes.io/component=scheduler",
-            "-o",
-            "json",
-        ],
-    );
-    let pod = &pods["items"][0];
+    let pod = &scheduler_pod(cluster);
     assert_eq!(
         pod["status"]["containerStatuses"][0]["restartCount"], 0,
         "the scheduler never restarted (an OOM kill would): {:#}",
