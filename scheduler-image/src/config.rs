@@ -466,6 +466,61 @@ mod tests {
     }
 
     #[test]
+    fn the_log_archive_is_on_with_an_endpoint_and_says_which_flag_is_missing() {
+        let off = Cli::try_parse_from(["datajump-scheduler"]).expect("valid flags");
+        assert_eq!(off.log_archive_config(), Ok(None));
+        assert_eq!(off.scheduler_config().log_archiving, LogArchiving::Off);
+
+        let partial = Cli::try_parse_from([
+            "datajump-scheduler",
+            "--log-archive-endpoint=https://s3.example.com",
+            "--log-archive-bucket=logs",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            partial.log_archive_config(),
+            Err("--log-archive-access-key-file is required with --log-archive-endpoint".into())
+        );
+
+        let on = Cli::try_parse_from([
+            "datajump-scheduler",
+            "--log-archive-endpoint=https://s3.example.com",
+            "--log-archive-bucket=logs",
+            "--log-archive-access-key-file=/k/a",
+            "--log-archive-secret-key-file=/k/s",
+            "--log-archive-key-prefix=dj",
+        ])
+        .expect("valid flags");
+        let config = on.log_archive_config().expect("valid").expect("on");
+        assert_eq!(
+            (
+                config.bucket.as_str(),
+                config.key_prefix.as_str(),
+                config.give_up_after_seconds
+            ),
+            ("logs", "dj", 86400)
+        );
+        assert_eq!(
+            on.scheduler_config().log_archiving,
+            LogArchiving::On {
+                give_up_after_seconds: Some(86400)
+            }
+        );
+        let never = Cli::try_parse_from([
+            "datajump-scheduler",
+            "--log-archive-endpoint=https://s3.example.com",
+            "--log-archive-give-up-after=0",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            never.scheduler_config().log_archiving,
+            LogArchiving::On {
+                give_up_after_seconds: None
+            }
+        );
+    }
+
+    #[test]
     fn flags_build_the_scheduler_config() {
         let cli = Cli::try_parse_from([
             "datajump-scheduler",

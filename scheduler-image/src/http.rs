@@ -191,4 +191,64 @@ mod tests {
         assert!(body.contains("# TYPE task counter"), "{body}");
         server.abort();
     }
+
+    /// Serves `archive` on a free port; returns its address and the server task.
+    async fn serve_archive(
+        archive: Option<Arc<LogArchive>>,
+    ) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = router(
+            Arc::new(Metrics::new()),
+            Arc::new(Health::default()),
+            archive,
+        );
+        (
+            addr,
+            tokio::spawn(async move { axum::serve(listener, app).await }),
+        )
+    }
+
+    #[tokio::test]
+    async fn archived_logs_say_why_they_cannot_be_served() {
+        // No archive configured: not found, and why.
+        let (addr, server) = serve_archive(None).await;
+        let answer = get_path(addr, "/archive/logs/data/etl/etl-1/load/1").await;
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        assert!(answer.contains("keeps no log archive"), "{answer}");
+        server.abort();
+
+        // An archive whose endpoint does not answer: a path that is no key is refused before
+        // any request; a valid one is a bad gateway naming the object.
+        let bucket = crate::archive::Bucket::new(
+            "http://127.0.0.1:9",
+            "logs",
+            "us-east-1",
+            crate::archive::CredentialSource::Fixed(crate::archive::sigv4::Credentials {
+                access_key: "a".into(),
+                secret_key: "s".into(),
+            }),
+            None,
+        )
+        .expect("bucket");
+        let archive = Arc::new(LogArchive::with_bucket(bucket, "dj"));
+        let (addr, server) = serve_archive(Some(archive)).await;
+        let answer = get_path(addr, "/archive/logs/data/etl/Etl-1/load/1").await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(
+            answer.contains("run \"Etl-1\" is not a Kubernetes name"),
+            "{answer}"
+        );
+        let answer = get_path(addr, "/archive/logs/data/etl/etl-1/load/first").await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        let answer = get_path(addr, "/archive/logs/data/etl/etl-1/load/2").await;
+        assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
+        assert!(
+            answer.contains("reading s3://logs/dj/data/etl/etl-1/load/2.log"),
+            "{answer}"
+        );
+        server.abort();
+    }
 }
