@@ -62,6 +62,15 @@ fn on_path(name: &str) -> Option<PathBuf> {
     })
 }
 
+/// The checkout `dir` is in: the nearest of it and its parents holding `chart-gen/Cargo.toml`.
+/// chart-gen runs from there, and so does the plugin when a developer runs it after
+/// `bash .ci/build`; both then find the pinned helm in its `.tools/bin`.
+pub fn checkout_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| d.join("chart-gen/Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+}
+
 impl Helm {
     /// Finds helm — the one search order of chart-gen, the plugin and the tests: an explicit
     /// path (a `--helm` flag), else `$DATAJUMP_HELM` (either must exist: a typo is an error, not

@@ -120,11 +120,7 @@ fn find_repo_root(explicit: Option<PathBuf>) -> Result<PathBuf> {
         return Ok(p);
     }
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    Ok(cwd
-        .ancestors()
-        .find(|d| d.join("chart-gen/Cargo.toml").is_file())
-        .map(Path::to_path_buf)
-        .unwrap_or(cwd))
+    Ok(chart_gen::helm::checkout_root(&cwd).unwrap_or(cwd))
 }
 
 fn main() -> ExitCode {

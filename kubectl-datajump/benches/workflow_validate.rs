@@ -1,5 +1,6 @@
 //! `workflow validate` on a generated 1,000-task workflow (budget: under 50 ms): YAML parsing,
-//! the typed schema and the scheduler's DAG/cron/name validation, as the command runs them.
+//! the structure against the CRD's schema (unknown fields, types), the typed schema and the
+//! scheduler's DAG/cron/name validation, as the command runs them.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kubectl_datajump::workflow_file::check_text;

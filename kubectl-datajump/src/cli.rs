@@ -14,6 +14,9 @@ pub use images::{
     rewrite_output_file,
 };
 
+/// The help heading of the flags every verb takes.
+pub const GLOBAL_OPTIONS: &str = "Global options";
+
 /// The release name the chart is installed under unless `--release` says otherwise.
 pub const DEFAULT_RELEASE: &str = "datajump";
 
@@ -34,8 +37,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags every subcommand accepts, named as kubectl names them.
+/// Flags every subcommand accepts, named as kubectl names them. In a verb's help they come under
+/// "Global options", after the verb's own flags.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = GLOBAL_OPTIONS)]
 pub struct GlobalOpts {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true, value_name = "PATH")]
@@ -53,7 +58,7 @@ pub struct GlobalOpts {
     /// Helm release name.
     #[arg(long, global = true, env = "DATAJUMP_RELEASE", default_value = DEFAULT_RELEASE)]
     pub release: String,
-    /// Output format of read commands.
+    /// Output format of the answer, and of the error on stderr when the command fails.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
     /// Disable colours (also when NO_COLOR is set to anything non-empty, as no-color.org says).
@@ -62,9 +67,32 @@ pub struct GlobalOpts {
     /// Debug logs on stderr (-v: commands run and requests made).
     #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// The helm binary (default: DATAJUMP_HELM, then `helm` on PATH).
+    /// The helm binary (default: DATAJUMP_HELM, then .tools/bin/helm of the checkout the
+    /// current directory is in, then `helm` on PATH).
     #[arg(long, global = true, env = "DATAJUMP_HELM", value_name = "PATH")]
     pub helm: Option<PathBuf>,
+}
+
+/// The output format a command line asks for, read without clap (for reporting a command line
+/// clap refused): the last `-o FORMAT`, `-oFORMAT`, `-o=FORMAT`, `--output FORMAT` or
+/// `--output=FORMAT`, else a table.
+pub(crate) fn output_format_in(args: &[std::ffi::OsString]) -> crate::output::Format {
+    let mut format = OutputFormat::Table;
+    let mut iter = args.iter().map(|a| a.to_string_lossy());
+    while let Some(arg) = iter.next() {
+        let value = match arg.as_ref() {
+            "-o" | "--output" => iter.next().map(|v| v.into_owned()),
+            other => other
+                .strip_prefix("--output=")
+                .or_else(|| other.strip_prefix("-o="))
+                .or_else(|| other.strip_prefix("-o"))
+                .map(str::to_string),
+        };
+        if let Some(parsed) = value.and_then(|v| OutputFormat::from_str(&v, false).ok()) {
+            format = parsed;
+        }
+    }
+    format.into()
 }
 
 fn env_parser() -> impl TypedValueParser<Value = Environment> {
@@ -131,7 +159,8 @@ pub struct ChartArgs {
     /// Local chart directory.
     #[arg(long, value_name = "DIR", default_value = "charts/datajump")]
     pub chart_dir: PathBuf,
-    /// Values files layered after values-<env>.yaml (repeatable, later wins).
+    /// Values files layered after values-<env>.yaml (repeatable, later wins). `-f` is helm's
+    /// `--values` here; on workflow verbs it is kubectl's `--filename`.
     #[arg(short = 'f', long = "values", value_name = "FILE")]
     pub values: Vec<PathBuf>,
     /// Values on the command line, Helm syntax: a.b=c, list[0]=x, a=1,b=true (repeatable).
@@ -176,13 +205,13 @@ pub struct ConfirmArgs {
 pub enum WorkflowCommand {
     /// Check a workflow file offline: schema, DAG, cron, names.
     Validate {
-        /// The workflow manifest (YAML or JSON).
+        /// The Workflow (or WorkflowRun) manifest, YAML or JSON (`-f` as in `kubectl apply -f`).
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
         file: PathBuf,
     },
     /// Validate, then server-side apply a workflow.
     Submit {
-        /// The workflow manifest (YAML or JSON).
+        /// The Workflow manifest, YAML or JSON (`-f` as in `kubectl apply -f`).
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
         file: PathBuf,
         /// Also start a run now.
@@ -323,7 +352,7 @@ pub struct GraphArgs {
     /// Workflow name (on the cluster); optional with --run.
     #[arg(required_unless_present_any = ["file", "run"])]
     pub name: Option<String>,
-    /// Draw a workflow file instead, offline (no run states).
+    /// Draw a workflow file instead, offline (no run states; `-f` as in `kubectl apply -f`).
     #[arg(
         short = 'f',
         long = "filename",
@@ -359,7 +388,7 @@ pub struct BackfillArgs {
     /// Workflow name (on the cluster).
     #[arg(required_unless_present = "file")]
     pub name: Option<String>,
-    /// Plan a workflow file instead, offline (needs --dry-run).
+    /// Plan a workflow file instead, offline (needs --dry-run; `-f` as in `kubectl apply -f`).
     #[arg(
         short = 'f',
         long = "filename",

@@ -30,14 +30,18 @@ pub enum ChartSource {
 
 impl Helm {
     /// Finds helm as chart-gen does (`chart_gen::helm::Helm::locate`): `explicit` (`--helm` /
-    /// `DATAJUMP_HELM`) if given (it must exist), else `helm` on PATH. A user's machine has no
-    /// checkout, so no pinned copy is looked for. Helm talks to `target`'s cluster.
+    /// `DATAJUMP_HELM`) if given (it must exist), else the pinned `.tools/bin/helm` of the
+    /// checkout the current directory is in (run from a checkout after `bash .ci/build`), else
+    /// `helm` on PATH. Helm talks to `target`'s cluster.
     pub fn locate(
         explicit: Option<&Path>,
         target: &Target,
         verbose: bool,
     ) -> Result<Self, InputError> {
-        let located = chart_gen::helm::Helm::locate(explicit, None)
+        let checkout = std::env::current_dir()
+            .ok()
+            .and_then(|cwd| chart_gen::helm::checkout_root(&cwd));
+        let located = chart_gen::helm::Helm::locate(explicit, checkout.as_deref())
             .map_err(|e| InputError::new(e.to_string()))?;
         Ok(Self {
             bin: located.program().to_path_buf(),

@@ -77,10 +77,66 @@ pub(crate) fn render<T: Render>(
 pub(crate) fn print<T: Render>(answer: &T, settings: impl Into<Settings>) -> anyhow::Result<()> {
     let settings = settings.into();
     let text = render(answer, settings.format, &style_for(settings))?;
+    write_stdout(text.as_bytes())
+}
+
+/// stdout's reader went away (`kubectl datajump … | head -1`): nothing is wrong, the command
+/// ends quietly (exit 0, as ripgrep does) instead of panicking the way `println!` would.
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed by its reader")]
+pub(crate) struct StdoutClosed;
+
+/// Writes to stdout; a closed pipe is [`StdoutClosed`], not a panic. Every answer, drawing and
+/// script the plugin prints goes through here.
+pub(crate) fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
+    }
+}
+
+/// The answer of a verb that changed one object: the line people read
+/// (`workflow.datajump.io/etl suspended`) and, for scripts, what changed and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Changed {
+    /// `Workflow`, `WorkflowRun`, `Release`.
+    pub kind: &'static str,
+    pub name: String,
+    pub namespace: String,
+    /// `applied`, `created`, `suspended`, `resumed`, `deleted`, `uninstalled`.
+    pub action: &'static str,
+    /// What a person reads.
+    #[serde(skip)]
+    pub line: String,
+}
+
+impl Changed {
+    /// A change worded as kubectl words it: `<resource>/<name> <action><remark>`
+    /// (`workflow.datajump.io/etl applied in datajump-dev`).
+    pub(crate) fn object(
+        kind: &'static str,
+        resource: &str,
+        name: &str,
+        namespace: &str,
+        action: &'static str,
+        remark: &str,
+    ) -> Self {
+        Self {
+            kind,
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            action,
+            line: format!("{resource}/{name} {action}{remark}"),
+        }
+    }
+}
+
+impl Render for Changed {
+    fn human(&self, _: &Style) -> String {
+        format!("{}\n", self.line)
+    }
 }
 
 /// Colour only on a terminal and when neither --no-color nor NO_COLOR asked otherwise.

@@ -141,7 +141,7 @@ async fn install_preflight_and_namespace_apply() {
         ),
         expect(
             Method::PATCH,
-            "/api/v1/namespaces/datajump-prod?&force=true&fieldManager=kubectl-datajump",
+            "/api/v1/namespaces/datajump-prod?&force=true&fieldManager=kubectl-datajump&fieldValidation=Strict",
             200,
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "datajump-prod"}}),
         )
@@ -211,7 +211,7 @@ async fn workflow_submit_is_server_side_apply_then_run_creation() {
                         "spec": {"tasks": [{"name": "a", "image": "busybox"}]}});
     let expected_doc = doc.clone();
     let (client, server) = scripted(vec![
-        expect(Method::PATCH, "/apis/datajump.io/v1alpha1/namespaces/data/workflows/etl?&force=true&fieldManager=kubectl-datajump", 200, echoed)
+        expect(Method::PATCH, "/apis/datajump.io/v1alpha1/namespaces/data/workflows/etl?&force=true&fieldManager=kubectl-datajump&fieldValidation=Strict", 200, echoed)
             .content_type("application/apply-patch+yaml")
             .body(move |b| assert_eq!(b, &expected_doc, "the document is applied exactly as written")),
         expect(Method::GET, "/apis/datajump.io/v1alpha1/namespaces/data/workflows/etl", 200,
@@ -442,15 +442,20 @@ async fn restore_sequence(restore_ok: bool) -> restore::RestoreReport {
         ),
         expect(
             Method::PATCH,
-            format!("{wf}/nightly?"),
+            format!("{wf}/nightly?&fieldValidation=Strict"),
             200,
             workflow("nightly", true),
         )
         .content_type("application/merge-patch+json")
         .body(|b| assert_eq!(b, &json!({"spec": {"suspend": true}}))),
         expect(Method::GET, scale, 200, scale_obj(2, 2)),
-        expect(Method::PATCH, format!("{scale}?"), 200, scale_obj(0, 2))
-            .body(|b| assert_eq!(b, &json!({"spec": {"replicas": 0}}))),
+        expect(
+            Method::PATCH,
+            format!("{scale}?&fieldValidation=Strict"),
+            200,
+            scale_obj(0, 2),
+        )
+        .body(|b| assert_eq!(b, &json!({"spec": {"replicas": 0}}))),
         expect(Method::GET, scale, 200, scale_obj(0, 0)),
         expect(
             Method::GET,
@@ -495,11 +500,16 @@ async fn restore_sequence(restore_ok: bool) -> restore::RestoreReport {
             200,
             json!(log),
         ),
-        expect(Method::PATCH, format!("{scale}?"), 200, scale_obj(2, 0))
-            .body(|b| assert_eq!(b, &json!({"spec": {"replicas": 2}}))),
         expect(
             Method::PATCH,
-            format!("{wf}/nightly?"),
+            format!("{scale}?&fieldValidation=Strict"),
+            200,
+            scale_obj(2, 0),
+        )
+        .body(|b| assert_eq!(b, &json!({"spec": {"replicas": 2}}))),
+        expect(
+            Method::PATCH,
+            format!("{wf}/nightly?&fieldValidation=Strict"),
             200,
             workflow("nightly", false),
         )

@@ -107,9 +107,88 @@ fn workflow_validate_is_offline_and_reports_every_problem_with_its_path() {
     );
     assert!(err.contains("broken.yaml"), "the file is named: {err}");
 
+    let typos = fixture("typos.yaml");
+    let typos = typos.to_str().unwrap();
+    let out = run(&["workflow", "validate", "-f", typos]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    for line in [
+        format!("{typos}: spec.schedul: unknown field \"schedul\" (did you mean \"schedule\"?)"),
+        format!(
+            "{typos}: spec.tasks[0].comand: unknown field \"comand\" (did you mean \"command\"?)"
+        ),
+        format!("{typos}: spec.schedule: invalid cron schedule \"0 25 * * *\""),
+        format!("{typos}: spec.timezone: unknown time zone \"Mars/Olympus\""),
+        format!("{typos}: spec.tasks[1].dependsOn[0]: unknown task \"extrac\""),
+    ] {
+        assert!(err.contains(&line), "{line:?} in:\n{err}");
+    }
+
     let missing = run(&["workflow", "validate", "-f", "/nonexistent/wf.yaml"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("cannot read /nonexistent/wf.yaml"));
+}
+
+#[test]
+fn workflow_validate_answers_and_fails_in_json_with_o_json() {
+    let ok = run(&[
+        "workflow",
+        "validate",
+        "-f",
+        fixture("diamond.yaml").to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&ok.stdout).expect("JSON on stdout");
+    assert_eq!(answer["valid"], true);
+    assert_eq!(answer["kind"], "Workflow");
+    assert_eq!(answer["tasks"], 4);
+
+    let bad = run(&[
+        "workflow",
+        "validate",
+        "-f",
+        fixture("typos.yaml").to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(bad.stdout.is_empty());
+    let report: serde_json::Value =
+        serde_json::from_slice(&bad.stderr).expect("a JSON error on stderr");
+    assert_eq!(report["exitCode"], 2);
+    assert_eq!(report["reason"], "BadInput");
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 5, "{report:#}");
+    assert_eq!(problems[0]["path"], "spec.schedul");
+    assert!(
+        problems[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("typos.yaml")
+    );
+
+    // A command line clap refuses is a JSON error too when it asks for JSON.
+    let usage = run(&["workflow", "validate", "-o", "json", "--filenam", "x"]);
+    assert_eq!(usage.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&usage.stderr).expect("JSON");
+    assert_eq!(report["reason"], "BadInput");
+    assert!(
+        report["error"].as_str().unwrap().contains("--filenam"),
+        "{report}"
+    );
+
+    let run_manifest = fixture("run.yaml");
+    let out = run(&["workflow", "validate", "-f", run_manifest.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "spec.workflowNme: unknown field \"workflowNme\" (did you mean \"workflowName\"?)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -176,7 +255,7 @@ fn workflow_validate_names_the_path_of_each_bad_pod_option() {
     assert_eq!(bad.status.code(), Some(2));
     let err = text(&bad.stderr);
     for expected in [
-        "5 problems:",
+        "5 problems\n",
         "spec.podDefaults.preset: \"GPU\" is not a valid DNS-1123 label",
         "spec.tasks[0].pod.volumes[0].hostPath: volume source \"hostPath\" is not allowed",
         "spec.tasks[0].pod.volumeMounts[0].mountPath: \"data\" is not an absolute path",
@@ -276,6 +355,29 @@ fn schema_errors_name_the_flag_or_file_and_exit_2_before_touching_anything() {
     assert!(err.contains("--set web.image=5: /web/image:"), "{err}");
     assert!(err.contains("web.extra"), "{err}");
 
+    // The real chart's schema: `latest` is refused with what is allowed and an example.
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/datajump");
+    let latest = run(&[
+        "install",
+        "--env",
+        "dev",
+        "--chart-dir",
+        real.to_str().unwrap(),
+        "--helm",
+        "/bin/sh",
+        "--set",
+        "web.image.tag=latest",
+    ]);
+    assert_eq!(latest.status.code(), Some(2));
+    let err = text(&latest.stderr);
+    assert!(
+        err.contains(
+            "--set web.image.tag=latest: /web/image/tag: \"latest\" is not allowed: expected any value but \"latest\", e.g. \"1.4.2\""
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("{\"const\""), "{err}");
+
     let bad_set = run(&[
         "install",
         "--env",
@@ -295,10 +397,165 @@ fn schema_errors_name_the_flag_or_file_and_exit_2_before_touching_anything() {
     );
 }
 
+/// A kubeconfig whose context `edge` points at a port nothing listens on.
+fn unreachable_kubeconfig(dir: &Path) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:1\"}\n\
+         users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: edge\n  context: {cluster: c, user: u}\n\
+         - name: other\n  context: {cluster: c, user: u}\ncurrent-context: edge\n",
+    )
+    .unwrap();
+    path
+}
+
 #[test]
-fn cluster_failures_exit_1() {
-    let out = run(&["workflow", "list", "-n", "x"]);
+fn cluster_failures_exit_1_naming_the_server_and_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = unreachable_kubeconfig(dir.path());
+    let kc = kubeconfig.to_str().unwrap();
+    let out = run(&["workflow", "list", "-n", "x", "--kubeconfig", kc]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(
+            "error: cannot reach the API server https://127.0.0.1:1 of context \"edge\""
+        ),
+        "{err}"
+    );
+    assert!(err.contains("kubectl cluster-info --context edge"), "{err}");
+
+    let json = run(&[
+        "workflow",
+        "list",
+        "-n",
+        "x",
+        "--kubeconfig",
+        kc,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&json.stderr).expect("a JSON error");
+    assert_eq!(report["exitCode"], 1);
+    assert_eq!(report["reason"], "Unreachable");
+    assert_eq!(report["cluster"]["server"], "https://127.0.0.1:1");
+    assert_eq!(report["cluster"]["context"], "edge");
+    assert!(json.stdout.is_empty());
+}
+
+#[test]
+fn a_missing_kubeconfig_or_unknown_context_is_bad_input() {
+    let out = run(&["status", "--env", "dev", "--kubeconfig", "/nonexistent/kc"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(
+        err.matches("/nonexistent/kc").count(),
+        1,
+        "the path once: {err}"
+    );
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    // KUBECONFIG naming a missing file (as `bin()` sets it) is bad input too.
+    let env = run(&["workflow", "list", "-n", "x"]);
+    assert_eq!(env.status.code(), Some(2), "{}", text(&env.stderr));
+    assert!(text(&env.stderr).contains("(from KUBECONFIG)"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = unreachable_kubeconfig(dir.path());
+    let kc = kubeconfig.to_str().unwrap();
+    let out = run(&[
+        "status",
+        "--env",
+        "dev",
+        "--kubeconfig",
+        kc,
+        "--context",
+        "edg",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("context \"edg\" (from --context) does not exist in kubeconfig")
+            && text(&out.stderr).contains("its contexts: edge, other"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `kubectl datajump … | head -1`: the reader closes stdout while the plugin writes. That is no
+/// failure: no panic (exit 101 before), no message, exit 0.
+#[test]
+fn a_closed_stdout_is_a_quiet_exit_not_a_panic() {
+    use std::io::{BufRead, BufReader};
+    for shell in ["bash", "zsh", "fish"] {
+        let mut child = bin()
+            .args(["completions", shell])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one line, then close the pipe: the script (~100 KiB) is longer than a pipe holds.
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{shell}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{shell}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{shell}: {err}");
+        assert!(err.is_empty(), "{shell}: {err}");
+    }
+}
+
+/// In a verb's help its own flags come first, the ten global ones after, under their heading.
+#[test]
+fn help_lists_the_verbs_own_flags_before_the_global_ones() {
+    for (args, own) in [
+        (
+            &["workflow", "submit", "--help"][..],
+            &["--filename", "--run-now", "--watch"][..],
+        ),
+        (
+            &["install", "--help"][..],
+            &["--values", "--set", "--dry-run", "--wait"][..],
+        ),
+        (
+            &["workflow", "logs", "--help"][..],
+            &["--follow", "--task"][..],
+        ),
+    ] {
+        let help = text(&run(args).stdout);
+        let global = help
+            .find("Global options:")
+            .unwrap_or_else(|| panic!("{help}"));
+        for flag in own {
+            let at = help
+                .find(flag)
+                .unwrap_or_else(|| panic!("{flag} in {help}"));
+            assert!(
+                at < global,
+                "{flag} should come before the global options:\n{help}"
+            );
+        }
+        for flag in [
+            "--kubeconfig",
+            "--context",
+            "--namespace",
+            "--output",
+            "--helm",
+        ] {
+            let at = help
+                .find(flag)
+                .unwrap_or_else(|| panic!("{flag} in {help}"));
+            assert!(
+                at > global,
+                "{flag} should be under Global options:\n{help}"
+            );
+        }
+    }
 }
 
 #[test]

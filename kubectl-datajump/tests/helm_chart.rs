@@ -188,3 +188,38 @@ async fn diff_of_real_renderings_flags_the_volume_claim_template_change() {
         [("StatefulSet/datajump-mysql", "/spec/volumeClaimTemplates")]
     );
 }
+
+/// Run from a checkout after `bash .ci/build`, with no helm on PATH and no `--helm`: the plugin
+/// finds the pinned `.tools/bin/helm` as chart-gen does; `DATAJUMP_HELM` still wins over it.
+#[test]
+fn from_a_checkout_the_pinned_helm_is_found_without_path_or_flags() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    assert!(
+        root.join(".tools/bin/helm").is_file(),
+        "no pinned helm in .tools/bin: run `bash .ci/install-tools.sh`"
+    );
+    let images = |helm_env: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kubectl-datajump"));
+        cmd.args(["images", "--env", "prod", "-o", "json"])
+            .current_dir(root.join("charts"))
+            .env("PATH", "/usr/bin:/bin")
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("DATAJUMP_HELM");
+        if let Some(helm) = helm_env {
+            cmd.env("DATAJUMP_HELM", helm);
+        }
+        cmd.arg("--chart-dir").arg(chart_dir());
+        cmd.output().expect("run kubectl-datajump")
+    };
+    let out = images(None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("helm not found"), "{err}");
+    let list: Value = serde_json::from_slice(&out.stdout).expect("the image list as JSON");
+    assert!(!list["images"].as_array().unwrap().is_empty(), "{list}");
+
+    let overridden = images(Some("/nonexistent/helm"));
+    assert_eq!(overridden.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&overridden.stderr);
+    assert!(err.contains("helm binary /nonexistent/helm"), "{err}");
+}

@@ -3,8 +3,8 @@
 //! pod, from the image `scheduler-image/build-image.sh` built):
 //!
 //! ```sh
-//! bash scheduler-image/build-image.sh && cargo build -p kubectl-datajump
-//! cargo bench -p datajump-tests --bench real_node [-- --rounds 3 --workflows 1000]
+//! bash scheduler-image/build-image.sh && cargo build -p kubectl-datajump   # the dev-profile plugin
+//! cargo bench --profile dev -p datajump-tests --bench real_node [-- --rounds 3 --workflows 1000]
 //! ```
 //!
 //! 1. **Overhead**: a 20-task diamond-and-fan workflow of `true` tasks
@@ -15,8 +15,8 @@
 //!    `kubectl wait` sees it. Overhead = scheduler / floor − 1 (budget ≤ 20 %).
 //! 2. **Task pod start**: for every scheduler Job, the time from the Job's appearance to its
 //!    container running (or already ended), both seen by this bench's watches; p50 and p99.
-//! 3. **Memory**: the scheduler container's working set (the kubelet's summary API, what
-//!    `container_memory_working_set_bytes` reports) with the release idle, then with N
+//! 3. **Memory**: the scheduler container's working set (its memory cgroup on this host, as
+//!    cAdvisor computes `container_memory_working_set_bytes`) with the release idle, then with N
 //!    Workflows (default 1,000; daily schedules that do not fire during the bench) once the
 //!    scheduler has reconciled every one (each shows `status.nextScheduleTime`). Budget 64 MiB.
 
@@ -226,34 +226,43 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// The scheduler container's working set from the kubelet's summary API.
-fn scheduler_working_set(cluster: &Cluster) -> anyhow::Result<f64> {
-    let node =
-        kubectl_json(cluster, &["get", "nodes", "-o", "json"])?["items"][0]["metadata"]["name"]
-            .as_str()
-            .context("node name")?
-            .to_string();
-    let summary = kubectl_json(
-        cluster,
-        &[
-            "get",
-            "--raw",
-            &format!("/api/v1/nodes/{node}/proxy/stats/summary"),
-        ],
-    )?;
-    for pod in summary["pods"].as_array().context("pods")? {
-        if pod["podRef"]["namespace"] == NS
-            && pod["podRef"]["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with("datajump-scheduler-"))
-        {
-            let bytes = pod["containers"][0]["memory"]["workingSetBytes"]
-                .as_f64()
-                .context("workingSetBytes")?;
-            return Ok(bytes / 1024.0 / 1024.0);
-        }
-    }
-    bail!("no scheduler pod in the kubelet's summary")
+/// The scheduler container's memory working set, read from its memory cgroup on this host
+/// (the node runs here) the way cAdvisor computes `container_memory_working_set_bytes`: usage
+/// less inactive file pages. MiB. (The kubelet's summary API is out of reach: the API server
+/// refuses to proxy to a kubelet on a loopback address.)
+fn scheduler_working_set() -> anyhow::Result<f64> {
+    let pid = std::fs::read_dir("/proc")?
+        .flatten()
+        .find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            cmdline.starts_with(b"/datajump-scheduler\0").then_some(pid)
+        })
+        .context("no scheduler process on this host")?;
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    let path = cgroups
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "memory")
+                .then(|| path.to_string())
+        })
+        .context("the scheduler's memory cgroup")?;
+    let dir = format!("/sys/fs/cgroup/memory{path}");
+    let usage: f64 = std::fs::read_to_string(format!("{dir}/memory.usage_in_bytes"))?
+        .trim()
+        .parse()?;
+    let stat = std::fs::read_to_string(format!("{dir}/memory.stat"))?;
+    let inactive_file: f64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("total_inactive_file "))
+        .context("total_inactive_file")?
+        .trim()
+        .parse()?;
+    Ok((usage - inactive_file).max(0.0) / 1024.0 / 1024.0)
 }
 
 fn many_workflows(cluster: &Cluster, n: usize) -> anyhow::Result<()> {
@@ -352,13 +361,13 @@ fn main() -> anyhow::Result<()> {
             percentile(&delays, 0.99)
         );
     }
-    let idle = scheduler_working_set(cluster)?;
+    let idle = scheduler_working_set()?;
     if workflows > 0 {
         let started = Instant::now();
         many_workflows(cluster, workflows)?;
         // Let the caches settle after the burst before reading.
         std::thread::sleep(Duration::from_secs(20));
-        let loaded = scheduler_working_set(cluster)?;
+        let loaded = scheduler_working_set()?;
         println!(
             "scheduler working set: {idle:.1} MiB idle, {loaded:.1} MiB with {workflows} Workflows (all reconciled in {:.0} s; budget 64 MiB)",
             started.elapsed().as_secs_f64()

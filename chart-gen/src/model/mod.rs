@@ -47,7 +47,8 @@ pub struct Values {
     /// (`<release>-<nameOverride>`); empty = `datajump`.
     #[schemars(
         length(max = 50),
-        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"),
+        extend("examples" = ["dj"])
     )]
     pub name_override: String,
     /// Replaces the fullname, the prefix of every object name (`<fullnameOverride>-web`, …);
@@ -56,7 +57,8 @@ pub struct Values {
     /// objects of an installed release by its labels, whatever this is.
     #[schemars(
         length(max = 50),
-        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$")
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"),
+        extend("examples" = ["datajump-prod"])
     )]
     pub fullname_override: String,
     /// Settings shared by every component.

@@ -40,7 +40,8 @@ pub struct Global {
     /// upstream paths.
     #[schemars(
         regex(pattern = r"^([a-z0-9]([a-z0-9._-]*[a-z0-9])?)?$"),
-        length(max = 255)
+        length(max = 255),
+        extend("examples" = ["datajump"])
     )]
     pub image_project: String,
     /// Names of image pull Secrets in the release namespace.
@@ -334,7 +335,7 @@ pub struct ServiceMonitor {
     /// Create ServiceMonitors (needs the monitoring.coreos.com CRDs).
     pub enabled: bool,
     /// Scrape interval.
-    #[schemars(regex(pattern = r"^[0-9]+(s|m)$"))]
+    #[schemars(regex(pattern = r"^[0-9]+(s|m)$"), extend("examples" = ["30s"]))]
     pub interval: String,
     /// Labels the Prometheus instance selects ServiceMonitors by.
     pub labels: BTreeMap<String, String>,
@@ -373,7 +374,11 @@ pub struct FluentBitOutput {
     /// Elasticsearch port, with `host`.
     pub port: u16,
     /// Index prefix.
-    #[schemars(length(min = 1), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
+    #[schemars(
+        length(min = 1),
+        regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"),
+        extend("examples" = ["datajump"])
+    )]
     pub logstash_prefix: String,
     /// Secret in Fluent Bit's namespace holding what it needs to reach the platform's secured
     /// Elasticsearch (operator or external mode): `es.conf` (Fluent Bit `@SET` lines for
@@ -442,6 +447,7 @@ pub struct Backup {
     pub enabled: bool,
     /// Cron schedule (5 fields).
     #[schemars(regex(pattern = r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$"))]
+    #[schemars(extend("examples" = ["0 2 * * *"]))]
     pub schedule: String,
     /// IANA time zone of the schedule.
     pub time_zone: String,

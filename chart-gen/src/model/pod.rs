@@ -66,7 +66,8 @@ impl JsonSchema for PodLabels {
             "additionalProperties": {
                 "type": "string",
                 "maxLength": 63,
-                "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+                "pattern": "^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$",
+                "examples": ["data-platform"]
             },
             "propertyNames": { "not": { "enum": CHART_POD_LABELS } }
         })

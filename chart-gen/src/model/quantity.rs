@@ -175,7 +175,7 @@ impl fmt::Display for Memory {
 }
 
 macro_rules! string_quantity {
-    ($ty:ident, $pattern:expr, $desc:expr) => {
+    ($ty:ident, $pattern:expr, $desc:expr, $example:expr) => {
         impl Serialize for $ty {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.collect_str(self)
@@ -195,7 +195,12 @@ macro_rules! string_quantity {
             }
 
             fn json_schema(_: &mut SchemaGenerator) -> Schema {
-                json_schema!({ "type": "string", "pattern": $pattern, "description": $desc })
+                json_schema!({
+                    "type": "string",
+                    "pattern": $pattern,
+                    "description": $desc,
+                    "examples": [$example]
+                })
             }
         }
     };
@@ -204,12 +209,14 @@ macro_rules! string_quantity {
 string_quantity!(
     Cpu,
     "^([0-9]+m|[0-9]+(\\.[0-9]+)?)$",
-    "CPU: millicores (\"500m\") or cores (\"2\")."
+    "CPU: millicores (\"500m\") or cores (\"2\").",
+    "500m"
 );
 string_quantity!(
     Memory,
     "^[0-9]+(Ki|Mi|Gi|Ti)?$",
-    "Size with a binary suffix: \"512Mi\", \"4Gi\", \"100Gi\"."
+    "Size with a binary suffix: \"512Mi\", \"4Gi\", \"100Gi\".",
+    "512Mi"
 );
 
 #[cfg(test)]

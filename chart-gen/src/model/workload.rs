@@ -24,11 +24,14 @@ pub struct Image {
     pub repository: String,
     /// Explicit tag. `latest` is refused: every deployment must name what it runs.
     #[schemars(regex(pattern = r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$"))]
-    #[schemars(extend("not" = { "const": "latest" }))]
+    #[schemars(extend("not" = { "const": "latest" }, "examples" = ["1.4.2"]))]
     pub tag: String,
     /// Optional content digest (`sha256:<64 hex>`); when set the image is pulled by digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^sha256:[a-f0-9]{64}$"))]
+    #[schemars(extend("examples" = [
+        "sha256:4c1e5b0ad0a4b4c1a5f0f8e6a6d2f6c9e3b3d1f6a0e2c4b6d8f0a2c4e6b8d0f2"
+    ]))]
     pub digest: Option<String>,
     /// Kubernetes image pull policy.
     pub pull_policy: PullPolicy,

@@ -80,6 +80,13 @@ fn explain(error: &ValidationError<'_>, ctx: &Ctx<'_>, out: &mut Vec<FieldError>
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
             explain_alternatives(error, context, ctx, out);
         }
+        ValidationErrorKind::Constant { .. }
+        | ValidationErrorKind::Enum { .. }
+        | ValidationErrorKind::Pattern { .. }
+        | ValidationErrorKind::Not { .. } => {
+            let field = field_schema(schema, error.schema_path().as_str());
+            out.push(FieldError::new(path, allowed_values(error, field)));
+        }
         _ => out.push(FieldError::new(path, error.to_string())),
     }
 }
@@ -132,10 +139,21 @@ fn explain_alternatives(
         }
     }
     expected.dedup();
+    // Most wrong enum values are typos: name the allowed string closest to the one given.
+    let names: Vec<String> = expected
+        .iter()
+        .filter_map(|e| serde_json::from_str::<String>(e).ok())
+        .collect();
+    let meant = error
+        .instance()
+        .as_str()
+        .and_then(|v| closest(v, &names))
+        .map(|m| format!(" (did you mean \"{m}\"?)"))
+        .unwrap_or_default();
     out.push(FieldError::new(
         here,
         format!(
-            "{} is not valid: expected {}",
+            "{} is not valid: expected {}{meant}",
             error.instance(),
             expected.join(" or ")
         ),
@@ -152,6 +170,79 @@ fn type_names(kind: &TypeKind) -> Vec<String> {
     }
 }
 
+/// The schema of the field a keyword failed in: the keyword path without its last segment
+/// (`/$defs/Image/properties/tag/not` → `/$defs/Image/properties/tag`).
+fn field_schema<'a>(schema: &'a Value, keyword_path: &str) -> Option<&'a Value> {
+    let parent = keyword_path.rsplit_once('/').map_or("", |(p, _)| p);
+    schema.pointer(parent)
+}
+
+/// For `const`, `enum`, `pattern` and `not`: the value, what is allowed instead, an example (the
+/// field's first `examples` entry) and why (the field's description), as
+/// `"latest" is not allowed: expected any tag but "latest", e.g. "1.4.2" (Explicit tag. …)`
+/// rather than the validator's `{"const":"latest"} is not allowed for "latest"`.
+fn allowed_values(error: &ValidationError<'_>, field: Option<&Value>) -> String {
+    let value = error.instance();
+    let example = field
+        .and_then(|f| f.get("examples"))
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+        .cloned();
+    let (problem, expected, enum_example) = match error.kind() {
+        ValidationErrorKind::Constant { expected_value } => {
+            ("is not allowed", format!("exactly {expected_value}"), None)
+        }
+        ValidationErrorKind::Enum { options } => {
+            let items = options.as_array().cloned().unwrap_or_default();
+            let listed: Vec<String> = items.iter().map(Value::to_string).collect();
+            let meant = value.as_str().and_then(|v| {
+                let names: Vec<String> = items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_string))
+                    .collect();
+                closest(v, &names).map(str::to_string)
+            });
+            let expected = match meant {
+                Some(m) => format!("one of {} (did you mean \"{m}\"?)", listed.join(", ")),
+                None => format!("one of {}", listed.join(", ")),
+            };
+            ("is not one of the allowed values", expected, None::<Value>)
+        }
+        ValidationErrorKind::Pattern { pattern } => (
+            "does not have the expected form",
+            format!("a value matching {pattern}"),
+            None,
+        ),
+        ValidationErrorKind::Not { schema } => {
+            let excluded = if let Some(c) = schema.get("const") {
+                format!("any value but {c}")
+            } else if let Some(list) = schema.get("enum").and_then(Value::as_array) {
+                let listed: Vec<String> = list.iter().map(Value::to_string).collect();
+                format!("any value but {}", listed.join(", "))
+            } else if let Some(p) = schema.get("pattern") {
+                format!("a value not matching {p}")
+            } else {
+                format!("a value that does not match {schema}")
+            };
+            ("is not allowed", excluded, None)
+        }
+        _ => return error.to_string(),
+    };
+    let mut message = format!("{value} {problem}: expected {expected}");
+    if let Some(e) = example.or(enum_example).filter(|e| e != value.as_ref()) {
+        message.push_str(&format!(", e.g. {e}"));
+    }
+    let why = field
+        .and_then(|f| f.get("description"))
+        .and_then(Value::as_str)
+        .and_then(|d| d.lines().next())
+        .filter(|d| !d.is_empty());
+    if let Some(why) = why {
+        message.push_str(&format!(" ({})", why.trim_end_matches('.')));
+    }
+    message
+}
+
 /// The property names declared next to the failing `additionalProperties` keyword.
 fn known_properties(schema: &Value, keyword_path: &str) -> Vec<String> {
     let parent = keyword_path.rsplit_once('/').map_or("", |(p, _)| p);
@@ -166,15 +257,20 @@ fn known_properties(schema: &Value, keyword_path: &str) -> Vec<String> {
 /// `unknown field "replcas"`, plus `(did you mean "replicas"?)` when a known field is within two
 /// edits, because most unknown fields are typos.
 pub(crate) fn unknown_field(key: &str, known: &[String]) -> String {
-    let suggestion = known
-        .iter()
-        .map(|k| (edit_distance(key, k), k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d);
-    match suggestion {
-        Some((_, k)) => format!("unknown field \"{key}\" (did you mean \"{k}\"?)"),
+    match closest(key, known) {
+        Some(k) => format!("unknown field \"{key}\" (did you mean \"{k}\"?)"),
         None => format!("unknown field \"{key}\""),
     }
+}
+
+/// The known name within two edits of `wanted`, the closest first.
+fn closest<'a>(wanted: &str, known: &'a [String]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(wanted, k), k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
 }
 
 /// Levenshtein distance (strsim's), case-insensitive (`imagepullpolicy` is one edit from nothing
@@ -196,5 +292,48 @@ mod tests {
         );
         assert_eq!(unknown_field("colour", &known), "unknown field \"colour\"");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    fn explained(schema: Value, instance: Value) -> Vec<String> {
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&schema)
+            .unwrap();
+        errors(&validator, &schema, &instance, UnknownAt::Parent)
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn const_enum_pattern_and_not_say_what_is_allowed_with_an_example() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "tag": {
+                    "type": "string",
+                    "description": "Explicit tag. `latest` is refused.",
+                    "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                    "not": {"const": "latest"},
+                    "examples": ["1.4.2"]
+                },
+                "policy": {"enum": ["Always", "IfNotPresent", "Never"]},
+                "kind": {"const": "Values"},
+                "cpu": {"type": "string", "pattern": "^[0-9]+m?$", "examples": ["500m"]}
+            }
+        });
+        let got = explained(
+            schema,
+            serde_json::json!({"tag": "latest", "policy": "IfNotPresnt", "kind": "Value", "cpu": "half"}),
+        );
+        assert_eq!(
+            got,
+            [
+                "/cpu: \"half\" does not have the expected form: expected a value matching ^[0-9]+m?$, e.g. \"500m\"",
+                "/kind: \"Value\" is not allowed: expected exactly \"Values\"",
+                "/policy: \"IfNotPresnt\" is not one of the allowed values: expected one of \"Always\", \"IfNotPresent\", \"Never\" (did you mean \"IfNotPresent\"?)",
+                "/tag: \"latest\" is not allowed: expected any value but \"latest\", e.g. \"1.4.2\" (Explicit tag. `latest` is refused)",
+            ]
+        );
     }
 }

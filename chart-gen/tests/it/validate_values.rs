@@ -119,3 +119,70 @@ fn problems_name_env_file_and_pointer() {
         "prod: charts/datajump/values-prod.yaml: /scheduler/replicas: \"three\" is not of type \"integer\""
     );
 }
+
+/// `tag: latest` in a real environment's values is refused with what is allowed, an example and
+/// why, not the validator's `{"const":"latest"} is not allowed for "latest"`.
+#[test]
+fn a_refused_value_says_what_is_allowed_with_an_example() {
+    let schema = chart_gen::schema::values_schema();
+    let validator = ValuesValidator::new(&schema).expect("the generated schema compiles");
+    let mut values = serde_json::to_value(chart_gen::profiles::profile(Environment::Prod)).unwrap();
+    values["web"]["image"]["tag"] = json!("latest");
+    values["web"]["image"]["pullPolicy"] = json!("IfNotPresnt");
+    values["backup"]["schedule"] = json!("nightly");
+    let lines: Vec<String> = validator
+        .validate(&values)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "/backup/schedule: \"nightly\" does not have the expected form: expected a value matching \
+             ^(@(hourly|daily|weekly|monthly|yearly)|(\\S+\\s+){4}\\S+)$, e.g. \"0 2 * * *\" (Cron schedule (5 fields))",
+            "/web/image/pullPolicy: \"IfNotPresnt\" is not valid: expected \"Always\" or \"IfNotPresent\" \
+             or \"Never\" (did you mean \"IfNotPresent\"?)",
+            "/web/image/tag: \"latest\" is not allowed: expected any value but \"latest\", e.g. \"1.4.2\" \
+             (Explicit tag. `latest` is refused: every deployment must name what it runs)",
+        ],
+        "{lines:#?}"
+    );
+}
+
+/// Every example the schema gives is a value the schema accepts where it is given (a wrong
+/// example in an error message would mislead more than none).
+#[test]
+fn the_schemas_examples_match_their_own_patterns() {
+    fn visit(node: &Value, at: &str, checked: &mut usize) {
+        match node {
+            Value::Object(map) => {
+                if let (Some(pattern), Some(examples)) = (
+                    map.get("pattern").and_then(Value::as_str),
+                    map.get("examples").and_then(Value::as_array),
+                ) {
+                    let re = regex_lite(pattern);
+                    for e in examples {
+                        let e = e.as_str().expect("string examples");
+                        assert!(
+                            re.is_valid(&json!(e)),
+                            "{at}: example {e:?} does not match {pattern}"
+                        );
+                        *checked += 1;
+                    }
+                }
+                for (k, v) in map {
+                    visit(v, &format!("{at}/{k}"), checked);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| visit(v, at, checked)),
+            _ => {}
+        }
+    }
+    /// A one-keyword schema compiled by the same validator the plugin uses.
+    fn regex_lite(pattern: &str) -> jsonschema::Validator {
+        jsonschema::validator_for(&json!({"type": "string", "pattern": pattern})).unwrap()
+    }
+    let mut checked = 0;
+    visit(&chart_gen::schema::values_schema(), "", &mut checked);
+    assert!(checked >= 10, "only {checked} examples found");
+}

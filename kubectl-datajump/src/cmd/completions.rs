@@ -5,9 +5,11 @@ use clap::CommandFactory;
 
 use crate::cli::Cli;
 
-/// Writes the completion script to stdout.
+/// Writes the completion script to stdout. It is generated in memory first: clap_complete
+/// panics when its writer fails, and `completions bash | head` closes stdout early.
 pub(crate) fn run(shell: clap_complete::Shell) -> anyhow::Result<()> {
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "kubectl-datajump", &mut std::io::stdout());
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "kubectl-datajump", &mut script);
+    crate::output::write_stdout(&script)
 }

@@ -13,27 +13,40 @@ pub(crate) mod uninstall;
 pub mod workflow;
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{Arc, OnceLock};
 
 use chart_gen::model::{Environment, names};
 
 use crate::cli::{Cli, Command, ConfirmArgs, GlobalOpts};
 use crate::error::InputError;
 use crate::helm::Helm;
+use crate::kube::edge_error::{self, Endpoint};
 use crate::kube::release;
 use crate::kube::rollout::WorkloadReadiness;
 use crate::output::{self, Progress, Style};
 
-/// What every command gets: the global flags and the progress channel.
+/// What every command gets: the global flags and the progress channel; and, once it connects,
+/// the cluster it talks to (named by the messages of errors at the cluster edge).
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub global: GlobalOpts,
     pub progress: Progress,
+    endpoint: Arc<OnceLock<Endpoint>>,
 }
 
 impl Ctx {
     pub fn new(global: GlobalOpts) -> Self {
         let progress = Progress::new(global.output.into());
-        Self { global, progress }
+        Self {
+            global,
+            progress,
+            endpoint: Arc::default(),
+        }
+    }
+
+    /// The cluster the command connected to, if it did.
+    pub(crate) fn endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint.get()
     }
 
     /// `--env`, required by commands that act on one environment.
@@ -85,7 +98,9 @@ impl Ctx {
     }
 
     pub(crate) async fn client(&self) -> anyhow::Result<::kube::Client> {
-        crate::kube::connect(&self.global.target()).await
+        let (client, endpoint) = crate::kube::connect(&self.global.target()).await?;
+        let _ = self.endpoint.set(endpoint);
+        Ok(client)
     }
 
     /// helm from `--helm` / `DATAJUMP_HELM` or PATH, pointed at the cluster we talk to.
@@ -160,19 +175,26 @@ pub(crate) fn run_offline(cli: &Cli) -> Option<anyhow::Result<()>> {
     }
 }
 
-/// Dispatches a parsed command line.
+/// Runs a parsed command line. Whatever verb failed at the cluster edge, the error is worded by
+/// the one formatter in [`edge_error`].
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Ctx::new(cli.global);
-    match cli.command {
-        Command::Install(args) => install::run(&ctx, &args, install::Verb::Install).await,
-        Command::Upgrade(args) => install::run(&ctx, &args, install::Verb::Upgrade).await,
-        Command::Uninstall(args) => uninstall::run(&ctx, &args).await,
-        Command::Status => status::run(&ctx).await,
-        Command::Images(args) => images::run(&ctx, &args).await,
-        Command::Diff(args) => diff::run(&ctx, &args).await,
-        Command::Workflow(cmd) => workflow::run(&ctx, cmd).await,
-        Command::Backup(cmd) => backup::run(&ctx, cmd).await,
-        Command::Restore(args) => restore::run(&ctx, &args).await,
+    dispatch(&ctx, cli.command)
+        .await
+        .map_err(|e| edge_error::at_edge(e, ctx.endpoint()))
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Install(args) => install::run(ctx, &args, install::Verb::Install).await,
+        Command::Upgrade(args) => install::run(ctx, &args, install::Verb::Upgrade).await,
+        Command::Uninstall(args) => uninstall::run(ctx, &args).await,
+        Command::Status => status::run(ctx).await,
+        Command::Images(args) => images::run(ctx, &args).await,
+        Command::Diff(args) => diff::run(ctx, &args).await,
+        Command::Workflow(cmd) => workflow::run(ctx, cmd).await,
+        Command::Backup(cmd) => backup::run(ctx, cmd).await,
+        Command::Restore(args) => restore::run(ctx, &args).await,
         Command::Completions { shell } => completions::run(shell),
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::cli::ConfirmArgs;
 use crate::cmd::{Ctx, confirm};
+use crate::output::{self, Changed};
 
 pub(crate) async fn run(ctx: &Ctx, args: &ConfirmArgs) -> anyhow::Result<()> {
     let env = ctx.env()?;
@@ -19,9 +20,15 @@ pub(crate) async fn run(ctx: &Ctx, args: &ConfirmArgs) -> anyhow::Result<()> {
         std::time::Duration::from_secs(600),
     ))
     .await?;
-    println!(
-        "release {} uninstalled from {namespace}; the namespace, its PersistentVolumeClaims and the CRDs were kept",
-        ctx.global.release
-    );
-    Ok(())
+    let uninstalled = Changed {
+        kind: "Release",
+        line: format!(
+            "release {} uninstalled from {namespace}; the namespace, its PersistentVolumeClaims and the CRDs were kept",
+            ctx.global.release
+        ),
+        name: ctx.global.release.clone(),
+        namespace,
+        action: "uninstalled",
+    };
+    output::print(&uninstalled, &ctx.global)
 }

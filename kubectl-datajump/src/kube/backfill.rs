@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use datajump_api::names::retry_run_prefix;
 use datajump_api::{
@@ -192,7 +193,7 @@ pub(crate) async fn create_retry(
         status: None,
     };
     let api: Api<WorkflowRun> = Api::namespaced(client.clone(), &namespace);
-    api.create(&PostParams::default(), &run).await.map_err(|e| {
-        anyhow::anyhow!("creating a retry of WorkflowRun {source_name} in {namespace}: {e}")
-    })
+    api.create(&PostParams::default(), &run)
+        .await
+        .with_context(|| format!("creating a retry of WorkflowRun {source_name} in {namespace}"))
 }

@@ -5,8 +5,9 @@
 
 use std::path::Path;
 
+use anyhow::Context;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::{Api, Client};
 
 use crate::manifests;
@@ -25,7 +26,7 @@ pub(crate) async fn apply(client: &Client, chart_dir: &Path) -> anyhow::Result<V
     };
     files.sort();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(super::FIELD_MANAGER).force();
+    let params = super::apply_params();
     let mut applied = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)
@@ -38,7 +39,7 @@ pub(crate) async fn apply(client: &Client, chart_dir: &Path) -> anyhow::Result<V
             let name = crd.metadata.name.clone().unwrap_or_default();
             api.patch(&name, &params, &Patch::Apply(&crd))
                 .await
-                .map_err(|e| anyhow::anyhow!("applying CRD {name}: {e}"))?;
+                .with_context(|| format!("applying CRD {name}"))?;
             applied.push(name);
         }
     }

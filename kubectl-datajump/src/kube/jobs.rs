@@ -109,7 +109,7 @@ pub(crate) async fn create_from_cronjob(
     match jobs.create(&PostParams::default(), &job).await {
         Ok(_) => Ok(Created::New),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Created::AlreadyExisted),
-        Err(e) => Err(anyhow::anyhow!("creating Job {job_name}: {e}")),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("creating Job {job_name}"))),
     }
 }
 

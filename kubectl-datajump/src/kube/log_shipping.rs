@@ -7,11 +7,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use anyhow::Context;
 use chart_gen::model::{LOG_SHIPPING, conf_file};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PostParams};
 use kube::{Api, Client};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -149,7 +150,7 @@ pub(crate) async fn ensure_log_writer(client: &Client, secret: &SecretRef) -> an
     match api.create(&PostParams::default(), &body).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-        Err(e) => Err(anyhow::anyhow!("creating Secret {secret}: {e}")),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("creating Secret {secret}"))),
     }
 }
 
@@ -258,13 +259,9 @@ pub(crate) async fn sync(client: &Client, d: &Declared, wait: Duration) -> anyho
         "type": "Opaque",
         "data": data,
     });
-    api.patch(
-        &d.secret.name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("applying Secret {}: {e}", d.secret))?;
+    api.patch(&d.secret.name, &super::apply_params(), &Patch::Apply(body))
+        .await
+        .with_context(|| format!("applying Secret {}", d.secret))?;
     if existing.is_none() {
         return Ok(Synced::Created);
     }
@@ -282,9 +279,9 @@ async fn restart(client: &Client, d: &Declared) -> anyhow::Result<()> {
     let patch = json!({"spec": {"template": {"metadata": {"annotations": {
         "kubectl.kubernetes.io/restartedAt": chrono::Utc::now().to_rfc3339(),
     }}}}});
-    api.patch(&d.daemonset, &PatchParams::default(), &Patch::Merge(patch))
+    api.patch(&d.daemonset, &super::patch_params(), &Patch::Merge(patch))
         .await
-        .map_err(|e| anyhow::anyhow!("restarting DaemonSet {}: {e}", d.daemonset))?;
+        .with_context(|| format!("restarting DaemonSet {}", d.daemonset))?;
     Ok(())
 }
 

@@ -1,11 +1,14 @@
 //! Everything that talks to the API server. Each submodule takes a `kube::Client`, so tests hand
 //! it a tower-test mock and assert the exact requests; building the client from kubeconfig flags
-//! is the only part that needs a real cluster.
+//! is the only part that needs a real cluster (`endpoint`), and the failures at that edge are
+//! worded in one place for every verb (`edge_error`).
 
 pub(crate) mod archive;
 pub(crate) mod backfill;
 pub(crate) mod crds;
 pub(crate) mod credentials;
+pub mod edge_error;
+mod endpoint;
 pub(crate) mod jobs;
 pub(crate) mod log_shipping;
 pub(crate) mod logs;
@@ -20,13 +23,28 @@ pub mod workflows;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use kube::api::{Api, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
+use kube::api::{Api, ListParams, PatchParams};
+
+use edge_error::Endpoint;
 
 /// The one field manager for every server-side apply the plugin makes, so ownership of fields is
 /// stable across versions and users.
 pub(crate) const FIELD_MANAGER: &str = "kubectl-datajump";
+
+/// Server-side apply as [`FIELD_MANAGER`], taking over fields another manager set (like `kubectl
+/// apply --server-side --force-conflicts`), with strict field validation: the API server refuses
+/// a field the schema does not know (`schedul:`) instead of pruning it silently.
+pub(crate) fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER)
+        .force()
+        .validation_strict()
+}
+
+/// A merge patch with strict field validation (see [`apply_params`]).
+pub(crate) fn patch_params() -> PatchParams {
+    PatchParams::default().validation_strict()
+}
 
 /// Runs `follow` to its end, or gives up after `timeout` (zero: no limit) with `gave_up`'s
 /// message — the `--timeout` of the verbs that follow something on the cluster.
@@ -71,22 +89,10 @@ pub struct Target {
     pub context: Option<String>,
 }
 
-/// Builds a client for `target`.
-pub(crate) async fn connect(target: &Target) -> anyhow::Result<Client> {
-    let options = KubeConfigOptions {
-        context: target.context.clone(),
-        ..Default::default()
-    };
-    let config = match &target.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            Config::from_custom_kubeconfig(kubeconfig, &options).await?
-        }
-        None if target.context.is_some() => Config::from_kubeconfig(&options).await?,
-        None => Config::infer()
-            .await
-            .context("no kubeconfig found (set KUBECONFIG or --kubeconfig)")?,
-    };
-    Client::try_from(config).context("building the Kubernetes client")
+/// Builds a client for `target`, and says which cluster it points at (for the messages of
+/// [`edge_error`]). A missing or unreadable kubeconfig and an unknown context are input errors.
+pub(crate) async fn connect(target: &Target) -> anyhow::Result<(Client, Endpoint)> {
+    let resolved = endpoint::resolve(target).await?;
+    let client = Client::try_from(resolved.config).context("building the Kubernetes client")?;
+    Ok((client, resolved.endpoint))
 }

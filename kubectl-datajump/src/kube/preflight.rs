@@ -3,6 +3,7 @@
 //! install), and the StorageClass and IngressClass the values reference. The list of checks is
 //! computed from the values alone (pure); only `run` talks to the cluster.
 
+use anyhow::Context;
 use chart_gen::kube_versions::{self, NEWEST_TESTED, OLDEST_SUPPORTED, Support};
 use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -219,7 +220,7 @@ pub async fn run(client: &Client, checks: &[Check]) -> anyhow::Result<Report> {
     let info = client
         .apiserver_version()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the API server: {e}"))?;
+        .context("reading the API server's version")?;
     match check_version(&info.major, &info.minor) {
         Ok(None) => {}
         Ok(Some(warning)) => report.warnings.push(warning),

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::{Api, Client};
 use serde_json::json;
 
@@ -15,7 +16,7 @@ pub(crate) async fn stop(client: &Client, ns: &str, name: &str) -> anyhow::Resul
     let current = api
         .get_scale(name)
         .await
-        .map_err(|e| anyhow::anyhow!("reading the scale of Deployment {name}: {e}"))?;
+        .with_context(|| format!("reading the scale of Deployment {name}"))?;
     let previous = current.spec.and_then(|s| s.replicas).unwrap_or(1);
     scale(client, ns, name, 0).await?;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -42,8 +43,8 @@ pub(crate) async fn scale(
 ) -> anyhow::Result<()> {
     let patch = Patch::Merge(json!({"spec": {"replicas": replicas}}));
     Api::<Deployment>::namespaced(client.clone(), ns)
-        .patch_scale(name, &PatchParams::default(), &patch)
+        .patch_scale(name, &super::patch_params(), &patch)
         .await
         .map(|_scale| ())
-        .map_err(|e| anyhow::anyhow!("scaling Deployment {name} to {replicas}: {e}"))
+        .with_context(|| format!("scaling Deployment {name} to {replicas}"))
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::Utc;
 use datajump_api::names::manual_run_prefix;
 use datajump_api::{LABEL_WORKFLOW, Shutdown, Workflow, WorkflowRun, WorkflowRunSpec};
@@ -25,13 +26,9 @@ pub async fn apply(
     document: &Value,
 ) -> anyhow::Result<Workflow> {
     let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(document),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("applying Workflow {name} in {namespace}: {e}"))
+    api.patch(name, &super::apply_params(), &Patch::Apply(document))
+        .await
+        .with_context(|| format!("applying Workflow {name} in {namespace}"))
 }
 
 /// What a run started by hand carries besides its workflow.
@@ -55,7 +52,7 @@ pub async fn create_run(
     let owner = workflows
         .get_opt(workflow)
         .await
-        .map_err(|e| anyhow::anyhow!("reading Workflow {workflow} in {namespace}: {e}"))?
+        .with_context(|| format!("reading Workflow {workflow} in {namespace}"))?
         .ok_or_else(|| {
             InputError::new(format!(
                 "workflow {workflow:?} not found in namespace {namespace}"
@@ -89,7 +86,7 @@ pub async fn create_run(
     };
     api.create(&PostParams::default(), &run)
         .await
-        .map_err(|e| anyhow::anyhow!("creating a run of Workflow {workflow}: {e}"))
+        .with_context(|| format!("creating a run of Workflow {workflow}"))
 }
 
 /// Sets `spec.suspend` with a merge patch (a toggle, not a declaration of the whole spec).
@@ -102,11 +99,11 @@ pub(crate) async fn set_suspend(
     let api: Api<Workflow> = Api::namespaced(client.clone(), namespace);
     api.patch(
         name,
-        &PatchParams::default(),
+        &super::patch_params(),
         &Patch::Merge(json!({"spec": {"suspend": suspend}})),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("setting suspend={suspend} on Workflow {name}: {e}"))?;
+    .with_context(|| format!("setting suspend={suspend} on Workflow {name}"))?;
     Ok(())
 }
 
@@ -122,7 +119,7 @@ pub(crate) async fn request_shutdown(
     // Under our field manager, so the run's managed fields tell who asked.
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
-        ..PatchParams::default()
+        ..super::patch_params()
     };
     api.patch(
         run,
@@ -130,7 +127,7 @@ pub(crate) async fn request_shutdown(
         &Patch::Merge(json!({"spec": {"shutdown": shutdown}})),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("setting shutdown={shutdown:?} on WorkflowRun {run}: {e}"))
+    .with_context(|| format!("setting shutdown={shutdown:?} on WorkflowRun {run}"))
 }
 
 /// Suspends every workflow in the namespace that is not suspended yet and returns their names,
@@ -196,7 +193,9 @@ pub(crate) async fn delete(client: &Client, namespace: &str, name: &str) -> anyh
             match runs.delete(&n, &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(anyhow::anyhow!("deleting WorkflowRun {n}: {e}")),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!("deleting WorkflowRun {n}")));
+                }
             }
         }
     }

@@ -15,12 +15,14 @@ use datajump_api::schedules::Schedules;
 use datajump_api::{BackfillRef, RunPhase, TaskPhase, Workflow, WorkflowRun};
 use serde::Serialize;
 
+use super::RUNS;
+use super::outcomes::{BackfillOutcome, RetryStarted};
 use super::runs::follow_run;
 use crate::cli::{BackfillArgs, GlobalOpts};
 use crate::cmd::Ctx;
 use crate::error::InputError;
 use crate::kube::{backfill, workflows};
-use crate::output::{self, Render, Style};
+use crate::output::{self, Changed, Render, Style};
 use crate::workflow_file::check_file;
 
 /// `workflow backfill` answer: the backfill and its runs in the window.
@@ -254,20 +256,15 @@ async fn follow(
         .map(|(n, _)| n.as_str())
         .collect();
     let gone = runs.values().filter(|r| r.is_none()).count();
-    println!(
-        "backfill {name}: {succeeded} runs succeeded, {} failed{}{}",
-        failed.len(),
-        if stopped.is_empty() {
-            String::new()
-        } else {
-            format!(", {} stopped", stopped.len())
-        },
-        if gone > 0 {
-            format!(", {gone} pruned by the workflow's history limits before their end was seen")
-        } else {
-            String::new()
-        }
-    );
+    let names = |runs: &[&str]| runs.iter().map(|r| r.to_string()).collect();
+    let outcome = BackfillOutcome {
+        backfill: name.to_string(),
+        succeeded,
+        failed: names(&failed),
+        stopped: names(&stopped),
+        pruned: gone,
+    };
+    output::print(&outcome, &ctx.global)?;
     if failed.is_empty() && stopped.is_empty() {
         return Ok(());
     }
@@ -299,15 +296,20 @@ pub(crate) async fn retry(
     let workflow = workflows::get(client, ns, &source.spec.workflow_name).await?;
     let run = backfill::create_retry(client, &workflow, &source, from_failed).await?;
     let name = run.metadata.name.clone().unwrap_or_default();
-    let again = rerun_tasks(&status);
-    println!(
-        "workflowrun.datajump.io/{name} created: retries {run_name} ({})",
-        if from_failed {
-            format!("runs {} again", again.join(", "))
+    let started = RetryStarted {
+        run: Changed::object("WorkflowRun", RUNS, &name, ns, "created", ""),
+        retry_of: run_name.to_string(),
+        from_failed,
+        rerun: if from_failed {
+            rerun_tasks(&status)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
         } else {
-            "every task again".to_string()
-        }
-    );
+            Vec::new()
+        },
+    };
+    output::print(&started, &ctx.global)?;
     if let Some(timeout) = watch {
         follow_run(ctx, client, ns, &name, timeout).await?;
     }

@@ -9,7 +9,6 @@
 //! fetches what to draw.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 
 use datajump_api::{TaskPhase, TaskSpec, TriggerRule, WorkflowRunStatus, WorkflowSpec};
 
@@ -17,6 +16,7 @@ use crate::cli::{GlobalOpts, GraphArgs, GraphFormat, OutputFormat};
 use crate::cmd::Ctx;
 use crate::error::InputError;
 use crate::kube::workflows;
+use crate::output;
 use crate::workflow_file::check_file;
 
 /// A run whose task states the drawing shows.
@@ -381,10 +381,7 @@ fn refuse_structured_output(global: &GlobalOpts) -> Result<(), InputError> {
 }
 
 fn print(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
-    Ok(())
+    output::write_stdout(text.as_bytes())
 }
 
 /// `workflow graph -f FILE`: offline; the file is validated first, as `workflow validate` does.

@@ -1,11 +1,13 @@
 //! `workflow ...`: the scheduler's workflows from the command line. This module only dispatches
 //! the sub-verbs: checking and submitting files (`submit`), starting, following, listing and
-//! reading runs (`runs`), the answers people read (`views`), the DAG drawn (`graph`), and runs
-//! for past ticks or again (`backfill`), and ending a run early (`stop`). Every file is read
-//! through [`crate::workflow_file`].
+//! reading runs (`runs`), the answers people read (`views`, and `outcomes` for the verbs that
+//! check or change something), the DAG drawn (`graph`), runs for past ticks or again
+//! (`backfill`), and ending a run early (`stop`). Every file is read through
+//! [`crate::workflow_file`].
 
 pub(crate) mod backfill;
 pub mod graph;
+pub(crate) mod outcomes;
 pub(crate) mod runs;
 pub(crate) mod stop;
 pub(crate) mod submit;
@@ -16,7 +18,7 @@ use datajump_api::Shutdown;
 use crate::cli::{GlobalOpts, WorkflowCommand};
 use crate::cmd::{Ctx, confirm};
 use crate::kube::workflows::{self, RunOptions};
-use crate::output;
+use crate::output::{self, Changed};
 
 /// The sub-verbs that need no cluster (a file instead of a workflow name); None for the rest.
 pub(crate) fn run_offline(
@@ -24,7 +26,7 @@ pub(crate) fn run_offline(
     global: &GlobalOpts,
 ) -> Option<anyhow::Result<()>> {
     match cmd {
-        WorkflowCommand::Validate { file } => Some(submit::validate(file)),
+        WorkflowCommand::Validate { file } => Some(submit::validate(file, global)),
         WorkflowCommand::Backfill(args) if args.file.is_some() => {
             Some(backfill::run_offline(args, global))
         }
@@ -40,7 +42,7 @@ pub(crate) async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
     let client = ctx.client().await?;
     let ns = ctx.namespace_or(client.default_namespace());
     match cmd {
-        WorkflowCommand::Validate { file } => submit::validate(&file),
+        WorkflowCommand::Validate { file } => submit::validate(&file, &ctx.global),
         WorkflowCommand::Submit {
             file,
             run_now,
@@ -121,19 +123,26 @@ pub(crate) async fn run(ctx: &Ctx, cmd: WorkflowCommand) -> anyhow::Result<()> {
         }
         WorkflowCommand::Suspend { name } => {
             workflows::set_suspend(&client, &ns, &name, true).await?;
-            println!("workflow.datajump.io/{name} suspended");
-            Ok(())
+            output::print(&changed(&ns, &name, "suspended", ""), &ctx.global)
         }
         WorkflowCommand::Resume { name } => {
             workflows::set_suspend(&client, &ns, &name, false).await?;
-            println!("workflow.datajump.io/{name} resumed");
-            Ok(())
+            output::print(&changed(&ns, &name, "resumed", ""), &ctx.global)
         }
         WorkflowCommand::Delete { name, confirm: c } => {
             confirm(ctx.global.env, "delete workflow", &name, &c)?;
             workflows::delete(&client, &ns, &name).await?;
-            println!("workflow.datajump.io/{name} deleted with its runs");
-            Ok(())
+            let deleted = changed(&ns, &name, "deleted", " with its runs");
+            output::print(&deleted, &ctx.global)
         }
     }
+}
+
+/// How kubectl names the two resources in what it prints (`workflow.datajump.io/etl`).
+pub(crate) const WORKFLOWS: &str = "workflow.datajump.io";
+pub(crate) const RUNS: &str = "workflowrun.datajump.io";
+
+/// `workflow.datajump.io/NAME ACTION[REMARK]` for people, the change for scripts.
+fn changed(ns: &str, name: &str, action: &'static str, remark: &str) -> Changed {
+    Changed::object("Workflow", WORKFLOWS, name, ns, action, remark)
 }

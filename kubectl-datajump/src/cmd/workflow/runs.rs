@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use datajump_api::{RunPhase, TaskPhase, WorkflowRun, WorkflowRunStatus};
 
+use super::RUNS;
+use super::outcomes::RunOutcome;
 use super::views::RunList;
 use crate::cmd::Ctx;
 use crate::error::InputError;
 use crate::kube::archive::{self, ArchivedLog};
 use crate::kube::workflows::RunOptions;
 use crate::kube::{logs, workflows};
-use crate::output;
+use crate::output::{self, Changed};
 
 /// Creates a run and, with `watch` (its `--timeout`), follows it; a failed run is an error
 /// (exit 1).
@@ -26,7 +28,8 @@ pub(crate) async fn start(
 ) -> anyhow::Result<()> {
     let run = workflows::create_run(client, ns, name, options).await?;
     let run_name = run.metadata.name.clone().unwrap_or_default();
-    println!("workflowrun.datajump.io/{run_name} created");
+    let created = Changed::object("WorkflowRun", RUNS, &run_name, ns, "created", "");
+    output::print(&created, &ctx.global)?;
     let Some(timeout) = watch else {
         return Ok(());
     };
@@ -43,10 +46,13 @@ pub(crate) async fn follow_run(
 ) -> anyhow::Result<()> {
     let done = watch_tasks(ctx, client, ns, run_name, timeout).await?;
     let status = done.status.unwrap_or_default();
-    println!(
-        "run {run_name}: {:?} ({}/{} tasks succeeded)",
-        status.phase, status.succeeded_tasks, status.total_tasks
-    );
+    let outcome = RunOutcome {
+        run: run_name.to_string(),
+        phase: status.phase,
+        succeeded_tasks: status.succeeded_tasks,
+        total_tasks: status.total_tasks,
+    };
+    output::print(&outcome, &ctx.global)?;
     run_outcome(run_name, &status)
 }
 

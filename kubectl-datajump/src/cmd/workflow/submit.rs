@@ -1,31 +1,43 @@
-//! `workflow validate -f` (offline) and `workflow submit -f`: a checked file, server-side
-//! applied exactly as written, into the namespace it names or `-n`'s (a conflict between the two
-//! is an input error, not a silent choice).
+//! `workflow validate -f` (offline, a Workflow or a WorkflowRun manifest) and `workflow submit
+//! -f`: a checked file, server-side applied exactly as written, into the namespace it names or
+//! `-n`'s (a conflict between the two is an input error, not a silent choice).
 
 use std::path::Path;
 
 use serde_json::Value;
 
+use super::WORKFLOWS;
+use super::outcomes::Validated;
+use crate::cli::GlobalOpts;
 use crate::cmd::Ctx;
 use crate::error::InputError;
 use crate::kube::workflows;
-use crate::workflow_file::check_file;
+use crate::output::{self, Changed};
+use crate::workflow_file::{Manifest, check_file, check_manifest_file};
 
-/// `workflow validate -f`: offline; prints `ok` or every problem (exit 2).
-pub(crate) fn validate(path: &Path) -> anyhow::Result<()> {
-    let checked = check_file(path)?;
-    println!(
-        "{}: Workflow {} is valid ({} tasks)",
-        path.display(),
-        checked
-            .workflow
-            .metadata
-            .name
-            .as_deref()
-            .unwrap_or_default(),
-        checked.workflow.spec.tasks.len()
-    );
-    Ok(())
+/// `workflow validate -f`: offline; prints that the manifest is valid, or every problem
+/// (exit 2).
+pub(crate) fn validate(path: &Path, global: &GlobalOpts) -> anyhow::Result<()> {
+    let file = path.display().to_string();
+    let answer = match check_manifest_file(path)? {
+        Manifest::Workflow(checked) => Validated {
+            file,
+            kind: "Workflow",
+            name: checked.workflow.metadata.name.clone().unwrap_or_default(),
+            valid: true,
+            tasks: Some(checked.workflow.spec.tasks.len()),
+            workflow: None,
+        },
+        Manifest::Run(run) => Validated {
+            file,
+            kind: "WorkflowRun",
+            name: run.metadata.name.clone().unwrap_or_default(),
+            valid: true,
+            tasks: None,
+            workflow: Some(run.spec.workflow_name.clone()),
+        },
+    };
+    output::print(&answer, global)
 }
 
 /// Where a submitted workflow went.
@@ -66,7 +78,9 @@ pub(crate) async fn submit(
     let mut document = checked.document;
     document["metadata"]["namespace"] = Value::String(ns.clone());
     workflows::apply(client, &ns, &name, &document).await?;
-    println!("workflow.datajump.io/{name} applied in {ns}");
+    let remark = format!(" in {ns}");
+    let applied = Changed::object("Workflow", WORKFLOWS, &name, &ns, "applied", &remark);
+    output::print(&applied, &ctx.global)?;
     Ok(Applied {
         namespace: ns,
         name,

@@ -4,17 +4,21 @@
 //! Every problem is collected, not just the first, each with the field path it concerns
 //! (`spec.tasks[3].dependsOn[0]`) so that users can fix a manifest in one pass.
 
+mod document;
 mod graph;
 mod parameters;
 mod pods;
 mod scalars;
+mod structure;
 
 use std::fmt;
 
 use crate::k8s_names::check_dns1123_label;
 use crate::workflow::{Workflow, WorkflowSpec};
 
+pub use document::{check_run_document, check_workflow_document};
 pub use parameters::resolve_parameters;
+pub use structure::{Resource, check_structure};
 
 /// One problem in a workflow.
 #[derive(Debug, Clone, PartialEq, Eq)]
