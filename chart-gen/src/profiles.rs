@@ -146,6 +146,24 @@ pub fn base() -> Values {
             extra_init_containers: Vec::new(),
             sidecars: Vec::new(),
             log_level: "info".into(),
+            log_archive: LogArchive {
+                enabled: false,
+                endpoint: String::new(),
+                bucket: "datajump-logs".into(),
+                region: "us-east-1".into(),
+                key_prefix: String::new(),
+                credentials: LogArchiveCredentials {
+                    secret_name: String::new(),
+                    access_key_key: "access-key".into(),
+                    secret_key_key: "secret-key".into(),
+                },
+                ca: LogArchiveCa {
+                    config_map_name: String::new(),
+                    key: "ca.crt".into(),
+                },
+                give_up_after_seconds: 86400,
+                endpoint_cidrs: Vec::new(),
+            },
         },
         mysql: Mysql {
             mode: Mode::Embedded,

@@ -107,6 +107,7 @@ fn bench_dag(c: &mut Criterion) {
                 task_pools: &std::collections::BTreeMap::new(),
                 pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 3600,
+                log_archiving: datajump_scheduler::plan::LogArchiving::Off,
                 shutdown: None,
             });
             black_box(plan.actions.len())

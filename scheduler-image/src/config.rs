@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use clap::{ArgAction, Parser, ValueEnum};
 
+use crate::archive::{ArchiveConfig, LogArchive};
 use crate::jobs::TaskDefaults;
+use crate::plan::LogArchiving;
 use datajump_api::pod::{Presets, validate_presets};
 use datajump_api::validate::Limits;
 
@@ -105,6 +107,37 @@ pub struct Cli {
     /// pool fails its attempt with the pools known.
     #[arg(long, env = "DATAJUMP_TASK_POOLS", default_value = "", value_parser = parse_task_pools)]
     pub task_pools: TaskPools,
+    /// S3 endpoint of the log archive (`https://host[:port]`): each finished task pod's log is
+    /// stored there before the pod is deleted. Unset or empty: no archive.
+    #[arg(long, env = "DATAJUMP_LOG_ARCHIVE_ENDPOINT")]
+    pub log_archive_endpoint: Option<String>,
+    /// Bucket of the log archive.
+    #[arg(long, env = "DATAJUMP_LOG_ARCHIVE_BUCKET", default_value = "")]
+    pub log_archive_bucket: String,
+    /// Region the log archive's requests are signed for.
+    #[arg(long, env = "DATAJUMP_LOG_ARCHIVE_REGION", default_value = "us-east-1")]
+    pub log_archive_region: String,
+    /// Key prefix in the log archive's bucket (keys are
+    /// `<prefix>/<namespace>/<workflow>/<run>/<task>/<attempt>.log`).
+    #[arg(long, env = "DATAJUMP_LOG_ARCHIVE_KEY_PREFIX", default_value = "")]
+    pub log_archive_key_prefix: String,
+    /// File holding the log archive's access key ID (re-read at each upload).
+    #[arg(long, env = "DATAJUMP_LOG_ARCHIVE_ACCESS_KEY_FILE", default_value = "")]
+    pub log_archive_access_key_file: String,
+    /// File holding the log archive's secret access key (re-read at each upload).
+    #[arg(long, env = "DATAJUMP_LOG_ARCHIVE_SECRET_KEY_FILE", default_value = "")]
+    pub log_archive_secret_key_file: String,
+    /// PEM file of the CA that signed a private endpoint's certificate (besides Mozilla's roots).
+    #[arg(long, env = "DATAJUMP_LOG_ARCHIVE_CA_FILE")]
+    pub log_archive_ca_file: Option<String>,
+    /// Seconds past a pod's retention after which a log archive that keeps failing is given
+    /// up: the pod is deleted without its log, with a Warning Event. 0: never.
+    #[arg(
+        long,
+        env = "DATAJUMP_LOG_ARCHIVE_GIVE_UP_AFTER",
+        default_value_t = 86400
+    )]
+    pub log_archive_give_up_after: u32,
     /// Address serving /metrics, /healthz and /readyz.
     #[arg(long, env = "DATAJUMP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
@@ -209,6 +242,57 @@ fn non_empty(pairs: [(&str, &Option<String>); 2]) -> BTreeMap<String, String> {
 }
 
 impl Cli {
+    /// The log archive the flags describe, `None` without an endpoint; an error names the
+    /// missing flag.
+    pub fn log_archive_config(&self) -> Result<Option<ArchiveConfig>, String> {
+        let Some(endpoint) = self
+            .log_archive_endpoint
+            .as_deref()
+            .filter(|e| !e.is_empty())
+        else {
+            return Ok(None);
+        };
+        for (flag, value) in [
+            ("--log-archive-bucket", &self.log_archive_bucket),
+            (
+                "--log-archive-access-key-file",
+                &self.log_archive_access_key_file,
+            ),
+            (
+                "--log-archive-secret-key-file",
+                &self.log_archive_secret_key_file,
+            ),
+        ] {
+            if value.is_empty() {
+                return Err(format!("{flag} is required with --log-archive-endpoint"));
+            }
+        }
+        Ok(Some(ArchiveConfig {
+            endpoint: endpoint.to_string(),
+            bucket: self.log_archive_bucket.clone(),
+            region: self.log_archive_region.clone(),
+            key_prefix: self.log_archive_key_prefix.clone(),
+            access_key_file: self.log_archive_access_key_file.clone(),
+            secret_key_file: self.log_archive_secret_key_file.clone(),
+            ca_file: self.log_archive_ca_file.clone().filter(|f| !f.is_empty()),
+            give_up_after_seconds: self.log_archive_give_up_after,
+        }))
+    }
+
+    /// Whether finished pods' logs are archived, as the planner sees it.
+    fn log_archiving(&self) -> LogArchiving {
+        if self
+            .log_archive_endpoint
+            .as_deref()
+            .is_none_or(str::is_empty)
+        {
+            return LogArchiving::Off;
+        }
+        LogArchiving::On {
+            give_up_after_seconds: Some(self.log_archive_give_up_after).filter(|s| *s > 0),
+        }
+    }
+
     /// The namespace to watch, `None` for all.
     pub fn namespace(&self) -> Option<&str> {
         Some(self.watch_namespace.as_str()).filter(|n| !n.is_empty())
@@ -220,6 +304,7 @@ impl Cli {
             max_running_tasks: self.max_running_tasks,
             pending_timeout_seconds: self.task_pending_timeout,
             finished_pod_retention_seconds: self.finished_pod_retention,
+            log_archiving: self.log_archiving(),
             task_defaults: TaskDefaults {
                 service_account: self.task_service_account.clone().filter(|s| !s.is_empty()),
                 requests: non_empty([
@@ -254,6 +339,7 @@ impl Cli {
             reconcile_concurrency: self.reconcile_concurrency,
             resync: Duration::from_secs(self.resync_seconds.into()),
             scheduler: self.scheduler_config(),
+            log_archive: None,
         }
     }
 }
@@ -268,6 +354,8 @@ pub struct SchedulerConfig {
     pub pending_timeout_seconds: u32,
     /// Seconds finished task pods are kept once their run recorded the result.
     pub finished_pod_retention_seconds: u32,
+    /// Whether their logs are archived before they go.
+    pub log_archiving: LogArchiving,
     /// Defaults applied to every task Job.
     pub task_defaults: TaskDefaults,
     /// Task pools and how many of their tasks may run at once.
@@ -282,6 +370,7 @@ impl Default for SchedulerConfig {
             max_running_tasks: usize::from(datajump_api::DEFAULT_MAX_RUNNING_TASKS),
             pending_timeout_seconds: DEFAULT_PENDING_TIMEOUT_SECONDS,
             finished_pod_retention_seconds: DEFAULT_FINISHED_POD_RETENTION_SECONDS,
+            log_archiving: LogArchiving::Off,
             task_defaults: TaskDefaults::default(),
             task_pools: BTreeMap::new(),
             limits: Limits::default(),
@@ -315,6 +404,8 @@ pub struct ControllerConfig {
     pub resync: Duration,
     /// What the reconcilers schedule with.
     pub scheduler: SchedulerConfig,
+    /// Where finished pods' logs go (built at startup from [`Cli::log_archive_config`]).
+    pub log_archive: Option<std::sync::Arc<LogArchive>>,
 }
 
 /// The leader Lease replicas elect a leader through.
@@ -360,10 +451,73 @@ mod tests {
             "DATAJUMP_POD_PRESETS_FILE",
             "DATAJUMP_HTTP_ADDR",
             "DATAJUMP_LOG_FORMAT",
+            "DATAJUMP_LOG_ARCHIVE_ENDPOINT",
+            "DATAJUMP_LOG_ARCHIVE_BUCKET",
+            "DATAJUMP_LOG_ARCHIVE_REGION",
+            "DATAJUMP_LOG_ARCHIVE_KEY_PREFIX",
+            "DATAJUMP_LOG_ARCHIVE_ACCESS_KEY_FILE",
+            "DATAJUMP_LOG_ARCHIVE_SECRET_KEY_FILE",
+            "DATAJUMP_LOG_ARCHIVE_CA_FILE",
+            "DATAJUMP_LOG_ARCHIVE_GIVE_UP_AFTER",
         ] {
             assert!(envs.iter().any(|e| e == name), "{name} missing: {envs:?}");
         }
         cmd.debug_assert();
+    }
+
+    #[test]
+    fn the_log_archive_is_on_with_an_endpoint_and_says_which_flag_is_missing() {
+        let off = Cli::try_parse_from(["datajump-scheduler"]).expect("valid flags");
+        assert_eq!(off.log_archive_config(), Ok(None));
+        assert_eq!(off.scheduler_config().log_archiving, LogArchiving::Off);
+
+        let partial = Cli::try_parse_from([
+            "datajump-scheduler",
+            "--log-archive-endpoint=https://s3.example.com",
+            "--log-archive-bucket=logs",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            partial.log_archive_config(),
+            Err("--log-archive-access-key-file is required with --log-archive-endpoint".into())
+        );
+
+        let on = Cli::try_parse_from([
+            "datajump-scheduler",
+            "--log-archive-endpoint=https://s3.example.com",
+            "--log-archive-bucket=logs",
+            "--log-archive-access-key-file=/k/a",
+            "--log-archive-secret-key-file=/k/s",
+            "--log-archive-key-prefix=dj",
+        ])
+        .expect("valid flags");
+        let config = on.log_archive_config().expect("valid").expect("on");
+        assert_eq!(
+            (
+                config.bucket.as_str(),
+                config.key_prefix.as_str(),
+                config.give_up_after_seconds
+            ),
+            ("logs", "dj", 86400)
+        );
+        assert_eq!(
+            on.scheduler_config().log_archiving,
+            LogArchiving::On {
+                give_up_after_seconds: Some(86400)
+            }
+        );
+        let never = Cli::try_parse_from([
+            "datajump-scheduler",
+            "--log-archive-endpoint=https://s3.example.com",
+            "--log-archive-give-up-after=0",
+        ])
+        .expect("valid flags");
+        assert_eq!(
+            never.scheduler_config().log_archiving,
+            LogArchiving::On {
+                give_up_after_seconds: None
+            }
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! (shared with the kubectl plugin and chart-gen); the planning modules here are pure (they take `now` and observed state and return
 //! actions); the controller is the only code that talks to the API server.
 
+pub mod archive;
 pub mod backfill;
 pub mod cache_sync;
 pub mod config;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
+use datajump_scheduler::archive::LogArchive;
 use datajump_scheduler::config::{Cli, LogFormat};
 use datajump_scheduler::controller;
 use datajump_scheduler::http::{self, Health};
@@ -61,8 +62,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         let _ = shutdown_tx.send(true);
     });
 
+    let archive = match cli.log_archive_config() {
+        Ok(Some(config)) => Some(Arc::new(
+            LogArchive::new(&config).context("setting up the log archive")?,
+        )),
+        Ok(None) => None,
+        Err(message) => anyhow::bail!("{message}"),
+    };
+    if let Some(archive) = &archive {
+        tracing::info!(
+            ?archive,
+            "finished task pods' logs are archived before the pods go"
+        );
+    }
     let mut http_shutdown = shutdown_rx.clone();
-    let router = http::router(metrics.clone(), health.clone());
+    let router = http::router(metrics.clone(), health.clone(), archive.clone());
     let listener_addr = cli.http_addr;
     let server = tokio::spawn(async move {
         http::serve(listener_addr, router, async move {
@@ -74,7 +88,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // After the signal, the controllers finish in-flight writes and release the Lease; if the
     // API server does not answer (unreachable, namespace gone) that could wait forever, so the
     // process exits once the grace period is over. The Lease then simply expires.
-    let config = cli.controller_config();
+    let mut config = cli.controller_config();
+    config.log_archive = archive;
     let mut signalled = shutdown_rx.clone();
     let deadline = async move {
         let _ = signalled.wait_for(|s| *s).await;

@@ -47,6 +47,15 @@ pub struct Metrics {
     pub stale_reads: Counter,
     /// 1 while this replica holds the leader Lease.
     pub is_leader: Gauge,
+    /// Task logs stored in the log archive.
+    pub logs_archived: Counter,
+    /// Bytes of task logs stored in the log archive.
+    pub log_archive_bytes: Counter,
+    /// Attempts to archive a task log that failed (the pod stays; retried).
+    pub log_archive_failures: Counter,
+    /// Pods deleted without their log archived, the archive having failed for the whole
+    /// give-up time.
+    pub log_archive_given_up: Counter,
     /// The workflows that have their own series in `run_duration`.
     workflows_seen: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
@@ -76,6 +85,10 @@ impl Metrics {
             reconcile_errors: Counter::default(),
             stale_reads: Counter::default(),
             is_leader: Gauge::default(),
+            logs_archived: Counter::default(),
+            log_archive_bytes: Counter::default(),
+            log_archive_failures: Counter::default(),
+            log_archive_given_up: Counter::default(),
             registry: Registry::default(),
             workflows_seen: Default::default(),
         };
@@ -123,6 +136,26 @@ impl Metrics {
             "scheduler_leader",
             "1 while this replica holds the leader Lease",
             m.is_leader.clone(),
+        );
+        registry.register(
+            "scheduler_logs_archived",
+            "Task logs stored in the log archive",
+            m.logs_archived.clone(),
+        );
+        registry.register(
+            "scheduler_log_archive_bytes",
+            "Bytes of task logs stored in the log archive",
+            m.log_archive_bytes.clone(),
+        );
+        registry.register(
+            "scheduler_log_archive_failures",
+            "Task logs that could not be archived (their pods stay; retried)",
+            m.log_archive_failures.clone(),
+        );
+        registry.register(
+            "scheduler_log_archive_given_up",
+            "Task pods deleted without their log archived (the archive failed for the whole give-up time)",
+            m.log_archive_given_up.clone(),
         );
         Self { registry, ..m }
     }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::{Cluster, workspace_root};
 use crate::plugin::{plugin, prerequisites};
+use crate::s3::S3Server;
 
 /// The busybox image `node.sh` builds from the host's static busybox (all applets, `nobody` in
 /// /etc/passwd) and loads into the node.
@@ -145,6 +146,15 @@ scheduler:
 /// from the host's static busybox with the same layout: a shell at /busybox/sh, user 65532.
 pub const E2E_IMAGE: &str = "gcr.io/distroless/static-debian12:debug-nonroot";
 
+/// The dev release's log archive: its bucket in moto, its key prefix, and how long finished
+/// pods are kept (short, so the tests see pods archived and deleted).
+pub const ARCHIVE_BUCKET: &str = "task-logs";
+pub const ARCHIVE_PREFIX: &str = "real-node";
+pub const FINISHED_POD_RETENTION_SECONDS: u32 = 15;
+
+/// The S3 server (moto) the dev release's scheduler archives task logs in.
+static DEV_ARCHIVE: OnceLock<S3Server> = OnceLock::new();
+
 /// The dev release installed on this test binary's real node (first use installs it): the
 /// cluster, or `None` when the real-cluster tests are skipped.
 pub fn installed_dev() -> Option<&'static Cluster> {
@@ -154,11 +164,60 @@ pub fn installed_dev() -> Option<&'static Cluster> {
     Some(cluster)
 }
 
+/// The S3 server of the dev release's log archive (after [`installed_dev`]).
+pub fn dev_log_archive() -> &'static S3Server {
+    DEV_ARCHIVE
+        .get()
+        .expect("the dev release is installed (installed_dev) before its log archive is read")
+}
+
+/// Starts moto where the scheduler's pod reaches it (every address of this host: the pods
+/// see it at the node's bridge gateway, 10.88.0.1), with the log archive's bucket; the
+/// cluster's guard stops it with the cluster. Returns it and the values that point the
+/// scheduler's log archive at it (with the Secret holding its key, created here).
+fn archive_store(cluster: &Cluster) -> (S3Server, String) {
+    let moto = S3Server::locate_or_skip("real_node")
+        .expect("moto")
+        .expect("moto_server for the log archive (`bash .ci/install-tools.sh`)");
+    let s3 = S3Server::start_on(&moto, "0.0.0.0").expect("start moto");
+    std::fs::write(
+        cluster.dir.join("run").join("test-moto-archive.pid"),
+        s3.pid().to_string(),
+    )
+    .expect("record moto's pid for the guard");
+    s3.create_bucket(ARCHIVE_BUCKET)
+        .expect("the archive's bucket");
+    cluster.namespace(DEV_NS, &[]);
+    cluster.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: log-archive-s3, namespace: {DEV_NS}}}\n\
+         stringData: {{access-key: {:?}, secret-key: {:?}}}\n",
+        s3.access_key, s3.secret_key
+    ));
+    let values = format!(
+        "scheduler:
+  executor: {{finishedPodRetentionSeconds: {FINISHED_POD_RETENTION_SECONDS}}}
+  logArchive:
+    enabled: true
+    endpoint: http://10.88.0.1:{}
+    bucket: {ARCHIVE_BUCKET}
+    keyPrefix: {ARCHIVE_PREFIX}
+    credentials: {{secretName: log-archive-s3}}
+",
+        s3.port()
+    );
+    (s3, values)
+}
+
 fn install(cluster: &Cluster) {
     cluster.import_image(&scheduler_image());
     cluster.import_image(&e2e_image(cluster));
     let values = cluster.dir.join("node-values.yaml");
     std::fs::write(&values, DEV_VALUES).expect("write the values");
+    let (archive, archive_values) = archive_store(cluster);
+    let _ = DEV_ARCHIVE.set(archive);
+    let archive_file = cluster.dir.join("node-archive-values.yaml");
+    std::fs::write(&archive_file, archive_values).expect("write the archive values");
+    let archive_file = archive_file.to_string_lossy().into_owned();
     prerequisites(cluster, chart_gen::model::Environment::Dev);
     let values = values.to_string_lossy().into_owned();
     let run = plugin(
@@ -174,6 +233,9 @@ fn install(cluster: &Cluster) {
             "4m",
             "-f",
             &values,
+            // The log archive: moto, and pods deleted (after their logs are archived) soon.
+            "-f",
+            &archive_file,
         ],
     );
     assert!(

@@ -41,6 +41,8 @@ type Result<T, E = S3Error> = std::result::Result<T, E>;
 #[derive(Debug)]
 pub struct S3Server {
     child: Child,
+    /// The address moto listens on (`0.0.0.0` for pods on the real node to reach it too).
+    bind: String,
     port: u16,
     pub access_key: String,
     pub secret_key: String,
@@ -70,7 +72,14 @@ impl S3Server {
 
     /// Starts moto on a free loopback port and creates an IAM user with an access key.
     pub fn start(moto: &Path) -> Result<Self> {
-        let port = TcpListener::bind((HOST, 0))
+        Self::start_on(moto, HOST)
+    }
+
+    /// Starts moto on a free port of `bind` (`0.0.0.0`: every address of this host, so pods
+    /// on the real node reach it at the bridge gateway) and creates an IAM user with an
+    /// access key. This test process talks to it on loopback.
+    pub fn start_on(moto: &Path, bind: &str) -> Result<Self> {
+        let port = TcpListener::bind((bind, 0))
             .and_then(|listener| listener.local_addr())
             .map_err(|source| S3Error::Io {
                 action: "finding a free loopback port".into(),
@@ -78,7 +87,7 @@ impl S3Server {
             })?
             .port();
         let child = Command::new(moto)
-            .args(["-H", HOST, "-p", &port.to_string()])
+            .args(["-H", bind, "-p", &port.to_string()])
             .env("INITIAL_NO_AUTH_ACTION_COUNT", SETUP_ACTIONS.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -90,6 +99,7 @@ impl S3Server {
             })?;
         let mut server = Self {
             child,
+            bind: bind.to_string(),
             port,
             access_key: String::new(),
             secret_key: String::new(),
@@ -99,8 +109,35 @@ impl S3Server {
         Ok(server)
     }
 
+    /// Where this process reaches it.
     pub fn endpoint(&self) -> String {
         format!("http://{HOST}:{}", self.port)
+    }
+
+    /// Its process id (for a guard that must stop it when the test process ends).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The address it listens on.
+    pub fn bind(&self) -> &str {
+        &self.bind
+    }
+
+    /// Deletes an object with a signed request (no error when there is none).
+    pub fn delete(&self, bucket: &str, key: &str) -> Result<()> {
+        let url = format!("{}/{bucket}/{key}", self.endpoint());
+        self.signed(
+            "s3",
+            &["-X", "DELETE", &url],
+            &format!("deleting {bucket}/{key}"),
+        )
+        .map(drop)
     }
 
     /// Creates a bucket with a signed request.
@@ -137,6 +174,7 @@ impl S3Server {
     fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
         while TcpStream::connect((HOST, self.port)).is_err() {
+            // moto on 0.0.0.0 answers on loopback too.
             let exited = self.child.try_wait().ok().flatten().is_some();
             if exited || Instant::now() > deadline {
                 return Err(S3Error::NotReady);

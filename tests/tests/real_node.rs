@@ -12,8 +12,11 @@
 //! the chart's user on a read-only root, passes its real probes, holds the Lease with its own
 //! ServiceAccount token under the chart's RBAC, and serves the dashboard's series on /metrics),
 //! and the workflows it runs have real containers (`tasks.rs`: exit codes, memory limits,
-//! deadlines, volumes, Kubernetes' `$(VAR)` expansion, logs).
+//! deadlines, volumes, Kubernetes' `$(VAR)` expansion, logs), and their logs outlive their pods
+//! (`archive.rs`: the scheduler's log archive, in moto, the S3 server the tests use).
 
+#[path = "real_node/archive.rs"]
+mod archive;
 #[path = "real_node/scheduler.rs"]
 mod scheduler;
 #[path = "real_node/stop.rs"]

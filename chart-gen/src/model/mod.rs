@@ -3,6 +3,7 @@
 
 mod environment;
 mod infra;
+mod log_archive;
 mod log_shipping;
 pub mod mirror;
 pub mod names;
@@ -20,6 +21,7 @@ pub use infra::{
     Embedded, EmbeddedServer, External, Kafka, KafkaOperator, Minio, MinioOperator, Mode, Mysql,
     MysqlOperator, NodeSet, Redis, RedisOperator, ServerArgs, Storage,
 };
+pub use log_archive::{LogArchive, LogArchiveCa, LogArchiveCredentials};
 pub use log_shipping::{LOG_SHIPPING, LogShipping, UnsafeCredential, conf_file};
 pub use platform::{
     AppConfig, Backup, BackupUpload, CREDENTIAL_KEYS, Executor, FluentBit, FluentBitOutput,

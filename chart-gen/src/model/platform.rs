@@ -184,6 +184,8 @@ pub struct Scheduler {
     pub sidecars: Vec<Container>,
     /// Log filter (RUST_LOG syntax).
     pub log_level: String,
+    /// Task logs saved to S3 before their pods are deleted.
+    pub log_archive: super::LogArchive,
 }
 
 /// TLS for the ingress.

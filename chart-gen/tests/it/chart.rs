@@ -512,7 +512,15 @@ fn scheduler_deployment_sets_exactly_the_flags_the_scheduler_reads() {
         .get_arguments()
         .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
         .collect();
-    let objs = render(Environment::Prod, &[]);
+    // With every optional flag's value on (the log archive, with a private CA).
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive.yaml");
+    std::fs::write(
+        &archive,
+        "scheduler:\n  logArchive:\n    enabled: true\n    ca: {configMapName: s3-ca}\n",
+    )
+    .unwrap();
+    let objs = render(Environment::Prod, &[archive]);
     let sched = find(&objs, "Deployment", "datajump-scheduler");
     let env = sched["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()

@@ -9,6 +9,7 @@ mod chart;
 mod conventions;
 mod crds_fetch;
 mod embedded_images;
+mod log_archive;
 mod operator_mode;
 mod toggles;
 mod validate_crd;

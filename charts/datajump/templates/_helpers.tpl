@@ -439,13 +439,18 @@ chart ships logs to an operator-managed Elasticsearch.
 {{- else -}}http://{{ include "datajump.fullname" . }}-minio:9000{{- end -}}
 {{- end -}}
 
-{{/* Buckets the in-cluster object store must hold, space-separated: the platform's, and the
-     backup upload's when backups go to this object store (no other endpoint set). */}}
+{{/* Buckets the in-cluster object store must hold, space-separated: the platform's, the
+     backup upload's and the scheduler's log archive's when they go to this object store (no
+     other endpoint set). */}}
 {{- define "datajump.minio.buckets" -}}
 {{- $b := .Values.backup -}}
 {{- $buckets := list .Values.minio.bucket -}}
 {{- if and $b.enabled $b.upload.enabled (not $b.upload.endpoint) (ne $b.upload.bucket .Values.minio.bucket) -}}
 {{- $buckets = append $buckets $b.upload.bucket -}}
+{{- end -}}
+{{- $la := .Values.scheduler.logArchive -}}
+{{- if and .Values.scheduler.enabled $la.enabled (not $la.endpoint) (not (has $la.bucket $buckets)) -}}
+{{- $buckets = append $buckets $la.bucket -}}
 {{- end -}}
 {{- join " " $buckets -}}
 {{- end -}}

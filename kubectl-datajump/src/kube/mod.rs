@@ -3,6 +3,7 @@
 //! is the only part that needs a real cluster (`endpoint`), and the failures at that edge are
 //! worded in one place for every verb (`edge_error`).
 
+pub(crate) mod archive;
 pub(crate) mod backfill;
 pub(crate) mod crds;
 pub(crate) mod credentials;

@@ -7,16 +7,17 @@ use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 
+use crate::archive::{LogArchive, LogKey};
 use crate::job_index::JobIndex;
-use crate::jobs::LABEL_JOB_NAME;
+use crate::jobs::{LABEL_JOB_NAME, TASK_CONTAINER, pod_finished};
 use crate::plan::{EventType, ObservedJob};
-use crate::reconcile::{Cluster, ClusterError, Created};
+use crate::reconcile::{ArchiveFailure, Archived, Cluster, ClusterError, Created};
 use datajump_api::{Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
 
 /// Field manager of every write (server-side apply and creates).
@@ -29,6 +30,28 @@ pub struct KubeCluster {
     pub(super) runs: Store<WorkflowRun>,
     pub(super) jobs: Arc<JobIndex>,
     pub(super) recorder: Recorder,
+    /// Where finished pods' logs go, when the log archive is on.
+    pub(super) archive: Option<Arc<LogArchive>>,
+}
+
+/// Whether a pod's task container ran (and so has a log): it terminated, now or before.
+fn task_container_ran(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.name == TASK_CONTAINER)
+        .any(|c| {
+            c.state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some()
+                || c.last_state
+                    .as_ref()
+                    .and_then(|s| s.terminated.as_ref())
+                    .is_some()
+        })
 }
 
 fn cluster_error(
@@ -227,6 +250,52 @@ impl Cluster for KubeCluster {
             .map_err(|e| cluster_error("delete the pods of", "Job", namespace, job, e))
     }
 
+    async fn archive_pod_log(
+        &self,
+        namespace: &str,
+        job: &str,
+        key: &LogKey,
+    ) -> Result<Archived, ArchiveFailure> {
+        let Some(archive) = &self.archive else {
+            return Err(ArchiveFailure(
+                "the scheduler runs without a log archive".into(),
+            ));
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let selector = ListParams::default().labels(&format!("{LABEL_JOB_NAME}={job}"));
+        let pods = api
+            .list(&selector)
+            .await
+            .map_err(|e| ArchiveFailure(format!("listing the pods of Job {job}: {e}")))?;
+        // The newest finished pod that ran the task decided the attempt; a disrupted pod the
+        // Job replaced holds only the start of it.
+        let Some(pod) = pods
+            .items
+            .iter()
+            .filter(|p| pod_finished(p) && task_container_ran(p))
+            .max_by_key(|p| p.metadata.creation_timestamp.clone())
+        else {
+            return Ok(Archived::NoLog);
+        };
+        let name = pod.name_any();
+        let params = LogParams {
+            container: Some(TASK_CONTAINER.into()),
+            ..LogParams::default()
+        };
+        let log = api
+            .log_stream(&name, &params)
+            .await
+            .map_err(|e| ArchiveFailure(format!("reading the log of pod {name}: {e}")))?;
+        let bytes = archive
+            .store(key, Box::pin(log))
+            .await
+            .map_err(|e| ArchiveFailure(format!("pod {name}: {e}")))?;
+        Ok(Archived::Stored {
+            bytes,
+            url: archive.url(key),
+        })
+    }
+
     async fn publish_event(
         &self,
         run: &WorkflowRun,
@@ -271,6 +340,7 @@ mod tests {
             runs: kube::runtime::reflector::store().0,
             jobs: Arc::new(JobIndex::default()),
             recorder: Recorder::new(client, reporter),
+            archive: None,
         }
     }
 

@@ -173,6 +173,7 @@ pub async fn run_controllers(
         runs: run_store.clone(),
         jobs: job_index,
         recorder: Recorder::new(client, reporter),
+        archive: config.log_archive.clone(),
     };
     let ctx = Arc::new(Context {
         reconciler: Reconciler::new(cluster, config.scheduler.clone(), metrics)

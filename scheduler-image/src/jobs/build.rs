@@ -196,7 +196,7 @@ pub fn build_job(
         .and_then(|sc| sc.read_only_root_filesystem);
     let chosen = options.security_context.clone().unwrap_or_default();
     let container = Container {
-        name: "task".into(),
+        name: super::TASK_CONTAINER.into(),
         image: Some(task.image.clone()),
         command: (!task.command.is_empty()).then(|| task.command.clone()),
         args: (!task.args.is_empty()).then(|| task.args.clone()),

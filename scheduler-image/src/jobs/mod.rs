@@ -43,6 +43,9 @@ pub struct TaskDefaults {
     pub pod_presets: Presets,
 }
 
+/// Name of the task container in every task pod (the one whose log is the task's).
+pub const TASK_CONTAINER: &str = "task";
+
 /// Label the Job controller puts on a Job's pods.
 pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
 

@@ -70,6 +70,22 @@ pub struct ObservedJob {
     pub deleting: bool,
 }
 
+/// Whether finished pods' logs go to the log archive before the pods are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogArchiving {
+    /// No archive: pods are deleted once the retention passed.
+    #[default]
+    Off,
+    /// Each pod's log is archived first; the pod is deleted only once that worked, or, when
+    /// `give_up_after_seconds` is set, once that long passed after the pod was due while the
+    /// archive kept failing (so an archive down for days does not keep every pod).
+    On {
+        /// Seconds after the retention a pod whose log could not be archived is deleted
+        /// anyway; `None` keeps it until the archive works.
+        give_up_after_seconds: Option<u32>,
+    },
+}
+
 /// What the run planner needs.
 #[derive(Debug, Clone, Copy)]
 pub struct RunInput<'a> {
@@ -97,6 +113,8 @@ pub struct RunInput<'a> {
     pub pending_timeout_seconds: u32,
     /// Seconds finished pods are kept (for `kubectl logs`) once the run recorded their result.
     pub finished_pod_retention_seconds: u32,
+    /// Whether their logs are archived first.
+    pub log_archiving: LogArchiving,
     /// The run's `spec.shutdown`: asked to stop or terminate.
     pub shutdown: Option<Shutdown>,
 }

@@ -24,8 +24,8 @@ mod shutdown;
 mod start;
 
 pub use history::{FinishedRun, prune_history};
-pub use input::{JobState, ObservedJob, PodReport, RunInput};
-pub use output::{Action, EventType, Outcome, RunPlan};
+pub use input::{JobState, LogArchiving, ObservedJob, PodReport, RunInput};
+pub use output::{Action, EventType, Outcome, REASON_LOG_NOT_ARCHIVED, RunPlan};
 pub use retry::{reject_attempt, retry_backoff};
 
 use planner::Planner;
@@ -94,6 +94,7 @@ mod tests {
         free_slots: usize,
         pool_free: HashMap<String, usize>,
         task_pools: BTreeMap<String, usize>,
+        log_archiving: LogArchiving,
         events: Vec<&'static str>,
         shutdown: Option<Shutdown>,
     }
@@ -117,6 +118,7 @@ mod tests {
                 free_slots: usize::MAX,
                 pool_free: HashMap::new(),
                 task_pools: BTreeMap::new(),
+                log_archiving: LogArchiving::Off,
                 events: Vec::new(),
                 shutdown: None,
             }
@@ -136,6 +138,7 @@ mod tests {
                 task_pools: &self.task_pools,
                 pending_timeout_seconds: 600,
                 finished_pod_retention_seconds: 60,
+                log_archiving: self.log_archiving,
                 shutdown: self.shutdown,
             })
         }
@@ -177,7 +180,8 @@ mod tests {
                             j.deleting = true;
                         }
                     }
-                    Action::DeletePods { job_name } => {
+                    Action::DeletePods { job_name }
+                    | Action::ArchiveLogsThenDeletePods { job_name, .. } => {
                         for j in self.jobs.iter_mut().filter(|j| j.name == job_name) {
                             j.finished_pods = false;
                         }
@@ -393,6 +397,74 @@ mod tests {
         );
         sim.step();
         assert_eq!(deletes(&sim.plan()), 0, "asked once, not again");
+    }
+
+    /// The pod-removing actions of a plan.
+    fn pod_actions(plan: &RunPlan) -> Vec<&Action> {
+        plan.actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::DeletePods { .. } | Action::ArchiveLogsThenDeletePods { .. }
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn with_the_log_archive_a_due_pod_is_archived_then_deleted_never_deleted_first() {
+        let mut sim = Sim::new(spec(&[("a", &[])]));
+        sim.log_archiving = LogArchiving::On {
+            give_up_after_seconds: Some(3600),
+        };
+        sim.step();
+        sim.now = t0() + Duration::seconds(5);
+        sim.fail(&job("a", 1));
+        sim.jobs[0].finished_pods = true;
+        sim.step();
+        // Before the retention: nothing; once due, one action that archives before deleting,
+        // keyed by the task and the attempt.
+        assert!(pod_actions(&sim.plan()).is_empty());
+        sim.now = t0() + Duration::seconds(65);
+        let plan = sim.plan();
+        assert_eq!(
+            pod_actions(&plan),
+            [&Action::ArchiveLogsThenDeletePods {
+                job_name: job("a", 1),
+                task: "a".into(),
+                attempt: 1,
+            }]
+        );
+        // The archive keeps failing (the pods stay): asked again at each look until the
+        // give-up time past the due time, then deleted without the log, with a Warning.
+        sim.now = t0() + Duration::seconds(65 + 3599);
+        assert!(matches!(
+            pod_actions(&sim.plan())[..],
+            [Action::ArchiveLogsThenDeletePods { .. }]
+        ));
+        sim.now = t0() + Duration::seconds(65 + 3600);
+        let plan = sim.plan();
+        assert_eq!(
+            pod_actions(&plan),
+            [&Action::DeletePods {
+                job_name: job("a", 1)
+            }]
+        );
+        assert!(plan.actions.iter().any(|a| matches!(
+            a,
+            Action::Event { type_: EventType::Warning, reason, message }
+                if *reason == REASON_LOG_NOT_ARCHIVED && message.contains("task a attempt 1")
+        )));
+        // Never giving up keeps asking for the archive whatever the time.
+        sim.log_archiving = LogArchiving::On {
+            give_up_after_seconds: None,
+        };
+        sim.now = t0() + Duration::days(365);
+        assert!(matches!(
+            pod_actions(&sim.plan())[..],
+            [Action::ArchiveLogsThenDeletePods { .. }]
+        ));
     }
 
     #[test]
@@ -677,6 +749,7 @@ mod tests {
             task_pools: &BTreeMap::new(),
             pending_timeout_seconds: 600,
             finished_pod_retention_seconds: 60,
+            log_archiving: LogArchiving::Off,
             shutdown: None,
         });
         assert_eq!(

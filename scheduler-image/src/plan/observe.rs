@@ -1,14 +1,14 @@
 //! Observing: the run's Jobs (and what their pods report) folded into its tasks' states —
 //! attempts adopted, succeeded or failed (retried after the backoff, or failing the task), a
 //! pod that cannot start given up after the pending timeout, finished pods cleaned up once
-//! their result is recorded.
+//! their result is recorded (their logs archived first when the log archive is on).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::input::{JobState, ObservedJob, PodReport};
-use super::output::{Action, EventType};
+use super::input::{JobState, LogArchiving, ObservedJob, PodReport};
+use super::output::{Action, EventType, REASON_LOG_NOT_ARCHIVED};
 use super::planner::Planner;
 use super::retry::{retried, retry_backoff};
 use super::shutdown::TERMINATED;
@@ -151,12 +151,47 @@ impl Planner<'_> {
             }
             let due = job.finished.unwrap_or(self.input.now) + retention;
             if due <= self.input.now {
-                self.actions.push(Action::DeletePods {
-                    job_name: job.name.clone(),
-                });
+                self.remove_finished_pods(job, due);
             } else {
                 self.wake(due);
             }
+        }
+    }
+
+    /// A Job's finished pods that are due: deleted, after their log is archived when the
+    /// archive is on. The rule for an archive that keeps failing: the pods stay (and the
+    /// controller retries) until `give_up_after_seconds` past `due`, then they go without
+    /// their log, with a Warning Event saying so.
+    fn remove_finished_pods(&mut self, job: &ObservedJob, due: DateTime<Utc>) {
+        let delete = Action::DeletePods {
+            job_name: job.name.clone(),
+        };
+        let LogArchiving::On {
+            give_up_after_seconds,
+        } = self.input.log_archiving
+        else {
+            self.actions.push(delete);
+            return;
+        };
+        let give_up = give_up_after_seconds.map(|s| due + Duration::seconds(i64::from(s)));
+        if give_up.is_some_and(|at| at <= self.input.now) {
+            self.actions.push(delete);
+            let seconds = give_up_after_seconds.unwrap_or_default();
+            self.event(
+                EventType::Warning,
+                REASON_LOG_NOT_ARCHIVED,
+                format!(
+                    "task {} attempt {}: its log could not be archived within {seconds}s of its \
+                     pod's retention; the pod is deleted without it",
+                    job.task, job.attempt
+                ),
+            );
+        } else {
+            self.actions.push(Action::ArchiveLogsThenDeletePods {
+                job_name: job.name.clone(),
+                task: job.task.clone(),
+                attempt: job.attempt,
+            });
         }
     }
 

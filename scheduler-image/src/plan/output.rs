@@ -48,6 +48,17 @@ pub enum Action {
         /// Job name.
         job_name: String,
     },
+    /// Store the log of a finished Job's pod in the log archive, then delete the Job's finished
+    /// pods as [`Action::DeletePods`] does. When storing fails the pods stay, and the run is
+    /// looked at again soon.
+    ArchiveLogsThenDeletePods {
+        /// Job name.
+        job_name: String,
+        /// The task (the archive key's).
+        task: String,
+        /// The attempt (the archive key's).
+        attempt: u32,
+    },
     /// Record a Kubernetes Event on the run.
     Event {
         /// Severity.
@@ -58,6 +69,10 @@ pub enum Action {
         message: String,
     },
 }
+
+/// Reason of the Warning Event for a pod deleted without its log archived (the archive failed
+/// for the whole give-up time); the controller counts these.
+pub const REASON_LOG_NOT_ARCHIVED: &str = "LogNotArchived";
 
 /// How the DAG's tasks ended, once all of them have: what the `onExit` task is told.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::ObjectMeta;
 
+use crate::archive::LogKey;
 use crate::plan::{EventType, ObservedJob};
 use datajump_api::{Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
 
@@ -44,6 +45,25 @@ pub struct ClusterError {
     pub name: String,
     /// The API server's (or transport's) message.
     pub message: String,
+}
+
+/// A task pod's log that could not be archived (the pods stay; the reconcile retries).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ArchiveFailure(pub String);
+
+/// What archiving a Job's finished pod's log did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Archived {
+    /// Stored: this many bytes at this URL.
+    Stored {
+        /// Size of the log.
+        bytes: u64,
+        /// Where (`s3://bucket/key`).
+        url: String,
+    },
+    /// No finished pod of the Job ran its task container: there is no log to keep.
+    NoLog,
 }
 
 /// What the reconcilers need from the cluster. Reads come from caches (synchronous); writes
@@ -106,6 +126,14 @@ pub trait Cluster: Send + Sync {
         namespace: &str,
         job: &str,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Streams the log of the task container of Job `job`'s finished pod (the newest, when a
+    /// disrupted one was replaced) into the log archive under `key`.
+    fn archive_pod_log(
+        &self,
+        namespace: &str,
+        job: &str,
+        key: &LogKey,
+    ) -> impl Future<Output = Result<Archived, ArchiveFailure>> + Send;
     /// Records an Event about a run (best effort).
     fn publish_event(
         &self,

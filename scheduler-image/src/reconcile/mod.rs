@@ -29,7 +29,7 @@ use crate::waiters::RunRef;
 use freshness::Freshness;
 use slots::SlotLedger;
 
-pub use cluster::{Cluster, ClusterError, Created};
+pub use cluster::{ArchiveFailure, Archived, Cluster, ClusterError, Created};
 
 /// Reconciles Workflows (schedule ticks, history) and WorkflowRuns (tasks as Jobs).
 pub struct Reconciler<C> {

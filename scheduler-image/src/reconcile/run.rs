@@ -8,16 +8,23 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use super::Reconciler;
-use super::cluster::{Cluster, ClusterError, Created, ns_name};
+use super::cluster::{Archived, Cluster, ClusterError, Created, ns_name};
 use super::freshness::STALE_CACHE_RETRY_MS;
+use crate::archive::LogKey;
 use crate::backfill;
 use crate::jobs::{build_job, from_k8s_time, run_variables};
-use crate::plan::{Action, EventType, RunInput, RunPlan, plan_run, reject_attempt};
+use crate::plan::{
+    Action, EventType, REASON_LOG_NOT_ARCHIVED, RunInput, RunPlan, plan_run, reject_attempt,
+};
 use datajump_api::validate::{Dag, resolve_parameters, validate_spec};
 use datajump_api::{
     CONDITION_FAILED, RetryOf, RunCondition, RunPhase, TaskPhase, TaskSpec, TaskStatus,
     WorkflowRun, WorkflowRunStatus, WorkflowSpec, flow,
 };
+
+/// How soon a run whose task log could not be archived is looked at again (its pods stay
+/// meanwhile).
+const ARCHIVE_RETRY_SECONDS: i64 = 60;
 
 /// How long a new run waits for its Workflow (or a retry for its source run) to appear in the
 /// cache before it fails.
@@ -63,6 +70,16 @@ fn created_within(run: &WorkflowRun, now: DateTime<Utc>, seconds: i64) -> bool {
         .as_ref()
         .and_then(from_k8s_time)
         .is_none_or(|created| now - created < Duration::seconds(seconds))
+}
+
+/// What carrying out a plan left to do.
+#[derive(Default)]
+struct Acted {
+    /// The creates the API server refused (or whose pod could not be built), as (task,
+    /// attempt, message), to record as failed attempts.
+    rejected: Vec<(usize, u32, String)>,
+    /// A task log could not be archived: look again soon.
+    archive_failed: bool,
 }
 
 /// The name of the Job an action creates.
@@ -115,8 +132,8 @@ impl<C: Cluster> Reconciler<C> {
         }
         let mut plan = self.plan(run, &execution, &old, now);
         let variables = run_variables(run, &execution.spec, &execution.parameters, now);
-        let rejected = self.act(run, &execution.spec, &variables, &plan).await?;
-        for (task, attempt, message) in rejected {
+        let acted = self.act(run, &execution.spec, &variables, &plan).await?;
+        for (task, attempt, message) in acted.rejected {
             if let Some(Action::Event {
                 type_,
                 reason,
@@ -132,6 +149,10 @@ impl<C: Cluster> Reconciler<C> {
         self.metrics
             .running_tasks
             .set(self.slots.running_tasks(&self.cluster, now) as i64);
+        if acted.archive_failed {
+            let retry = now + Duration::seconds(ARCHIVE_RETRY_SECONDS);
+            return Ok(Some(plan.wake_at.map_or(retry, |w| w.min(retry))));
+        }
         Ok(plan.wake_at)
     }
 
@@ -206,23 +227,24 @@ impl<C: Cluster> Reconciler<C> {
                     task_pools: self.slots.task_pools(),
                     pending_timeout_seconds: self.config.pending_timeout_seconds,
                     finished_pod_retention_seconds: self.config.finished_pod_retention_seconds,
+                    log_archiving: self.config.log_archiving,
                     shutdown: run.spec.shutdown,
                 })
             },
         )
     }
 
-    /// Carries out the plan's actions. Returns the creates the API server refused (or whose
-    /// pod could not be built), as (task, attempt, message), to record as failed attempts.
+    /// Carries out the plan's actions.
     async fn act(
         &self,
         run: &WorkflowRun,
         spec: &WorkflowSpec,
         variables: &[(String, String)],
         plan: &RunPlan,
-    ) -> Result<Vec<(usize, u32, String)>, ClusterError> {
+    ) -> Result<Acted, ClusterError> {
         let (ns, run_name) = ns_name(&run.metadata);
-        let mut rejected = Vec::new();
+        let mut acted = Acted::default();
+        let rejected = &mut acted.rejected;
         for (i, action) in plan.actions.iter().enumerate() {
             match action {
                 Action::CreateJob {
@@ -276,18 +298,76 @@ impl<C: Cluster> Reconciler<C> {
                     tracing::debug!(namespace = %ns, run = %run_name, job = %job_name, "deleting finished pods");
                     self.cluster.delete_finished_pods(&ns, job_name).await?;
                 }
+                Action::ArchiveLogsThenDeletePods {
+                    job_name,
+                    task,
+                    attempt,
+                } => {
+                    if self.archive_log(run, job_name, task, *attempt).await {
+                        self.cluster.delete_finished_pods(&ns, job_name).await?;
+                    } else {
+                        acted.archive_failed = true;
+                    }
+                }
                 Action::Event {
                     type_,
                     reason,
                     message,
                 } => {
+                    if *reason == REASON_LOG_NOT_ARCHIVED {
+                        self.metrics.log_archive_given_up.inc();
+                    }
                     self.cluster
                         .publish_event(run, *type_, reason, message)
                         .await;
                 }
             }
         }
-        Ok(rejected)
+        Ok(acted)
+    }
+
+    /// Stores the log of `attempt` of `task` (Job `job_name`) in the log archive; returns
+    /// whether its pods may go. A failure is a Warning Event on the run and a metric: the pods
+    /// stay until the archive works or the planner gives up on it.
+    pub(super) async fn archive_log(
+        &self,
+        run: &WorkflowRun,
+        job_name: &str,
+        task: &str,
+        attempt: u32,
+    ) -> bool {
+        let (ns, run_name) = ns_name(&run.metadata);
+        let stored = match LogKey::new(&ns, &run.spec.workflow_name, &run_name, task, attempt) {
+            Ok(key) => self
+                .cluster
+                .archive_pod_log(&ns, job_name, &key)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match stored {
+            Ok(Archived::Stored { bytes, url }) => {
+                self.metrics.logs_archived.inc();
+                self.metrics.log_archive_bytes.inc_by(bytes);
+                tracing::info!(namespace = %ns, run = %run_name, job = %job_name, bytes, %url, "task log archived");
+                true
+            }
+            Ok(Archived::NoLog) => {
+                tracing::info!(namespace = %ns, run = %run_name, job = %job_name, "no task log to archive");
+                true
+            }
+            Err(message) => {
+                self.metrics.log_archive_failures.inc();
+                tracing::warn!(namespace = %ns, run = %run_name, job = %job_name, error = %message, "task log not archived; its pod stays");
+                let note = format!(
+                    "task {task} attempt {attempt}: its log could not be archived (its pod is kept; retrying): {message}"
+                );
+                self.cluster
+                    .publish_event(run, EventType::Warning, "LogArchiveFailed", &note)
+                    .await;
+                false
+            }
+        }
     }
 
     /// Creates the Job of `attempt` of task `task_spec` with `variables`. A pod that cannot be

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::Reconciler;
 use super::cluster::{Cluster, ClusterError, Created, ns_name};
 use crate::jobs::{build_run, from_k8s_time};
-use crate::plan::{FinishedRun, prune_history};
+use crate::plan::{FinishedRun, JobState, LogArchiving, prune_history};
 use crate::ticks::{TickInput, plan_ticks};
 use datajump_api::names::scheduled_run_name;
 use datajump_api::schedules::Schedules;
@@ -121,20 +121,53 @@ impl<C: Cluster> Reconciler<C> {
         // History goes last: a run that cannot be deleted (a webhook, a finalizer, RBAC) must
         // not hold up the schedule. Every deletion is tried; the first error is returned so the
         // controller retries with backoff, which schedules nothing twice (deterministic names).
-        self.prune(&ns, &prune).await?;
+        self.prune(&ns, &prune, &runs).await?;
         Ok(wake)
     }
 
-    /// Deletes the finished runs history pruning let go, trying each even when one fails.
-    async fn prune(&self, ns: &str, runs: &[String]) -> Result<(), ClusterError> {
+    /// Deletes the finished runs history pruning let go, trying each even when one fails. With
+    /// the log archive on, the logs of a run's finished pods are archived first (deleting the
+    /// run takes its Jobs' pods with it); a run whose logs could not be archived stays until a
+    /// later look (its own clean-up keeps archiving, or gives up, meanwhile).
+    async fn prune(
+        &self,
+        ns: &str,
+        prune: &[String],
+        runs: &[Arc<WorkflowRun>],
+    ) -> Result<(), ClusterError> {
         let mut first_error = None;
-        for run in runs {
+        for run in prune {
+            let object = runs
+                .iter()
+                .find(|r| r.metadata.name.as_deref() == Some(run.as_str()));
+            if let Some(object) = object
+                && !self.archive_before_pruning(object).await
+            {
+                continue;
+            }
             if let Err(e) = self.cluster.delete_run(ns, run).await {
                 tracing::warn!(namespace = %ns, run = %run, error = %e, "cannot prune finished run");
                 first_error.get_or_insert(e);
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Archives the logs of the finished pods of `run`'s Jobs when the log archive is on;
+    /// returns whether the run may be deleted.
+    async fn archive_before_pruning(&self, run: &WorkflowRun) -> bool {
+        if self.config.log_archiving == LogArchiving::Off {
+            return true;
+        }
+        let mut all_stored = true;
+        for job in self.cluster.jobs_of(run) {
+            if job.finished_pods && job.state != JobState::Active {
+                all_stored &= self
+                    .archive_log(run, &job.name, &job.task, job.attempt)
+                    .await;
+            }
+        }
+        all_stored
     }
 
     /// Creates the runs of the due ticks of `schedules` (all of them merged, each instant once)

@@ -10,8 +10,9 @@ use kube::api::ObjectMeta;
 use super::MemoryCluster;
 use super::SimEvent;
 use super::state::{Key, MAX_EVENTS, key, not_found};
+use crate::archive::LogKey;
 use crate::plan::{EventType, ObservedJob};
-use crate::reconcile::{Cluster, ClusterError, Created};
+use crate::reconcile::{ArchiveFailure, Archived, Cluster, ClusterError, Created};
 use datajump_api::{Workflow, WorkflowRun, WorkflowRunStatus, WorkflowStatus};
 
 /// Writes a status as the status subresource does (`set` changes the stored object), unless
@@ -175,6 +176,16 @@ impl Cluster for Arc<MemoryCluster> {
     /// Pods are not modelled: the Jobs' finished pods are never reported.
     async fn delete_finished_pods(&self, _namespace: &str, _job: &str) -> Result<(), ClusterError> {
         Ok(())
+    }
+
+    /// Pods are not modelled, so there is never a log to archive.
+    async fn archive_pod_log(
+        &self,
+        _namespace: &str,
+        _job: &str,
+        _key: &LogKey,
+    ) -> Result<Archived, ArchiveFailure> {
+        Ok(Archived::NoLog)
     }
 
     async fn publish_event(

@@ -124,7 +124,7 @@ fn image_config_is_the_dockerfiles_under_the_charts_reference() {
 }
 
 /// The scheduler's pod (the Deployment has one replica in dev).
-fn scheduler_pod(cluster: &Cluster) -> Value {
+pub(crate) fn scheduler_pod(cluster: &Cluster) -> Value {
     let pods = get_json(
         cluster,
         &[

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use datajump_tests::cluster::{Cluster, wait_until, workspace_root};
+use datajump_tests::node::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, dev_log_archive};
 use datajump_tests::runs::{get_json, started_run, task, wait_for_end};
 use serde_json::Value;
 
@@ -13,7 +14,7 @@ use crate::{E2E_IMAGE, NS, dj, installed, submit};
 
 /// Starts a run of `workflow` with extra `workflow run` arguments and waits for it to end;
 /// returns the WorkflowRun as the API server has it.
-fn run_to_end(cluster: &Cluster, workflow: &str, extra: &[&str]) -> Value {
+pub(crate) fn run_to_end(cluster: &Cluster, workflow: &str, extra: &[&str]) -> Value {
     let mut args = vec!["workflow", "run", workflow];
     args.extend_from_slice(extra);
     let started = dj(cluster, &args);
@@ -251,7 +252,9 @@ fn failures_are_what_the_containers_did() {
         "the first attempt's pod printed its name:\n{first}"
     );
 
-    // A pod that is gone: the error says so and why, and nothing is printed as if it were a log.
+    // A pod that is gone, and its log not in the archive either (the pod is deleted by hand,
+    // and whatever the scheduler archived meanwhile is removed): the error says so for both,
+    // and why, and nothing is printed as if it were a log.
     let exit3_job = exit3["jobName"].as_str().expect("exit3's Job");
     cluster
         .kubectl_ok(&[
@@ -264,11 +267,23 @@ fn failures_are_what_the_containers_did() {
             "--wait",
         ])
         .expect("delete the pod");
+    let key = format!(
+        "{ARCHIVE_PREFIX}/{NS}/failures/{name}/exit3/{}.log",
+        exit3["attempts"]
+    );
+    dev_log_archive()
+        .delete(ARCHIVE_BUCKET, &key)
+        .expect("remove the archived log");
     let gone = dj(cluster, &["workflow", "logs", &name, "--task", "exit3"]);
     assert!(!gone.ok, "no log to show is an error: {}", gone.stdout);
     assert!(
         gone.stderr.contains(exit3_job) && gone.stderr.contains("finishedPodRetentionSeconds"),
         "the error names the Job and why its pod is gone:\n{}",
+        gone.stderr
+    );
+    assert!(
+        gone.stderr.contains("the log archive has none") && gone.stderr.contains(&key),
+        "the error says the archive has no such log either:\n{}",
         gone.stderr
     );
 }

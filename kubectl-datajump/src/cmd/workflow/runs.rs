@@ -11,6 +11,7 @@ use super::outcomes::RunOutcome;
 use super::views::RunList;
 use crate::cmd::Ctx;
 use crate::error::InputError;
+use crate::kube::archive::{self, ArchivedLog};
 use crate::kube::workflows::RunOptions;
 use crate::kube::{logs, workflows};
 use crate::output::{self, Changed};
@@ -111,7 +112,8 @@ pub(crate) struct LogsOf<'a> {
 }
 
 /// Prints the logs of a run's task pods, prefixed by task; with `follow`, streams them. A task
-/// whose pod is gone is an error that says why, after the other tasks' logs are printed.
+/// whose pod is gone is read from the scheduler's log archive (a note on stderr says so); one
+/// that neither has is an error that says why for both, after the other tasks' logs.
 pub(crate) async fn logs(
     client: &::kube::Client,
     ns: &str,
@@ -119,6 +121,7 @@ pub(crate) async fn logs(
     which: &LogsOf<'_>,
 ) -> anyhow::Result<()> {
     let wr = workflows::get_run(client, ns, run).await?;
+    let workflow = wr.spec.workflow_name.clone();
     let tasks: Vec<_> = wr
         .status
         .map(|s| s.tasks)
@@ -150,29 +153,90 @@ pub(crate) async fn logs(
                 }
             },
         };
-        let pods = logs::job_pods(client, ns, &job).await?;
-        if pods.is_empty() {
-            missing.push(logs::why_no_pod(client, ns, &t.name, &job).await?);
+        if print_pods(client, ns, &job, &t.name, which.follow).await? {
             continue;
         }
-        for pod in pods {
-            let pod_name = pod.metadata.name.unwrap_or_default();
-            if which.follow {
-                logs::follow(client, ns, &pod_name, &job, |line| {
-                    println!("[{}] {line}", t.name)
-                })
-                .await?;
-            } else {
-                for line in logs::pod_log(client, ns, &pod_name, &job).await?.lines() {
-                    println!("[{}] {line}", t.name);
-                }
+        let attempt = which.attempt.unwrap_or(t.attempts);
+        let archived = archive::open(client, ns, &workflow, run, &t.name, attempt).await;
+        let why_not = match archived {
+            Ok(ArchivedLog::Found(log)) => {
+                eprintln!(
+                    "[{}] the pod of Job {job} is gone: this log is from the log archive",
+                    t.name
+                );
+                print_prefixed(&t.name, log).await?;
+                continue;
             }
-        }
+            Ok(ArchivedLog::Missing(why)) => format!("the log archive has none: {why}"),
+            Err(e) => format!("the log archive could not be read: {e:#}"),
+        };
+        let gone = logs::why_no_pod(client, ns, &t.name, &job).await?;
+        missing.push(format!("{gone}; and {why_not}"));
     }
     match missing.len() {
         0 => Ok(()),
         _ => Err(anyhow::anyhow!(missing.join("\n"))),
     }
+}
+
+/// Prints the logs of Job `job`'s pods prefixed by `[task]` (streamed with `follow`); returns
+/// false when it has no pod, or its pods went while being read (the scheduler deletes a
+/// finished pod once its log is archived): the archive has the log then.
+async fn print_pods(
+    client: &::kube::Client,
+    ns: &str,
+    job: &str,
+    task: &str,
+    follow: bool,
+) -> anyhow::Result<bool> {
+    let pods = logs::job_pods(client, ns, job).await?;
+    if pods.is_empty() {
+        return Ok(false);
+    }
+    for pod in pods {
+        let pod_name = pod.metadata.name.unwrap_or_default();
+        let read = if follow {
+            logs::follow(client, ns, &pod_name, job, |line| {
+                println!("[{task}] {line}")
+            })
+            .await
+        } else {
+            logs::pod_log(client, ns, &pod_name, job)
+                .await
+                .map(|log| log.lines().for_each(|line| println!("[{task}] {line}")))
+        };
+        if let Err(e) = read {
+            if logs::job_pods(client, ns, job).await?.is_empty() {
+                return Ok(false);
+            }
+            return Err(e);
+        }
+    }
+    Ok(true)
+}
+
+/// Prints each line of `log` prefixed by `[task]`, as it arrives (an archived log can be
+/// larger than memory).
+async fn print_prefixed(
+    task: &str,
+    log: Box<dyn futures::AsyncBufRead + Unpin + Send>,
+) -> anyhow::Result<()> {
+    use futures::AsyncBufReadExt;
+    use std::io::Write;
+    let mut log = log;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut line = Vec::new();
+    // Bytes, not text: a log is not always UTF-8, and it is passed on as the task wrote it.
+    while log.read_until(b'\n', &mut line).await? > 0 {
+        write!(out, "[{task}] ")?;
+        out.write_all(&line)?;
+        if !line.ends_with(b"\n") {
+            out.write_all(b"\n")?;
+        }
+        line.clear();
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// `workflow runs NAME [--backfill B]`: the workflow's runs newest first, or one backfill's
