@@ -9,10 +9,13 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod images;
+mod output_file;
+mod report;
 pub use images::{
     ImagesArgs, ImagesCommand, LoadArgs, LockArgs, MirrorArgs, SaveArgs, SourceArgs, TargetArgs,
-    rewrite_output_file,
 };
+pub use output_file::rewrite_output_file;
+pub use report::ReportArgs;
 
 /// The help heading of the flags every verb takes.
 pub const GLOBAL_OPTIONS: &str = "Global options";
@@ -28,7 +31,7 @@ pub const DEFAULT_RELEASE: &str = "datajump";
     version,
     about = "Install, operate, back up and restore the DataJump platform",
     long_about = None,
-    after_help = "Examples:\n  kubectl datajump install --env dev --chart-dir charts/datajump --wait\n  kubectl datajump status --env prod -o json\n  kubectl datajump workflow submit -f etl.yaml --run-now --watch -n datajump-dev\n  kubectl datajump restore --env prod datajump-20260101-020000 --yes --confirm-env prod"
+    after_help = "Examples:\n  kubectl datajump install --env dev --chart-dir charts/datajump --wait\n  kubectl datajump status --env prod -o json\n  kubectl datajump workflow submit -f etl.yaml --run-now --watch -n datajump-dev\n  kubectl datajump restore --env prod datajump-20260101-020000 --yes --confirm-env prod\n  kubectl datajump report --env prod -o ticket-4711.zip"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -134,6 +137,10 @@ pub enum Command {
     Backup(BackupCommand),
     /// Restore a verified backup (suspends workflows and stops the scheduler meanwhile).
     Restore(RestoreArgs),
+    /// Write a support bundle (one zip to attach to a ticket): versions, the release, every
+    /// object of the environment, events, pod logs, the scheduler, nodes and preflight, with
+    /// every secret redacted.
+    Report(ReportArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell to generate completions for.

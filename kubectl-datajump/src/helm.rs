@@ -133,6 +133,44 @@ impl Helm {
         args
     }
 
+    /// `helm get values -o json` of the deployed revision: the values given at install
+    /// (`all`: merged with the chart's defaults, as the templates saw them).
+    pub fn get_values_args(&self, release: &str, namespace: &str, all: bool) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "get".into(),
+            "values".into(),
+            release.into(),
+            "--namespace".into(),
+            namespace.into(),
+            "--output".into(),
+            "json".into(),
+        ];
+        if all {
+            args.push("--all".into());
+        }
+        self.cluster_flags(&mut args);
+        args
+    }
+
+    /// `helm history -o json`: every revision kept, with its state and description.
+    pub fn history_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "history".into(),
+            release.into(),
+            "--namespace".into(),
+            namespace.into(),
+            "--output".into(),
+            "json".into(),
+        ];
+        self.cluster_flags(&mut args);
+        args
+    }
+
+    /// `helm version --template {{.Version}}`: helm's own version, no cluster involved.
+    pub fn version_args(&self) -> Vec<OsString> {
+        vec!["version".into(), "--template".into(), "{{.Version}}".into()]
+    }
+
     /// `helm uninstall`, waiting for the deletions.
     pub fn uninstall_args(
         &self,

@@ -1,7 +1,6 @@
 //! `images`: list an environment's images, and move them into a private registry — `mirror`
 //! over the network, `save` + `load` across an air gap, `lock` to pin what was mirrored.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -132,78 +131,4 @@ pub struct LockArgs {
     /// The values file to write (`-o FILE` works too).
     #[arg(long = "output-file", value_name = "FILE")]
     pub output_file: PathBuf,
-}
-
-/// `images save -o FILE` and `images lock -o FILE` name a file, as `docker save -o` does,
-/// while `-o` is the output format everywhere else: rewrite `-o FILE` (a value that is not a
-/// format) to `--output-file FILE` for those two verbs only.
-pub fn rewrite_output_file(args: Vec<OsString>) -> Vec<OsString> {
-    let is_verb = |a: &OsString| a == "save" || a == "lock";
-    let images = args.iter().position(|a| a == "images");
-    let verb_at = images.and_then(|i| args.iter().skip(i + 1).position(is_verb).map(|p| p + i + 1));
-    let Some(verb_at) = verb_at else {
-        return args;
-    };
-    let formats = ["table", "json", "yaml"];
-    let mut out = Vec::with_capacity(args.len());
-    let mut iter = args.into_iter().enumerate().peekable();
-    while let Some((i, arg)) = iter.next() {
-        let text = arg.to_string_lossy().into_owned();
-        if i > verb_at {
-            if (text == "-o" || text == "--output")
-                && let Some((_, value)) = iter.peek()
-                && !formats.contains(&value.to_string_lossy().as_ref())
-            {
-                out.push(OsString::from("--output-file"));
-                continue;
-            }
-            let attached = text
-                .strip_prefix("-o=")
-                .or_else(|| text.strip_prefix("--output="));
-            if let Some(value) = attached
-                && !formats.contains(&value)
-            {
-                out.push(OsString::from(format!("--output-file={value}")));
-                continue;
-            }
-        }
-        out.push(arg);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rewrite(line: &str) -> String {
-        let args = line.split(' ').map(OsString::from).collect();
-        rewrite_output_file(args)
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    #[test]
-    fn dash_o_names_the_file_only_for_save_and_lock() {
-        assert_eq!(
-            rewrite("k images save --env prod -o a.tar"),
-            "k images save --env prod --output-file a.tar"
-        );
-        assert_eq!(
-            rewrite("k images lock -o=lock.yaml --registry h"),
-            "k images lock --output-file=lock.yaml --registry h"
-        );
-        assert_eq!(
-            rewrite("k images save -o json --output-file a.tar"),
-            "k images save -o json --output-file a.tar"
-        );
-        assert_eq!(
-            rewrite("k images mirror -o out.tar"),
-            "k images mirror -o out.tar"
-        );
-        assert_eq!(rewrite("k status -o x"), "k status -o x");
-        assert_eq!(rewrite("k -o x images save"), "k -o x images save");
-    }
 }

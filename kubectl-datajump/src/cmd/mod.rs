@@ -7,6 +7,7 @@ pub(crate) mod completions;
 pub(crate) mod diff;
 pub mod images;
 pub(crate) mod install;
+pub(crate) mod report;
 pub mod restore;
 pub(crate) mod status;
 pub(crate) mod uninstall;
@@ -195,6 +196,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Workflow(cmd) => workflow::run(ctx, cmd).await,
         Command::Backup(cmd) => backup::run(ctx, cmd).await,
         Command::Restore(args) => restore::run(ctx, &args).await,
+        Command::Report(args) => report::run(ctx, &args).await,
         Command::Completions { shell } => completions::run(shell),
     }
 }

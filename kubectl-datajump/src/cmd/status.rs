@@ -181,7 +181,7 @@ async fn release_info(ctx: &Ctx, ns: &str) -> ReleaseInfo {
 }
 
 /// Reads `helm get metadata -o json` (the same fields on Helm 3.13+ and Helm 4).
-fn release_from_metadata(name: String, v: &Value) -> ReleaseInfo {
+pub(crate) fn release_from_metadata(name: String, v: &Value) -> ReleaseInfo {
     let text = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
     ReleaseInfo {
         name,

@@ -89,7 +89,7 @@ pub struct Denied {
 
 impl Denied {
     /// `workflows.datajump.io`, `pods/log` (core group): what `kubectl auth can-i` takes.
-    fn qualified_resource(&self) -> String {
+    pub(crate) fn qualified_resource(&self) -> String {
         if self.group.is_empty() {
             self.resource.clone()
         } else {
@@ -102,7 +102,7 @@ impl Denied {
 
     /// Reads Kubernetes' RBAC refusal: `… is forbidden: User "U" cannot VERB resource "R" in
     /// API group "G" in the namespace "N"` (or `at the cluster scope`).
-    fn parse(message: &str) -> Option<Self> {
+    pub(crate) fn parse(message: &str) -> Option<Self> {
         let rest = &message[message.find("User \"")? + 6..];
         let (user, rest) = rest.split_once("\" cannot ")?;
         let (verb, rest) = rest.split_once(" resource \"")?;

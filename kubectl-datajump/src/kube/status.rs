@@ -48,7 +48,7 @@ pub(crate) struct LastBackup {
 }
 
 /// The operator custom resources the chart may create, by component.
-const INFRA_KINDS: &[(&str, &str, &str, &str)] = &[
+pub(crate) const INFRA_KINDS: &[(&str, &str, &str, &str)] = &[
     ("mysql.oracle.com", "v2", "InnoDBCluster", "innodbclusters"),
     (
         "redis.redis.opstreelabs.in",
