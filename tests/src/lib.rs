@@ -9,6 +9,7 @@ pub mod mariadb;
 pub mod node;
 pub mod plugin;
 pub mod registry;
+pub mod report;
 pub mod runs;
 pub mod s3;
 pub mod scheduler;

@@ -252,12 +252,13 @@ impl Bundle {
         })
     }
 
-    /// Adds a JSON tree as YAML: credential-named fields redacted and every string scrubbed
-    /// in the tree, then the written text searched for the terms once more.
+    /// Adds a JSON tree as YAML: every string scrubbed (the terms first, so that a Secret's
+    /// value is named where it appears) and credential-named fields redacted in the tree, then
+    /// the written text searched for the terms once more.
     pub(crate) fn add_yaml(&mut self, path: &str, value: &Value) -> anyhow::Result<()> {
         let mut value = value.clone();
-        super::redact::redact_fields(&mut value);
         self.scrubbed += self.redactor.scrub_value(&mut value);
+        super::redact::redact_fields(&mut value, self.redactor.names());
         let text = serde_yaml::to_string(&value).with_context(|| format!("writing {path}"))?;
         self.add_structured(path, &text)
     }
@@ -547,7 +548,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("r.zip");
         let output = OutputFile::prepare(&target, false).unwrap();
-        let redactor = Redactor::new([Term::from_secret("db", "pw", b"Planted-Value".to_vec())]);
+        let redactor = Redactor::new(
+            [Term::from_secret("db", "pw", b"Planted-Value".to_vec())],
+            Default::default(),
+        );
         let mut bundle = Bundle::new(output, redactor, Utc::now()).unwrap();
         bundle
             .add_text(

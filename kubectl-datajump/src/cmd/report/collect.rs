@@ -93,7 +93,11 @@ impl Notes {
     /// that ends the report (unreachable, 401) is returned.
     pub(crate) fn file(&mut self, request: &Request, err: kube::Error) -> anyhow::Result<()> {
         match &err {
-            kube::Error::Api(status) if status.code == 403 => {
+            // RBAC's refusal names the user; another 403 (a proxy refusing the address it
+            // was asked to reach) is not a matter of rights.
+            kube::Error::Api(status)
+                if status.code == 403 && status.message.contains(" cannot ") =>
+            {
                 self.deny_request(request);
                 Ok(())
             }
@@ -283,6 +287,8 @@ pub(crate) fn name_of(object: &Value) -> &str {
 mod tests {
     use super::*;
 
+    const RBAC: &str = "pods \"a\" is forbidden: User \"u\" cannot get resource \"pods/log\"";
+
     fn status(code: u16, message: &str) -> kube::Error {
         kube::Error::Api(
             kube::core::Status {
@@ -299,21 +305,27 @@ mod tests {
         let mut notes = Notes::default();
         for pod in ["a", "b"] {
             let logs = Request::new("get", "pods/log").namespaced("dj").named(pod);
-            notes.file(&logs, status(403, "forbidden")).unwrap();
+            notes.file(&logs, status(403, RBAC)).unwrap();
         }
         let secrets = Request::new("list", "secrets").namespaced("dj");
-        notes.file(&secrets, status(403, "forbidden")).unwrap();
+        notes.file(&secrets, status(403, RBAC)).unwrap();
+        let proxy = Request::new("get", "services/proxy").namespaced("dj");
+        notes
+            .file(&proxy, status(403, "address not allowed"))
+            .unwrap();
         let kafkas = Request::new("list", "kafkas.kafka.strimzi.io").namespaced("dj");
         notes.file(&kafkas, status(404, "not found")).unwrap();
         assert_eq!(notes.forbidden.len(), 2);
         assert_eq!(notes.forbidden[0].names, ["a", "b"]);
         assert_eq!(notes.forbidden[0].count, 2);
         assert_eq!(notes.forbidden_count(), 3);
+        assert_eq!(notes.unavailable[0].what, "get services/proxy in dj");
+        assert_eq!(notes.unavailable[0].why, "address not allowed");
         assert_eq!(
-            notes.unavailable[0].what,
+            notes.unavailable[1].what,
             "list kafkas.kafka.strimzi.io in dj"
         );
-        assert!(notes.unavailable[0].why.contains("CRD is not installed"));
+        assert!(notes.unavailable[1].why.contains("CRD is not installed"));
         assert!(notes.file(&secrets, status(401, "Unauthorized")).is_err());
     }
 }

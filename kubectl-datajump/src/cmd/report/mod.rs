@@ -127,11 +127,11 @@ pub(crate) async fn run(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
     ctx.progress
         .line("reading Secrets, pods and values for the redaction ...");
     let secrets = objects::read_secrets(&client, &mut notes, &ns, &release.objects).await?;
-    let (pods, pod_terms) = pods::read(&client, &mut notes, &ns).await?;
+    let (pods, pod_terms) = pods::read(&client, &mut notes, &ns, &secrets.names).await?;
     let mut terms = secrets.terms;
     terms.extend(pod_terms);
-    terms.extend(value_terms(&release));
-    let redactor = Redactor::new(terms);
+    terms.extend(value_terms(&release, &secrets.names));
+    let redactor = Redactor::new(terms, secrets.names);
     let redaction = Redaction {
         secrets_read: secrets.objects.len(),
         secrets_readable: secrets.readable,
@@ -263,11 +263,11 @@ async fn require_namespace(client: &Client, ns: &str) -> anyhow::Result<()> {
 }
 
 /// The credentials in the Helm values (by their field names), to search for everywhere.
-fn value_terms(release: &ReleaseFacts) -> Vec<Term> {
+fn value_terms(release: &ReleaseFacts, names: &redact::SecretNames) -> Vec<Term> {
     [&release.values, &release.computed]
         .into_iter()
         .flatten()
-        .flat_map(|values| redact::redact_fields(&mut values.clone()))
+        .flat_map(|values| redact::redact_fields(&mut values.clone(), names))
         .map(|value| Term {
             value: value.into_bytes(),
             label: "a credential of the Helm values".into(),

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::bundle::{Bundle, paths};
 use super::collect::{Notes, get_one, list_each, name_of, qualified};
-use super::redact::{self, Term};
+use super::redact::{self, SecretNames, Term};
 use super::release::ObjectRef;
 
 /// Resource types not written here: pods, Secrets and WorkflowRuns have sections of their own,
@@ -79,6 +79,8 @@ pub(crate) struct SecretsRead {
     pub terms: Vec<Term>,
     /// Whether the namespace's Secrets could be listed.
     pub readable: bool,
+    /// Their names.
+    pub names: SecretNames,
 }
 
 /// Reads the Secrets (see [`SecretsRead`]).
@@ -109,22 +111,22 @@ pub(crate) async fn read_secrets(
     }
     for (namespace, mut secret) in found {
         let name = name_of(&secret).to_string();
+        read.names.insert(name.clone());
         for (key, value) in redact::redact_secret(&mut secret) {
             read.terms.push(Term::from_secret(&name, &key, value));
         }
-        redact::redact_fields(&mut secret);
         let path = paths::object(Some(&namespace), &qualified(&ar), &name);
         read.objects.push((path, secret));
     }
     Ok(read)
 }
 
-/// Layers 1 and 2 of the redaction for any object (see `redact`).
+/// A Secret's data replaced by sizes (layer 1 of the redaction); the other layers apply to
+/// every file as the bundle writes it.
 pub(crate) fn redact_object(object: &mut Value) {
     if object.get("kind").and_then(Value::as_str) == Some("Secret") {
         redact::redact_secret(object);
     }
-    redact::redact_fields(object);
 }
 
 /// Writes every object of `ns` of the `resources` types; how many.

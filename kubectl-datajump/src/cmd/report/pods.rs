@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::bundle::{Bundle, paths};
 use super::collect::{Notes, Request, list_each, name_of, qualified};
-use super::redact::{self, Term};
+use super::redact::{self, SecretNames, Term};
 
 /// Logs read at once: enough to hide the kubelets' latency, few enough not to load them.
 const LOGS_AT_ONCE: usize = 6;
@@ -37,15 +37,16 @@ pub(crate) async fn read(
     client: &Client,
     notes: &mut Notes,
     ns: &str,
+    names: &SecretNames,
 ) -> anyhow::Result<(Vec<Value>, Vec<Term>)> {
     let mut found = Vec::new();
     let mut terms = Vec::new();
     list_each(client, notes, &pods(), Some(ns), |mut pod| {
         let name = name_of(&pod).to_string();
-        for value in redact::redact_fields(&mut pod) {
+        for value in redact::redact_fields(&mut pod, names) {
             terms.push(Term {
                 value: value.into_bytes(),
-                label: format!("credential in the spec of pod {name}"),
+                label: format!("a credential in the spec of pod {name}"),
             });
         }
         found.push(pod);

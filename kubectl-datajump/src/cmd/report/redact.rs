@@ -17,6 +17,7 @@
 //!    like ([`Redactor`]): a password a task prints on its own is still caught.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -55,8 +56,26 @@ const CREDENTIAL_WORDS: [&str; 9] = [
 ];
 
 /// Endings that make a credential-sounding key a reference to one rather than the value
-/// (`secretName`, `passwordSecretRef`, `tokenFile`, `existingSecret` name a place, not a value).
-const REFERENCE_ENDINGS: [&str; 6] = ["name", "names", "ref", "file", "path", "existingsecret"];
+/// (`secretName`, `passwordSecretRef`, `tokenFile`, `existingSecret` name a place, not a value;
+/// `accessKeyKey`, `passwordKey` name the key of a Secret that holds it).
+const REFERENCE_ENDINGS: [&str; 11] = [
+    "name",
+    "names",
+    "ref",
+    "file",
+    "path",
+    "existingsecret",
+    "keykey",
+    "passwordkey",
+    "tokenkey",
+    "userkey",
+    "usernamekey",
+];
+
+/// The names of the namespace's Secrets: a credential-named field holding one of them
+/// (`rootSecret: datajump-mysql-root`) points at a Secret and is kept, and such a name is never
+/// searched for as a value.
+pub(crate) type SecretNames = BTreeSet<String>;
 
 /// Whether a key names a credential: it contains one of [`CREDENTIAL_WORDS`] or ends in `key`
 /// (`accessKey`, `minio-secret-key`, `tls.key`), unless it names where a credential is kept
@@ -111,15 +130,16 @@ pub(crate) fn redact_secret(secret: &mut Value) -> Vec<(String, Vec<u8>)> {
 
 /// Replaces the values of credential-named fields (layer 2) and credential-shaped text in every
 /// string (layer 3) of any JSON tree, in place; strings holding a JSON object (annotations such
-/// as `last-applied-configuration`) are redacted inside. Returns the values it replaced, so that
-/// they can be searched for elsewhere too.
-pub(crate) fn redact_fields(value: &mut Value) -> Vec<String> {
+/// as `last-applied-configuration`) are redacted inside. A field naming one of `names` is a
+/// reference and kept. Returns the values it replaced, so that they can be searched for
+/// elsewhere too.
+pub(crate) fn redact_fields(value: &mut Value, names: &SecretNames) -> Vec<String> {
     let mut removed = Vec::new();
-    walk(value, &mut removed);
+    walk(value, names, &mut removed);
     removed
 }
 
-fn walk(value: &mut Value, removed: &mut Vec<String>) {
+fn walk(value: &mut Value, names: &SecretNames, removed: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             // An env entry (or any name/value pair) whose name is a credential's.
@@ -129,16 +149,20 @@ fn walk(value: &mut Value, removed: &mut Vec<String>) {
                 .is_some_and(is_credential_key);
             for (key, child) in map.iter_mut() {
                 let credential = is_credential_key(key) || (named_credential && key == "value");
-                if credential && let Some(found) = take_scalar(child) {
+                let reference = child.as_str().is_some_and(|v| names.contains(v));
+                if credential
+                    && !reference
+                    && let Some(found) = take_scalar(child)
+                {
                     removed.extend(found);
                 } else {
-                    walk(child, removed);
+                    walk(child, names, removed);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| walk(item, removed)),
+        Value::Array(items) => items.iter_mut().for_each(|item| walk(item, names, removed)),
         Value::String(text) => {
-            if let Some(redacted) = redact_embedded_json(text, removed) {
+            if let Some(redacted) = redact_embedded_json(text, names, removed) {
                 *text = redacted;
             } else if let Cow::Owned(scrubbed) = scrub_patterns(text) {
                 removed.extend(pattern_values(text));
@@ -165,7 +189,11 @@ fn take_scalar(value: &mut Value) -> Option<Option<String>> {
 }
 
 /// A string that is a JSON object (an annotation), redacted inside and written back compactly.
-fn redact_embedded_json(text: &str, removed: &mut Vec<String>) -> Option<String> {
+fn redact_embedded_json(
+    text: &str,
+    names: &SecretNames,
+    removed: &mut Vec<String>,
+) -> Option<String> {
     let trimmed = text.trim_start();
     if !trimmed.starts_with('{') {
         return None;
@@ -178,7 +206,7 @@ fn redact_embedded_json(text: &str, removed: &mut Vec<String>) -> Option<String>
                 .map(|(_, v)| String::from_utf8_lossy(&v).into_owned()),
         );
     }
-    walk(&mut inner, removed);
+    walk(&mut inner, names, removed);
     serde_json::to_string(&inner).ok()
 }
 
@@ -275,23 +303,32 @@ impl Term {
 pub(crate) struct Redactor {
     matcher: Option<AhoCorasick>,
     labels: Vec<String>,
+    names: SecretNames,
 }
 
 impl Redactor {
     /// A redactor for `terms` and the forms they take in files: as given, without the trailing
     /// newline a file-made Secret often has, base64-encoded (a Secret's manifest), JSON-escaped,
-    /// and the credentials written inside a value that is a whole config file.
-    pub(crate) fn new(terms: impl IntoIterator<Item = Term>) -> Self {
+    /// and the credentials written inside a value that is a whole config file. A term that is
+    /// the name of a Secret (`names`) is not searched for.
+    pub(crate) fn new(terms: impl IntoIterator<Item = Term>, names: SecretNames) -> Self {
         let mut forms: Vec<(Vec<u8>, String)> = Vec::new();
         for term in terms {
             for form in forms_of(&term.value) {
-                if form.len() >= MIN_SCRUBBED_LEN && !forms.iter().any(|(f, _)| *f == form) {
+                let is_name = std::str::from_utf8(&form).is_ok_and(|f| names.contains(f));
+                if form.len() >= MIN_SCRUBBED_LEN
+                    && !is_name
+                    && !forms.iter().any(|(f, _)| *f == form)
+                {
                     forms.push((form, term.label.clone()));
                 }
             }
         }
         if forms.is_empty() {
-            return Self::default();
+            return Self {
+                names,
+                ..Self::default()
+            };
         }
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
@@ -300,7 +337,13 @@ impl Redactor {
         Self {
             matcher: Some(matcher),
             labels: forms.into_iter().map(|(_, label)| label).collect(),
+            names,
         }
+    }
+
+    /// The Secret names the field rules keep (see [`SecretNames`]).
+    pub(crate) fn names(&self) -> &SecretNames {
+        &self.names
     }
 
     /// How many distinct values it searches for (all forms counted once each).
@@ -402,6 +445,8 @@ mod tests {
             "credentials",
             "apiKey",
             "ssh-privatekey",
+            "jwtSecret",
+            "rootSecret",
         ] {
             assert!(is_credential_key(key), "{key} is a credential");
         }
@@ -416,6 +461,9 @@ mod tests {
             "host",
             "image",
             "serviceAccountName",
+            "accessKeyKey",
+            "secretKeyKey",
+            "passwordKey",
         ] {
             assert!(!is_credential_key(key), "{key} is no credential");
         }
@@ -451,7 +499,8 @@ mod tests {
     #[test]
     fn credential_fields_env_entries_and_embedded_json_are_redacted() {
         let mut values = json!({
-            "mysql": {"password": "hunter22", "port": 3306, "auth": {"rootPassword": 12345}},
+            "mysql": {"password": "hunter22", "port": 3306, "auth": {"rootPassword": 12345},
+                      "rootSecret": "datajump-mysql-root", "passwordKey": "rootPassword"},
             "secrets": {"existingSecret": "creds", "values": {"jwtSecret": "jjj"}},
             "serviceAccount": {"automountServiceAccountToken": true},
             "containers": [{"name": "app", "env": [
@@ -461,11 +510,14 @@ mod tests {
             ], "args": ["--db-password=argpass1", "--verbose"]}],
             "annotations": {LAST_APPLIED: "{\"kind\":\"ConfigMap\",\"data\":{\"S3_ACCESS_KEY\":\"AKIA123\"}}"}
         });
-        let mut removed = redact_fields(&mut values);
+        let names = SecretNames::from(["datajump-mysql-root".to_string()]);
+        let mut removed = redact_fields(&mut values, &names);
         removed.sort();
         assert_eq!(values["mysql"]["password"], MARKER);
         assert_eq!(values["mysql"]["port"], 3306);
         assert_eq!(values["mysql"]["auth"]["rootPassword"], MARKER);
+        assert_eq!(values["mysql"]["rootSecret"], "datajump-mysql-root");
+        assert_eq!(values["mysql"]["passwordKey"], "rootPassword");
         assert_eq!(values["secrets"]["existingSecret"], "creds");
         assert_eq!(values["secrets"]["values"]["jwtSecret"], MARKER);
         assert_eq!(
@@ -538,15 +590,19 @@ mod tests {
 
     #[test]
     fn every_form_of_a_secret_value_is_found_anywhere() {
-        let redactor = Redactor::new([
-            Term::from_secret("db", "password", b"S3cret-Value\n".to_vec()),
-            Term::from_secret(
-                "cfg",
-                "config.env",
-                b"export MINIO_ROOT_PASSWORD=minio-pw-9\nexport X=1\n".to_vec(),
-            ),
-            Term::from_secret("short", "flag", b"yes".to_vec()),
-        ]);
+        let redactor = Redactor::new(
+            [
+                Term::from_secret("db", "password", b"S3cret-Value\n".to_vec()),
+                Term::from_secret(
+                    "cfg",
+                    "config.env",
+                    b"export MINIO_ROOT_PASSWORD=minio-pw-9\nexport X=1\n".to_vec(),
+                ),
+                Term::from_secret("short", "flag", b"yes".to_vec()),
+                Term::from_secret("x", "y", b"datajump-credentials".to_vec()),
+            ],
+            SecretNames::from(["datajump-credentials".to_string()]),
+        );
         let (text, count) = redactor
             .scrub("connect S3cret-Value ok; b64 UzNjcmV0LVZhbHVlCg==; login minio-pw-9; yes");
         assert_eq!(
@@ -559,7 +615,11 @@ mod tests {
         assert_eq!(redactor.scrub_value(&mut tree), 2);
         assert_eq!(tree["a"][0], "x <redacted: Secret db key password> y");
         assert_eq!(tree["b"]["c"], "password: <redacted>");
-        let none = Redactor::new([]);
+        assert_eq!(
+            redactor.scrub("datajump-credentials").0,
+            "datajump-credentials"
+        );
+        let none = Redactor::new([], SecretNames::new());
         assert_eq!(none.scrub("S3cret-Value").0, "S3cret-Value");
     }
 }
