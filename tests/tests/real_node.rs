@@ -13,10 +13,13 @@
 //! ServiceAccount token under the chart's RBAC, and serves the dashboard's series on /metrics),
 //! and the workflows it runs have real containers (`tasks.rs`: exit codes, memory limits,
 //! deadlines, volumes, Kubernetes' `$(VAR)` expansion, logs), and their logs outlive their pods
-//! (`archive.rs`: the scheduler's log archive, in moto, the S3 server the tests use).
+//! (`archive.rs`: the scheduler's log archive, in moto, the S3 server the tests use). And the
+//! support bundle holds those real logs with no secret in them (`report.rs`).
 
 #[path = "real_node/archive.rs"]
 mod archive;
+#[path = "real_node/report.rs"]
+mod report;
 #[path = "real_node/scheduler.rs"]
 mod scheduler;
 #[path = "real_node/stop.rs"]
