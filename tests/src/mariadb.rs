@@ -141,6 +141,12 @@ impl MariaDb {
     /// Initialises a data directory, starts the server on a free loopback port and creates the
     /// `admin` account (all privileges) with a password; remote root accounts are removed.
     pub fn start(bins: &Binaries) -> Result<Self> {
+        Self::start_on(bins, HOST)
+    }
+
+    /// As [`Self::start`], listening on `bind` (e.g. `0.0.0.0`, so that pods on this host's
+    /// real node reach it at the node's bridge gateway) on a port that is free on loopback.
+    pub fn start_on(bins: &Binaries, bind: &str) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("dj-mariadb.")
             .tempdir()
@@ -150,7 +156,7 @@ impl MariaDb {
         for _ in 0..START_ATTEMPTS {
             // Another process may take the port between probing and binding: try a new one.
             let port = free_port()?;
-            let mut child = spawn_server(bins, dir.path(), port)?;
+            let mut child = spawn_server(bins, dir.path(), port, bind)?;
             if let Err(err) = wait_ready(&mut child, bins, dir.path()) {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -182,6 +188,16 @@ impl MariaDb {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The programs it runs with.
+    pub fn binaries(&self) -> &Binaries {
+        &self.bins
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The account with all privileges that tests and scripts use.
@@ -399,7 +415,7 @@ fn install_db(bins: &Binaries, dir: &Path) -> Result<()> {
     })
 }
 
-fn spawn_server(bins: &Binaries, dir: &Path, port: u16) -> Result<Child> {
+fn spawn_server(bins: &Binaries, dir: &Path, port: u16, bind: &str) -> Result<Child> {
     // A fresh log per attempt, so a failure report shows only this attempt.
     let _ = fs::remove_file(dir.join("server.log"));
     let path_arg = |flag: &str, name: &str| format!("--{flag}={}", dir.join(name).display());
@@ -412,7 +428,7 @@ fn spawn_server(bins: &Binaries, dir: &Path, port: u16) -> Result<Child> {
         .arg(path_arg("log-error", "server.log"))
         .arg(path_arg("tmpdir", "tmp"))
         .arg(format!("--port={port}"))
-        .arg(format!("--bind-address={HOST}"))
+        .arg(format!("--bind-address={bind}"))
         .args([
             "--skip-name-resolve",
             "--skip-log-bin",

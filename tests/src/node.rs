@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::cluster::{Cluster, workspace_root};
+use crate::mariadb::{Binaries, MariaDb, sql_string};
 use crate::plugin::{plugin, prerequisites};
 use crate::s3::S3Server;
 
@@ -110,7 +111,8 @@ pub fn scheduler_image() -> PathBuf {
 /// The namespace of the dev release on the real node.
 pub const DEV_NS: &str = "datajump-dev";
 
-/// Values on top of dev's: what has no image on this node is off or external; task pods get
+/// Values on top of dev's: what has no image on this node is off or external (MySQL's server
+/// and the backup volume are given in [`host_mysql`] and [`backup_volume`]); task pods get
 /// small default resources (the node is this 2-core machine) and a pod preset (`etl`) that the
 /// task tests use.
 const DEV_VALUES: &str = "\
@@ -120,14 +122,10 @@ integration: {enabled: false}
 development: {enabled: false}
 metadata: {enabled: false}
 opsMonitor: {enabled: false}
-backup: {enabled: false}
 redis: {mode: external}
 kafka: {mode: external}
 elasticsearch: {mode: external}
 minio: {mode: external}
-# This host as the pods see it (the node's bridge gateway). No component left in this release
-# connects to MySQL; the external mode is what removes the in-cluster server.
-mysql: {mode: external, external: {host: 10.88.0.1, port: 3306}}
 scheduler:
   executor:
     defaultTaskResources:
@@ -208,6 +206,157 @@ fn archive_store(cluster: &Cluster) -> (S3Server, String) {
     (s3, values)
 }
 
+/// The dev release's MySQL: a MariaDB server on this host, outside the cluster (seed 004's
+/// shape), which the release reaches in `external` mode.
+static DEV_MYSQL: OnceLock<MariaDb> = OnceLock::new();
+
+/// The release's database (the chart's `mysql.database`) and the table the backup test reads.
+pub const DEV_DATABASE: &str = "datajump";
+pub const DEV_TABLE: &str = "workflows_seen";
+
+/// The MariaDB server of the dev release (after [`installed_dev`]).
+pub fn dev_mysql() -> &'static MariaDb {
+    DEV_MYSQL
+        .get()
+        .expect("the dev release is installed (installed_dev) before its MySQL is used")
+}
+
+/// The directory on this host behind the release's backup volume.
+pub fn dev_backup_dir(cluster: &Cluster) -> PathBuf {
+    cluster.dir.join("backup-volume")
+}
+
+/// Starts MariaDB on every address of this host (the pods reach it at the bridge gateway,
+/// 10.88.0.1); the cluster's guard stops it with the cluster. Returns it and the values that
+/// point the release's MySQL at it.
+fn host_mysql(cluster: &Cluster) -> (MariaDb, String) {
+    let bins = Binaries::locate_or_skip("real_node")
+        .expect("MariaDB")
+        .expect("mariadb-server for the release's external MySQL (`bash .ci/install-tools.sh`)");
+    let server = MariaDb::start_on(&bins, "0.0.0.0").expect("start MariaDB");
+    std::fs::write(
+        cluster.dir.join("run").join("test-mariadb.pid"),
+        server.pid().to_string(),
+    )
+    .expect("record MariaDB's pid for the guard");
+    let values = format!(
+        "mysql: {{mode: external, database: {DEV_DATABASE}, external: {{host: 10.88.0.1, port: {}}}}}\n",
+        server.port()
+    );
+    (server, values)
+}
+
+/// The backup volume: the node has no storage provisioner, so a hostPath PersistentVolume of
+/// a class without one (`kubernetes.io/no-provisioner`) waits for the release's claim, like a
+/// local volume an administrator provides. Returns the values that claim it.
+fn backup_volume(cluster: &Cluster) -> String {
+    let dir = dev_backup_dir(cluster);
+    std::fs::create_dir_all(&dir).expect("the backup volume's directory");
+    // The backup pod runs as the chart's unprivileged user; a hostPath volume is not chowned
+    // to the pod's fsGroup.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+        .expect("open the backup directory to the pod's user");
+    cluster.apply_yaml(&format!(
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {{name: node-local}}\n\
+         provisioner: kubernetes.io/no-provisioner\nvolumeBindingMode: Immediate\n---\n\
+         apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: dev-backup}}\nspec:\n  \
+         capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteOnce]\n  \
+         storageClassName: node-local\n  hostPath: {{path: {:?}, type: Directory}}\n",
+        dir.display().to_string()
+    ));
+    "backup: {enabled: true, storageClass: node-local, storage: 1Gi}\n".to_string()
+}
+
+/// The release's CronJob of backups, as the API server has it.
+fn backup_cronjob(cluster: &Cluster) -> serde_json::Value {
+    let out = cluster
+        .kubectl_ok(&["get", "cronjobs", "-n", DEV_NS, "-o", "json"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kubectl JSON");
+    list["items"]
+        .as_array()
+        .and_then(|items| {
+            items.iter().find(|c| {
+                c["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with("-backup"))
+            })
+        })
+        .cloned()
+        .expect("the release's backup CronJob")
+}
+
+/// What the release's backup connects with: the user and password of its credentials (the
+/// platform Secret the plugin generated), given to the host's server with a table of rows.
+fn release_database(cluster: &Cluster, server: &MariaDb, cronjob: &serde_json::Value) {
+    let pod = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let env = pod["containers"][0]["env"]
+        .as_array()
+        .expect("the backup env");
+    let user = env
+        .iter()
+        .find(|e| e["name"] == "MYSQL_USER")
+        .and_then(|e| e["value"].as_str())
+        .expect("MYSQL_USER");
+    let source = pod["volumes"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["name"] == "credentials"))
+        .and_then(|v| v["projected"]["sources"][0]["secret"].as_object())
+        .expect("the credentials' Secret");
+    let secret = source["name"].as_str().expect("Secret name");
+    let key = source["items"][0]["key"].as_str().expect("password key");
+    let out = cluster
+        .kubectl_ok(&[
+            "get",
+            "secret",
+            secret,
+            "-n",
+            DEV_NS,
+            "-o",
+            &format!("go-template={{{{index .data {key:?} | base64decode}}}}"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let password = String::from_utf8(out.stdout).expect("a text password");
+    server
+        .query(&format!(
+            "CREATE DATABASE {DEV_DATABASE}; \
+             CREATE TABLE {DEV_DATABASE}.{DEV_TABLE} (name VARCHAR(64) PRIMARY KEY); \
+             INSERT INTO {DEV_DATABASE}.{DEV_TABLE} VALUES ('nightly-etl'), ('market-close'); \
+             CREATE USER {}@'%' IDENTIFIED BY {}; \
+             GRANT ALL PRIVILEGES ON {DEV_DATABASE}.* TO {}@'%';",
+            sql_string(user),
+            sql_string(&password),
+            sql_string(user)
+        ))
+        .expect("the release's database and user");
+}
+
+/// The backup image under the reference the CronJob names (`library/mysql` in the chart): the
+/// host's static busybox for the scripts' shell and tools, and the host's MariaDB client and
+/// dump programs with their libraries.
+fn backup_image(cluster: &Cluster, server: &MariaDb, cronjob: &serde_json::Value) -> PathBuf {
+    let reference =
+        cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .expect("the backup image");
+    let out = cluster.dir.join("backup-image.tar");
+    let bins = server.binaries();
+    let status = std::process::Command::new("python3")
+        .arg(crate::cluster::k8s_tools_dir().join("mkimage.py"))
+        .arg("build")
+        .arg(&out)
+        .arg(reference)
+        .arg("--busybox")
+        .arg("--ldd")
+        .arg(&bins.client)
+        .arg("--ldd")
+        .arg(&bins.dump)
+        .status()
+        .expect("run mkimage.py");
+    assert!(status.success(), "mkimage.py build {reference}");
+    out
+}
+
 fn install(cluster: &Cluster) {
     cluster.import_image(&scheduler_image());
     cluster.import_image(&e2e_image(cluster));
@@ -218,6 +367,14 @@ fn install(cluster: &Cluster) {
     let archive_file = cluster.dir.join("node-archive-values.yaml");
     std::fs::write(&archive_file, archive_values).expect("write the archive values");
     let archive_file = archive_file.to_string_lossy().into_owned();
+    let (mysql, mysql_values) = host_mysql(cluster);
+    let middleware_file = cluster.dir.join("node-middleware-values.yaml");
+    std::fs::write(
+        &middleware_file,
+        format!("{mysql_values}{}", backup_volume(cluster)),
+    )
+    .expect("write the middleware values");
+    let middleware_file = middleware_file.to_string_lossy().into_owned();
     prerequisites(cluster, chart_gen::model::Environment::Dev);
     let values = values.to_string_lossy().into_owned();
     let run = plugin(
@@ -236,6 +393,9 @@ fn install(cluster: &Cluster) {
             // The log archive: moto, and pods deleted (after their logs are archived) soon.
             "-f",
             &archive_file,
+            // MySQL on this host, and the backup volume on the node's disk.
+            "-f",
+            &middleware_file,
         ],
     );
     assert!(
@@ -243,6 +403,10 @@ fn install(cluster: &Cluster) {
         "install --env dev --wait on the real node: {}{}",
         run.stdout, run.stderr
     );
+    let cronjob = backup_cronjob(cluster);
+    release_database(cluster, &mysql, &cronjob);
+    cluster.import_image(&backup_image(cluster, &mysql, &cronjob));
+    let _ = DEV_MYSQL.set(mysql);
 }
 
 /// Builds [`E2E_IMAGE`] with the control plane's image tool.

@@ -49,6 +49,10 @@ fn off_by_default_and_then_nothing_of_it_is_rendered() {
         "no pods/log without the archive"
     );
     assert!(
+        !scheduler_may(&objs, "pods", "patch"),
+        "no pod patch without the archive"
+    );
+    assert!(
         kinds(&objs, "Role")
             .iter()
             .all(|r| r["metadata"]["name"] != "datajump-scheduler-log-reader")
@@ -106,8 +110,10 @@ networkPolicy:
         serde_json::json!([{"key": "root.pem", "path": "ca.crt"}])
     );
 
-    // The scheduler reads pod logs; readers get the service proxy of the scheduler only.
+    // The scheduler reads pod logs, and stops running task pods in place (patching their
+    // deadline) rather than deleting them; readers get the service proxy of the scheduler only.
     assert!(scheduler_may(&objs, "pods/log", "get"));
+    assert!(scheduler_may(&objs, "pods", "patch"));
     let reader = find(&objs, "Role", "datajump-scheduler-log-reader");
     assert_eq!(
         reader["rules"],

@@ -135,7 +135,7 @@ pub fn plan(values: &Value) -> Vec<Check> {
             .pointer("/global/storageClass")
             .and_then(Value::as_str)
             .is_none_or(str::is_empty);
-        if global_empty {
+        if global_empty && claims_without_class(values) {
             checks.push(Check::StorageClass(None));
         }
         checks.extend(classes.into_iter().map(|c| Check::StorageClass(Some(c))));
@@ -172,6 +172,48 @@ fn claims_storage(values: &Value) -> bool {
                 .is_some_and(|mode| mode != "external")
         });
     backup || in_cluster
+}
+
+/// Whether a claim of the release names no StorageClass of its own, so it falls back to
+/// `global.storageClass` (then the cluster's default): embedded services have no class of
+/// their own; the backup volume and operator-managed clusters may name one.
+fn claims_without_class(values: &Value) -> bool {
+    let unnamed = |pointer: &str| {
+        values
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    };
+    let backup = values
+        .pointer("/backup/enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if backup && unnamed("/backup/storageClass") {
+        return true;
+    }
+    let operator_classes: &[(&str, &[&str])] = &[
+        ("mysql", &["/mysql/operator/storage/storageClass"]),
+        ("redis", &["/redis/operator/storage/storageClass"]),
+        ("kafka", &["/kafka/operator/storage/storageClass"]),
+        (
+            "elasticsearch",
+            &[
+                "/elasticsearch/operator/master/storage/storageClass",
+                "/elasticsearch/operator/data/storage/storageClass",
+            ],
+        ),
+        ("minio", &["/minio/operator/storage/storageClass"]),
+    ];
+    operator_classes.iter().any(|(service, classes)| {
+        match values
+            .pointer(&format!("/{service}/mode"))
+            .and_then(Value::as_str)
+        {
+            Some("embedded") => true,
+            Some("operator") => classes.iter().any(|c| unnamed(c)),
+            _ => false,
+        }
+    })
 }
 
 fn collect_storage_classes(v: &Value, out: &mut std::collections::BTreeSet<String>) {
@@ -339,6 +381,16 @@ mod tests {
             storage(external(true)),
             1,
             "the backup volume needs a default class"
+        );
+        let mut named = external(true);
+        named["backup"]["storageClass"] = json!("node-local");
+        assert_eq!(
+            plan(&named)
+                .into_iter()
+                .filter(|c| matches!(c, Check::StorageClass(_)))
+                .collect::<Vec<_>>(),
+            [Check::StorageClass(Some("node-local".into()))],
+            "a backup volume naming its class needs that class, not a default"
         );
         let mut embedded_redis = external(false);
         embedded_redis["redis"]["mode"] = json!("embedded");

@@ -270,7 +270,9 @@ pub struct TaskSpec {
     #[serde(default = "default_retry_backoff_max")]
     #[schemars(range(min = 1, max = 86400))]
     pub retry_backoff_max_seconds: u32,
-    /// An attempt running longer than this fails (its Job is deleted). Unset: no timeout.
+    /// An attempt running longer than this fails with reason `DeadlineExceeded`: the kubelet
+    /// stops its pod (the pod stays, with its log, until the scheduler removes finished pods).
+    /// Unset: no timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub timeout_seconds: Option<i64>,

@@ -239,6 +239,39 @@ impl Cluster for KubeCluster {
             .await
     }
 
+    async fn kill_pods(&self, namespace: &str, job: &str) -> Result<(), ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let selector = ListParams::default().labels(&format!("{LABEL_JOB_NAME}={job}"));
+        let pods = api
+            .list(&selector)
+            .await
+            .map_err(|e| cluster_error("list the pods of", "Job", namespace, job, e))?;
+        let running = pods
+            .items
+            .iter()
+            .filter(|p| !pod_finished(p) && p.metadata.deletion_timestamp.is_none());
+        for pod in running {
+            let on_node = pod.spec.as_ref().and_then(|s| s.node_name.as_ref());
+            if on_node.is_none() {
+                // Never started, so nothing to archive: the Job goes, and the pod with it.
+                return self.delete_job(namespace, job).await;
+            }
+            // The smallest deadline there is: the kubelet stops the pod at its next look,
+            // with the pod's grace period, and reports it Failed, `DeadlineExceeded`.
+            let name = pod.name_any();
+            let cut = serde_json::json!({"spec": {"activeDeadlineSeconds": 1}});
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&cut))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(cluster_error("stop", "Pod", namespace, &name, e)),
+            }
+        }
+        Ok(())
+    }
+
     async fn delete_finished_pods(&self, namespace: &str, job: &str) -> Result<(), ClusterError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         // The Job is finished, so its controller creates no pod any more: every pod of it is
@@ -396,6 +429,56 @@ mod tests {
             (err.operation, err.kind, err.name.as_str()),
             ("create", "Job", "run-a-1")
         );
+        server.await.expect("mock server");
+    }
+
+    #[tokio::test]
+    async fn killing_pods_cuts_running_pods_deadlines_and_deletes_a_job_whose_pod_has_no_node() {
+        let pod = |name: &str, phase: &str, node: Option<&str>| {
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "data"},
+                "spec": {"containers": [{"name": "task", "image": "x"}], "nodeName": node},
+                "status": {"phase": phase}})
+        };
+        let list = |items: Vec<serde_json::Value>| serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items});
+        let (client, mut handle) = mock_client();
+        let server = tokio::spawn(async move {
+            // A running pod and a finished one (an earlier, disrupted pod): only the running
+            // one is patched, with a merge patch of its deadline.
+            let (method, uri, _, send) = next(&mut handle).await;
+            assert_eq!(method, "GET");
+            assert!(uri.starts_with("/api/v1/namespaces/data/pods?"), "{uri}");
+            assert!(uri.contains("job-name%3Drun-a-1"), "{uri}");
+            send.send_response(ok(list(vec![
+                pod("run-a-1-x", "Running", Some("node-1")),
+                pod("run-a-1-y", "Failed", Some("node-1")),
+            ])));
+            let (method, uri, body, send) = next(&mut handle).await;
+            assert_eq!(
+                (method.as_str(), uri.split('?').next()),
+                ("PATCH", Some("/api/v1/namespaces/data/pods/run-a-1-x"))
+            );
+            assert_eq!(
+                body,
+                serde_json::json!({"spec": {"activeDeadlineSeconds": 1}})
+            );
+            send.send_response(ok(pod("run-a-1-x", "Running", Some("node-1"))));
+            // A pod no node took: nothing to keep, the Job goes.
+            let (_, _, _, send) = next(&mut handle).await;
+            send.send_response(ok(list(vec![pod("run-a-1-z", "Pending", None)])));
+            let (method, uri, _, send) = next(&mut handle).await;
+            assert_eq!(method, "DELETE");
+            assert!(
+                uri.starts_with("/apis/batch/v1/namespaces/data/jobs/run-a-1"),
+                "{uri}"
+            );
+            send.send_response(ok(
+                serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ));
+        });
+        let c = cluster(client);
+        c.kill_pods("data", "run-a-1").await.expect("cut");
+        c.kill_pods("data", "run-a-1").await.expect("deleted");
         server.await.expect("mock server");
     }
 

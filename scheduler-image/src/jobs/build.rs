@@ -156,6 +156,12 @@ pub fn run_variables(
     })
 }
 
+/// How long after a task's timeout its Job's own deadline passes: enough for the kubelet to
+/// stop the pod at the pod's deadline (the same timeout) with its grace period (30 s by
+/// default), so the Job's deadline, which deletes the pod and its log, only catches a pod
+/// that never reached a kubelet.
+pub const DEADLINE_BACKSTOP_SECONDS: i64 = 60;
+
 /// The Job for `attempt` of `task` in `run`, owned by the run.
 ///
 /// The pod carries the task's pod options laid over the workflow's `podDefaults` (`pod_defaults`)
@@ -253,7 +259,11 @@ pub fn build_job(
                     on_exit_codes: None,
                 }],
             }),
-            active_deadline_seconds: task.timeout_seconds,
+            // The task's timeout is the pod's (below); the Job's is only the backstop for a
+            // pod that never reached a kubelet to stop it.
+            active_deadline_seconds: task
+                .timeout_seconds
+                .map(|t| t.saturating_add(DEADLINE_BACKSTOP_SECONDS)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
@@ -263,6 +273,10 @@ pub fn build_job(
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
+                    // The kubelet stops a pod at its own deadline and keeps it, finished, with
+                    // its log (for `workflow logs` and the log archive); a Job's deadline would
+                    // delete it.
+                    active_deadline_seconds: task.timeout_seconds,
                     // `runAsNonRoot` alone rejects every image whose USER is root (most public
                     // ones); a fixed unprivileged UID lets them run under `restricted`.
                     security_context: Some(PodSecurityContext {

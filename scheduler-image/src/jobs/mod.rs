@@ -2,9 +2,10 @@
 //! mapping from an observed Job to the planner's view of it.
 //!
 //! Jobs run one attempt each (`backoffLimit: 0`): retries are the scheduler's, so every attempt
-//! has its own deterministically named Job. A task's timeout becomes the Job's
-//! `activeDeadlineSeconds`, so Kubernetes stops the pod and the Job keeps the verdict
-//! (`DeadlineExceeded`) even if the scheduler is down at that moment.
+//! has its own deterministically named Job. A task's timeout becomes its pod's
+//! `activeDeadlineSeconds`, so the kubelet stops the pod even if the scheduler is down at that
+//! moment, and the pod keeps the verdict (`DeadlineExceeded`) and its log; the Job's deadline,
+//! a minute later, only catches a pod that never reached a kubelet.
 //!
 //! `build` makes the objects, `observe` reads them back; the labels, task defaults and time
 //! conversions they share are here.
@@ -19,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use datajump_api::pod::Presets;
 
-pub use build::{build_job, build_run, run_variables};
+pub use build::{DEADLINE_BACKSTOP_SECONDS, build_job, build_run, run_variables};
 pub use observe::{job_is_active, observe_job, observe_pod, pod_finished};
 
 /// Label every object created by the scheduler carries, so its watches see only its own Jobs.
@@ -137,6 +138,26 @@ mod tests {
         assert_eq!(
             observe_pod(&failed("Error", 137, true)).and_then(|p| p.1),
             None
+        );
+        // Stopped by the kubelet at the pod's deadline: that is the report, whatever the
+        // container exited with (a SIGTERM handled, here), or with no exit code when the
+        // container never started.
+        let mut timed_out = failed("Completed", 143, false);
+        timed_out.status.as_mut().expect("status").reason = Some("DeadlineExceeded".into());
+        assert_eq!(
+            observe_pod(&timed_out).and_then(|p| p.1),
+            Some(PodReport::DeadlineExceeded {
+                exit_code: Some(143)
+            })
+        );
+        timed_out
+            .status
+            .as_mut()
+            .expect("status")
+            .container_statuses = None;
+        assert_eq!(
+            observe_pod(&timed_out).and_then(|p| p.1),
+            Some(PodReport::DeadlineExceeded { exit_code: None })
         );
         let running = pod(serde_json::json!({"phase": "Running"}));
         assert_eq!(observe_pod(&running).map(|p| p.1), Some(None));
@@ -387,9 +408,14 @@ mod tests {
         let spec = job.spec.as_ref().expect("spec");
         assert_eq!(
             (spec.backoff_limit, spec.active_deadline_seconds),
-            (Some(0), Some(600))
+            (Some(0), Some(600 + DEADLINE_BACKSTOP_SECONDS))
         );
         let pod = spec.template.spec.as_ref().expect("pod");
+        assert_eq!(
+            pod.active_deadline_seconds,
+            Some(600),
+            "the timeout is the pod's"
+        );
         assert_eq!(pod.service_account_name.as_deref(), Some("tasks"));
         assert_eq!(pod.automount_service_account_token, Some(false));
         let c = &pod.containers[0];

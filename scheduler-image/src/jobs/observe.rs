@@ -5,7 +5,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{LABEL_JOB_NAME, from_k8s_time};
-use crate::plan::{JobState, ObservedJob, PodReport};
+use crate::plan::{DEADLINE_EXCEEDED, JobState, ObservedJob, PodReport};
 use datajump_api::{LABEL_ATTEMPT, LABEL_TASK};
 
 /// Reads a Job the scheduler created back into the planner's terms; `None` for Jobs without
@@ -96,6 +96,14 @@ fn pod_report(pod: &Pod) -> Option<PodReport> {
             .chain(status.container_statuses.iter().flatten())
     };
     match status.phase.as_deref() {
+        // The kubelet stopped the pod at its deadline: the container's own ending (SIGKILL's
+        // `Error` 137, or a clean exit on SIGTERM) is not why the task ended.
+        Some("Failed") if status.reason.as_deref() == Some(DEADLINE_EXCEEDED) => {
+            Some(PodReport::DeadlineExceeded {
+                exit_code: containers()
+                    .find_map(|c| c.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code)),
+            })
+        }
         Some("Failed") => containers().find_map(|c| {
             let t = c.state.as_ref()?.terminated.as_ref()?;
             (t.exit_code != 0).then(|| PodReport::Terminated {

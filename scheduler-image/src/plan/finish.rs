@@ -4,14 +4,18 @@
 
 use chrono::Duration;
 
-use super::input::JobState;
-use super::output::{Action, EventType, Outcome};
+use super::input::{DEADLINE_EXCEEDED, JobState};
+use super::output::{EventType, Outcome};
 use super::planner::Planner;
 use super::shutdown::TERMINATED;
 use datajump_api::{
     CONDITION_COMPLETE, CONDITION_FAILED, CONDITION_STOPPED, FailureStrategy, RunCondition,
     RunPhase, Shutdown, TaskPhase, TaskStatus,
 };
+
+/// The reason recorded on a running task the scheduler stopped because the run's deadline
+/// passed or another task failed under fail-fast.
+pub(super) const STOPPED: &str = "Stopped";
 
 impl Planner<'_> {
     pub(super) fn deadline_exceeded(&self) -> bool {
@@ -41,9 +45,9 @@ impl Planner<'_> {
             match self.tasks[i].phase {
                 TaskPhase::Running => {
                     if let Some(job) = self.tasks[i].job_name.clone() {
-                        self.actions.push(Action::DeleteJob { job_name: job });
+                        self.stop_running_job(job, false);
                     }
-                    self.tasks[i].reason = Some("Stopped".into());
+                    self.tasks[i].reason = Some(STOPPED.into());
                     self.set_terminal(i, TaskPhase::Failed, Some(message.clone()));
                 }
                 TaskPhase::Pending => {
@@ -101,7 +105,7 @@ impl Planner<'_> {
         }
         let (reason, message) = if self.deadline_exceeded() {
             (
-                "DeadlineExceeded",
+                DEADLINE_EXCEEDED,
                 "the run exceeded activeDeadlineSeconds".to_string(),
             )
         } else if !outcome.failed_tasks.is_empty() {
@@ -196,9 +200,7 @@ impl Planner<'_> {
     pub(super) fn stop_leftover_jobs(&mut self) {
         for job in self.input.jobs {
             if job.state == JobState::Active && !job.deleting {
-                self.actions.push(Action::DeleteJob {
-                    job_name: job.name.clone(),
-                });
+                self.stop_running_job(job.name.clone(), false);
             }
         }
     }

@@ -23,6 +23,10 @@ pub enum JobState {
     },
 }
 
+/// Why a pod or a Job whose deadline passed failed, as Kubernetes words it (and the reason the
+/// scheduler records on such a task).
+pub const DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
+
 /// What a task's pod shows that its Job does not: why it cannot start, or how its task
 /// container ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +38,13 @@ pub enum PodReport {
         reason: String,
         /// Their message.
         message: String,
+    },
+    /// The pod's `activeDeadlineSeconds` passed (the task's timeout, or the scheduler stopping
+    /// it where it runs) and the kubelet stopped its containers; the pod stays, with its log.
+    DeadlineExceeded {
+        /// The task container's exit code, when it had started (137 after a SIGKILL, whatever
+        /// the task chose after a SIGTERM it handled).
+        exit_code: Option<i32>,
     },
     /// The task container terminated with a failure.
     Terminated {

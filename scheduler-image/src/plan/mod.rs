@@ -24,7 +24,7 @@ mod shutdown;
 mod start;
 
 pub use history::{FinishedRun, prune_history};
-pub use input::{JobState, LogArchiving, ObservedJob, PodReport, RunInput};
+pub use input::{DEADLINE_EXCEEDED, JobState, LogArchiving, ObservedJob, PodReport, RunInput};
 pub use output::{Action, EventType, Outcome, REASON_LOG_NOT_ARCHIVED, RunPlan};
 pub use retry::{reject_attempt, retry_backoff};
 
@@ -173,6 +173,8 @@ mod tests {
                         created.push(job_name);
                     }
                     Action::DeleteJob { job_name } => self.jobs.retain(|j| j.name != job_name),
+                    // The kubelet stops the pods later: the test says when (`fail`, `report`).
+                    Action::KillPods { .. } => {}
                     // Deleted in the foreground: the Job stays until its pods are gone
                     // (`pods_gone`).
                     Action::TerminateJob { job_name } => {
@@ -1379,6 +1381,170 @@ onExit: {name: notify, image: busybox}
         assert_eq!(
             sim.status.message.as_deref(),
             Some("stopped on request: 0 tasks succeeded, 2 not started")
+        );
+    }
+
+    fn deletes(plan: &RunPlan) -> Vec<&str> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::DeleteJob { job_name } => Some(job_name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn kills(plan: &RunPlan) -> Vec<&str> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::KillPods { job_name } => Some(job_name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn archiving() -> LogArchiving {
+        LogArchiving::On {
+            give_up_after_seconds: Some(3600),
+        }
+    }
+
+    #[test]
+    fn with_the_log_archive_terminate_stops_pods_where_they_run_and_archives_their_logs() {
+        let mut sim = Sim::new(spec_yaml(STOPPABLE));
+        sim.log_archiving = archiving();
+        sim.step();
+        sim.shutdown = Some(Shutdown::Terminate);
+        let plan = sim.plan();
+        // Nothing is deleted (a deleted pod's log is gone): the pods are stopped in place.
+        assert_eq!(kills(&plan), [job("load", 1), job("side", 1)]);
+        assert!(terminates(&plan).is_empty() && deletes(&plan).is_empty());
+        sim.step();
+        assert_eq!(sim.task("load").reason.as_deref(), Some("Terminated"));
+        assert!(sim.step().is_empty(), "no exit task while the pods run");
+        // The kubelet stops them at their cut deadline; the Jobs fail and stay.
+        sim.now += Duration::seconds(2);
+        for task in ["load", "side"] {
+            sim.fail(&job(task, 1));
+            sim.report(
+                &job(task, 1),
+                PodReport::DeadlineExceeded {
+                    exit_code: Some(137),
+                },
+            );
+            sim.jobs
+                .iter_mut()
+                .filter(|j| j.task == task)
+                .for_each(|j| j.finished_pods = true);
+        }
+        assert_eq!(sim.step(), [job("notify", 1)]);
+        let load = sim.task("load");
+        assert_eq!(
+            (load.reason.as_deref(), load.exit_code),
+            (Some("Terminated"), Some(137)),
+            "the terminate is why, the container's code is recorded"
+        );
+        sim.succeed(&job("notify", 1));
+        sim.step();
+        assert_eq!(sim.status.phase, RunPhase::Terminated);
+        // Their logs are archived before their pods go, as for any finished pod.
+        sim.now += Duration::seconds(60);
+        let plan = sim.plan();
+        let archived: Vec<&str> = pod_actions(&plan)
+            .iter()
+            .filter_map(|a| match a {
+                Action::ArchiveLogsThenDeletePods { task, .. } => Some(task.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(archived, ["load", "side"]);
+    }
+
+    #[test]
+    fn with_the_log_archive_the_run_deadline_and_fail_fast_stop_pods_where_they_run() {
+        let mut s = spec(&[("a", &[]), ("b", &["a"])]);
+        s.active_deadline_seconds = Some(60);
+        let mut sim = Sim::new(s);
+        sim.log_archiving = archiving();
+        sim.step();
+        sim.now += Duration::seconds(60);
+        let plan = sim.plan();
+        assert_eq!(
+            (kills(&plan), deletes(&plan)),
+            (vec![job("a", 1).as_str()], vec![])
+        );
+        sim.step();
+        assert_eq!(sim.task("a").reason.as_deref(), Some("Stopped"));
+        assert_eq!(sim.status.phase, RunPhase::Failed);
+        // The run ended; its Job still runs until the kubelet stops the pod: asked again.
+        assert_eq!(kills(&sim.plan()), [job("a", 1)]);
+        sim.fail(&job("a", 1));
+        sim.report(
+            &job("a", 1),
+            PodReport::DeadlineExceeded {
+                exit_code: Some(143),
+            },
+        );
+        sim.step();
+        assert_eq!(
+            (sim.task("a").reason.as_deref(), sim.task("a").exit_code),
+            (Some("Stopped"), Some(143))
+        );
+        assert!(kills(&sim.plan()).is_empty());
+
+        let mut s = spec(&[("a", &[]), ("b", &[])]);
+        s.failure_strategy = datajump_api::FailureStrategy::FailFast;
+        let mut sim = Sim::new(s);
+        sim.log_archiving = archiving();
+        sim.step();
+        sim.fail(&job("a", 1));
+        assert_eq!(kills(&sim.plan()), [job("b", 1)]);
+    }
+
+    #[test]
+    fn a_pod_stopped_at_its_deadline_times_the_attempt_out_whenever_its_report_comes() {
+        let mut sim = Sim::new(spec(&[("load", &[])]));
+        sim.step();
+        sim.fail(&job("load", 1));
+        sim.report(
+            &job("load", 1),
+            PodReport::DeadlineExceeded {
+                exit_code: Some(137),
+            },
+        );
+        sim.step();
+        let load = sim.task("load");
+        assert_eq!(
+            (
+                load.reason.as_deref(),
+                load.exit_code,
+                load.message.as_deref()
+            ),
+            (
+                Some("DeadlineExceeded"),
+                Some(137),
+                Some("attempt 1 timed out")
+            )
+        );
+        // The pod's report after the Job's failure was recorded.
+        let mut sim = Sim::new(spec(&[("load", &[])]));
+        sim.step();
+        sim.fail(&job("load", 1));
+        sim.step();
+        sim.report(
+            &job("load", 1),
+            PodReport::DeadlineExceeded { exit_code: None },
+        );
+        sim.step();
+        let load = sim.task("load");
+        assert_eq!(
+            (
+                load.reason.as_deref(),
+                load.exit_code,
+                load.message.as_deref()
+            ),
+            (Some("DeadlineExceeded"), None, Some("attempt 1 timed out"))
         );
     }
 }

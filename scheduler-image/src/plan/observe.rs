@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::input::{JobState, LogArchiving, ObservedJob, PodReport};
+use super::finish::STOPPED;
+use super::input::{DEADLINE_EXCEEDED, JobState, LogArchiving, ObservedJob, PodReport};
 use super::output::{Action, EventType, REASON_LOG_NOT_ARCHIVED};
 use super::planner::Planner;
 use super::retry::{retried, retry_backoff};
@@ -20,11 +21,14 @@ use datajump_api::{TaskPhase, TaskStatus};
 fn failure_of(job: &ObservedJob, job_reason: &str) -> (String, Option<i32>, String) {
     let attempt = job.attempt;
     match job.pod.as_deref() {
-        _ if job_reason == "DeadlineExceeded" => (
-            job_reason.to_string(),
-            None,
-            format!("attempt {attempt} timed out"),
+        Some(PodReport::DeadlineExceeded { exit_code }) => (
+            DEADLINE_EXCEEDED.to_string(),
+            *exit_code,
+            timed_out(attempt),
         ),
+        _ if job_reason == DEADLINE_EXCEEDED => {
+            (DEADLINE_EXCEEDED.to_string(), None, timed_out(attempt))
+        }
         Some(PodReport::Terminated { reason, exit_code }) => (
             reason.clone(),
             Some(*exit_code),
@@ -36,6 +40,16 @@ fn failure_of(job: &ObservedJob, job_reason: &str) -> (String, Option<i32>, Stri
             format!("attempt {attempt} failed: {job_reason}"),
         ),
     }
+}
+
+fn timed_out(attempt: u32) -> String {
+    format!("attempt {attempt} timed out")
+}
+
+/// Reasons the scheduler records for a task it ended (a timeout, a stop, a terminate): they say
+/// why its container ended better than the kubelet's `Error` or exit code does.
+fn decided_by_scheduler(reason: Option<&str>) -> bool {
+    matches!(reason, Some(DEADLINE_EXCEEDED | TERMINATED | STOPPED))
 }
 
 impl Planner<'_> {
@@ -97,35 +111,41 @@ impl Planner<'_> {
             && job.state == JobState::Active
             && !job.deleting
         {
-            if task.reason.as_deref() == Some(TERMINATED) {
-                self.actions.push(Action::TerminateJob {
-                    job_name: job.name.clone(),
-                });
-            } else {
-                self.delete_job(job);
-            }
+            let terminated = task.reason.as_deref() == Some(TERMINATED);
+            self.stop_running_job(job.name.clone(), terminated);
         }
         self.record_late_exit_code(i, job);
     }
 
     /// A pod that reports how its container ended after the Job failed: its exit code is
-    /// recorded, and its reason too unless the Job's deadline killed it (the container then
-    /// says only `Error`, exit 137; `DeadlineExceeded` is why).
+    /// recorded, and its reason too unless the scheduler decided the task's end (a deadline,
+    /// a stop, a terminate: the container then says only `Error`, exit 137). A pod stopped by
+    /// its own deadline after its Job was seen failing tells only now that it timed out.
     pub(super) fn record_late_exit_code(&mut self, i: usize, job: &ObservedJob) {
+        let (JobState::Failed { reason: job_reason }, Some(report)) =
+            (&job.state, job.pod.as_deref())
+        else {
+            return;
+        };
+        let (reason, exit_code) = match report {
+            PodReport::Terminated { reason, exit_code } => (reason.as_str(), Some(*exit_code)),
+            PodReport::DeadlineExceeded { exit_code } => (DEADLINE_EXCEEDED, *exit_code),
+            PodReport::Blocked { .. } => return,
+        };
         let task = &mut self.tasks[i];
-        if let (
-            JobState::Failed { reason: job_reason },
-            Some(PodReport::Terminated { reason, exit_code }),
-        ) = (&job.state, job.pod.as_deref())
-            && job.attempt == task.attempts
-            && task.phase == TaskPhase::Failed
-            && task.exit_code.is_none()
+        if job.attempt != task.attempts
+            || task.phase != TaskPhase::Failed
+            || task.exit_code.is_some()
         {
-            if job_reason != "DeadlineExceeded" {
-                task.reason = Some(reason.clone());
-            }
-            task.exit_code = Some(*exit_code);
+            return;
         }
+        if !decided_by_scheduler(task.reason.as_deref()) && job_reason != DEADLINE_EXCEEDED {
+            if reason == DEADLINE_EXCEEDED {
+                task.message = Some(timed_out(job.attempt));
+            }
+            task.reason = Some(reason.to_string());
+        }
+        task.exit_code = exit_code;
     }
 
     /// Finished pods whose result the run's stored status already holds (their task ended,

@@ -42,6 +42,16 @@ pub enum Action {
         /// Job name.
         job_name: String,
     },
+    /// Stop a running Job's pods where they run, with the log archive on: the kubelet stops
+    /// their containers (the pods' `activeDeadlineSeconds` is cut to its minimum) and the
+    /// pods stay, finished, with their logs, so those are archived before the pods go (as
+    /// [`Action::ArchiveLogsThenDeletePods`] does for every finished pod). The Job then fails
+    /// and stays as the record of the attempt. A pod no node took yet has no log: its Job is
+    /// deleted.
+    KillPods {
+        /// Job name.
+        job_name: String,
+    },
     /// Delete the finished pods of a finished Job whose result the run recorded (the Job stays
     /// as the record of the attempt).
     DeletePods {

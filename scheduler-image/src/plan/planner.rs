@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::input::{ObservedJob, RunInput};
+use super::input::{LogArchiving, ObservedJob, RunInput};
 use super::output::{Action, EventType, RunPlan};
 use datajump_api::{
     RunCondition, RunPhase, Shutdown, TaskPhase, TaskSpec, TaskStatus, WorkflowRunStatus,
@@ -112,6 +112,19 @@ impl<'a> Planner<'a> {
         task.next_attempt_time = None;
         task.message = message;
         self.finished.push((i, phase));
+    }
+
+    /// Stops a running Job. With the log archive on, its pods
+    /// are stopped where they run, so their logs outlive them ([`Action::KillPods`]); else the
+    /// Job goes, in the foreground when `wait` (a terminate waits for the pods to be gone)
+    /// or in the background.
+    pub(super) fn stop_running_job(&mut self, job_name: String, wait: bool) {
+        let action = match (self.input.log_archiving, wait) {
+            (LogArchiving::On { .. }, _) => Action::KillPods { job_name },
+            (LogArchiving::Off, true) => Action::TerminateJob { job_name },
+            (LogArchiving::Off, false) => Action::DeleteJob { job_name },
+        };
+        self.actions.push(action);
     }
 
     pub(super) fn delete_job(&mut self, job: &ObservedJob) {

@@ -13,7 +13,7 @@
 use chrono::Duration;
 
 use super::input::JobState;
-use super::output::{Action, EventType};
+use super::output::EventType;
 use super::planner::Planner;
 use datajump_api::{Shutdown, TaskPhase};
 
@@ -106,13 +106,14 @@ impl Planner<'_> {
     }
 
     /// Stops running task `i`: its Job is deleted in the foreground (unless its deletion is
-    /// under way already) and the task is Failed with reason `Terminated`.
+    /// under way already), or with the log archive on its pods are stopped where they run
+    /// (so their logs can be archived), and the task is Failed with reason `Terminated`.
     fn terminate_task(&mut self, i: usize) {
         let attempt = self.tasks[i].attempts;
         let deleting = self.latest_job[i].is_some_and(|j| j.attempt == attempt && j.deleting);
         if !deleting && let Some(job_name) = self.tasks[i].job_name.clone() {
             // By name, observed or not: a Job the cache does not show yet is deleted too.
-            self.actions.push(Action::TerminateJob { job_name });
+            self.stop_running_job(job_name, true);
         }
         let task = &mut self.tasks[i];
         task.reason = Some(TERMINATED.into());

@@ -120,6 +120,14 @@ pub trait Cluster: Send + Sync {
         namespace: &str,
         name: &str,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    /// Stops the running pods of Job `job` where they run: each pod's `activeDeadlineSeconds`
+    /// is cut to its minimum, so the kubelet stops its containers and the pod stays, finished,
+    /// with its log. A pod no node took yet (it has no log) is deleted with its Job.
+    fn kill_pods(
+        &self,
+        namespace: &str,
+        job: &str,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
     /// Deletes the pods of a finished Job (the Job stays).
     fn delete_finished_pods(
         &self,

@@ -294,6 +294,10 @@ impl<C: Cluster> Reconciler<C> {
                     tracing::info!(namespace = %ns, run = %run_name, job = %job_name, "terminating task job and its pods");
                     self.cluster.terminate_job(&ns, job_name).await?;
                 }
+                Action::KillPods { job_name } => {
+                    tracing::info!(namespace = %ns, run = %run_name, job = %job_name, "stopping task pods where they run (their logs are archived)");
+                    self.cluster.kill_pods(&ns, job_name).await?;
+                }
                 Action::DeletePods { job_name } => {
                     tracing::debug!(namespace = %ns, run = %run_name, job = %job_name, "deleting finished pods");
                     self.cluster.delete_finished_pods(&ns, job_name).await?;

@@ -173,6 +173,13 @@ impl Cluster for Arc<MemoryCluster> {
         Ok(())
     }
 
+    /// Pods are not modelled: the Job fails at once, as a Job does once its pod stopped at its
+    /// deadline.
+    async fn kill_pods(&self, namespace: &str, job: &str) -> Result<(), ClusterError> {
+        self.fail_job(namespace, job, "BackoffLimitExceeded");
+        Ok(())
+    }
+
     /// Pods are not modelled: the Jobs' finished pods are never reported.
     async fn delete_finished_pods(&self, _namespace: &str, _job: &str) -> Result<(), ClusterError> {
         Ok(())

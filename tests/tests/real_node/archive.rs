@@ -14,11 +14,11 @@ use sha2::{Digest, Sha256};
 use datajump_tests::plugin::plugin_command;
 
 use datajump_tests::node::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, dev_log_archive};
-use datajump_tests::runs::{get_json, task};
+use datajump_tests::runs::{get_json, started_run, task, task_phase, wait_for_end, wait_for_run};
 
 use crate::scheduler::scheduler_pod;
 use crate::tasks::run_to_end;
-use crate::{E2E_IMAGE, NS, installed, submit};
+use crate::{E2E_IMAGE, NS, dj, installed, submit};
 
 /// Lines the task prints, each [`LINE_BYTES`] long: 200 MiB in all.
 const LINES: u64 = 209_715;
@@ -214,5 +214,135 @@ fn a_log_larger_than_the_schedulers_memory_outlives_its_pod() {
     assert!(
         shown.finalize() == expected_sha,
         "workflow logs printed the task's log"
+    );
+}
+
+/// Two tasks the scheduler stops while they run, each printing a line when it starts and one
+/// when it is told to stop (SIGTERM): `timed` by its own timeout, `held` by a terminate.
+fn stopped_workflow() -> String {
+    let task = |name: &str, extra: &str| {
+        format!(
+            r#"    - name: {name}
+      image: {E2E_IMAGE}
+      command:
+        - /busybox/sh
+        - -c
+        - trap 'echo {name} got SIGTERM; exit 143' TERM; echo {name} started; sleep 300 & wait
+{extra}"#
+        )
+    };
+    format!(
+        "apiVersion: datajump.io/v1alpha1\nkind: Workflow\nmetadata: {{name: stopped, namespace: {NS}}}\nspec:\n  tasks:\n{}{}",
+        task("timed", "      timeoutSeconds: 5\n"),
+        task("held", "")
+    )
+}
+
+/// The archived log of `task`'s first attempt in run `run` of workflow `stopped`, once there.
+fn archived(run: &str, task: &str) -> String {
+    let key = format!("{ARCHIVE_PREFIX}/{NS}/stopped/{run}/{task}/1.log");
+    let object = wait_until(
+        &format!("{task}'s log in the archive"),
+        Duration::from_secs(180),
+        || dev_log_archive().get(ARCHIVE_BUCKET, &key).ok(),
+    );
+    String::from_utf8(object).expect("a text log")
+}
+
+#[test]
+fn logs_of_tasks_stopped_while_running_are_archived_to_their_last_line() {
+    let Some(installed) = installed() else { return };
+    let cluster = installed.cluster;
+    submit(cluster, "stopped", &stopped_workflow());
+    let run = started_run(&dj(cluster, &["workflow", "run", "stopped"]));
+
+    // `timed` passes its timeout: the kubelet stops its pod, which stays, with its log.
+    let timed_out = wait_for_run(
+        cluster,
+        NS,
+        &run,
+        "timed to time out",
+        Duration::from_secs(120),
+        |r| task_phase(r, "timed").as_deref() == Some("Failed"),
+    );
+    let timed = task(&timed_out, "timed");
+    assert_eq!(
+        (&timed["reason"], &timed["message"]),
+        (
+            &Value::from("DeadlineExceeded"),
+            &Value::from("attempt 1 timed out")
+        ),
+        "{timed:#}"
+    );
+
+    // `held` still runs: terminate the run. Its pod is stopped where it runs, not deleted.
+    let terminate = dj(
+        cluster,
+        &[
+            "workflow",
+            "terminate",
+            &run,
+            "--yes",
+            "--wait",
+            "--timeout",
+            "2m",
+        ],
+    );
+    assert!(
+        terminate.ok,
+        "workflow terminate: {}{}",
+        terminate.stdout, terminate.stderr
+    );
+    let done = wait_for_end(cluster, NS, &run, Duration::from_secs(60));
+    assert_eq!(
+        done["status"]["phase"], "Terminated",
+        "{:#}",
+        done["status"]
+    );
+    let held = task(&done, "held");
+    assert_eq!(held["reason"], "Terminated", "{held:#}");
+
+    // Both logs reach the archive whole: the line printed on SIGTERM, when the container was
+    // being stopped, too. Then the pods go; the Jobs stay as the attempts' record.
+    for name in ["timed", "held"] {
+        let log = archived(&run, name);
+        assert_eq!(
+            log,
+            format!("{name} started\n{name} got SIGTERM\n"),
+            "{name}'s archived log"
+        );
+        let job = datajump_api::names::job_name(&run, name, 1);
+        wait_until(
+            &format!("{name}'s pod deleted once archived"),
+            Duration::from_secs(60),
+            || pod_of(cluster, &job).is_none().then_some(()),
+        );
+        let job = get_json(cluster, &["get", "job", "-n", NS, &job, "-o", "json"]);
+        assert!(
+            job["metadata"]["deletionTimestamp"].is_null(),
+            "the Job stays: {job:#}"
+        );
+    }
+    // The container's own ending is recorded beside the scheduler's verdict (its SIGTERM trap
+    // exits 143); read once the pods were seen.
+    let done = get_json(
+        cluster,
+        &["get", "workflowrun", "-n", NS, &run, "-o", "json"],
+    );
+    for name in ["timed", "held"] {
+        assert_eq!(
+            task(&done, name)["exitCode"],
+            143,
+            "{:#}",
+            task(&done, name)
+        );
+    }
+
+    // `workflow logs` reads them from the archive.
+    let logs = dj(cluster, &["workflow", "logs", &run, "--task", "held"]);
+    assert!(logs.ok, "{}", logs.stderr);
+    assert_eq!(
+        logs.stdout,
+        "[held] held started\n[held] held got SIGTERM\n"
     );
 }
