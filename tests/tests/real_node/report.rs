@@ -54,18 +54,32 @@ fn a_password_a_task_prints_is_nowhere_in_the_bundle() {
     submit(cluster, "leaky", &workflow());
     let run = started_run(&dj(cluster, &["workflow", "run", "leaky"]));
     let selector = format!("datajump.io/run={run}");
-    let pod = wait_until("the task printed its lines", Duration::from_secs(120), || {
-        let pod = list(cluster, NS, "pods", &selector).into_iter().next()?;
-        let name = pod["metadata"]["name"].as_str()?.to_string();
-        let log = cluster.kubectl(&["logs", &name, "-n", NS]);
-        String::from_utf8_lossy(&log.stdout).contains(DONE).then_some(name)
-    });
+    let pod = wait_until(
+        "the task printed its lines",
+        Duration::from_secs(120),
+        || {
+            let pod = list(cluster, NS, "pods", &selector).into_iter().next()?;
+            let name = pod["metadata"]["name"].as_str()?.to_string();
+            let log = cluster.kubectl(&["logs", &name, "-n", NS]);
+            String::from_utf8_lossy(&log.stdout)
+                .contains(DONE)
+                .then_some(name)
+        },
+    );
 
     let path = cluster.dir.join("report-real-node.zip");
     let _ = std::fs::remove_file(&path);
     let report = dj(
         cluster,
-        &["report", "--env", "dev", "-o", &path.to_string_lossy(), "--tail", "50"],
+        &[
+            "report",
+            "--env",
+            "dev",
+            "-o",
+            &path.to_string_lossy(),
+            "--tail",
+            "50",
+        ],
     );
     assert!(report.ok, "report: {}", report.stderr);
     let bundle = Bundle::open(&path);
@@ -91,7 +105,10 @@ fn a_password_a_task_prints_is_nowhere_in_the_bundle() {
         "the scheduler's log: {names:#?}"
     );
     let lease = bundle.text("scheduler/lease.yaml");
-    assert!(lease.contains("holderIdentity: datajump-scheduler-"), "{lease}");
+    assert!(
+        lease.contains("holderIdentity: datajump-scheduler-"),
+        "{lease}"
+    );
     let metrics = bundle.text("scheduler/metrics.txt");
     assert!(metrics.contains("scheduler_leader 1"), "{metrics}");
     assert!(

@@ -1,0 +1,253 @@
+//! `kubectl datajump report` on an environment of the size the issue budgets (10 s, 128 MiB):
+//! the dev release with 100 pods in its namespace and 1,000 WorkflowRuns, on the local control
+//! plane with the fake kubelet.
+//!
+//! ```sh
+//! cargo build -p kubectl-datajump
+//! cargo bench --profile dev -p datajump-tests --bench report [-- ROUNDS]
+//! ```
+//!
+//! The runs are what the scheduler leaves: 10 Workflows of the 5-task diamond, 100 runs each
+//! on hourly ticks (`build_run`), each marked Succeeded through the status subresource with its
+//! tasks and the spec snapshot. The pods are the release's and a Deployment's replicas, up to
+//! 100, all Running. The fake kubelet serves no logs, so each log request is a quick refusal:
+//! the figure covers the objects, the runs and one log request per container, not the
+//! transfer of log text.
+//!
+//! Each round (default 3) runs the plugin as a user does, `report --env dev -n NS -o FILE`,
+//! and takes its wall time and its exact peak RSS from `wait4(2)` (`ru_maxrss`); the bench
+//! fails when a round is over budget.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use datajump_api::{Workflow, WorkflowRun};
+use datajump_scheduler::jobs::{build_run, from_k8s_time};
+use datajump_tests::cluster::{self, Cluster, wait_until};
+use datajump_tests::load::diamond_workflow;
+use datajump_tests::plugin::{install_dev, plugin_command};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+const NS: &str = "bench-report";
+const PODS: usize = 100;
+const WORKFLOWS: usize = 10;
+const RUNS_PER_WORKFLOW: usize = 100;
+const WALL_BUDGET: Duration = Duration::from_secs(10);
+const RSS_BUDGET_MIB: f64 = 128.0;
+const IN_FLIGHT: usize = 32;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .map(|a| a.parse())
+        .transpose()
+        .context("ROUNDS is a number")?
+        .unwrap_or(3);
+    let Some(cluster) = cluster::shared() else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    install_dev(cluster, NS);
+    let client = cluster.client().await;
+    let runs = create_runs(cluster, &client).await?;
+    let pods = fill_pods(cluster, &client).await?;
+    eprintln!(
+        "environment ready in {:.1?}: {pods} pods, {runs} WorkflowRuns in {NS}",
+        started.elapsed()
+    );
+
+    let mut over = Vec::new();
+    println!("round   wall      peak RSS   files   archive");
+    for round in 1..=rounds {
+        let out = cluster.dir.join(format!("bench-report-{round}.zip"));
+        let measured = report(cluster, &out)?;
+        let summary: serde_json::Value = serde_json::from_str(&measured.stdout)
+            .with_context(|| format!("the JSON answer: {}", measured.stdout))?;
+        println!(
+            "{round:<7} {:<9} {:<10} {:<7} {} KiB",
+            format!("{:.2}s", measured.wall.as_secs_f64()),
+            format!("{:.1} MiB", measured.max_rss_mib),
+            summary["files"],
+            summary["bytes"].as_u64().unwrap_or_default() / 1024
+        );
+        if summary["pods"].as_u64() != Some(PODS as u64)
+            || summary["workflowRuns"].as_u64() != Some(runs as u64)
+        {
+            bail!("the report did not see the whole environment: {summary}");
+        }
+        if measured.wall > WALL_BUDGET || measured.max_rss_mib > RSS_BUDGET_MIB {
+            over.push(round);
+        }
+    }
+    println!(
+        "budget: {}s and {RSS_BUDGET_MIB} MiB per report ({PODS} pods, {runs} WorkflowRuns)",
+        WALL_BUDGET.as_secs()
+    );
+    if !over.is_empty() {
+        bail!("rounds {over:?} were over budget");
+    }
+    Ok(())
+}
+
+/// 10 diamond Workflows and 100 finished runs of each.
+async fn create_runs(cluster: &Cluster, client: &kube::Client) -> anyhow::Result<usize> {
+    let workflows: Api<Workflow> = Api::namespaced(client.clone(), NS);
+    let mut defined = Vec::new();
+    for w in 0..WORKFLOWS {
+        cluster.apply_yaml(&diamond_workflow(&format!("etl-{w}"), NS));
+        defined.push(workflows.get(&format!("etl-{w}")).await?);
+    }
+    let runs: Api<WorkflowRun> = Api::namespaced(client.clone(), NS);
+    let hour = Timestamp::now().as_second() / 3600 * 3600;
+    let made: Vec<(WorkflowRun, &Workflow, Timestamp)> = defined
+        .iter()
+        .flat_map(|wf| {
+            (1..=RUNS_PER_WORKFLOW).map(move |k| {
+                let tick = Timestamp::from_second(hour - 3600 * k as i64).expect("a time");
+                let run = build_run(wf, from_k8s_time(&Time(tick)).expect("a time"));
+                (run, wf, tick)
+            })
+        })
+        .collect();
+    let count = made.len();
+    futures::stream::iter(made)
+        .map(|(run, wf, tick)| {
+            let runs = runs.clone();
+            async move {
+                let name = run.name_any();
+                runs.create(&PostParams::default(), &run)
+                    .await
+                    .with_context(|| format!("creating {name}"))?;
+                let body = json!({"status": succeeded(&name, wf, tick)});
+                runs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                    .await
+                    .with_context(|| format!("finishing {name}"))
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(count)
+}
+
+/// What the scheduler writes on a run whose tasks all succeeded.
+fn succeeded(run: &str, wf: &Workflow, tick: Timestamp) -> serde_json::Value {
+    let at = |s: i64| (tick + SignedDuration::from_secs(s)).to_string();
+    let tasks: Vec<_> = wf
+        .spec
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            json!({"name": t.name, "phase": "Succeeded", "attempts": 1,
+                   "jobName": datajump_api::names::job_name(run, &t.name, 1),
+                   "startTime": at(60 * i as i64), "completionTime": at(60 * i as i64 + 50)})
+        })
+        .collect();
+    let end = at(600);
+    json!({
+        "phase": "Succeeded", "startTime": at(0), "completionTime": end,
+        "succeededTasks": tasks.len(), "totalTasks": tasks.len(), "tasks": tasks,
+        "message": "all tasks succeeded",
+        "conditions": [{"type": "Complete", "status": "True", "reason": "Completed",
+                        "message": "all tasks succeeded", "lastTransitionTime": end}],
+        "workflowSpec": wf.spec,
+    })
+}
+
+/// A Deployment of as many replicas as the namespace lacks for [`PODS`]; waits until all run.
+async fn fill_pods(cluster: &Cluster, client: &kube::Client) -> anyhow::Result<usize> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let release = pods.list(&ListParams::default()).await?.items.len();
+    let missing = PODS.saturating_sub(release);
+    cluster.apply_yaml(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: filler, namespace: {NS}}}\n\
+         spec:\n  replicas: {missing}\n  selector: {{matchLabels: {{app: filler}}}}\n  template:\n    metadata: {{labels: {{app: filler}}}}\n    spec:\n\
+         \x20     securityContext: {{runAsNonRoot: true, runAsUser: 1000, seccompProfile: {{type: RuntimeDefault}}}}\n\
+         \x20     containers:\n        - name: app\n          image: busybox\n          env: [{{name: REGION, value: eu}}]\n\
+         \x20         securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}\n"
+    ));
+    let rt = tokio::runtime::Handle::current();
+    let running = tokio::task::block_in_place(|| {
+        wait_until("100 running pods", Duration::from_secs(180), || {
+            let list = rt.block_on(pods.list(&ListParams::default())).ok()?;
+            let running = list
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .count();
+            (running >= PODS).then_some(running)
+        })
+    });
+    Ok(running)
+}
+
+/// One report: its answer, wall time and peak RSS.
+struct Measured {
+    stdout: String,
+    wall: Duration,
+    max_rss_mib: f64,
+}
+
+fn report(cluster: &Cluster, out: &std::path::Path) -> anyhow::Result<Measured> {
+    let _ = std::fs::remove_file(out);
+    let mut cmd = plugin_command();
+    cmd.args([
+        "report",
+        "--env",
+        "dev",
+        "-n",
+        NS,
+        "-o",
+        "json",
+        "--output-file",
+    ])
+    .arg(out)
+    .arg("--kubeconfig")
+    .arg(&cluster.kubeconfig)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let started = Instant::now();
+    let mut child = cmd.spawn().context("starting kubectl-datajump")?;
+    let mut stdout = child.stdout.take().context("its stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
+    });
+    let (status, max_rss_kib) = wait4(child.id())?;
+    let wall = started.elapsed();
+    let stdout = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading the answer"))??;
+    if status != 0 {
+        bail!("report exited with wait status {status}");
+    }
+    Ok(Measured {
+        stdout,
+        wall,
+        max_rss_mib: max_rss_kib as f64 / 1024.0,
+    })
+}
+
+/// Reaps the child `pid`: its wait status and peak resident set (KiB), as the kernel counted
+/// them.
+fn wait4(pid: u32) -> anyhow::Result<(i32, i64)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills; the pid is our own child, reaped once.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
+    if reaped < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    Ok((status, usage.ru_maxrss))
+}
