@@ -14,9 +14,9 @@
 //! the figure covers the objects, the runs and one log request per container, not the
 //! transfer of log text.
 //!
-//! Each round (default 3) runs the plugin as a user does, `report --env dev -n NS -o FILE`,
-//! and takes its wall time and its exact peak RSS from `wait4(2)` (`ru_maxrss`); the bench
-//! fails when a round is over budget.
+//! Each round (default 3) runs the plugin as a user does, `report --env dev -n NS -o FILE -v`,
+//! and takes its wall time and its exact peak RSS from `wait4(2)` (`ru_maxrss`), and prints the
+//! time of each step (`-v`); the bench fails when a round is over budget.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             summary["files"],
             summary["bytes"].as_u64().unwrap_or_default() / 1024
         );
+        print!("{}", measured.steps);
         if summary["pods"].as_u64() != Some(PODS as u64)
             || summary["workflowRuns"].as_u64() != Some(runs as u64)
         {
@@ -194,6 +195,8 @@ async fn fill_pods(cluster: &Cluster, client: &kube::Client) -> anyhow::Result<u
 /// One report: its answer, wall time and peak RSS.
 struct Measured {
     stdout: String,
+    /// Each step's time, from `-v`.
+    steps: String,
     wall: Duration,
     max_rss_mib: f64,
 }
@@ -209,6 +212,7 @@ fn report(cluster: &Cluster, out: &std::path::Path) -> anyhow::Result<Measured> 
         NS,
         "-o",
         "json",
+        "-v",
         "--output-file",
     ])
     .arg(out)
@@ -216,24 +220,37 @@ fn report(cluster: &Cluster, out: &std::path::Path) -> anyhow::Result<Measured> 
     .arg(&cluster.kubeconfig)
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = cmd.spawn().context("starting kubectl-datajump")?;
-    let mut stdout = child.stdout.take().context("its stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
-    });
+    let read_all = |mut from: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            from.read_to_string(&mut text).map(|_| text)
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().context("its stdout")?));
+    let stderr = read_all(Box::new(child.stderr.take().context("its stderr")?));
     let (status, max_rss_kib) = wait4(child.id())?;
     let wall = started.elapsed();
-    let stdout = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("reading the answer"))??;
+    let joined = |t: std::thread::JoinHandle<std::io::Result<String>>| {
+        t.join()
+            .map_err(|_| anyhow::anyhow!("reading the plugin's output"))?
+            .context("reading the plugin's output")
+    };
+    let stdout = joined(stdout)?;
+    // `-v`: the time each step took, for the bench's log.
+    let steps: String = joined(stderr)?
+        .lines()
+        .filter(|l| l.starts_with("debug: report:"))
+        .map(|l| format!("    {}\n", l.trim_start_matches("debug: report: ")))
+        .collect();
     if status != 0 {
         bail!("report exited with wait status {status}");
     }
     Ok(Measured {
         stdout,
+        steps,
         wall,
         max_rss_mib: max_rss_kib as f64 / 1024.0,
     })

@@ -121,11 +121,11 @@ pub(crate) async fn run(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
     let client = ctx.client().await?;
     require_namespace(&client, &ns).await?;
     let mut notes = Notes::default();
+    let mut steps = Steps::new(ctx);
 
-    ctx.progress.line("reading the release (helm) ...");
+    steps.next("reading the release (helm)");
     let release = release::read(ctx, &ns, &mut notes).await;
-    ctx.progress
-        .line("reading Secrets, pods and values for the redaction ...");
+    steps.next("reading Secrets, pods and values for the redaction");
     let secrets = objects::read_secrets(&client, &mut notes, &ns, &release.objects).await?;
     let (pods, pod_terms) = pods::read(&client, &mut notes, &ns, &secrets.names).await?;
     let mut terms = secrets.terms;
@@ -146,8 +146,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
     };
     write_versions(&client, &mut notes, &mut bundle, &release).await?;
     write_release(&mut bundle, &release)?;
-    ctx.progress
-        .line("reading every object of the namespace ...");
+    steps.next("reading every object of the namespace");
     let mut objects = secrets.objects.len();
     for (path, secret) in &secrets.objects {
         bundle.add_yaml(path, secret)?;
@@ -168,15 +167,14 @@ pub(crate) async fn run(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
         .await?;
     }
     pods::write(&mut bundle, &ns, &pods)?;
-    ctx.progress
-        .line(format!("reading the logs of {} pods ...", pods.len()));
+    steps.next(format!("reading the logs of {} pods", pods.len()));
     let limits = pods::LogLimits {
         since_seconds: i64::try_from(args.logs_since.as_secs().max(1)).unwrap_or(i64::MAX),
         tail_lines: i64::from(args.tail),
     };
     let logs = pods::write_logs(&client, &mut notes, &mut bundle, &ns, &pods, limits).await?;
     let events = events::write(&client, &mut notes, &mut bundle, &ns).await?;
-    ctx.progress.line("reading the scheduler and its runs ...");
+    steps.next("reading the scheduler and its runs");
     let leader = scheduler::write_lease(&client, &mut notes, &mut bundle, &ns, &fullname).await?;
     scheduler::write_metrics(
         &client,
@@ -191,8 +189,7 @@ pub(crate) async fn run(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
     let workflow_runs =
         scheduler::write_runs(&client, &mut notes, &mut bundle, &ns, max_runs).await?;
     let operator_resources = operators::write(&client, &mut notes, &mut bundle, &ns).await?;
-    ctx.progress
-        .line("reading nodes and running the preflight checks ...");
+    steps.next("reading nodes and running the preflight checks");
     let nodes = cluster::write_nodes(&client, &mut notes, &mut bundle).await?;
     cluster::write_preflight(
         &client,
@@ -221,7 +218,9 @@ pub(crate) async fn run(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
         forbidden: notes.forbidden.clone(),
         unavailable: notes.unavailable,
     };
+    steps.next("writing the index");
     let written = bundle.finish(index)?;
+    steps.done();
     if forbidden + unavailable > 0 {
         eprintln!(
             "note: {} items skipped: {forbidden} not allowed by RBAC (listed in {} in the archive), {unavailable} not available ({})",
@@ -246,6 +245,42 @@ pub(crate) async fn run(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
         denied: notes.forbidden,
     };
     output::print(&summary, &ctx.global)
+}
+
+/// The report's steps: each announced as progress, and with `-v` how long it took, so a slow
+/// cluster (or a slow part of one) shows where the time goes.
+struct Steps {
+    progress: crate::output::Progress,
+    verbose: bool,
+    current: Option<(String, std::time::Instant)>,
+}
+
+impl Steps {
+    fn new(ctx: &Ctx) -> Self {
+        Self {
+            progress: ctx.progress,
+            verbose: ctx.global.verbose(),
+            current: None,
+        }
+    }
+
+    fn next(&mut self, step: impl Into<String>) {
+        self.done();
+        let step = step.into();
+        self.progress.line(format!("{step} ..."));
+        self.current = Some((step, std::time::Instant::now()));
+    }
+
+    fn done(&mut self) {
+        if let Some((step, started)) = self.current.take()
+            && self.verbose
+        {
+            eprintln!(
+                "debug: report: {step}: {:.2}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
 }
 
 /// The namespace must exist (a typo in `-n`, an environment not installed here): bad input,

@@ -3,6 +3,10 @@
 //! container's when one restarted (the log of the crash is the one that matters). Logs are read
 //! a few at once, as the API server relays each from the node's kubelet.
 
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
@@ -14,7 +18,7 @@ use super::collect::{Notes, Request, list_each, name_of, qualified};
 use super::redact::{self, SecretNames, Term};
 
 /// Logs read at once: enough to hide the kubelets' latency, few enough not to load them.
-const LOGS_AT_ONCE: usize = 6;
+const LOGS_AT_ONCE: usize = 8;
 
 /// No container's log in the bundle is longer than this, whatever `--tail` says.
 const LOG_BYTES_CAP: i64 = 8 * 1024 * 1024;
@@ -69,14 +73,71 @@ pub(crate) fn write(bundle: &mut Bundle, ns: &str, pods: &[Value]) -> anyhow::Re
 #[derive(Debug, Clone)]
 struct LogRequest {
     pod: String,
+    /// The node the pod runs on (none: not scheduled yet).
+    node: Option<String>,
     container: String,
     previous: bool,
+}
+
+impl LogRequest {
+    /// `pod (container, previous)`, as the notes name it.
+    fn describe(&self) -> String {
+        let previous = if self.previous { ", previous" } else { "" };
+        format!("{} ({}{previous})", self.pod, self.container)
+    }
+}
+
+/// How long one log may take: a kubelet that does not answer is not waited for as long as the
+/// API server would.
+const LOG_WAIT: Duration = Duration::from_secs(20);
+
+/// What became of one log.
+enum Fetched {
+    Log(String),
+    Failed(kube::Error),
+    /// Not asked: the node's kubelet did not answer an earlier request (why).
+    NodeDown(String, String),
+    TimedOut,
+}
+
+/// Whether a failed log request says the node's kubelet cannot be reached (the API server
+/// relays the dial error), so that its other pods' logs are not asked for one by one.
+fn kubelet_unreachable(err: &kube::Error) -> bool {
+    const DIAL: [&str; 5] = [
+        "dial tcp",
+        "connection refused",
+        "no route to host",
+        "i/o timeout",
+        "no such host",
+    ];
+    matches!(err, kube::Error::Api(s) if s.code >= 500 && DIAL.iter().any(|d| s.message.contains(d)))
+}
+
+/// The requests, one node after another in turn, so that the first requests in flight reach
+/// different kubelets and an unreachable one is known before its other pods' turn.
+fn interleave_by_node(requests: Vec<LogRequest>) -> Vec<LogRequest> {
+    let mut by_node: BTreeMap<Option<String>, VecDeque<LogRequest>> = BTreeMap::new();
+    for r in requests {
+        by_node.entry(r.node.clone()).or_default().push_back(r);
+    }
+    let mut out = Vec::new();
+    while !by_node.is_empty() {
+        by_node.retain(|_, queue| {
+            out.extend(queue.pop_front());
+            !queue.is_empty()
+        });
+    }
+    out
 }
 
 /// The logs a pod has: each container's (init containers first), and the previous one's of
 /// each container that restarted.
 fn log_requests(pod: &Value) -> Vec<LogRequest> {
     let name = name_of(pod);
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let restarts = |container: &str| {
         ["initContainerStatuses", "containerStatuses"]
             .iter()
@@ -94,24 +155,23 @@ fn log_requests(pod: &Value) -> Vec<LogRequest> {
             .into_iter()
             .flatten();
         for container in containers.filter_map(|c| c.get("name")?.as_str()) {
-            out.push(LogRequest {
-                pod: name.to_string(),
-                container: container.to_string(),
-                previous: false,
-            });
-            if restarts(container) > 0 {
-                out.push(LogRequest {
-                    pod: name.to_string(),
-                    container: container.to_string(),
-                    previous: true,
-                });
+            for previous in [false, true] {
+                if !previous || restarts(container) > 0 {
+                    out.push(LogRequest {
+                        pod: name.to_string(),
+                        node: node.clone(),
+                        container: container.to_string(),
+                        previous,
+                    });
+                }
             }
         }
     }
     out
 }
 
-/// Reads and writes the logs of every pod; how many were written.
+/// Reads and writes the logs of every pod; how many were written. A node whose kubelet does
+/// not answer costs one request, not one per container.
 pub(crate) async fn write_logs(
     client: &Client,
     notes: &mut Notes,
@@ -121,11 +181,20 @@ pub(crate) async fn write_logs(
     limits: LogLimits,
 ) -> anyhow::Result<usize> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let requests: Vec<LogRequest> = pods.iter().flat_map(log_requests).collect();
+    let requests = interleave_by_node(pods.iter().flat_map(log_requests).collect());
+    let down: Mutex<BTreeMap<String, String>> = Mutex::default();
+    let down = &down;
     let mut fetched = stream::iter(requests)
         .map(|r| {
             let api = api.clone();
             async move {
+                let known_down = r.node.as_ref().and_then(|n| {
+                    let down = down.lock().unwrap_or_else(|e| e.into_inner());
+                    down.get(n).map(|why| (n.clone(), why.clone()))
+                });
+                if let Some((node, why)) = known_down {
+                    return (r, Fetched::NodeDown(node, why));
+                }
                 let params = LogParams {
                     container: Some(r.container.clone()),
                     previous: r.previous,
@@ -135,29 +204,47 @@ pub(crate) async fn write_logs(
                     timestamps: true,
                     ..LogParams::default()
                 };
-                let log = api.logs(&r.pod, &params).await;
-                (r, log)
+                let fetched = match tokio::time::timeout(LOG_WAIT, api.logs(&r.pod, &params)).await
+                {
+                    Ok(Ok(text)) => Fetched::Log(text),
+                    Ok(Err(e)) => Fetched::Failed(e),
+                    Err(_) => Fetched::TimedOut,
+                };
+                let unreachable = match &fetched {
+                    Fetched::Failed(e) if kubelet_unreachable(e) => Some(e.to_string()),
+                    Fetched::TimedOut => Some(format!("no answer within {}s", LOG_WAIT.as_secs())),
+                    _ => None,
+                };
+                if let (Some(node), Some(why)) = (&r.node, unreachable) {
+                    let mut down = down.lock().unwrap_or_else(|e| e.into_inner());
+                    down.entry(node.clone()).or_insert(why);
+                }
+                (r, fetched)
             }
         })
         .buffered(LOGS_AT_ONCE);
     let mut written = 0;
-    while let Some((r, log)) = fetched.next().await {
-        match log {
-            Ok(text) => {
+    while let Some((r, fetched)) = fetched.next().await {
+        let what = || format!("get pods/log {} in {ns}", r.describe());
+        match fetched {
+            Fetched::Log(text) => {
                 bundle.add_text(&paths::log(&r.pod, &r.container, r.previous), &text)?;
                 written += 1;
             }
-            Err(e) => {
+            Fetched::Failed(e) => {
                 let request = Request::new("get", "pods/log")
                     .namespaced(ns)
-                    .named(&format!(
-                        "{} ({}{})",
-                        r.pod,
-                        r.container,
-                        if r.previous { ", previous" } else { "" }
-                    ));
+                    .named(&r.describe());
                 notes.file(&request, e)?;
             }
+            Fetched::NodeDown(node, why) => notes.unavailable(
+                what(),
+                format!("not asked: the kubelet of node {node} did not answer an earlier request ({why})"),
+            ),
+            Fetched::TimedOut => notes.unavailable(
+                what(),
+                format!("no answer within {}s", LOG_WAIT.as_secs()),
+            ),
         }
     }
     Ok(written)
@@ -167,6 +254,44 @@ pub(crate) async fn write_logs(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn requests_take_turns_by_node_and_dial_errors_mark_a_kubelet_unreachable() {
+        let on = |pod: &str, node: &str| LogRequest {
+            pod: pod.into(),
+            node: Some(node.into()),
+            container: "c".into(),
+            previous: false,
+        };
+        let order: Vec<String> = interleave_by_node(vec![
+            on("a1", "a"),
+            on("a2", "a"),
+            on("a3", "a"),
+            on("b1", "b"),
+        ])
+        .into_iter()
+        .map(|r| r.pod)
+        .collect();
+        assert_eq!(order, ["a1", "b1", "a2", "a3"]);
+        let status = |code: u16, message: &str| {
+            kube::Error::Api(
+                kube::core::Status {
+                    code,
+                    message: message.into(),
+                    ..Default::default()
+                }
+                .boxed(),
+            )
+        };
+        assert!(kubelet_unreachable(&status(
+            500,
+            "Get \"https://n1:10250/containerLogs/x\": dial tcp: lookup n1: no such host"
+        )));
+        assert!(!kubelet_unreachable(&status(
+            400,
+            "container \"c\" in pod \"p\" is waiting to start: ContainerCreating"
+        )));
+    }
 
     #[test]
     fn init_containers_first_and_the_previous_log_after_a_restart() {

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
 use regex::{Captures, Regex};
 use serde_json::Value;
@@ -34,6 +34,12 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Values shorter than this are not searched for by content: a Secret value such as `1` or
 /// `yes` would otherwise blank out every occurrence of that word in the bundle.
 pub(crate) const MIN_SCRUBBED_LEN: usize = 4;
+
+/// Values longer than this are not searched for whole: a Helm release record (hundreds of KiB
+/// of gzip in base64) or a CA bundle is not what leaks into a log line, and searching for it
+/// would cost as much memory as its size times the alphabet. What a long config file holds
+/// inside (`PASSWORD=x`) is still searched for.
+pub(crate) const MAX_SCRUBBED_LEN: usize = 4096;
 
 /// What replaces one of a Secret's values: its size, never its content.
 pub(crate) fn secret_marker(bytes: usize) -> String {
@@ -316,7 +322,7 @@ impl Redactor {
         for term in terms {
             for form in forms_of(&term.value) {
                 let is_name = std::str::from_utf8(&form).is_ok_and(|f| names.contains(f));
-                if form.len() >= MIN_SCRUBBED_LEN
+                if (MIN_SCRUBBED_LEN..=MAX_SCRUBBED_LEN).contains(&form.len())
                     && !is_name
                     && !forms.iter().any(|(f, _)| *f == form)
                 {
@@ -330,8 +336,10 @@ impl Redactor {
                 ..Self::default()
             };
         }
+        // The contiguous NFA: a few bytes per pattern byte, where a DFA would take hundreds.
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(forms.iter().map(|(f, _)| f))
             .expect("literal patterns always build");
         Self {
@@ -351,48 +359,52 @@ impl Redactor {
         self.labels.len()
     }
 
-    /// The text with every term replaced; how many it replaced. For structured text (YAML
-    /// written from a tree whose strings were scrubbed already), where the shapes of layer 3
-    /// would misread a field like `automountServiceAccountToken: true`.
-    pub(crate) fn scrub_terms(&self, text: &str) -> (String, usize) {
+    /// The text with every term replaced; how many it replaced (borrowed when none). For
+    /// structured text (YAML written from a tree whose strings were scrubbed already), where the
+    /// shapes of layer 3 would misread a field like `automountServiceAccountToken: true`.
+    pub(crate) fn scrub_terms<'t>(&self, text: &'t str) -> (Cow<'t, str>, usize) {
         let Some(matcher) = &self.matcher else {
-            return (text.to_string(), 0);
+            return (Cow::Borrowed(text), 0);
         };
-        let (mut out, mut count, mut last) = (String::with_capacity(text.len()), 0, 0);
+        let (mut out, mut count, mut last) = (String::new(), 0, 0);
+        // Every form is valid UTF-8 (see `forms_of`), so matches fall on character boundaries.
         for m in matcher.find_iter(text) {
             out.push_str(&text[last..m.start()]);
-            out.push_str(&format!(
-                "<redacted: {}>",
-                self.labels[m.pattern().as_usize()]
-            ));
+            out.push_str("<redacted: ");
+            out.push_str(&self.labels[m.pattern().as_usize()]);
+            out.push('>');
             last = m.end();
             count += 1;
         }
+        if count == 0 {
+            return (Cow::Borrowed(text), 0);
+        }
         out.push_str(&text[last..]);
-        (out, count)
+        (Cow::Owned(out), count)
     }
 
     /// The text with every term and every credential-shaped value replaced; how many it
-    /// replaced. For free text: logs, event messages, metrics.
-    pub(crate) fn scrub(&self, text: &str) -> (String, usize) {
+    /// replaced (borrowed when none). For free text: logs, event messages, metrics.
+    pub(crate) fn scrub<'t>(&self, text: &'t str) -> (Cow<'t, str>, usize) {
         let (out, count) = self.scrub_terms(text);
-        match scrub_patterns(&out) {
-            Cow::Borrowed(_) => (out, count),
-            Cow::Owned(scrubbed) => (scrubbed, count + 1),
-        }
+        let scrubbed = match scrub_patterns(&out) {
+            Cow::Borrowed(_) => return (out, count),
+            Cow::Owned(scrubbed) => scrubbed,
+        };
+        (Cow::Owned(scrubbed), count + 1)
     }
 
     /// Every string of a JSON tree scrubbed in place (before it is written as YAML, whose
     /// quoting and line folding would hide a value from a search of the written text).
     pub(crate) fn scrub_value(&self, value: &mut Value) -> usize {
         match value {
-            Value::String(text) => {
-                let (scrubbed, count) = self.scrub(text);
-                if count > 0 {
+            Value::String(text) => match self.scrub(text) {
+                (Cow::Owned(scrubbed), count) => {
                     *text = scrubbed;
+                    count
                 }
-                count
-            }
+                (Cow::Borrowed(_), _) => 0,
+            },
             Value::Array(items) => items.iter_mut().map(|v| self.scrub_value(v)).sum(),
             Value::Object(map) => map.values_mut().map(|v| self.scrub_value(v)).sum(),
             _ => 0,
@@ -401,15 +413,15 @@ impl Redactor {
 }
 
 /// The forms a value takes in files (see [`Redactor::new`]). A term that is not valid UTF-8
-/// (a keystore) is searched for as bytes and as base64 only.
+/// (a keystore) cannot be in a text file as it is: it is searched for as base64 only.
 fn forms_of(value: &[u8]) -> Vec<Vec<u8>> {
     let mut forms = vec![
-        value.to_vec(),
         base64::engine::general_purpose::STANDARD
             .encode(value)
             .into_bytes(),
     ];
     if let Ok(text) = std::str::from_utf8(value) {
+        forms.push(value.to_vec());
         let trimmed = text.trim();
         forms.push(trimmed.as_bytes().to_vec());
         if let Ok(json) = serde_json::to_string(trimmed) {
