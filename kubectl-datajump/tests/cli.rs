@@ -46,6 +46,7 @@ fn help_uses_the_kubectl_prefix() {
         "workflow",
         "backup",
         "restore",
+        "report",
         "completions",
     ] {
         assert!(help.contains(cmd), "help lists {cmd}");
@@ -526,6 +527,16 @@ fn help_lists_the_verbs_own_flags_before_the_global_ones() {
             &["workflow", "logs", "--help"][..],
             &["--follow", "--task"][..],
         ),
+        (
+            &["report", "--help"][..],
+            &[
+                "--output-file",
+                "--force",
+                "--logs-since",
+                "--tail",
+                "--max-runs",
+            ][..],
+        ),
     ] {
         let help = text(&run(args).stdout);
         let global = help
@@ -544,7 +555,8 @@ fn help_lists_the_verbs_own_flags_before_the_global_ones() {
             "--kubeconfig",
             "--context",
             "--namespace",
-            "--output",
+            // Not `--output-file`, a verb's own.
+            "--output <",
             "--helm",
         ] {
             let at = help
@@ -620,4 +632,35 @@ fn workflow_validate_and_backfill_read_several_schedules() {
     ] {
         assert!(err.contains(problem), "{problem} missing from: {err}");
     }
+}
+
+/// Where the support bundle cannot go is refused before the cluster is asked anything (here
+/// there is no kubeconfig at all): exit 2, nothing written.
+#[test]
+fn report_refuses_a_place_it_cannot_write_before_touching_the_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("ticket.zip");
+    std::fs::write(&existing, "earlier bundle").unwrap();
+    let missing = dir.path().join("no/such/folder/r.zip");
+    for (target, says) in [
+        (&existing, "exists already: pass --force"),
+        (&missing, "does not exist"),
+    ] {
+        let out = run(&["report", "--env", "dev", "-o", target.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&existing).unwrap(),
+        "earlier bundle"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "only the earlier file: {left:?}");
+    // With a place to write, the missing kubeconfig is what stops it, also exit 2.
+    let fresh = dir.path().join("fresh.zip");
+    let out = run(&["report", "--env", "dev", "-o", fresh.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("/nonexistent/kubeconfig"));
+    assert!(!fresh.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
