@@ -1,7 +1,8 @@
 //! `kubectl datajump`: the DataJump platform's life cycle from one kubectl plugin. The binary only
 //! calls [`run`]; parsing lives in `cli`, each subcommand in `cmd/<noun>.rs` (the workflow verbs
 //! in `cmd/workflow/`, reading files through `workflow_file`), cluster access in `kube/`, helm
-//! command lines in `helm`, and answers are printed through `output`.
+//! command lines in `helm`, the support bundle's redaction in `redact`, and answers are printed
+//! through `output`.
 
 pub mod cli;
 pub mod cmd;
@@ -10,6 +11,7 @@ pub mod helm;
 pub mod kube;
 pub mod manifests;
 pub mod output;
+pub(crate) mod redact;
 pub(crate) mod registry;
 pub(crate) mod schema;
 pub mod values;

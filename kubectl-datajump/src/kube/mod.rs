@@ -15,6 +15,7 @@ pub(crate) mod logs;
 pub mod namespace;
 pub mod preflight;
 pub(crate) mod release;
+pub(crate) mod report;
 pub(crate) mod rollout;
 pub(crate) mod scheduler;
 pub(crate) mod status;

@@ -17,8 +17,10 @@ use tempfile::NamedTempFile;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use super::redact::Redactor;
 use crate::error::InputError;
+use crate::kube::report::collect::{Denied, Unavailable};
+use crate::kube::report::{Part, Sink};
+use crate::redact::Redactor;
 
 /// Where each part of the report goes in the archive.
 pub(crate) mod paths {
@@ -258,7 +260,7 @@ impl Bundle {
     pub(crate) fn add_yaml(&mut self, path: &str, value: &Value) -> anyhow::Result<()> {
         let mut value = value.clone();
         self.scrubbed += self.redactor.scrub_value(&mut value);
-        super::redact::redact_fields(&mut value, self.redactor.names());
+        crate::redact::redact_fields(&mut value, self.redactor.names());
         let text = serde_yaml::to_string(&value).with_context(|| format!("writing {path}"))?;
         self.add_structured(path, &text)
     }
@@ -328,35 +330,47 @@ impl Bundle {
     }
 }
 
+impl Sink for Bundle {
+    /// Each part at its place in the archive ([`paths`]): objects as YAML, logs and tables as
+    /// text, all redacted on the way in.
+    fn put(&mut self, part: Part<'_>) -> anyhow::Result<()> {
+        match part {
+            Part::Object {
+                namespace,
+                resource,
+                name,
+                value,
+            } => self.add_yaml(&paths::object(namespace, resource, name), value),
+            Part::Log {
+                pod,
+                container,
+                previous,
+                text,
+            } => self.add_text(&paths::log(pod, container, previous), text),
+            Part::Events(text) => self.add_text(paths::EVENTS, text),
+            Part::Lease(value) => self.add_yaml(paths::LEASE, value),
+            Part::Metrics(text) => self.add_text(paths::METRICS, text),
+            Part::RunsIndex(text) => self.add_text(paths::RUNS_INDEX, text),
+            Part::Run { name, value } => self.add_yaml(&paths::run(name), value),
+            Part::Operator { kind, name, value } => {
+                self.add_yaml(&paths::operator(kind, name), value)
+            }
+            Part::Nodes(value) => self.add_yaml(paths::NODES, value),
+            Part::Preflight(value) => self.add_yaml(paths::PREFLIGHT, value),
+        }
+    }
+
+    fn has_object(&self, namespace: Option<&str>, resource: &str, name: &str) -> bool {
+        self.has(&paths::object(namespace, resource, name))
+    }
+}
+
 /// The archive once in place.
 #[derive(Debug)]
 pub(crate) struct Written {
     pub path: PathBuf,
     pub bytes: u64,
     pub files: Vec<FileEntry>,
-}
-
-/// A request the API server refused (403), grouped by verb, resource and namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Denied {
-    pub verb: String,
-    /// `resource[.group]`, with its subresource (`pods/log`).
-    pub resource: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// The objects named in the refused requests (none for a list), a few of them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub names: Vec<String>,
-    /// How many requests of this kind were refused.
-    pub count: usize,
-}
-
-/// Something that could not be read for another reason than RBAC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Unavailable {
-    pub what: String,
-    pub why: String,
 }
 
 /// What the redaction did, for the index.
@@ -499,7 +513,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::report::redact::Term;
+    use crate::redact::Term;
     use std::io::Read;
 
     fn index() -> Index {

@@ -5,35 +5,27 @@
 //!
 //! The order matters for the redaction: the Secrets, the pods' specs and the Helm values are
 //! read first, and every value they hold that is a credential becomes a term the redactor
-//! searches every later file for (`redact`); only then is the archive started (`bundle`) and
-//! each part read and written (`objects`, `pods`, `events`, `scheduler`, `operators`,
-//! `cluster`, `release`). What the user may not read is listed in the archive, never a failure
-//! (`collect`).
+//! searches every later file for (`crate::redact`); only then is the archive started
+//! (`bundle`) and each part read (`crate::kube::report`, and helm in `release`) and written.
+//! What the user may not read is listed in the archive, never a failure.
 
 pub(crate) mod bundle;
-mod cluster;
-mod collect;
-mod events;
-mod objects;
-mod operators;
-mod pods;
-pub(crate) mod redact;
 mod release;
-mod scheduler;
 
 use std::path::PathBuf;
 
 use chart_gen::model::{Environment, names};
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::{Api, Client};
+use kube::Client;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use bundle::{Bundle, Denied, Index, Limits, OutputFile, Redaction, paths};
-use collect::Notes;
-use redact::{Redactor, Term};
+use bundle::{Bundle, Index, Limits, OutputFile, Redaction, paths};
 use release::ReleaseFacts;
+
+use crate::kube::report::collect::{self, Denied, Notes};
+use crate::kube::report::{Part, Sink, cluster, events, objects, operators, pods, scheduler};
+use crate::redact::{self, Redactor, Term};
 
 use crate::cli::ReportArgs;
 use crate::cmd::Ctx;
@@ -148,8 +140,14 @@ pub(crate) async fn run(ctx: &Ctx, args: &ReportArgs) -> anyhow::Result<()> {
     write_release(&mut bundle, &release)?;
     steps.next("reading every object of the namespace");
     let mut objects = secrets.objects.len();
-    for (path, secret) in &secrets.objects {
-        bundle.add_yaml(path, secret)?;
+    let secrets_resource = objects::secrets_resource();
+    for (namespace, secret) in &secrets.objects {
+        bundle.put(Part::Object {
+            namespace: Some(namespace),
+            resource: &secrets_resource,
+            name: collect::name_of(secret),
+            value: secret,
+        })?;
     }
     let discovery = objects::discover(&client, &mut notes).await?;
     if let Some(discovery) = &discovery {
@@ -286,15 +284,13 @@ impl Steps {
 /// The namespace must exist (a typo in `-n`, an environment not installed here): bad input,
 /// nothing written. When the user may not read namespaces, the report goes on.
 async fn require_namespace(client: &Client, ns: &str) -> anyhow::Result<()> {
-    match Api::<Namespace>::all(client.clone()).get_opt(ns).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(InputError::new(format!(
+    if collect::namespace_exists(client, ns).await? == Some(false) {
+        return Err(InputError::new(format!(
             "namespace {ns} does not exist in this cluster: is the environment installed here? (-n names another namespace)"
         ))
-        .into()),
-        Err(kube::Error::Api(s)) if s.code == 403 => Ok(()),
-        Err(e) => Err(e.into()),
+        .into());
     }
+    Ok(())
 }
 
 /// The credentials in the Helm values (by their field names), to search for everywhere.

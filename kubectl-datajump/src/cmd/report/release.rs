@@ -6,21 +6,12 @@
 
 use serde_json::Value;
 
-use super::collect::{Notes, Request, static_verb};
 use crate::cmd::Ctx;
 use crate::cmd::status::{ReleaseInfo, release_from_metadata};
 use crate::helm::Helm;
 use crate::kube::edge_error::Denied;
-
-/// An object of the release, as its manifest names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ObjectRef {
-    pub api_version: String,
-    pub kind: String,
-    /// As written in the manifest (none: the release's namespace, or a cluster-scoped kind).
-    pub namespace: Option<String>,
-    pub name: String,
-}
+use crate::kube::report::collect::{Notes, Request, static_verb};
+use crate::kube::report::objects::ObjectRef;
 
 /// What helm says about the release; each part `None` when helm could not say (noted).
 #[derive(Debug, Default)]

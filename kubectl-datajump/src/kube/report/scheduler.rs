@@ -11,9 +11,9 @@ use kube::Client;
 use kube::api::ApiResource;
 use serde_json::Value;
 
-use super::bundle::{Bundle, paths};
 use super::collect::{Notes, Request, get_one, list_each, name_of};
 use super::objects::redact_object;
+use super::{Part, Sink};
 use crate::output;
 
 /// How long the metrics may take: the proxy waits for a pod that does not answer as long as
@@ -27,7 +27,7 @@ const METRICS_PORT: u16 = 8080;
 pub(crate) async fn write_lease(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
     ns: &str,
     fullname: &str,
 ) -> anyhow::Result<Option<String>> {
@@ -36,7 +36,7 @@ pub(crate) async fn write_lease(
     let Some(lease) = get_one(client, notes, &ar, Some(ns), &name).await? else {
         return Ok(None);
     };
-    bundle.add_yaml(paths::LEASE, &lease)?;
+    sink.put(Part::Lease(&lease))?;
     Ok(lease
         .pointer("/spec/holderIdentity")
         .and_then(Value::as_str)
@@ -48,7 +48,7 @@ pub(crate) async fn write_lease(
 pub(crate) async fn write_metrics(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
     ns: &str,
     fullname: &str,
     leader: Option<&str>,
@@ -70,7 +70,7 @@ pub(crate) async fn write_metrics(
     };
     let http = http::Request::get(&path).body(Vec::new())?;
     match tokio::time::timeout(METRICS_WAIT, client.request_text(http)).await {
-        Ok(Ok(text)) => bundle.add_text(paths::METRICS, &text)?,
+        Ok(Ok(text)) => sink.put(Part::Metrics(&text))?,
         Ok(Err(e)) => notes.file(&request, e)?,
         Err(_) => notes.unavailable(
             "the scheduler's /metrics",
@@ -145,7 +145,7 @@ impl Newest {
 pub(crate) async fn write_runs(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
     ns: &str,
     max_runs: usize,
 ) -> anyhow::Result<usize> {
@@ -167,7 +167,10 @@ pub(crate) async fn write_runs(
     newest.trim();
     for (_, name, mut run) in newest.runs {
         redact_object(&mut run);
-        bundle.add_yaml(&paths::run(&name), &run)?;
+        sink.put(Part::Run {
+            name: &name,
+            value: &run,
+        })?;
     }
     lines.sort_by(|a, b| (&b.created, &b.name).cmp(&(&a.created, &a.name)));
     let rows: Vec<Vec<String>> = lines
@@ -189,7 +192,7 @@ pub(crate) async fn write_runs(
         ],
         &rows,
     );
-    bundle.add_text(paths::RUNS_INDEX, &table)?;
+    sink.put(Part::RunsIndex(&table))?;
     Ok(lines.len())
 }
 

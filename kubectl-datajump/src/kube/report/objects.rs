@@ -12,10 +12,24 @@ use kube::api::{ApiResource, GroupVersionKind};
 use kube::discovery::{Discovery, Scope, verbs};
 use serde_json::Value;
 
-use super::bundle::{Bundle, paths};
 use super::collect::{Notes, get_one, list_each, name_of, qualified};
-use super::redact::{self, SecretNames, Term};
-use super::release::ObjectRef;
+use super::{Part, Sink};
+use crate::redact::{self, SecretNames, Term};
+
+/// An object of the release, as its manifest names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    /// As written in the manifest (none: the release's namespace, or a cluster-scoped kind).
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// A Secret's resource name, as the parts name it.
+pub(crate) fn secrets_resource() -> String {
+    qualified(&secrets())
+}
 
 /// Resource types not written here: pods, Secrets and WorkflowRuns have sections of their own,
 /// events are one table, and ControllerRevisions are copies of pod templates kept for rollbacks.
@@ -74,7 +88,7 @@ fn secrets() -> ApiResource {
 /// held as redactor terms.
 #[derive(Debug, Default)]
 pub(crate) struct SecretsRead {
-    /// `(path in the archive, redacted Secret)`.
+    /// `(namespace, redacted Secret)`.
     pub objects: Vec<(String, Value)>,
     pub terms: Vec<Term>,
     /// Whether the namespace's Secrets could be listed.
@@ -115,8 +129,7 @@ pub(crate) async fn read_secrets(
         for (key, value) in redact::redact_secret(&mut secret) {
             read.terms.push(Term::from_secret(&name, &key, value));
         }
-        let path = paths::object(Some(&namespace), &qualified(&ar), &name);
-        read.objects.push((path, secret));
+        read.objects.push((namespace, secret));
     }
     Ok(read)
 }
@@ -133,7 +146,7 @@ pub(crate) fn redact_object(object: &mut Value) {
 pub(crate) async fn write_namespace(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
     ns: &str,
     resources: &[ApiResource],
 ) -> anyhow::Result<usize> {
@@ -143,10 +156,12 @@ pub(crate) async fn write_namespace(
         list_each(client, notes, ar, Some(ns), |mut object| {
             redact_object(&mut object);
             count += 1;
-            bundle.add_yaml(
-                &paths::object(Some(ns), &resource, name_of(&object)),
-                &object,
-            )
+            sink.put(Part::Object {
+                namespace: Some(ns),
+                resource: &resource,
+                name: name_of(&object),
+                value: &object,
+            })
         })
         .await?;
     }
@@ -158,7 +173,7 @@ pub(crate) async fn write_namespace(
 pub(crate) async fn write_release_elsewhere(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
     ns: &str,
     discovery: &Discovery,
     release: &[ObjectRef],
@@ -177,13 +192,18 @@ pub(crate) async fn write_release_elsewhere(
             Scope::Cluster => None,
             Scope::Namespaced => Some(r.namespace.as_deref().unwrap_or(ns)),
         };
-        let path = paths::object(namespace, &qualified(&ar), &r.name);
-        if bundle.has(&path) {
+        let resource = qualified(&ar);
+        if sink.has_object(namespace, &resource, &r.name) {
             continue;
         }
         if let Some(mut object) = get_one(client, notes, &ar, namespace, &r.name).await? {
             redact_object(&mut object);
-            bundle.add_yaml(&path, &object)?;
+            sink.put(Part::Object {
+                namespace,
+                resource: &resource,
+                name: &r.name,
+                value: &object,
+            })?;
             count += 1;
         }
     }

@@ -8,7 +8,7 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::TypeMeta;
 use serde_json::Value;
 
-use super::bundle::{Denied, Unavailable};
+use serde::Serialize;
 
 /// At most this many objects per list request: a namespace with thousands of Jobs or runs is
 /// read page by page, never held whole.
@@ -58,6 +58,29 @@ impl Request {
         }
         out
     }
+}
+
+/// A request the API server refused (403), grouped by verb, resource and namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Denied {
+    pub verb: String,
+    /// `resource[.group]`, with its subresource (`pods/log`).
+    pub resource: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The objects named in the refused requests (none for a list), a few of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// How many requests of this kind were refused.
+    pub count: usize,
+}
+
+/// Something that could not be read for another reason than RBAC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Unavailable {
+    pub what: String,
+    pub why: String,
 }
 
 /// The verbs a refusal may name, as the static strings a [`Request`] keeps.
@@ -272,6 +295,19 @@ pub(crate) async fn get_one(
             notes.file(&request, e)?;
             Ok(None)
         }
+    }
+}
+
+/// Whether namespace `ns` exists; `None` when the user may not read namespaces.
+pub(crate) async fn namespace_exists(
+    client: &kube::Client,
+    ns: &str,
+) -> anyhow::Result<Option<bool>> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    match namespaces.get_opt(ns).await {
+        Ok(found) => Ok(Some(found.is_some())),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -13,9 +13,9 @@ use kube::Client;
 use kube::api::{Api, ApiResource, LogParams};
 use serde_json::Value;
 
-use super::bundle::{Bundle, paths};
 use super::collect::{Notes, Request, list_each, name_of, qualified};
-use super::redact::{self, SecretNames, Term};
+use super::{Part, Sink};
+use crate::redact::{self, SecretNames, Term};
 
 /// Logs read at once: enough to hide the kubelets' latency, few enough not to load them.
 const LOGS_AT_ONCE: usize = 8;
@@ -61,10 +61,15 @@ pub(crate) async fn read(
 }
 
 /// Writes each pod's object.
-pub(crate) fn write(bundle: &mut Bundle, ns: &str, pods: &[Value]) -> anyhow::Result<()> {
+pub(crate) fn write(sink: &mut impl Sink, ns: &str, pods: &[Value]) -> anyhow::Result<()> {
     let resource = qualified(&self::pods());
     for pod in pods {
-        bundle.add_yaml(&paths::object(Some(ns), &resource, name_of(pod)), pod)?;
+        sink.put(Part::Object {
+            namespace: Some(ns),
+            resource: &resource,
+            name: name_of(pod),
+            value: pod,
+        })?;
     }
     Ok(())
 }
@@ -175,7 +180,7 @@ fn log_requests(pod: &Value) -> Vec<LogRequest> {
 pub(crate) async fn write_logs(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
     ns: &str,
     pods: &[Value],
     limits: LogLimits,
@@ -228,7 +233,12 @@ pub(crate) async fn write_logs(
         let what = || format!("get pods/log {} in {ns}", r.describe());
         match fetched {
             Fetched::Log(text) => {
-                bundle.add_text(&paths::log(&r.pod, &r.container, r.previous), &text)?;
+                sink.put(Part::Log {
+                    pod: &r.pod,
+                    container: &r.container,
+                    previous: r.previous,
+                    text: &text,
+                })?;
                 written += 1;
             }
             Fetched::Failed(e) => {
@@ -302,17 +312,14 @@ mod tests {
                 {"name": "web", "restartCount": 3}, {"name": "proxy", "restartCount": 0}
             ]}
         });
-        let shown: Vec<String> = log_requests(&pod)
-            .iter()
-            .map(|r| paths::log(&r.pod, &r.container, r.previous))
-            .collect();
+        let shown: Vec<String> = log_requests(&pod).iter().map(|r| r.describe()).collect();
         assert_eq!(
             shown,
             [
-                "logs/web-1/wait.log",
-                "logs/web-1/web.log",
-                "logs/web-1/web.previous.log",
-                "logs/web-1/proxy.log"
+                "web-1 (wait)",
+                "web-1 (web)",
+                "web-1 (web, previous)",
+                "web-1 (proxy)"
             ]
         );
     }

@@ -6,8 +6,8 @@ use kube::Client;
 use kube::api::ApiResource;
 use serde_json::Value;
 
-use super::bundle::{Bundle, paths};
 use super::collect::{Notes, list_each};
+use super::{Part, Sink};
 use crate::output;
 
 /// One event as a row: `[last seen, type, reason, kind/name, count, message]`.
@@ -47,7 +47,7 @@ fn row(event: &Value) -> Vec<String> {
 pub(crate) async fn write(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
     ns: &str,
 ) -> anyhow::Result<usize> {
     let mut rows = Vec::new();
@@ -69,7 +69,7 @@ pub(crate) async fn write(
             &["LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"],
             &rows,
         );
-        bundle.add_text(paths::EVENTS, &table)?;
+        sink.put(Part::Events(&table))?;
     }
     Ok(rows.len())
 }

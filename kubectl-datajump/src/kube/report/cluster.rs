@@ -8,8 +8,8 @@ use kube::Client;
 use kube::api::ApiResource;
 use serde_json::{Value, json};
 
-use super::bundle::{Bundle, paths};
 use super::collect::{Notes, list_each};
+use super::{Part, Sink};
 use crate::kube::{credentials, preflight};
 
 /// The API server's version; `None` when it could not be read (noted).
@@ -72,7 +72,7 @@ pub(crate) fn node_summary(node: &Value) -> Value {
 pub(crate) async fn write_nodes(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
 ) -> anyhow::Result<usize> {
     let mut nodes = Vec::new();
     let listed = list_each(
@@ -87,7 +87,7 @@ pub(crate) async fn write_nodes(
     )
     .await?;
     if listed {
-        bundle.add_yaml(paths::NODES, &Value::Array(nodes.clone()))?;
+        sink.put(Part::Nodes(&Value::Array(nodes.clone())))?;
     }
     Ok(nodes.len())
 }
@@ -97,7 +97,7 @@ pub(crate) async fn write_nodes(
 pub(crate) async fn write_preflight(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
     ns: &str,
     values: Option<&Value>,
 ) -> anyhow::Result<()> {
@@ -134,7 +134,7 @@ pub(crate) async fn write_preflight(
             notes.file_any("preflight", e)?;
         }
     }
-    bundle.add_yaml(paths::PREFLIGHT, &answer)
+    sink.put(Part::Preflight(&answer))
 }
 
 fn describe(check: &preflight::Check) -> String {

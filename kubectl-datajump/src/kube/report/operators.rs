@@ -8,8 +8,8 @@ use kube::Client;
 use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-use super::bundle::{Bundle, paths};
 use super::collect::{Notes, list_each, name_of};
+use super::{Part, Sink};
 use crate::kube::status::{INFRA_KINDS, cr_readiness};
 
 /// Operator kinds beside the ones `status` shows readiness for.
@@ -20,7 +20,7 @@ const MORE_KINDS: &[(&str, &str, &str, &str)] =
 pub(crate) async fn write(
     client: &Client,
     notes: &mut Notes,
-    bundle: &mut Bundle,
+    sink: &mut impl Sink,
     ns: &str,
 ) -> anyhow::Result<usize> {
     let mut count = 0;
@@ -38,7 +38,11 @@ pub(crate) async fn write(
                 "status": status.cloned().unwrap_or(Value::Null),
             });
             count += 1;
-            bundle.add_yaml(&paths::operator(kind, name_of(&resource)), &answer)
+            sink.put(Part::Operator {
+                kind,
+                name: name_of(&resource),
+                value: &answer,
+            })
         })
         .await?;
     }
