@@ -425,7 +425,7 @@ fn forms_of(value: &[u8]) -> Vec<Vec<u8>> {
         let trimmed = text.trim();
         forms.push(trimmed.as_bytes().to_vec());
         if let Ok(json) = serde_json::to_string(trimmed) {
-            forms.push(json[1..json.len() - 1].as_bytes().to_vec());
+            forms.push(json.as_bytes()[1..json.len() - 1].to_vec());
         }
         // A config file kept in a Secret (`MINIO_ROOT_PASSWORD=x` in config.env): its inner
         // credentials appear on their own in logs.
