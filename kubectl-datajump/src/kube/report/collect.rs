@@ -319,6 +319,19 @@ pub(crate) fn name_of(object: &Value) -> &str {
         .unwrap_or_default()
 }
 
+/// An error answer of the API server, for the tests of the readers.
+#[cfg(test)]
+pub(crate) fn api_error(code: u16, message: &str) -> kube::Error {
+    kube::Error::Api(
+        kube::core::Status {
+            code,
+            message: message.into(),
+            ..Default::default()
+        }
+        .boxed(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,14 +339,7 @@ mod tests {
     const RBAC: &str = "pods \"a\" is forbidden: User \"u\" cannot get resource \"pods/log\"";
 
     fn status(code: u16, message: &str) -> kube::Error {
-        kube::Error::Api(
-            kube::core::Status {
-                code,
-                message: message.into(),
-                ..Default::default()
-            }
-            .boxed(),
-        )
+        api_error(code, message)
     }
 
     #[test]

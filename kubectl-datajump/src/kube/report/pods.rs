@@ -283,16 +283,7 @@ mod tests {
         .map(|r| r.pod)
         .collect();
         assert_eq!(order, ["a1", "b1", "a2", "a3"]);
-        let status = |code: u16, message: &str| {
-            kube::Error::Api(
-                kube::core::Status {
-                    code,
-                    message: message.into(),
-                    ..Default::default()
-                }
-                .boxed(),
-            )
-        };
+        let status = crate::kube::report::collect::api_error;
         assert!(kubelet_unreachable(&status(
             500,
             "Get \"https://n1:10250/containerLogs/x\": dial tcp: lookup n1: no such host"
