@@ -1114,24 +1114,27 @@ tasks:
 onExit: {name: notify, image: busybox}
 "#;
 
-    fn creates(plan: &RunPlan) -> Vec<&str> {
+    /// The Jobs a plan's actions of one kind name (`pick` returns the Job of its kind).
+    fn jobs_of<'a>(plan: &'a RunPlan, pick: fn(&'a Action) -> Option<&'a String>) -> Vec<&'a str> {
         plan.actions
             .iter()
-            .filter_map(|a| match a {
-                Action::CreateJob { job_name, .. } => Some(job_name.as_str()),
-                _ => None,
-            })
+            .filter_map(pick)
+            .map(String::as_str)
             .collect()
     }
 
+    fn creates(plan: &RunPlan) -> Vec<&str> {
+        jobs_of(plan, |a| match a {
+            Action::CreateJob { job_name, .. } => Some(job_name),
+            _ => None,
+        })
+    }
+
     fn terminates(plan: &RunPlan) -> Vec<&str> {
-        plan.actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::TerminateJob { job_name } => Some(job_name.as_str()),
-                _ => None,
-            })
-            .collect()
+        jobs_of(plan, |a| match a {
+            Action::TerminateJob { job_name } => Some(job_name),
+            _ => None,
+        })
     }
 
     #[test]
@@ -1385,23 +1388,17 @@ onExit: {name: notify, image: busybox}
     }
 
     fn deletes(plan: &RunPlan) -> Vec<&str> {
-        plan.actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::DeleteJob { job_name } => Some(job_name.as_str()),
-                _ => None,
-            })
-            .collect()
+        jobs_of(plan, |a| match a {
+            Action::DeleteJob { job_name } => Some(job_name),
+            _ => None,
+        })
     }
 
     fn kills(plan: &RunPlan) -> Vec<&str> {
-        plan.actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::KillPods { job_name } => Some(job_name.as_str()),
-                _ => None,
-            })
-            .collect()
+        jobs_of(plan, |a| match a {
+            Action::KillPods { job_name } => Some(job_name),
+            _ => None,
+        })
     }
 
     fn archiving() -> LogArchiving {

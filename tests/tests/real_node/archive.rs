@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 use datajump_tests::plugin::plugin_command;
 
 use datajump_tests::node::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, dev_log_archive};
-use datajump_tests::runs::{get_json, started_run, task, task_phase, wait_for_end, wait_for_run};
+use datajump_tests::runs::{
+    get_json, list, started_run, task, task_phase, wait_for_end, wait_for_run,
+};
 
 use crate::scheduler::scheduler_pod;
 use crate::tasks::run_to_end;
@@ -59,20 +61,9 @@ spec:
 
 /// The task pod of Job `job`, if it still exists.
 fn pod_of(cluster: &Cluster, job: &str) -> Option<Value> {
-    let pods = get_json(
-        cluster,
-        &[
-            "get",
-            "pods",
-            "-n",
-            NS,
-            "-l",
-            &format!("job-name={job}"),
-            "-o",
-            "json",
-        ],
-    );
-    pods["items"].as_array().and_then(|p| p.first()).cloned()
+    list(cluster, NS, "pods", &format!("job-name={job}"))
+        .into_iter()
+        .next()
 }
 
 /// Whether the kubelet rotated the pod's log (its `containerLogMaxSize` is 10Mi, checked every

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use datajump_tests::cluster::{self, Cluster, wait_until, workspace_root};
 use datajump_tests::node::{host_processes, is_scheduler, scheduler_image};
-use datajump_tests::runs::get_json;
+use datajump_tests::runs::{get_json, list};
 use serde_json::Value;
 
 use crate::{NS, installed};
@@ -125,22 +125,9 @@ fn image_config_is_the_dockerfiles_under_the_charts_reference() {
 
 /// The scheduler's pod (the Deployment has one replica in dev).
 pub(crate) fn scheduler_pod(cluster: &Cluster) -> Value {
-    let pods = get_json(
-        cluster,
-        &[
-            "get",
-            "pods",
-            "-n",
-            NS,
-            "-l",
-            "app.kubernetes.io/component=scheduler",
-            "-o",
-            "json",
-        ],
-    );
-    let items = pods["items"].as_array().expect("items").clone();
+    let mut items = list(cluster, NS, "pods", "app.kubernetes.io/component=scheduler");
     assert_eq!(items.len(), 1, "one scheduler pod: {items:#?}");
-    items[0].clone()
+    items.remove(0)
 }
 
 /// The host pid of the scheduler's process: the node runs on this machine, so the container's

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use datajump_tests::cluster::{Cluster, wait_until, workspace_root};
 use datajump_tests::node::{ARCHIVE_BUCKET, ARCHIVE_PREFIX, dev_log_archive};
-use datajump_tests::runs::{get_json, started_run, task, task_phase, wait_for_end};
+use datajump_tests::runs::{get_json, list, started_run, task, task_phase, wait_for_end};
 use serde_json::Value;
 
 use crate::{E2E_IMAGE, NS, dj, installed, submit};
@@ -209,20 +209,7 @@ fn failures_are_what_the_containers_did() {
     let job = deadline["jobName"]
         .as_str()
         .expect("the deadline task's Job");
-    let pods = get_json(
-        cluster,
-        &[
-            "get",
-            "pods",
-            "-n",
-            NS,
-            "-l",
-            &format!("job-name={job}"),
-            "-o",
-            "json",
-        ],
-    );
-    for pod in pods["items"].as_array().expect("pods") {
+    for pod in list(cluster, NS, "pods", &format!("job-name={job}")) {
         assert_ne!(
             pod["status"]["phase"], "Running",
             "the deadline's container is gone: {pod:#}"
