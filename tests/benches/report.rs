@@ -1,18 +1,23 @@
 //! `kubectl datajump report` on an environment of the size the issue budgets (10 s, 128 MiB):
 //! the dev release with 100 pods in its namespace and 1,000 WorkflowRuns, on the local control
-//! plane with the fake kubelet.
+//! plane with the fake kubelet, or (`REPORT_BENCH_NODE=real`) on the real node, where every
+//! pod has a log of [`LOG_LINES`] lines for the report to fetch.
 //!
 //! ```sh
 //! cargo build -p kubectl-datajump
 //! cargo bench --profile dev -p datajump-tests --bench report [-- ROUNDS]
+//! REPORT_BENCH_NODE=real cargo bench --profile dev -p datajump-tests --bench report
 //! ```
+//!
+//! On the real node the release is the one the real-node tests install (its scheduler in its
+//! pod, which counts among the 100), and the filler pods print their lines and sleep.
 //!
 //! The runs are what the scheduler leaves: 10 Workflows of the 5-task diamond, 100 runs each
 //! on hourly ticks (`build_run`), each marked Succeeded through the status subresource with its
 //! tasks and the spec snapshot. The pods are the release's and a Deployment's replicas, up to
 //! 100, all Running. The fake kubelet serves no logs, so each log request is a quick refusal:
-//! the figure covers the objects, the runs and one log request per container, not the
-//! transfer of log text.
+//! there the figure covers the objects, the runs and one log request per node, not the
+//! transfer of log text; the real node's figure does.
 //!
 //! Each round (default 3) runs the plugin as a user does, `report --env dev -n NS -o FILE -v`,
 //! and takes its wall time and its exact peak RSS from `wait4(2)` (`ru_maxrss`), and prints the
@@ -35,7 +40,10 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-const NS: &str = "bench-report";
+const FAKE_NS: &str = "bench-report";
+/// Lines each filler pod prints on the real node (about 100 bytes each: 10 MB in all, with the
+/// report's default `--tail` of 1,000 taking every line).
+const LOG_LINES: usize = 1000;
 const PODS: usize = 100;
 const WORKFLOWS: usize = 10;
 const RUNS_PER_WORKFLOW: usize = 100;
@@ -52,24 +60,34 @@ async fn main() -> anyhow::Result<()> {
         .transpose()
         .context("ROUNDS is a number")?
         .unwrap_or(3);
-    let Some(cluster) = cluster::shared() else {
-        return Ok(());
-    };
     let started = Instant::now();
-    install_dev(cluster, NS);
+    let real_node = std::env::var("REPORT_BENCH_NODE").as_deref() == Ok("real");
+    let (cluster, ns) = if real_node {
+        let Some(cluster) = datajump_tests::node::installed_dev() else {
+            return Ok(());
+        };
+        (cluster, datajump_tests::node::DEV_NS)
+    } else {
+        let Some(cluster) = cluster::shared() else {
+            return Ok(());
+        };
+        install_dev(cluster, FAKE_NS);
+        (cluster, FAKE_NS)
+    };
     let client = cluster.client().await;
-    let runs = create_runs(cluster, &client).await?;
-    let pods = fill_pods(cluster, &client).await?;
+    let runs = create_runs(cluster, &client, ns).await?;
+    let pods = fill_pods(cluster, &client, ns, real_node).await?;
     eprintln!(
-        "environment ready in {:.1?}: {pods} pods, {runs} WorkflowRuns in {NS}",
-        started.elapsed()
+        "environment ready in {:.1?}: {pods} pods, {runs} WorkflowRuns in {ns}{}",
+        started.elapsed(),
+        if real_node { " on the real node" } else { "" }
     );
 
     let mut over = Vec::new();
     println!("round   wall      peak RSS   files   archive");
     for round in 1..=rounds {
         let out = cluster.dir.join(format!("bench-report-{round}.zip"));
-        let measured = report(cluster, &out)?;
+        let measured = report(cluster, &out, ns)?;
         let summary: serde_json::Value = serde_json::from_str(&measured.stdout)
             .with_context(|| format!("the JSON answer: {}", measured.stdout))?;
         println!(
@@ -100,14 +118,14 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// 10 diamond Workflows and 100 finished runs of each.
-async fn create_runs(cluster: &Cluster, client: &kube::Client) -> anyhow::Result<usize> {
-    let workflows: Api<Workflow> = Api::namespaced(client.clone(), NS);
+async fn create_runs(cluster: &Cluster, client: &kube::Client, ns: &str) -> anyhow::Result<usize> {
+    let workflows: Api<Workflow> = Api::namespaced(client.clone(), ns);
     let mut defined = Vec::new();
     for w in 0..WORKFLOWS {
-        cluster.apply_yaml(&diamond_workflow(&format!("etl-{w}"), NS));
+        cluster.apply_yaml(&diamond_workflow(&format!("etl-{w}"), ns));
         defined.push(workflows.get(&format!("etl-{w}")).await?);
     }
-    let runs: Api<WorkflowRun> = Api::namespaced(client.clone(), NS);
+    let runs: Api<WorkflowRun> = Api::namespaced(client.clone(), ns);
     let hour = Timestamp::now().as_second() / 3600 * 3600;
     let made: Vec<(WorkflowRun, &Workflow, Timestamp)> = defined
         .iter()
@@ -165,21 +183,45 @@ fn succeeded(run: &str, wf: &Workflow, tick: Timestamp) -> serde_json::Value {
     })
 }
 
+/// The filler pods' container: on the real node, the e2e image printing [`LOG_LINES`] lines
+/// and sleeping (small requests: the node is this machine); on the fake kubelet, any image.
+fn filler_container(real_node: bool) -> String {
+    if !real_node {
+        return "image: busybox".into();
+    }
+    let script = format!(
+        "i=0; while [ $i -lt {LOG_LINES} ]; do i=$((i+1)); \
+         echo \"$i $(hostname) extracted rows for partition $i of the nightly load\"; done; \
+         exec sleep 3600"
+    );
+    format!(
+        "image: {}\n          command: [/busybox/sh, -c, {script:?}]\n\
+         \x20         resources: {{requests: {{cpu: 1m, memory: 4Mi}}, limits: {{cpu: 100m, memory: 16Mi}}}}",
+        datajump_tests::node::E2E_IMAGE
+    )
+}
+
 /// A Deployment of as many replicas as the namespace lacks for [`PODS`]; waits until all run.
-async fn fill_pods(cluster: &Cluster, client: &kube::Client) -> anyhow::Result<usize> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+async fn fill_pods(
+    cluster: &Cluster,
+    client: &kube::Client,
+    ns: &str,
+    real_node: bool,
+) -> anyhow::Result<usize> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let release = pods.list(&ListParams::default()).await?.items.len();
     let missing = PODS.saturating_sub(release);
     cluster.apply_yaml(&format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: filler, namespace: {NS}}}\n\
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: filler, namespace: {ns}}}\n\
          spec:\n  replicas: {missing}\n  selector: {{matchLabels: {{app: filler}}}}\n  template:\n    metadata: {{labels: {{app: filler}}}}\n    spec:\n\
-         \x20     securityContext: {{runAsNonRoot: true, runAsUser: 1000, seccompProfile: {{type: RuntimeDefault}}}}\n\
-         \x20     containers:\n        - name: app\n          image: busybox\n          env: [{{name: REGION, value: eu}}]\n\
-         \x20         securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}\n"
+         \x20     securityContext: {{runAsNonRoot: true, runAsUser: 65532, seccompProfile: {{type: RuntimeDefault}}}}\n\
+         \x20     containers:\n        - name: app\n          {}\n          env: [{{name: REGION, value: eu}}]\n\
+         \x20         securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}\n",
+        filler_container(real_node)
     ));
     let rt = tokio::runtime::Handle::current();
     let running = tokio::task::block_in_place(|| {
-        wait_until("100 running pods", Duration::from_secs(180), || {
+        wait_until("100 running pods", Duration::from_secs(600), || {
             let list = rt.block_on(pods.list(&ListParams::default())).ok()?;
             let running = list
                 .items
@@ -201,7 +243,7 @@ struct Measured {
     max_rss_mib: f64,
 }
 
-fn report(cluster: &Cluster, out: &std::path::Path) -> anyhow::Result<Measured> {
+fn report(cluster: &Cluster, out: &std::path::Path, ns: &str) -> anyhow::Result<Measured> {
     let _ = std::fs::remove_file(out);
     let mut cmd = plugin_command();
     cmd.args([
@@ -209,7 +251,7 @@ fn report(cluster: &Cluster, out: &std::path::Path) -> anyhow::Result<Measured> 
         "--env",
         "dev",
         "-n",
-        NS,
+        ns,
         "-o",
         "json",
         "-v",
