@@ -75,7 +75,15 @@ async fn main() -> anyhow::Result<()> {
         (cluster, FAKE_NS)
     };
     let client = cluster.client().await;
+    // The real node's scheduler would start the runs' tasks in the moment between a run's
+    // creation and its finished status: it is stopped while they are made.
+    if real_node {
+        scale_scheduler(cluster, ns, 0);
+    }
     let runs = create_runs(cluster, &client, ns).await?;
+    if real_node {
+        scale_scheduler(cluster, ns, 1);
+    }
     let pods = fill_pods(cluster, &client, ns, real_node).await?;
     eprintln!(
         "environment ready in {:.1?}: {pods} pods, {runs} WorkflowRuns in {ns}{}",
@@ -115,6 +123,39 @@ async fn main() -> anyhow::Result<()> {
         bail!("rounds {over:?} were over budget");
     }
     Ok(())
+}
+
+/// Scales the release's scheduler to `replicas` and waits for the rollout.
+fn scale_scheduler(cluster: &Cluster, ns: &str, replicas: u8) {
+    let deployment = "deployment/datajump-scheduler";
+    cluster
+        .kubectl_ok(&[
+            "scale",
+            deployment,
+            "-n",
+            ns,
+            &format!("--replicas={replicas}"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    if replicas == 0 {
+        wait_until("the scheduler's pod gone", Duration::from_secs(120), || {
+            let out = cluster.kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                ns,
+                "-l",
+                "app.kubernetes.io/component=scheduler",
+                "-o",
+                "name",
+            ]);
+            out.stdout.is_empty().then_some(())
+        });
+    } else {
+        cluster
+            .kubectl_ok(&["rollout", "status", deployment, "-n", ns, "--timeout=120s"])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
 }
 
 /// 10 diamond Workflows and 100 finished runs of each.
