@@ -104,66 +104,47 @@ impl Helm {
         args
     }
 
-    /// `helm get manifest`: what the deployed release consists of now.
-    pub fn get_manifest_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec![
-            "get".into(),
-            "manifest".into(),
-            release.into(),
-            "--namespace".into(),
-            namespace.into(),
-        ];
+    /// `helm WORDS… RELEASE --namespace NS [--output json] [EXTRA…]` with the cluster flags:
+    /// the read-only commands about one release.
+    fn release_query(
+        &self,
+        words: &[&str],
+        release: &str,
+        namespace: &str,
+        json: bool,
+        extra: &[&str],
+    ) -> Vec<OsString> {
+        let mut args: Vec<OsString> = words.iter().map(OsString::from).collect();
+        args.extend([release.into(), "--namespace".into(), namespace.into()]);
+        if json {
+            args.extend(["--output".into(), "json".into()]);
+        }
+        args.extend(extra.iter().map(OsString::from));
         self.cluster_flags(&mut args);
         args
+    }
+
+    /// `helm get manifest`: what the deployed release consists of now.
+    pub fn get_manifest_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
+        self.release_query(&["get", "manifest"], release, namespace, false, &[])
     }
 
     /// `helm get metadata -o json`: revision, chart and app version and state of the release.
     /// (`helm status -o json` carries the chart only on Helm 3; this works on 3.13+ and 4.)
     pub fn metadata_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec![
-            "get".into(),
-            "metadata".into(),
-            release.into(),
-            "--namespace".into(),
-            namespace.into(),
-            "--output".into(),
-            "json".into(),
-        ];
-        self.cluster_flags(&mut args);
-        args
+        self.release_query(&["get", "metadata"], release, namespace, true, &[])
     }
 
     /// `helm get values -o json` of the deployed revision: the values given at install
     /// (`all`: merged with the chart's defaults, as the templates saw them).
     pub fn get_values_args(&self, release: &str, namespace: &str, all: bool) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec![
-            "get".into(),
-            "values".into(),
-            release.into(),
-            "--namespace".into(),
-            namespace.into(),
-            "--output".into(),
-            "json".into(),
-        ];
-        if all {
-            args.push("--all".into());
-        }
-        self.cluster_flags(&mut args);
-        args
+        let extra: &[&str] = if all { &["--all"] } else { &[] };
+        self.release_query(&["get", "values"], release, namespace, true, extra)
     }
 
     /// `helm history -o json`: every revision kept, with its state and description.
     pub fn history_args(&self, release: &str, namespace: &str) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec![
-            "history".into(),
-            release.into(),
-            "--namespace".into(),
-            namespace.into(),
-            "--output".into(),
-            "json".into(),
-        ];
-        self.cluster_flags(&mut args);
-        args
+        self.release_query(&["history"], release, namespace, true, &[])
     }
 
     /// `helm version --template {{.Version}}`: helm's own version, no cluster involved.
