@@ -269,21 +269,18 @@ fn backup_volume(cluster: &Cluster) -> String {
 
 /// The release's CronJob of backups, as the API server has it.
 fn backup_cronjob(cluster: &Cluster) -> serde_json::Value {
-    let out = cluster
-        .kubectl_ok(&["get", "cronjobs", "-n", DEV_NS, "-o", "json"])
-        .unwrap_or_else(|e| panic!("{e}"));
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kubectl JSON");
-    list["items"]
-        .as_array()
-        .and_then(|items| {
-            items.iter().find(|c| {
-                c["metadata"]["name"]
-                    .as_str()
-                    .is_some_and(|n| n.ends_with("-backup"))
-            })
-        })
-        .cloned()
-        .expect("the release's backup CronJob")
+    let mut cronjobs = crate::runs::list(
+        cluster,
+        DEV_NS,
+        "cronjobs",
+        "app.kubernetes.io/component=backup",
+    );
+    assert_eq!(
+        cronjobs.len(),
+        1,
+        "the release's backup CronJob: {cronjobs:#?}"
+    );
+    cronjobs.remove(0)
 }
 
 /// What the release's backup connects with: the user and password of its credentials (the
